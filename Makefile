@@ -1,0 +1,31 @@
+# Two commands: `make run` (the pipeline on BUSI) and `make test`. Both set up
+# the Python 3.10 environment from requirements.lock on first use.
+
+PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10; do \
+               $$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { echo $$p; break; }; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
+
+export TF_USE_LEGACY_KERAS := 1
+export PYTHONPATH := $(CURDIR)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup run test clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found: TFX 1.16 supports Python 3.9-3.10 only." >&2; exit 1; }
+	test -x $(PY) || $(PYTHON310) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.lock
+	rm -f $(VENV)/.installed-* && touch $@
+
+run: setup
+	$(PY) local_runner.py $(ARGS)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf outputs

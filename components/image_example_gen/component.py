@@ -1,0 +1,33 @@
+"""ImageExampleGen: a FileBasedExampleGen whose executor reads image folders.
+
+Building on FileBasedExampleGen keeps its driver, which fingerprints the input
+files: a changed, added or removed image invalidates the cached ExampleGen run
+(and everything downstream), while an unchanged folder is not read again.
+"""
+
+from tfx.components import FileBasedExampleGen
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import example_gen_pb2
+
+from components.image_example_gen import component_config
+from components.image_example_gen import executor
+from pipeline import configs
+
+# Every file one level below a class folder; the driver fingerprints them.
+_FILES_PATTERN = '*/*'
+
+
+def image_example_gen(data: configs.DataConfig) -> FileBasedExampleGen:
+  splits = [example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=size)
+            for name, size in data.splits.as_dict().items()]
+  return FileBasedExampleGen(
+      input_base=data.data_root,
+      input_config=example_gen_pb2.Input(splits=[
+          example_gen_pb2.Input.Split(name='images', pattern=_FILES_PATTERN)]),
+      output_config=example_gen_pb2.Output(
+          split_config=example_gen_pb2.SplitConfig(splits=splits)),
+      custom_config=component_config.to_custom_config(
+          component_config.ImageExampleGenConfig(
+              near_duplicate_max_bits=data.near_duplicate_max_bits,
+              split_seed=data.split_seed)),
+      custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor))

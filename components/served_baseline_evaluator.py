@@ -1,0 +1,86 @@
+"""An Evaluator whose baseline is the model TF Serving serves now.
+
+The no-regression check must compare against what is in service. TFX finds the
+baseline with a Resolver node (LatestBlessedModelStrategy), which the open-source
+Kubeflow Pipelines v2 backend rejects. The serving directory is the ground truth
+on every orchestrator: this Evaluator takes the newest version there as its
+baseline, and evaluates without one (thresholds only) when nothing is served yet.
+The baseline is copied into the evaluation artifact, so the record says exactly
+which model the candidate was compared with.
+"""
+
+import os
+from typing import Any, Dict, List, Sequence
+
+from absl import logging
+import tensorflow_model_analysis as tfma
+from tfx import types
+from tfx.components.evaluator import executor as evaluator_executor
+from tfx.dsl.components.base import base_beam_component
+from tfx.dsl.components.base import executor_spec
+from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs
+from tfx.types.component_spec import ExecutionParameter
+from tfx.utils import io_utils
+from tfx.utils import json_utils
+from tfx.utils import path_utils
+
+from components import serving_dir
+
+SERVING_MODEL_DIR_KEY = 'serving_model_dir'
+BASELINE_VERSION_KEY = 'baseline_served_version'
+_BASELINE_SUBDIR = 'served_baseline'
+
+
+class Executor(evaluator_executor.Executor):
+  """TFX's Evaluator executor, given the served model as baseline."""
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    model_base_dir = exec_properties[SERVING_MODEL_DIR_KEY]
+    served = serving_dir.latest_model_path(model_base_dir)
+    blessing = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.BLESSING_KEY])
+    if served is None:
+      logging.info('No model is served under %s yet: evaluating against the '
+                   'thresholds only.', model_base_dir)
+      blessing.set_string_custom_property(BASELINE_VERSION_KEY, '')
+    else:
+      baseline = standard_artifacts.Model()
+      baseline.uri = os.path.join(
+          artifact_utils.get_single_uri(output_dict[standard_component_specs.EVALUATION_KEY]),
+          _BASELINE_SUBDIR)
+      io_utils.copy_dir(served, path_utils.serving_model_dir(baseline.uri))
+      version = os.path.basename(served)
+      logging.info('Baseline: served model version %s from %s.', version, served)
+      blessing.set_string_custom_property(BASELINE_VERSION_KEY, version)
+      input_dict = {**input_dict, standard_component_specs.BASELINE_MODEL_KEY: [baseline]}
+    super().Do(input_dict, output_dict, exec_properties)
+
+
+class ServedBaselineEvaluatorSpec(standard_component_specs.EvaluatorSpec):
+  PARAMETERS = {
+      **standard_component_specs.EvaluatorSpec.PARAMETERS,
+      SERVING_MODEL_DIR_KEY: ExecutionParameter(type=str),
+  }
+
+
+class ServedBaselineEvaluator(base_beam_component.BaseBeamComponent):
+  """Evaluator(examples, model, eval_config) + the served model as baseline."""
+
+  SPEC_CLASS = ServedBaselineEvaluatorSpec
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+  def __init__(self, examples: types.BaseChannel, model: types.BaseChannel,
+               eval_config: tfma.EvalConfig, example_splits: Sequence[str],
+               serving_model_dir: str):
+    super().__init__(spec=ServedBaselineEvaluatorSpec(
+        examples=examples,
+        model=model,
+        eval_config=eval_config,
+        example_splits=json_utils.dumps(list(example_splits)),
+        serving_model_dir=serving_model_dir,
+        evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
+        blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

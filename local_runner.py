@@ -1,0 +1,141 @@
+"""Runs the pipeline on this machine: LocalDagRunner, SQLite ML Metadata, local Beam.
+
+    python local_runner.py --data-root PATH [--model seed_cnn] [--epochs 5] ...
+
+With no --data-root it looks for BUSI at $BUSI_DIR, data/Dataset_BUSI_with_GT
+and ../shared/data/busi/Dataset_BUSI_with_GT, in that order.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from typing import List, Optional
+
+import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from tfx import v1 as tfx
+
+from components.validation_gate import DataAnomaliesError
+from pipeline import configs
+from pipeline import pipeline as pipeline_lib
+from pipeline import run_summary
+
+_PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def find_data_root(explicit: Optional[str]) -> Optional[str]:
+  candidates = [explicit] if explicit else [
+      os.environ.get(configs.BUSI_ENV_VAR), *configs.BUSI_DEFAULT_DIRS]
+  for candidate in candidates:
+    if candidate and os.path.isdir(candidate):
+      return os.path.abspath(candidate)
+  return None
+
+
+def _split_ratios(text: str) -> configs.SplitConfig:
+  try:
+    train, eval_, test = (int(part) for part in text.split(','))
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+        f'--splits takes three whole numbers train,eval,test (e.g. 70,15,15), got {text!r}')
+  if min(train, eval_, test) <= 0:
+    raise argparse.ArgumentTypeError(f'--splits must all be positive, got {text!r}')
+  return configs.SplitConfig(train, eval_, test)
+
+
+def parse_args(argv: List[str]) -> argparse.Namespace:
+  defaults = configs.PipelineConfig(pipeline_root='', serving_dir='')
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--data-root', help='folder with one sub-folder per class')
+  parser.add_argument('--output-dir', default='outputs',
+                      help='pipeline artifacts, ML Metadata and serving_model/ go here')
+  parser.add_argument('--model', choices=configs.MODEL_CHOICES, default=defaults.model.name)
+  parser.add_argument('--image-size', type=int, default=None,
+                      help='side of the square model input (default: 180 for '
+                           f'seed_cnn, {defaults.model.image_size} otherwise)')
+  parser.add_argument('--epochs', type=int, default=defaults.training.epochs)
+  parser.add_argument('--batch-size', type=int, default=defaults.training.batch_size)
+  parser.add_argument('--splits', type=_split_ratios, default=defaults.data.splits,
+                      help='train,eval,test relative sizes (default 70,15,15)')
+  parser.add_argument('--min-accuracy', type=float,
+                      default=defaults.evaluation.min_accuracy)
+  parser.add_argument('--min-malignant-recall', type=float,
+                      default=defaults.evaluation.min_malignant_recall)
+  parser.add_argument('--regression-tolerance', type=float,
+                      default=defaults.evaluation.regression_tolerance,
+                      help='how far below the served model a candidate may fall')
+  parser.add_argument('--keep-versions', type=int, default=defaults.keep_served_versions)
+  parser.add_argument('--beam-workers', type=int, default=0,
+                      help='Beam worker processes (0: one per core; 1: run Beam '
+                           'in this process, which starts fastest on small data)')
+  parser.add_argument('--no-cache', action='store_true',
+                      help='rerun every component instead of reusing cached results')
+  return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace, data_root: str) -> configs.PipelineConfig:
+  output_dir = os.path.abspath(args.output_dir)
+  image_size = args.image_size or (180 if args.model == 'seed_cnn'
+                                   else configs.ModelConfig().image_size)
+  return configs.PipelineConfig(
+      pipeline_root=os.path.join(output_dir, 'tfx'),
+      serving_dir=os.path.join(output_dir, 'serving_model'),
+      metadata_path=os.path.join(output_dir, 'metadata.sqlite'),
+      data=dataclasses.replace(configs.DataConfig(), data_root=data_root,
+                               splits=args.splits),
+      model=dataclasses.replace(configs.ModelConfig(), name=args.model,
+                                image_size=image_size),
+      training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
+                                   batch_size=args.batch_size),
+      evaluation=dataclasses.replace(
+          configs.EvaluationConfig(), min_accuracy=args.min_accuracy,
+          min_malignant_recall=args.min_malignant_recall,
+          regression_tolerance=args.regression_tolerance),
+      keep_served_versions=args.keep_versions,
+      enable_cache=not args.no_cache,
+      beam_pipeline_args=beam_args(args.beam_workers))
+
+
+def beam_args(workers: int) -> tuple:
+  if workers == 1:
+    return ('--direct_running_mode=in_memory', '--direct_num_workers=1')
+  return ('--direct_running_mode=multi_processing', f'--direct_num_workers={workers}')
+
+
+def run(config: configs.PipelineConfig) -> int:
+  """Runs the pipeline and prints its summary; returns the process exit code."""
+  # Beam's worker processes import the components and models by module path.
+  os.environ['PYTHONPATH'] = os.pathsep.join(
+      p for p in (_PROJECT_DIR, os.environ.get('PYTHONPATH')) if p)
+  os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
+  started = time.time()
+  try:
+    tfx.orchestration.LocalDagRunner().run(pipeline_lib.create_pipeline(config))
+  except DataAnomaliesError as e:
+    print(f'\nStopped at data validation: {e}', file=sys.stderr)
+    return 1
+  summary = run_summary.summarize(config.metadata_path, config.pipeline_name,
+                                  config.data.class_names)
+  print('\n' + summary.format())
+  print(f'\nFinished in {time.time() - started:.0f} s. Outputs under '
+        f'{os.path.dirname(config.pipeline_root)}')
+  return 0
+
+
+def main(argv: List[str]) -> int:
+  args = parse_args(argv)
+  data_root = find_data_root(args.data_root)
+  if data_root is None:
+    where = (args.data_root if args.data_root else
+             f'${configs.BUSI_ENV_VAR}, ' + ', '.join(configs.BUSI_DEFAULT_DIRS))
+    print(f'No dataset found (looked at: {where}).\n'
+          f'Download BUSI (Dataset_BUSI_with_GT) from {configs.BUSI_DOWNLOAD_URL}, '
+          f'unpack it to data/Dataset_BUSI_with_GT or set {configs.BUSI_ENV_VAR}, '
+          'or pass --data-root.', file=sys.stderr)
+    return 2
+  return run(build_config(args, data_root))
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,62 @@
+"""Serving signatures: raw image bytes in, class probabilities out.
+
+Both signatures run the Transform graph (`tft_layer`) before the network, so
+TF Serving clients send files, not tensors, and training and serving can never
+preprocess differently:
+
+* `serving_default` takes serialized tf.Examples (the `image` feature), as
+  TFMA and TF Serving's Classify/Predict APIs send them;
+* `serving_images` takes encoded PNG/JPEG bytes (`{"b64": ...}` over REST) and
+  also returns the top class as `label`.
+"""
+
+from typing import Sequence
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+
+from models import features
+
+SERVING_DEFAULT = 'serving_default'
+SERVING_IMAGES = 'serving_images'
+
+
+class _ServingModule(tf.Module):
+  """Holds the network, the transform layer and the class names for export."""
+
+  def __init__(self, model: keras.Model, tf_transform_output: tft.TFTransformOutput,
+               class_names: Sequence[str]):
+    super().__init__()
+    self.model = model
+    self.tft_layer = tf_transform_output.transform_features_layer()
+    self.class_names = tf.constant(list(class_names))
+    self._image_spec = {
+        features.IMAGE_KEY: tf_transform_output.raw_feature_spec()[features.IMAGE_KEY]}
+
+  def predict(self, encoded_images: tf.Tensor):
+    transformed = self.tft_layer({features.IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
+    scores = self.model(transformed[features.IMAGE_XF], training=False)
+    classes = tf.tile(self.class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
+    return {'scores': scores, 'classes': classes}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  def serve_examples(self, serialized_examples):
+    parsed = tf.io.parse_example(serialized_examples, self._image_spec)
+    return self.predict(parsed[features.IMAGE_KEY])
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')])
+  def serve_images(self, image_bytes):
+    outputs = self.predict(image_bytes)
+    outputs['label'] = tf.gather(self.class_names, tf.argmax(outputs['scores'], axis=1))
+    return outputs
+
+
+def export_serving_model(model: keras.Model,
+                         tf_transform_output: tft.TFTransformOutput,
+                         class_names: Sequence[str], export_dir: str) -> None:
+  module = _ServingModule(model, tf_transform_output, class_names)
+  tf.saved_model.save(module, export_dir, signatures={
+      SERVING_DEFAULT: module.serve_examples,
+      SERVING_IMAGES: module.serve_images,
+  })

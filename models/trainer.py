@@ -1,0 +1,47 @@
+"""The Trainer's `run_fn`: transformed examples in, a servable SavedModel out."""
+
+import json
+import os
+from typing import List
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+
+from models import signatures
+from models import training
+from pipeline import configs
+
+TRAINING_SUMMARY_FILE = 'training_summary.json'
+
+
+def _examples(file_patterns: List[str],
+              tf_transform_output: tft.TFTransformOutput) -> tf.data.Dataset:
+  """Unbatched dicts of transformed features, read in file order."""
+  files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
+  spec = tf_transform_output.transformed_feature_spec()
+  return (tf.data.TFRecordDataset(files, compression_type='GZIP')
+          .map(lambda record: tf.io.parse_single_example(record, spec),
+               num_parallel_calls=tf.data.AUTOTUNE))
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+  custom_config = fn_args.custom_config
+  model_config = configs.model_config_from(custom_config)
+  training_config = configs.training_config_from(custom_config)
+  class_names = custom_config['class_names']
+  tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+
+  result = training.train(
+      model_config, training_config, class_names,
+      _examples(fn_args.train_files, tf_transform_output),
+      _examples(fn_args.eval_files, tf_transform_output),
+      log_dir=os.path.join(fn_args.model_run_dir, 'tensorboard'))
+  signatures.export_serving_model(result.serving_model, tf_transform_output,
+                                  class_names, fn_args.serving_model_dir)
+  summary = {'epochs_run': result.epochs_run, 'best_epoch': result.best_epoch,
+             'history': result.history, 'model': model_config.name,
+             'parameters': int(result.serving_model.count_params())}
+  with tf.io.gfile.GFile(
+      os.path.join(fn_args.model_run_dir, TRAINING_SUMMARY_FILE), 'w') as f:
+    json.dump(summary, f, indent=1, default=float)

@@ -1,0 +1,159 @@
+"""Fits a model on transformed examples: augmentation, class weights, early stopping.
+
+`run_fn` and the quality benchmark both call `train`, so a benchmark number is
+a number for the code the pipeline runs. Datasets hold unbatched dicts of
+transformed features (`image_xf`, `mask_xf`, `label_xf`).
+"""
+
+import dataclasses
+import math
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from models import features
+from models import model as model_lib
+from pipeline import configs
+
+_MASK_LOSS_WEIGHT = 0.5
+
+
+@dataclasses.dataclass
+class TrainResult:
+  serving_model: keras.Model
+  history: Dict[str, list]
+  epochs_run: int
+  best_epoch: int
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+  """Inverse-frequency weights, normalised so the average example weighs 1."""
+  counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+  weights = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0)
+  return weights.astype(np.float32)
+
+
+def _augment(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor):
+  """Scanner-like variation, the same geometry for image and mask."""
+  seeds = tf.random.experimental.stateless_split(seed, 6)
+  both = tf.concat([image, mask], axis=-1)
+  both = tf.image.stateless_random_flip_left_right(both, seeds[0])
+  size = tf.shape(both)[0]
+  crop = tf.cast(tf.cast(size, tf.float32) *
+                 tf.random.stateless_uniform([], seeds[1], 0.8, 1.0), tf.int32)
+  both = tf.image.stateless_random_crop(both, [crop, crop, 2], seeds[2])
+  both = tf.image.resize(both, [size, size])
+  image, mask = both[..., :1], tf.cast(both[..., 1:] > 0.5, tf.float32)
+  image = tf.image.stateless_random_contrast(image, 0.7, 1.3, seeds[3])
+  image = tf.image.stateless_random_brightness(image, 0.1, seeds[4])
+  gamma = tf.random.stateless_uniform([], seeds[5], 0.7, 1.4)
+  image = tf.clip_by_value(image, 0.0, 1.0) ** gamma
+  return image, mask
+
+
+def _to_model_inputs(model_name: str, weights: tf.Tensor, augment: bool):
+  multitask = model_name != 'seed_cnn'
+
+  def convert(index, example):
+    image, mask = example[features.IMAGE_XF], example[features.MASK_XF]
+    if augment and multitask:
+      image, mask = _augment(image, mask, tf.stack([index, index * 7 + 1]))
+    label = example[features.LABEL_XF]
+    weight = tf.gather(weights, label)
+    if not multitask:
+      return image, label, weight
+    return (image,
+            {model_lib.CLASS_OUTPUT: label, model_lib.MASK_OUTPUT: mask},
+            {model_lib.CLASS_OUTPUT: weight, model_lib.MASK_OUTPUT: tf.ones([])})
+
+  return convert
+
+
+def _batches(dataset: tf.data.Dataset, model_name: str, weights: np.ndarray,
+             batch_size: int, seed: int, training: bool) -> tf.data.Dataset:
+  dataset = dataset.cache()
+  if training:
+    dataset = dataset.shuffle(2048, seed=seed, reshuffle_each_iteration=True)
+  # Enumerating after the shuffle gives each epoch's copy of an image a fresh,
+  # yet reproducible, augmentation seed.
+  dataset = dataset.enumerate()
+  dataset = dataset.map(
+      _to_model_inputs(model_name, tf.constant(weights), augment=training),
+      num_parallel_calls=tf.data.AUTOTUNE)
+  return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _dice_bce(y_true, y_pred):
+  bce = keras.losses.binary_crossentropy(y_true, y_pred)
+  intersection = tf.reduce_sum(y_true * y_pred, axis=[1, 2, 3])
+  total = tf.reduce_sum(y_true + y_pred, axis=[1, 2, 3])
+  dice = 1.0 - (2.0 * intersection + 1.0) / (total + 1.0)
+  return tf.reduce_mean(bce, axis=[1, 2]) + dice
+
+
+def _compile(training_model: keras.Model, model_name: str,
+             training_config: configs.TrainingConfig, steps: int) -> str:
+  """Compiles for the network's outputs; returns the metric early stopping watches."""
+  schedule = keras.optimizers.schedules.CosineDecay(
+      training_config.learning_rate, decay_steps=max(1, steps))
+  if model_name == 'seed_cnn':
+    training_model.compile(
+        optimizer=keras.optimizers.Adam(training_config.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name='accuracy')])
+    return 'val_loss'
+  training_model.compile(
+      optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+      loss={model_lib.CLASS_OUTPUT: keras.losses.SparseCategoricalCrossentropy(),
+            model_lib.MASK_OUTPUT: _dice_bce},
+      loss_weights={model_lib.CLASS_OUTPUT: 1.0,
+                    model_lib.MASK_OUTPUT: _MASK_LOSS_WEIGHT},
+      jit_compile=False,
+      weighted_metrics={model_lib.CLASS_OUTPUT: [
+          keras.metrics.SparseCategoricalAccuracy(name='accuracy')]})
+  return f'val_{model_lib.CLASS_OUTPUT}_loss'
+
+
+def train(model_config: configs.ModelConfig,
+          training_config: configs.TrainingConfig,
+          class_names: Sequence[str],
+          train_examples: tf.data.Dataset,
+          eval_examples: tf.data.Dataset,
+          log_dir: Optional[str] = None) -> TrainResult:
+  """Trains the configured network; returns the serving model at its best epoch."""
+  keras.utils.set_random_seed(training_config.seed)
+  num_classes = len(class_names)
+  labels = np.array([int(e[features.LABEL_XF]) for e in
+                     train_examples.map(lambda e: {features.LABEL_XF: e[features.LABEL_XF]})
+                     .as_numpy_iterator()])
+  if labels.size == 0:
+    raise ValueError('The train split holds no examples.')
+  weights = class_weights(labels, num_classes)
+  train_batches = _batches(train_examples, model_config.name, weights,
+                           training_config.batch_size, training_config.seed,
+                           training=True)
+  eval_batches = _batches(eval_examples, model_config.name, weights,
+                          training_config.batch_size, training_config.seed,
+                          training=False)
+  training_model, serving_model = model_lib.build_model(model_config, num_classes)
+  steps_per_epoch = math.ceil(labels.size / training_config.batch_size)
+  monitor = _compile(training_model, model_config.name, training_config,
+                     steps_per_epoch * training_config.epochs)
+  stopper = keras.callbacks.EarlyStopping(
+      monitor=monitor, patience=training_config.early_stopping_patience,
+      restore_best_weights=True)
+  callbacks = [stopper, keras.callbacks.TerminateOnNaN()]
+  if log_dir:
+    callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq='epoch'))
+  history = training_model.fit(
+      train_batches, validation_data=eval_batches, epochs=training_config.epochs,
+      callbacks=callbacks, verbose=2)
+  # EarlyStopping restores the best weights only when it stops early.
+  if stopper.best_weights is not None:
+    training_model.set_weights(stopper.best_weights)
+  epochs_run = len(history.history['loss'])
+  best_epoch = int(np.argmin(history.history[monitor]))
+  return TrainResult(serving_model, history.history, epochs_run, best_epoch)
+

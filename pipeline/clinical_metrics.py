@@ -1,0 +1,88 @@
+"""Per-class rates at the argmax decision, the decision clients receive.
+
+A clinician reads "malignant sensitivity" as: of the malignant scans, how many
+did the model label malignant (its top class). TFMA 0.47's
+`Recall(class_id=..., top_k=1)` does not compute that (its top-k masking counts
+every example as positive), and binarizing scores p(malignant) >= 0.5 instead
+of the served `label`. So `ClassRateAtArgmax` counts one-vs-rest outcomes of
+the argmax itself, and files the value under a plain metric name that TFMA
+thresholds can gate on.
+"""
+
+from typing import Any, Dict, Iterable, List, Optional
+
+import apache_beam as beam
+import numpy as np
+from tensorflow_model_analysis.metrics import metric_types
+from tensorflow_model_analysis.metrics import metric_util
+
+RATES = ('recall', 'specificity', 'precision')
+_TP, _FN, _FP, _TN = range(4)
+
+
+class ClassRateAtArgmax(metric_types.Metric):
+  """Recall (sensitivity), specificity or precision of `class_id` at the argmax."""
+
+  def __init__(self, name: str, class_id: int, rate: str = 'recall'):
+    if rate not in RATES:
+      raise ValueError(f'rate must be one of {RATES}, got {rate!r}')
+    super().__init__(_computations, name=name, class_id=class_id, rate=rate)
+
+
+def rate_from_counts(counts: np.ndarray, rate: str) -> float:
+  """counts = [tp, fn, fp, tn]; NaN when the rate's denominator is 0."""
+  numerator, other = {
+      'recall': (_TP, _FN), 'specificity': (_TN, _FP), 'precision': (_TP, _FP)}[rate]
+  total = counts[numerator] + counts[other]
+  return float(counts[numerator] / total) if total else float('nan')
+
+
+class _ArgmaxOutcomes(beam.CombineFn):
+  """Sums weighted [tp, fn, fp, tn] of 'argmax == class_id' vs 'label == class_id'."""
+
+  def __init__(self, key: metric_types.MetricKey, eval_config, class_id: int,
+               rate: str):
+    self._key = key
+    self._eval_config = eval_config
+    self._class_id = class_id
+    self._rate = rate
+
+  def create_accumulator(self) -> np.ndarray:
+    return np.zeros(4)
+
+  def add_input(self, counts: np.ndarray,
+                element: metric_types.StandardMetricInputs) -> np.ndarray:
+    for label, prediction, weight in metric_util.to_label_prediction_example_weight(
+        element, eval_config=self._eval_config, model_name=self._key.model_name,
+        output_name=self._key.output_name,
+        example_weighted=self._key.example_weighted, flatten=False,
+        require_single_example_weight=True):
+      actual = int(np.argmax(label)) if label.size > 1 else int(label)
+      positive_label = actual == self._class_id
+      positive_call = int(np.argmax(prediction)) == self._class_id
+      outcome = (_TP if positive_call else _FN) if positive_label else (
+          _FP if positive_call else _TN)
+      counts[outcome] += float(weight)
+    return counts
+
+  def merge_accumulators(self, accumulators: Iterable[np.ndarray]) -> np.ndarray:
+    return np.sum(list(accumulators), axis=0)
+
+  def extract_output(self, counts: np.ndarray) -> Dict[metric_types.MetricKey, float]:
+    return {self._key: rate_from_counts(counts, self._rate)}
+
+
+def _computations(name: str, class_id: int, rate: str, eval_config=None,
+                  model_names: Optional[List[str]] = None,
+                  output_names: Optional[List[str]] = None,
+                  example_weighted: bool = False) -> List[Any]:
+  computations = []
+  for model_name in model_names or ['']:
+    for output_name in output_names or ['']:
+      key = metric_types.MetricKey(name=name, model_name=model_name,
+                                   output_name=output_name,
+                                   example_weighted=example_weighted)
+      computations.append(metric_types.MetricComputation(
+          keys=[key], preprocessors=None,
+          combiner=_ArgmaxOutcomes(key, eval_config, class_id, rate)))
+  return computations

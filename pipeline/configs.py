@@ -1,0 +1,147 @@
+"""Every knob of the pipeline, in one place, as typed dataclasses.
+
+Runners build a `PipelineConfig` (from flags or defaults) and hand it to
+`pipeline.create_pipeline`; components receive the parts they need as JSON in
+their `custom_config`, so the Transform, the Trainer and the Evaluator all read
+the same values.
+"""
+
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+from typing import Any, Dict, Optional, Tuple
+
+PIPELINE_NAME = 'busi_ultrasound'
+MODEL_NAME = 'busi_classifier'
+
+# The class order fixes the label indices and the order of `scores` in serving.
+CLASS_NAMES: Tuple[str, ...] = ('benign', 'malignant', 'normal')
+MALIGNANT_CLASS = 'malignant'
+
+# Where `make run` looks for BUSI when no data root is given, first match wins.
+BUSI_ENV_VAR = 'BUSI_DIR'
+BUSI_DEFAULT_DIRS: Tuple[str, ...] = (
+    'data/Dataset_BUSI_with_GT',
+    '../shared/data/busi/Dataset_BUSI_with_GT',
+)
+BUSI_DOWNLOAD_URL = 'https://scholar.cu.edu.eg/?q=afahmy/pages/dataset'
+
+MODEL_CHOICES: Tuple[str, ...] = ('busi_net', 'seed_cnn')
+
+_PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCHEMA_DIR = os.path.join(_PROJECT_DIR, 'schema')
+
+PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
+RUN_FN = 'models.trainer.run_fn'
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+  """Relative sizes of the splits; groups of near-duplicates never straddle two."""
+  train: int = 70
+  eval: int = 15
+  test: int = 15
+
+  def as_dict(self) -> Dict[str, int]:
+    return {'train': self.train, 'eval': self.eval, 'test': self.test}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """What ExampleGen reads and how it groups near-duplicates."""
+  data_root: str = ''
+  class_names: Tuple[str, ...] = CLASS_NAMES
+  splits: SplitConfig = SplitConfig()
+  # Two images whose 64-bit difference hashes differ in at most this many bits
+  # are treated as the same scan. 10 groups BUSI's re-annotated and re-cropped
+  # copies without merging distinct patients (see components/perceptual_hash.py).
+  near_duplicate_max_bits: int = 10
+  # Seed of the group-to-split assignment; changing it reshuffles the splits.
+  split_seed: int = 42
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Which network to train and the input it sees."""
+  name: str = 'busi_net'
+  image_size: int = 128
+  dropout: float = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+  epochs: int = 60
+  batch_size: int = 32
+  learning_rate: float = 1e-3
+  early_stopping_patience: int = 15
+  seed: int = 42
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+  """Blessing rules: absolute floors, plus no regression against the served model."""
+  eval_split: str = 'test'
+  min_accuracy: float = 0.80
+  min_malignant_recall: float = 0.75
+  # How much worse than the model in service a candidate may be (0 = not worse).
+  regression_tolerance: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  """Everything `create_pipeline` needs; runners only fill in paths and Beam."""
+  pipeline_root: str
+  serving_dir: str
+  data: DataConfig = DataConfig()
+  model: ModelConfig = ModelConfig()
+  training: TrainingConfig = TrainingConfig()
+  evaluation: EvaluationConfig = EvaluationConfig()
+  pipeline_name: str = PIPELINE_NAME
+  model_name: str = MODEL_NAME
+  metadata_path: Optional[str] = None
+  beam_pipeline_args: Tuple[str, ...] = ()
+  enable_cache: bool = True
+  # Versions kept in the serving directory; older ones are deleted on push.
+  keep_served_versions: int = 5
+
+  @property
+  def model_serving_dir(self) -> str:
+    """TF Serving's model base path: versions live in numbered folders below it."""
+    return os.path.join(self.serving_dir, self.model_name)
+
+  def custom_config(self) -> Dict[str, Any]:
+    """The part of the configuration that runs inside Transform and Trainer.
+
+    It carries a fingerprint of the model code: Transform and Trainer name their
+    functions by import path, so without it TFX's cache would reuse a model
+    trained by code that has since changed.
+    """
+    return {
+        'class_names': list(self.data.class_names),
+        'model': dataclasses.asdict(self.model),
+        'training': dataclasses.asdict(self.training),
+        'models_code_sha256': models_code_fingerprint(),
+    }
+
+
+def models_code_fingerprint() -> str:
+  digest = hashlib.sha256()
+  for path in sorted(glob.glob(os.path.join(_PROJECT_DIR, 'models', '*.py'))):
+    if not path.endswith('_test.py'):
+      with open(path, 'rb') as f:
+        digest.update(f.read())
+  return digest.hexdigest()
+
+
+def model_config_from(custom_config: Dict[str, Any]) -> ModelConfig:
+  return ModelConfig(**custom_config['model'])
+
+
+def training_config_from(custom_config: Dict[str, Any]) -> TrainingConfig:
+  return TrainingConfig(**custom_config['training'])
+
+
+def to_json(config: PipelineConfig) -> str:
+  return json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True)

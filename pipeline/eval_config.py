@@ -1,0 +1,85 @@
+"""The TFMA configuration: clinically meaningful metrics and the blessing rules.
+
+Accuracy alone hides a model that misses cancers, so malignant sensitivity and
+specificity (argmax decisions, one class against the rest) are computed and
+gated on, next to per-class precision/recall and one-vs-rest AUC. Every gated
+metric must also not fall below the served model's (change thresholds, which
+TFX ignores when nothing is served yet).
+"""
+
+import json
+from typing import List, Sequence
+
+import tensorflow_model_analysis as tfma
+
+from models import features
+from pipeline import clinical_metrics
+from pipeline import configs
+
+ACCURACY = 'accuracy'
+MALIGNANT_SENSITIVITY = 'malignant_sensitivity'
+MALIGNANT_SPECIFICITY = 'malignant_specificity'
+
+
+def _overall_threshold(lower_bound: float,
+                       tolerance: float) -> List[tfma.PerSliceMetricThreshold]:
+  """A floor and a no-regression rule, on the whole test split only.
+
+  Per-label slices cannot carry them: a malignant-only slice has no specificity.
+  """
+  return [tfma.PerSliceMetricThreshold(
+      slicing_specs=[tfma.SlicingSpec()],
+      threshold=tfma.MetricThreshold(
+          value_threshold=tfma.GenericValueThreshold(lower_bound={'value': lower_bound}),
+          change_threshold=tfma.GenericChangeThreshold(
+              direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+              absolute={'value': -tolerance - 1e-9})))]
+
+
+def _metric(class_name: str, per_slice_thresholds=(), **config) -> tfma.MetricConfig:
+  return tfma.MetricConfig(class_name=class_name, config=json.dumps(config),
+                           per_slice_thresholds=list(per_slice_thresholds))
+
+
+def _clinical_metric(name: str, class_id: int, rate: str,
+                     per_slice_thresholds=()) -> tfma.MetricConfig:
+  return tfma.MetricConfig(
+      class_name=clinical_metrics.ClassRateAtArgmax.__name__,
+      module=clinical_metrics.__name__,
+      config=json.dumps({'name': name, 'class_id': class_id, 'rate': rate}),
+      per_slice_thresholds=list(per_slice_thresholds))
+
+
+def _per_class(class_names: Sequence[str]) -> List[tfma.MetricConfig]:
+  """Precision and recall of each class at the argmax decision."""
+  return [_clinical_metric(f'{name}_{rate}', index, rate)
+          for index, name in enumerate(class_names)
+          for rate in ('precision', 'recall')]
+
+
+def create_eval_config(evaluation: configs.EvaluationConfig,
+                       class_names: Sequence[str]) -> tfma.EvalConfig:
+  malignant = list(class_names).index(configs.MALIGNANT_CLASS)
+  tolerance = evaluation.regression_tolerance
+  return tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(signature_name='serving_default',
+                                  label_key=features.LABEL_KEY)],
+      slicing_specs=[tfma.SlicingSpec(),
+                     tfma.SlicingSpec(feature_keys=[features.LABEL_KEY])],
+      metrics_specs=[
+          tfma.MetricsSpec(metrics=[
+              _metric('ExampleCount'),
+              _metric('SparseCategoricalAccuracy',
+                      _overall_threshold(evaluation.min_accuracy, tolerance), name=ACCURACY),
+              _clinical_metric(
+                  MALIGNANT_SENSITIVITY, malignant, 'recall',
+                  _overall_threshold(evaluation.min_malignant_recall, tolerance)),
+              _clinical_metric(MALIGNANT_SPECIFICITY, malignant, 'specificity'),
+              _metric('MultiClassConfusionMatrixPlot'),
+              *_per_class(class_names),
+          ]),
+          tfma.MetricsSpec(
+              binarize=tfma.BinarizationOptions(
+                  class_ids={'values': list(range(len(class_names)))}),
+              metrics=[_metric('AUC', name='auc'), _metric('CalibrationPlot')]),
+      ])

@@ -1,0 +1,76 @@
+"""`create_pipeline`: the one DAG every runner executes.
+
+ImageExampleGen -> StatisticsGen -> ExampleValidator (against the curated
+schema) -> DataValidationGate -> Transform -> Trainer -> Evaluator (served model
+as baseline) -> Pusher. Runners choose only the orchestrator, the paths and the
+Beam arguments.
+"""
+
+import os
+
+from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
+
+from components import atomic_pusher
+from components.image_example_gen.component import image_example_gen
+from components.served_baseline_evaluator import ServedBaselineEvaluator
+from components.validation_gate import DataValidationGate
+from pipeline import configs
+from pipeline import eval_config
+
+
+def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
+  custom_config = config.custom_config()
+  example_gen = image_example_gen(config.data).with_id('ImageExampleGen')
+  statistics_gen = tfx.components.StatisticsGen(
+      examples=example_gen.outputs['examples'])
+  schema_importer = tfx.components.ImportSchemaGen(
+      schema_file=os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt'))
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs['statistics'],
+      schema=schema_importer.outputs['schema'])
+  validation_gate = DataValidationGate(
+      anomalies=example_validator.outputs['anomalies'],
+      schema=schema_importer.outputs['schema'])
+  validated_schema = validation_gate.outputs['validated_schema']
+  transform = tfx.components.Transform(
+      examples=example_gen.outputs['examples'],
+      schema=validated_schema,
+      preprocessing_fn=configs.PREPROCESSING_FN,
+      custom_config=custom_config,
+      splits_config=tfx.proto.SplitsConfig(analyze=['train'],
+                                           transform=['train', 'eval']))
+  trainer = tfx.components.Trainer(
+      run_fn=configs.RUN_FN,
+      examples=transform.outputs['transformed_examples'],
+      transform_graph=transform.outputs['transform_graph'],
+      schema=validated_schema,
+      train_args=tfx.proto.TrainArgs(splits=['train']),
+      eval_args=tfx.proto.EvalArgs(splits=['eval']),
+      custom_config=custom_config)
+  evaluator = ServedBaselineEvaluator(
+      examples=example_gen.outputs['examples'],
+      model=trainer.outputs['model'],
+      eval_config=eval_config.create_eval_config(config.evaluation,
+                                                 config.data.class_names),
+      example_splits=[config.evaluation.eval_split],
+      serving_model_dir=config.model_serving_dir)
+  pusher = tfx.components.Pusher(
+      model=trainer.outputs['model'],
+      model_blessing=evaluator.outputs['blessing'],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(
+              base_directory=config.model_serving_dir)),
+      custom_config={atomic_pusher.KEEP_VERSIONS_KEY: config.keep_served_versions},
+      custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor))
+
+  return tfx.dsl.Pipeline(
+      pipeline_name=config.pipeline_name,
+      pipeline_root=config.pipeline_root,
+      components=[example_gen, statistics_gen, schema_importer, example_validator,
+                  validation_gate, transform, trainer, evaluator, pusher],
+      enable_cache=config.enable_cache,
+      metadata_connection_config=(
+          tfx.orchestration.metadata.sqlite_metadata_connection_config(
+              config.metadata_path) if config.metadata_path else None),
+      beam_pipeline_args=list(config.beam_pipeline_args))
