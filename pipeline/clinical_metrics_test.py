@@ -1,0 +1,50 @@
+"""ClassRateAtArgmax counts the served decision (argmax), one class against the rest."""
+
+import apache_beam as beam
+import numpy as np
+import pytest
+import tensorflow_model_analysis as tfma
+from apache_beam.testing import util as beam_util
+from tensorflow_model_analysis.metrics import metric_types
+
+from pipeline import clinical_metrics
+
+
+def _inputs(label: int, scores):
+  return metric_types.StandardMetricInputs(
+      labels=np.array([label]), predictions=np.array(scores),
+      example_weights=np.array([1.0]))
+
+
+@pytest.mark.parametrize('rate, expected', [
+    ('recall', 1 / 2),        # malignant scans called malignant: 1 of 2
+    ('specificity', 2 / 3),   # non-malignant not called malignant: 2 of 3
+    ('precision', 1 / 2),     # malignant calls that are malignant: 1 of 2
+])
+def test_rates_at_argmax(rate, expected):
+  # The first malignant scan is called malignant at p=0.45 (top-1, though a
+  # p >= 0.5 rule would miss it); the second is called benign.
+  examples = [_inputs(1, [0.30, 0.45, 0.25]), _inputs(1, [0.6, 0.3, 0.1]),
+              _inputs(0, [0.2, 0.7, 0.1]), _inputs(0, [0.8, 0.1, 0.1]),
+              _inputs(2, [0.1, 0.2, 0.7])]
+  metric = clinical_metrics.ClassRateAtArgmax(name='m', class_id=1, rate=rate)
+  computation = metric.computations(eval_config=tfma.EvalConfig(),
+                                    model_names=[''], output_names=[''])[0]
+  with beam.Pipeline() as pipeline:
+    result = (pipeline | beam.Create(examples)
+              | beam.CombineGlobally(computation.combiner))
+
+    def check(outputs):
+      (values,) = outputs
+      assert values[computation.keys[0]] == pytest.approx(expected)
+
+    beam_util.assert_that(result, check)
+
+
+def test_rate_without_examples_is_nan():
+  assert np.isnan(clinical_metrics.rate_from_counts(np.zeros(4), 'recall'))
+
+
+def test_unknown_rate_is_rejected():
+  with pytest.raises(ValueError, match='rate must be one of'):
+    clinical_metrics.ClassRateAtArgmax(name='m', class_id=1, rate='f1')

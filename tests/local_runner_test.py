@@ -1,0 +1,51 @@
+"""The runner's user-facing behaviour that needs no pipeline run."""
+
+import os
+
+import pytest
+
+import local_runner
+from pipeline import configs
+
+
+def test_missing_dataset_says_where_to_get_it(tmp_path, monkeypatch, capsys):
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setenv(configs.BUSI_ENV_VAR, str(tmp_path / 'nowhere'))
+  monkeypatch.setattr(configs, 'BUSI_DEFAULT_DIRS', ('data/Dataset_BUSI_with_GT',))
+  assert local_runner.main([]) == 2
+  message = capsys.readouterr().err
+  assert configs.BUSI_DOWNLOAD_URL in message
+  assert configs.BUSI_ENV_VAR in message
+
+
+def test_dataset_is_found_in_the_documented_order(tmp_path, monkeypatch):
+  env_dir, local_dir = tmp_path / 'env', tmp_path / 'data' / 'Dataset_BUSI_with_GT'
+  local_dir.mkdir(parents=True)
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setenv(configs.BUSI_ENV_VAR, str(env_dir))
+  assert local_runner.find_data_root(None) == os.path.abspath(local_dir)
+  env_dir.mkdir()
+  assert local_runner.find_data_root(None) == str(env_dir)
+  assert local_runner.find_data_root(str(local_dir)) == str(local_dir)
+
+
+@pytest.mark.parametrize('bad', ['70,30', '70,15,x', '70,0,30'])
+def test_bad_split_flag_is_a_usage_error(bad, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    local_runner.parse_args(['--splits', bad])
+  assert exit_info.value.code == 2
+  assert '--splits' in capsys.readouterr().err
+
+
+def test_flags_reach_the_pipeline_config(tmp_path):
+  args = local_runner.parse_args([
+      '--output-dir', str(tmp_path), '--model', 'seed_cnn', '--epochs', '3',
+      '--splits', '60,20,20', '--min-accuracy', '0.9', '--keep-versions', '2'])
+  config = local_runner.build_config(args, '/data')
+  assert config.model.name == 'seed_cnn' and config.model.image_size == 180
+  assert config.training.epochs == 3
+  assert config.data.splits == configs.SplitConfig(60, 20, 20)
+  assert config.evaluation.min_accuracy == 0.9
+  assert config.keep_served_versions == 2
+  assert config.serving_dir == str(tmp_path / 'serving_model')
+  assert config.metadata_path == str(tmp_path / 'metadata.sqlite')
