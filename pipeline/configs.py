@@ -105,6 +105,9 @@ class PipelineConfig:
   enable_cache: bool = True
   # Versions kept in the serving directory; older ones are deleted on push.
   keep_served_versions: int = 5
+  # The curated schema as the orchestrator's containers see it: this checkout
+  # locally, the copy inside the image on Kubeflow.
+  schema_file: str = os.path.join(SCHEMA_DIR, 'schema.pbtxt')
 
   @property
   def model_serving_dir(self) -> str:

@@ -6,8 +6,6 @@ as baseline) -> Pusher. Runners choose only the orchestrator, the paths and the
 Beam arguments.
 """
 
-import os
-
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
@@ -24,8 +22,7 @@ def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
   example_gen = image_example_gen(config.data).with_id('ImageExampleGen')
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs['examples'])
-  schema_importer = tfx.components.ImportSchemaGen(
-      schema_file=os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt'))
+  schema_importer = tfx.components.ImportSchemaGen(schema_file=config.schema_file)
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'],
       schema=schema_importer.outputs['schema'])

@@ -1,0 +1,212 @@
+"""Compiles the pipeline for Kubeflow Pipelines v2 and optionally submits or schedules it.
+
+    python kubeflow_runner.py --image REGISTRY/busi-tfx:TAG \\
+        --pipeline-root gs://BUCKET/tfx --data-root gs://BUCKET/Dataset_BUSI_with_GT \\
+        --serving-dir gs://BUCKET/serving [--submit] [--schedule '0 0 3 * * 1'] \\
+        [--host http://KFP_ENDPOINT] [--gpus 1 --gpu-type Tesla-T4]
+
+Writes pipeline.yaml (KFP v2 pipeline spec + Kubernetes platform spec). The
+image must be built from this same checkout: the compiled spec fingerprints the
+model code it was compiled with. See docs/kubeflow.md.
+"""
+
+import argparse
+import dataclasses
+import sys
+from typing import List, Tuple
+
+import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from kfp_server_api import ApiException
+import urllib3
+
+from pipeline import beam_runners
+from pipeline import configs
+from pipeline import kubeflow_compiler
+from pipeline import kubeflow_configs
+from pipeline import kubeflow_submit
+from pipeline import pipeline as pipeline_lib
+
+# Schemes TensorFlow's file system reads and writes from inside the pods
+# (s3:// needs tensorflow-io in the image).
+STORAGE_SCHEMES = ('gs://', 's3://', 'hdfs://')
+
+
+def _storage_uri(flag: str):
+  def parse(text: str) -> str:
+    if not text.startswith(STORAGE_SCHEMES):
+      raise argparse.ArgumentTypeError(
+          f'{flag} must be object storage every pod can reach '
+          f'({", ".join(STORAGE_SCHEMES)}), got {text!r}')
+    return text.rstrip('/')
+  return parse
+
+
+def _positive(kind):
+  def parse(text: str):
+    try:
+      value = kind(text)
+    except ValueError:
+      value = -1
+    if value <= 0:
+      raise argparse.ArgumentTypeError(f'expected a positive number, got {text!r}')
+    return value
+  return parse
+
+
+def _label(text: str) -> Tuple[str, str]:
+  key, sep, value = text.partition('=')
+  if not sep or not key:
+    raise argparse.ArgumentTypeError(f'--gpu-node-selector takes KEY=VALUE, got {text!r}')
+  return key, value
+
+
+def _toleration(text: str) -> kubeflow_configs.Toleration:
+  key_value, _, effect = text.partition(':')
+  key, _, value = key_value.partition('=')
+  effect = effect or 'NoSchedule'
+  if not key or effect not in kubeflow_configs.TOLERATION_EFFECTS:
+    raise argparse.ArgumentTypeError(
+        f'--gpu-toleration takes KEY[=VALUE][:EFFECT] with EFFECT one of '
+        f'{", ".join(kubeflow_configs.TOLERATION_EFFECTS)}, got {text!r}')
+  return kubeflow_configs.Toleration(key=key, value=value, effect=effect)
+
+
+def _cron(text: str) -> str:
+  try:
+    return kubeflow_submit.check_cron(text)
+  except ValueError as e:
+    raise argparse.ArgumentTypeError(str(e))
+
+
+def parse_args(argv: List[str]) -> argparse.Namespace:
+  model_defaults = configs.ModelConfig()
+  training_defaults = configs.TrainingConfig()
+  platform_defaults = kubeflow_configs.KubeflowConfig(image='')
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  paths = parser.add_argument_group('where things are')
+  paths.add_argument('--image', required=True,
+                     help='container image built from this checkout (see Dockerfile)')
+  paths.add_argument('--pipeline-root', required=True, type=_storage_uri('--pipeline-root'),
+                     help='object storage for pipeline artifacts, e.g. gs://BUCKET/tfx')
+  paths.add_argument('--data-root', required=True, type=_storage_uri('--data-root'),
+                     help='BUSI folder (one sub-folder per class) in object storage')
+  paths.add_argument('--serving-dir', required=True, type=_storage_uri('--serving-dir'),
+                     help='TF Serving model root; blessed models are pushed below it')
+  paths.add_argument('--output', default='pipeline.yaml', help='compiled package path')
+
+  model = parser.add_argument_group('model')
+  model.add_argument('--model', choices=configs.MODEL_CHOICES, default=model_defaults.name)
+  model.add_argument('--epochs', type=_positive(int), default=training_defaults.epochs)
+  model.add_argument('--batch-size', type=_positive(int), default=training_defaults.batch_size)
+  model.add_argument('--no-cache', action='store_true',
+                     help='rerun every component instead of reusing cached results')
+
+  pods = parser.add_argument_group('pods')
+  pods.add_argument('--cpu', type=_positive(float),
+                    default=platform_defaults.component_resources.cpu,
+                    help='CPU cores for each component but the Trainer')
+  pods.add_argument('--memory-gb', type=_positive(float),
+                    default=platform_defaults.component_resources.memory_gb)
+  pods.add_argument('--trainer-cpu', type=_positive(float),
+                    default=platform_defaults.trainer_resources.cpu)
+  pods.add_argument('--trainer-memory-gb', type=_positive(float),
+                    default=platform_defaults.trainer_resources.memory_gb)
+  pods.add_argument('--gpus', type=int, default=platform_defaults.gpu.count,
+                    help='GPUs for the Trainer (0: train on CPU)')
+  pods.add_argument('--gpu-resource', default=platform_defaults.gpu.resource,
+                    help='extended resource the GPU device plugin advertises')
+  pods.add_argument('--gpu-type',
+                    help=f'GPU model: adds the node selector '
+                         f'{kubeflow_configs.GPU_PRODUCT_LABEL}=GPU_TYPE, e.g. Tesla-T4')
+  pods.add_argument('--gpu-node-selector', type=_label, action='append', default=[],
+                    metavar='KEY=VALUE', help='node label the Trainer requires '
+                    '(repeatable), e.g. cloud.google.com/gke-accelerator=nvidia-tesla-t4')
+  pods.add_argument('--gpu-toleration', type=_toleration, action='append',
+                    metavar='KEY[=VALUE][:EFFECT]',
+                    help='taint of the GPU nodes the Trainer tolerates (repeatable; '
+                         f'default {kubeflow_configs.NVIDIA_GPU_RESOURCE}:NoSchedule)')
+
+  beam = parser.add_argument_group('beam')
+  beam.add_argument('--beam-runner', choices=beam_runners.RUNNERS,
+                    default=beam_runners.DIRECT_RUNNER)
+  beam.add_argument('--beam-arg', action='append', default=[], metavar='--FLAG=VALUE',
+                    help='Beam pipeline option passed through (repeatable), '
+                         'e.g. --beam-arg=--project=my-project')
+
+  kfp = parser.add_argument_group('Kubeflow Pipelines')
+  kfp.add_argument('--host', help='KFP API endpoint, e.g. http://localhost:8080')
+  kfp.add_argument('--submit', action='store_true', help='upload and start a run now')
+  kfp.add_argument('--schedule', type=_cron, metavar='CRON',
+                   help="upload and retrain on KFP's 6-field cron, e.g. '0 0 3 * * 1'")
+  kfp.add_argument('--experiment', default=kubeflow_configs.PIPELINE_NAME)
+  args = parser.parse_args(argv)
+  if (args.submit or args.schedule) and not args.host:
+    parser.error('--submit and --schedule need --host (the KFP API endpoint)')
+  if args.gpus < 0:
+    parser.error(f'--gpus must be 0 or more, got {args.gpus}')
+  return args
+
+
+def build_configs(args: argparse.Namespace
+                  ) -> Tuple[configs.PipelineConfig, kubeflow_configs.KubeflowConfig]:
+  node_selector = list(args.gpu_node_selector)
+  if args.gpu_type:
+    node_selector.append((kubeflow_configs.GPU_PRODUCT_LABEL, args.gpu_type))
+  gpu = dataclasses.replace(
+      kubeflow_configs.GpuPool(), count=args.gpus, resource=args.gpu_resource,
+      node_selector=tuple(node_selector))
+  if args.gpu_toleration:
+    gpu = dataclasses.replace(gpu, tolerations=tuple(args.gpu_toleration))
+  platform = kubeflow_configs.KubeflowConfig(
+      image=args.image,
+      component_resources=kubeflow_configs.Resources(args.cpu, args.memory_gb),
+      trainer_resources=kubeflow_configs.Resources(args.trainer_cpu,
+                                                   args.trainer_memory_gb),
+      gpu=gpu)
+  pipeline_config = configs.PipelineConfig(
+      pipeline_name=kubeflow_configs.PIPELINE_NAME,
+      pipeline_root=args.pipeline_root,
+      serving_dir=args.serving_dir,
+      schema_file=kubeflow_configs.IMAGE_SCHEMA_FILE,
+      data=dataclasses.replace(configs.DataConfig(), data_root=args.data_root),
+      model=dataclasses.replace(configs.ModelConfig(), name=args.model),
+      training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
+                                   batch_size=args.batch_size),
+      enable_cache=not args.no_cache,
+      beam_pipeline_args=beam_runners.beam_pipeline_args(
+          args.beam_runner, args.beam_arg, args.image,
+          direct_num_workers=max(1, int(args.cpu))))
+  return pipeline_config, platform
+
+
+def main(argv: List[str]) -> int:
+  args = parse_args(argv)
+  try:
+    pipeline_config, platform = build_configs(args)
+  except beam_runners.BeamArgsError as e:
+    print(f'kubeflow_runner.py: {e}', file=sys.stderr)
+    return 2
+  kubeflow_compiler.compile_package(
+      pipeline_lib.create_pipeline(pipeline_config), platform, args.output)
+  print(f'Wrote {args.output}')
+  if not (args.submit or args.schedule):
+    return 0
+  try:
+    submission = kubeflow_submit.submit(
+        args.host, args.output, pipeline_config.pipeline_name, args.experiment,
+        run_now=args.submit, cron=args.schedule)
+  except (ApiException, urllib3.exceptions.HTTPError) as e:
+    reason = getattr(e, 'reason', None) or e
+    print(f'kubeflow_runner.py: Kubeflow Pipelines at {args.host} refused the '
+          f'request: {reason}', file=sys.stderr)
+    return 1
+  print(f'Uploaded pipeline {submission.pipeline_id} version {submission.version_id}')
+  if submission.run_id:
+    print(f'Started run {submission.run_id}')
+  if submission.recurring_run_id:
+    print(f'Scheduled recurring run {submission.recurring_run_id} ({args.schedule})')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,59 @@
+"""Beam arguments for the data components (ExampleGen, StatisticsGen, Transform, Evaluator).
+
+DirectRunner runs Beam inside each component's pod, which suits BUSI's size.
+For more data, the same components hand their Beam work to an existing engine:
+Google Cloud Dataflow, or Flink or Spark through Beam's portable job server.
+The remote workers import this project's components and model code, so by
+default they run the pipeline's own image.
+"""
+
+from typing import Dict, Sequence, Tuple
+
+DIRECT_RUNNER = 'DirectRunner'
+DATAFLOW_RUNNER = 'DataflowRunner'
+PORTABLE_RUNNER = 'PortableRunner'
+RUNNERS = (DIRECT_RUNNER, DATAFLOW_RUNNER, PORTABLE_RUNNER)
+
+# Without these the runner cannot start a job; we say so before anything is uploaded.
+REQUIRED_ARGS: Dict[str, Tuple[str, ...]] = {
+    DIRECT_RUNNER: (),
+    DATAFLOW_RUNNER: ('--project', '--region', '--temp_location'),
+    PORTABLE_RUNNER: ('--job_endpoint',),
+}
+
+
+class BeamArgsError(ValueError):
+  """Beam arguments that cannot start a job; the message names what is missing."""
+
+
+def _flag_names(args: Sequence[str]) -> set:
+  return {arg.split('=', 1)[0] for arg in args if arg.startswith('--')}
+
+
+def beam_pipeline_args(runner: str, extra_args: Sequence[str], image: str,
+                       direct_num_workers: int) -> Tuple[str, ...]:
+  """The runner, its worker image, and the user's own arguments last.
+
+  Args:
+    runner: one of RUNNERS.
+    extra_args: `--flag=value` Beam options passed through; they override ours.
+    image: the pipeline's container image, used for remote Beam workers.
+    direct_num_workers: DirectRunner processes per component pod.
+  """
+  if runner not in RUNNERS:
+    raise BeamArgsError(f'--beam-runner must be one of {", ".join(RUNNERS)}, got {runner!r}')
+  given = _flag_names(extra_args)
+  missing = [flag for flag in REQUIRED_ARGS[runner] if flag not in given]
+  if missing:
+    raise BeamArgsError(
+        f'--beam-runner {runner} needs ' +
+        ', '.join(f'--beam-arg={flag}=...' for flag in missing))
+  args = [f'--runner={runner}']
+  if runner == DIRECT_RUNNER:
+    args += ['--direct_running_mode=multi_processing',
+             f'--direct_num_workers={direct_num_workers}']
+  elif runner == DATAFLOW_RUNNER and '--sdk_container_image' not in given:
+    args.append(f'--sdk_container_image={image}')
+  elif runner == PORTABLE_RUNNER and '--environment_type' not in given:
+    args += ['--environment_type=DOCKER', f'--environment_config={image}']
+  return tuple(args) + tuple(extra_args)
