@@ -13,10 +13,71 @@ import tensorflow as tf
 from models import features
 
 
+# Largest image a payload may declare, in pixels: ExampleGen's bound
+# (components/image_files.py), so anything ingested also transforms, while a
+# decompression bomb (say a 20000x20000 PNG header) fails before allocating.
+MAX_IMAGE_PIXELS = 50_000_000
+
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+_JPEG_SIGNATURE = b'\xff\xd8\xff'
+# A PNG starts with its signature and the IHDR chunk: length (4 bytes), type
+# 'IHDR' (4), then width and height as big-endian 32-bit integers.
+_PNG_IHDR_TYPE_OFFSET = 12
+_PNG_IHDR_SIZE_OFFSET = 16
+_PNG_HEADER_BYTES = 24
+
+
+def _png_height_width(encoded: tf.Tensor) -> tf.Tensor:
+  # Padding makes a short payload read as zeros instead of failing the slice;
+  # the IHDR check then rejects it with a message.
+  padded = tf.strings.join([encoded, b'\0' * _PNG_HEADER_BYTES])
+  has_ihdr = tf.equal(tf.strings.substr(padded, _PNG_IHDR_TYPE_OFFSET, 4), b'IHDR')
+  checked = tf.debugging.Assert(
+      has_ihdr & (tf.strings.length(encoded) >= _PNG_HEADER_BYTES),
+      ['Invalid image: PNG header (IHDR) is missing or truncated'])
+  with tf.control_dependencies([checked]):
+    width_height = tf.io.decode_raw(
+        tf.strings.substr(padded, _PNG_IHDR_SIZE_OFFSET, 8), tf.int32,
+        little_endian=False)
+  return tf.reverse(width_height, [0])
+
+
+def _jpeg_height_width(encoded: tf.Tensor) -> tf.Tensor:
+  return tf.image.extract_jpeg_shape(encoded)[:2]
+
+
+def declared_height_width(encoded: tf.Tensor) -> tf.Tensor:
+  """int32 [height, width] read from a PNG or JPEG header, without decoding.
+
+  Fails with InvalidArgumentError for anything that is not a PNG or JPEG.
+  """
+  is_png = tf.equal(tf.strings.substr(encoded, 0, len(_PNG_SIGNATURE)), _PNG_SIGNATURE)
+  is_jpeg = tf.equal(tf.strings.substr(encoded, 0, len(_JPEG_SIGNATURE)),
+                     _JPEG_SIGNATURE)
+  checked = tf.debugging.Assert(is_png | is_jpeg, [tf.strings.format(
+      'Invalid image: expected PNG or JPEG bytes, got {} bytes of something else',
+      tf.strings.length(encoded))])
+  with tf.control_dependencies([checked]):
+    return tf.cond(is_png, lambda: _png_height_width(encoded),
+                   lambda: _jpeg_height_width(encoded))
+
+
 def decode_image(encoded: tf.Tensor, size: int) -> tf.Tensor:
-  """One encoded PNG/JPEG (any channels, 8 or 16 bit) to float32 [size, size, 1]."""
-  image = tf.io.decode_image(encoded, channels=1, dtype=tf.uint8,
-                             expand_animations=False)
+  """One encoded PNG/JPEG (any channels, 8 or 16 bit) to float32 [size, size, 1].
+
+  The header is checked first, so a payload that is not an image, or declares
+  more than MAX_IMAGE_PIXELS, fails with a message instead of being decoded.
+  """
+  height_width = tf.cast(declared_height_width(encoded), tf.int64)
+  checked = tf.debugging.Assert(
+      tf.reduce_all(height_width > 0) &
+      (tf.reduce_prod(height_width) <= MAX_IMAGE_PIXELS),
+      [tf.strings.format(
+          'Invalid image: {}x{} pixels; the limit is {} pixels in all',
+          (height_width[1], height_width[0], MAX_IMAGE_PIXELS))])
+  with tf.control_dependencies([checked]):
+    image = tf.io.decode_image(encoded, channels=1, dtype=tf.uint8,
+                               expand_animations=False)
   image = tf.image.convert_image_dtype(image, tf.float32)
   image = tf.image.resize(image, [size, size], antialias=True)
   return tf.ensure_shape(tf.clip_by_value(image, 0.0, 1.0), [size, size, 1])

@@ -1,0 +1,101 @@
+"""The serving contract, checked on a SavedModel loaded as TF Serving loads it."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import image_files
+from models import features
+from models import preprocessing
+from models import signatures
+from pipeline import configs
+from tests.serving import exported_model
+from tests.serving import payloads
+
+_ENCODINGS = {
+    'png_gray': lambda pixels: payloads.encode(pixels),
+    'png_rgb': lambda pixels: payloads.encode(pixels, mode='RGB'),
+    'png_rgba': lambda pixels: payloads.encode(pixels, mode='RGBA'),
+    'png_16bit': lambda pixels: payloads.encode(pixels, mode='I;16'),
+    'jpeg': lambda pixels: payloads.encode(pixels, 'JPEG'),
+}
+
+
+def _example(image: bytes) -> bytes:
+  return tf.train.Example(features=tf.train.Features(feature={
+      features.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+  })).SerializeToString()
+
+
+def _images(count: int):
+  return [payloads.encode(payloads.scan(seed)) for seed in range(count)]
+
+
+def test_signatures_declare_the_contract(served):
+  images = served.signatures[signatures.SERVING_IMAGES]
+  default = served.signatures[signatures.SERVING_DEFAULT]
+  assert images.structured_input_signature[1] == {
+      'image_bytes': tf.TensorSpec([None], tf.string, name='image_bytes')}
+  assert default.structured_input_signature[1] == {
+      'examples': tf.TensorSpec([None], tf.string, name='examples')}
+  assert {name: (spec.dtype, spec.shape.as_list())
+          for name, spec in images.structured_outputs.items()} == {
+              'scores': (tf.float32, [None, 3]),
+              'classes': (tf.string, [None, 3]),
+              'label': (tf.string, [None])}
+  assert {name: (spec.dtype, spec.shape.as_list())
+          for name, spec in default.structured_outputs.items()} == {
+              'scores': (tf.float32, [None, 3]),
+              'classes': (tf.string, [None, 3])}
+
+
+def test_serving_images_returns_probabilities_classes_and_label(served):
+  outputs = served.signatures[signatures.SERVING_IMAGES](
+      image_bytes=tf.constant(_images(4)))
+  scores = outputs['scores'].numpy()
+  assert scores.shape == (4, 3)
+  np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
+  assert outputs['classes'].numpy().astype(str).tolist() == [list(configs.CLASS_NAMES)] * 4
+  assert outputs['label'].numpy().astype(str).tolist() == [
+      configs.CLASS_NAMES[i] for i in scores.argmax(axis=1)]
+
+
+@pytest.mark.parametrize('encoding', sorted(_ENCODINGS))
+def test_both_signatures_give_the_same_scores(served, encoding):
+  images = [_ENCODINGS[encoding](payloads.scan(seed, label))
+            for seed, label in enumerate(configs.CLASS_NAMES)]
+  by_bytes = served.signatures[signatures.SERVING_IMAGES](
+      image_bytes=tf.constant(images))
+  by_examples = served.signatures[signatures.SERVING_DEFAULT](
+      examples=tf.constant([_example(image) for image in images]))
+  np.testing.assert_allclose(by_bytes['scores'], by_examples['scores'], atol=1e-6)
+  np.testing.assert_array_equal(by_bytes['classes'], by_examples['classes'])
+
+
+def test_serving_scores_equal_the_training_path(exported, served):
+  """Transform's output fed to the network, as in training, gives the served scores."""
+  raw = exported_model.synthetic_raw_examples(3)
+  transformed = exported.tf_transform_output.transform_raw_features({
+      key: tf.constant([example[key] for example in raw])
+      for key in (features.IMAGE_KEY, features.MASK_KEY, features.LABEL_KEY)})
+  trained_path = exported.keras_model(transformed[features.IMAGE_XF], training=False)
+  served_scores = served.signatures[signatures.SERVING_IMAGES](
+      image_bytes=tf.constant([example[features.IMAGE_KEY][0] for example in raw]))
+  np.testing.assert_allclose(served_scores['scores'], trained_path, atol=1e-6)
+
+
+@pytest.mark.parametrize('name,payload,message', payloads.bad_payloads(),
+                         ids=[bad[0] for bad in payloads.bad_payloads()])
+def test_bad_payload_fails_its_request_with_a_message(served, name, payload, message):
+  del name  # only names the test case
+  with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+    served.signatures[signatures.SERVING_IMAGES](
+        image_bytes=tf.constant([_images(1)[0], payload]))
+  with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+    served.signatures[signatures.SERVING_DEFAULT](examples=tf.constant([_example(payload)]))
+  after = served.signatures[signatures.SERVING_IMAGES](image_bytes=tf.constant(_images(1)))
+  assert after['scores'].shape == (1, 3)
+
+
+def test_pixel_limit_admits_everything_example_gen_ingests():
+  assert preprocessing.MAX_IMAGE_PIXELS == image_files.MAX_PIXELS
