@@ -197,7 +197,7 @@ def main(argv: List[str]) -> int:
         run_now=args.submit, cron=args.schedule)
   except (ApiException, urllib3.exceptions.HTTPError) as e:
     reason = getattr(e, 'reason', None) or e
-    print(f'kubeflow_runner.py: Kubeflow Pipelines at {args.host} refused the '
+    print(f'kubeflow_runner.py: Kubeflow Pipelines at {args.host} is unreachable or refused the '
           f'request: {reason}', file=sys.stderr)
     return 1
   print(f'Uploaded pipeline {submission.pipeline_id} version {submission.version_id}')

@@ -1,0 +1,76 @@
+"""--submit and --schedule, through the kfp SDK, against a recording KFP REST endpoint."""
+
+import socket
+
+import kfp
+import pytest
+
+import kubeflow_runner
+from pipeline import kubeflow_configs
+from tests.fake_kfp_server import FakeKfpServer
+from tests.kubeflow_runner_test import REQUIRED_FLAGS
+
+CRON = '0 0 3 * * 1'
+
+
+@pytest.fixture(autouse=True)
+def no_local_kfp_context(tmp_path, monkeypatch):
+  """The SDK reads a namespace from ~/.config/kfp; this machine's must not count."""
+  monkeypatch.setattr(kfp.Client, '_LOCAL_KFP_CONTEXT', str(tmp_path / 'context.json'))
+
+
+@pytest.fixture
+def server():
+  with FakeKfpServer() as fake:
+    yield fake
+
+
+def run_runner(server, tmp_path, *flags):
+  package = tmp_path / 'pipeline.yaml'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + [
+      '--output', str(package), '--host', server.url, *flags]) == 0
+  return package.read_bytes()
+
+
+def test_submit_uploads_the_package_and_runs_that_version(server, tmp_path):
+  package = run_runner(server, tmp_path, '--submit', '--experiment', 'busi-nightly')
+
+  [upload] = server.find('POST', '/pipelines/upload')
+  assert upload.query['name'] == kubeflow_configs.PIPELINE_NAME
+  assert upload.files['uploadfile'] == package
+  [experiment] = server.find('POST', '/experiments')
+  assert experiment.json['display_name'] == 'busi-nightly'
+  [run] = server.find('POST', '/runs')
+  assert run.json['experiment_id'] == 'experiment-1'
+  assert run.json['pipeline_version_reference'] == {
+      'pipeline_id': 'pipeline-1', 'pipeline_version_id': 'version-1'}
+  assert 'pipeline_spec' not in run.json
+  assert not server.find('POST', '/recurringruns')
+
+
+def test_schedule_uploads_a_new_version_and_retrains_on_the_cron(server, tmp_path):
+  run_runner(server, tmp_path, '--submit')
+  package = run_runner(server, tmp_path, '--schedule', CRON)
+
+  [new_version] = server.find('POST', '/pipelines/upload_version')
+  assert new_version.query['pipelineid'] == 'pipeline-1'
+  assert new_version.query['name'].startswith(f'{kubeflow_configs.PIPELINE_NAME}-')
+  assert new_version.files['uploadfile'] == package
+  [recurring] = server.find('POST', '/recurringruns')
+  assert recurring.json['trigger'] == {'cron_schedule': {'cron': CRON}}
+  assert int(recurring.json['max_concurrency']) == 1
+  assert recurring.json['no_catchup'] is True
+  assert recurring.json['mode'] == 'ENABLE'
+  assert recurring.json['pipeline_version_reference'] == {
+      'pipeline_id': 'pipeline-1', 'pipeline_version_id': 'version-2'}
+  assert len(server.find('POST', '/runs')) == 1  # only the earlier --submit
+
+
+def test_an_unreachable_host_is_a_one_line_error(tmp_path, capsys):
+  with socket.socket() as probe:
+    probe.bind(('127.0.0.1', 0))
+    closed_port = probe.getsockname()[1]
+  host = f'http://127.0.0.1:{closed_port}'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + [
+      '--output', str(tmp_path / 'pipeline.yaml'), '--host', host, '--submit']) == 1
+  assert f'Kubeflow Pipelines at {host}' in capsys.readouterr().err.splitlines()[-1]
