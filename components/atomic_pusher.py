@@ -5,7 +5,8 @@ version as soon as it appears. TFX's Pusher copies files straight into that
 folder, so a poll during the copy can load a partial model. Here the model is
 copied under a hidden staging name first and then renamed into place (atomic on
 a local or POSIX file system), and only the newest `keep_versions` versions are
-kept.
+kept. Old versions leave the same way: renamed to a hidden name, then deleted,
+so a poll never finds a numbered folder with half its files gone.
 """
 
 import json
@@ -48,9 +49,12 @@ def push_atomically(model_path: str, model_base_dir: str) -> str:
 
 def remove_old_versions(model_base_dir: str, keep: int) -> List[int]:
   """Deletes all but the newest `keep` versions; returns the removed ones."""
-  removed = serving_dir.served_versions(model_base_dir)[:-keep]
+  versions = serving_dir.served_versions(model_base_dir)
+  removed = versions[:max(len(versions) - keep, 0)]
   for version in removed:
-    fileio.rmtree(os.path.join(model_base_dir, str(version)))
+    doomed = os.path.join(model_base_dir, f'.removing-{version}-{uuid.uuid4().hex}')
+    fileio.rename(os.path.join(model_base_dir, str(version)), doomed)
+    fileio.rmtree(doomed)
   return removed
 
 
@@ -71,11 +75,15 @@ class Executor(pusher_executor.Executor):
         exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], push_destination)
     custom_config = json.loads(
         exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or '{}')
+    keep = custom_config[KEEP_VERSIONS_KEY]
+    if keep < 1:
+      raise ValueError(f'Pusher: {KEEP_VERSIONS_KEY} is {keep}; TF Serving needs '
+                       'at least the pushed version kept.')
     model_base_dir = push_destination.filesystem.base_directory
     model_path = self.GetModelPath(input_dict)
 
     destination = push_atomically(model_path, model_base_dir)
-    removed = remove_old_versions(model_base_dir, custom_config[KEEP_VERSIONS_KEY])
+    removed = remove_old_versions(model_base_dir, keep)
     logging.info('Model pushed to %s; removed old versions %s.', destination, removed)
     io_utils.copy_dir(model_path, model_push.uri)
     self._MarkPushed(model_push, pushed_destination=destination,

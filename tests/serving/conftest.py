@@ -15,8 +15,7 @@ TEST_MODEL = configs.ModelConfig(name='seed_cnn', image_size=32)
 def exported(tmp_path_factory) -> exported_model.ExportedModel:
   work_dir = tmp_path_factory.mktemp('exported_model')
   return exported_model.export_untrained_model(
-      TEST_MODEL, str(work_dir),
-      str(work_dir / 'saved_model'))
+      TEST_MODEL, str(work_dir), str(work_dir / 'saved_model'))
 
 
 @pytest.fixture(scope='session')
