@@ -66,9 +66,17 @@ def load_serving_model(saved_model_dir: str, model_config: configs.ModelConfig,
   the intermediate layers Grad-CAM reads, so the network is rebuilt from its
   configuration and the exported variables are restored into it by name path
   (`models/signatures.py` saves the network as the module's `model`).
+
+  Raises ValueError when the export's variables do not fit the network that
+  the current `models/model.py` builds, i.e. the model code has changed since.
   """
   _, serving_model = model_lib.build_model(model_config, num_classes)
   checkpoint = tf.train.Checkpoint(model=serving_model)
-  status = checkpoint.read(os.path.join(saved_model_dir, 'variables', 'variables'))
-  status.expect_partial().assert_existing_objects_matched()
+  try:
+    status = checkpoint.read(os.path.join(saved_model_dir, 'variables', 'variables'))
+    status.expect_partial().assert_existing_objects_matched()
+  except (ValueError, AssertionError) as e:
+    raise ValueError(f'{saved_model_dir} does not fit the {model_config.name} that '
+                     f'models/model.py builds now (the code changed since it was '
+                     f'trained?): {str(e).splitlines()[0]}') from None
   return serving_model

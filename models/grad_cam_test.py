@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras as keras
 
 from models import grad_cam
@@ -65,7 +66,20 @@ def test_heatmap_peaks_inside_the_box_with_the_class_evidence(box_model):
 def test_the_feature_map_is_the_last_spatial_layer(box_model):
   assert grad_cam.last_feature_map_layer(box_model).name == 'last_conv'
   _, busi_net = model_lib.build_model(configs.ModelConfig(image_size=32), 3)
-  assert grad_cam.last_feature_map_layer(busi_net).name == 'stage3_block1_out'
+  pooling = next(layer for layer in busi_net.layers
+                 if isinstance(layer, keras.layers.GlobalAveragePooling2D))
+  assert grad_cam.last_feature_map_layer(busi_net).output is pooling.input
+
+
+def test_an_export_of_another_network_is_refused(tmp_path):
+  config = configs.ModelConfig(name='seed_cnn', image_size=32)
+  _, seed_cnn = model_lib.build_model(config, 3)
+  tf.saved_model.save(tf.Module(), str(tmp_path))
+  tf.train.Checkpoint(model=seed_cnn).write(str(tmp_path / 'variables' / 'variables'))
+  assert grad_cam.load_serving_model(str(tmp_path), config, 3).count_params() == \
+      seed_cnn.count_params()
+  with pytest.raises(ValueError, match='does not fit the busi_net'):
+    grad_cam.load_serving_model(str(tmp_path), configs.ModelConfig(image_size=32), 3)
 
 
 def test_peak_inside_reads_the_argmax():

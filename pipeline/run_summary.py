@@ -61,7 +61,14 @@ class RunSummary:
     return '\n'.join(lines)
 
 
-def _latest_run(store: metadata_store.MetadataStore, pipeline_name: str):
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+  return metadata_store.MetadataStore(
+      metadata.sqlite_metadata_connection_config(metadata_path))
+
+
+def find_run(store: metadata_store.MetadataStore, pipeline_name: str,
+             run_id: Optional[str] = None):
+  """The run context named `run_id`, or the newest run of the pipeline."""
   runs = [c for c in store.get_contexts_by_type(_RUN_CONTEXT)]
   pipeline = store.get_context_by_type_and_name('pipeline', pipeline_name)
   if pipeline is None or not runs:
@@ -69,17 +76,29 @@ def _latest_run(store: metadata_store.MetadataStore, pipeline_name: str):
   in_pipeline = {e.id for e in store.get_executions_by_context(pipeline.id)}
   runs = [r for r in runs
           if any(e.id in in_pipeline for e in store.get_executions_by_context(r.id))]
-  return max(runs, key=lambda r: r.create_time_since_epoch)
+  if run_id is None:
+    return max(runs, key=lambda r: r.create_time_since_epoch)
+  for run in runs:
+    if run.name == run_id:
+      return run
+  known = ', '.join(sorted(r.name for r in runs))
+  raise ValueError(f'No run {run_id!r} of pipeline {pipeline_name!r}; runs: {known}.')
 
 
-def _component_name(store, execution) -> str:
+def run_executions(store: metadata_store.MetadataStore, run) -> list:
+  """The run's executions in the order they started."""
+  return sorted(store.get_executions_by_context(run.id),
+                key=lambda e: e.create_time_since_epoch)
+
+
+def component_name(store, execution) -> str:
   for context in store.get_contexts_by_execution(execution.id):
     if store.get_context_types_by_id([context.type_id])[0].name == _NODE_CONTEXT:
       return context.name.split('.')[-1]
   return f'execution {execution.id}'
 
 
-def _output_artifacts(store, execution, type_name: str):
+def output_artifacts(store, execution, type_name: str):
   events = store.get_events_by_execution_ids([execution.id])
   ids = [e.artifact_id for e in events
          if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
@@ -104,38 +123,47 @@ def _overall_metrics(evaluation_uri: str,
   return metrics
 
 
+def _describe_failure(failure) -> str:
+  name = failure.metric_key.name
+  value = failure.metric_value.double_value.value
+  if failure.metric_key.is_diff:
+    tolerance = failure.metric_threshold.change_threshold.absolute.value
+    return (f'{name} is {value:+.4f} against the served model '
+            f'(allowed: {tolerance:+.4f} or better)')
+  if failure.message:
+    return f'{name}: {failure.message}'
+  bound = failure.metric_threshold.value_threshold.lower_bound.value
+  return f'{name} = {value:.4f}, below the required {bound:.4f}'
+
+
 def _failed_checks(evaluation_uri: str) -> List[str]:
   validation = tfma.load_validation_result(evaluation_uri)
-  failures = []
-  for per_slice in validation.metric_validations_per_slice:
-    for failure in per_slice.failures:
-      failures.append(f'{failure.metric_key.name}: {failure.message}')
-  return failures
+  return [_describe_failure(failure)
+          for per_slice in validation.metric_validations_per_slice
+          for failure in per_slice.failures]
 
 
-def summarize(metadata_path: str, pipeline_name: str,
-              class_names: Sequence[str]) -> RunSummary:
-  """Reads the newest run of `pipeline_name` from the SQLite store at `metadata_path`."""
-  config = metadata.sqlite_metadata_connection_config(metadata_path)
-  store = metadata_store.MetadataStore(config)
-  run = _latest_run(store, pipeline_name)
-  executions = sorted(store.get_executions_by_context(run.id),
-                      key=lambda e: e.create_time_since_epoch)
+def summarize(metadata_path: str, pipeline_name: str, class_names: Sequence[str],
+              run_id: Optional[str] = None) -> RunSummary:
+  """Reads run `run_id` (default: the newest) of `pipeline_name` from the SQLite
+  store at `metadata_path`."""
+  store = open_store(metadata_path)
+  run = find_run(store, pipeline_name, run_id)
   components, metrics, failed, blessed, baseline, pushed = [], {}, [], None, None, None
-  for execution in executions:
-    name = _component_name(store, execution)
+  for execution in run_executions(store, run):
+    name = component_name(store, execution)
     components.append(ComponentTime(
         name, (execution.last_update_time_since_epoch -
                execution.create_time_since_epoch) / 1000.0,
         execution.last_known_state == _CACHED))
-    for evaluation in _output_artifacts(store, execution, 'ModelEvaluation'):
+    for evaluation in output_artifacts(store, execution, 'ModelEvaluation'):
       if fileio.glob(os.path.join(evaluation.uri, 'metrics*')):
         metrics = _overall_metrics(evaluation.uri, class_names)
         failed = _failed_checks(evaluation.uri)
-    for blessing in _output_artifacts(store, execution, 'ModelBlessing'):
+    for blessing in output_artifacts(store, execution, 'ModelBlessing'):
       blessed = blessing.custom_properties['blessed'].int_value == 1
       baseline = blessing.custom_properties['baseline_served_version'].string_value or None
-    for push in _output_artifacts(store, execution, 'PushedModel'):
+    for push in output_artifacts(store, execution, 'PushedModel'):
       if push.custom_properties['pushed'].int_value == 1:
         pushed = push.custom_properties['pushed_destination'].string_value
   return RunSummary(run.name, components, metrics, blessed, failed, baseline, pushed)

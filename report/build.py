@@ -1,0 +1,425 @@
+"""Builds a run's HTML report from ML Metadata and the run's artifacts.
+
+Each section reads only artifacts the run recorded, so a report rebuilt
+months later (`report.py --run-id`) shows that run, not the current code's
+idea of it; the one exception, the git commit, is labelled as the commit the
+report was built at.
+"""
+
+import dataclasses
+import json
+import os
+import platform
+import re
+import subprocess
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
+import tensorflow_model_analysis as tfma
+import tensorflow_transform as tft
+import tfx
+from google.protobuf import json_format
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.utils import path_utils
+
+from models import grad_cam
+from models import model as model_lib
+from models import trainer
+from pipeline import configs
+from report import curves
+from report import examples as examples_lib
+from report import explanations as explanations_lib
+from report import html
+from report import plots
+from report import run_record
+
+REPORTS_DIR = 'reports'
+SECTIONS = ('summary', 'data', 'training', 'evaluation', 'explanations')
+_EXAMPLE_GEN = 'ImageExampleGen'
+_TRAINER = 'Trainer'
+_EVALUATOR = 'ServedBaselineEvaluator'
+_AUDIT_FILE = 'data_audit.json'
+_BASELINE_SUBDIR = 'served_baseline'
+_AUDIT_ROWS_SHOWN = 25
+# What TFDV lists as the top "value" of a binary feature such as the image.
+_TFDV_BYTES_PLACEHOLDER = '__BYTES_VALUE__'
+_PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclasses.dataclass
+class _Context:
+  """What several sections share, loaded once."""
+  record: run_record.RunRecord
+  class_names: Sequence[str]
+  splits: Dict[str, examples_lib.SplitExamples]
+  custom_config: Dict[str, Any]
+  test_split: str
+
+
+def report_path(output_dir: str, run_id: str) -> str:
+  return os.path.join(output_dir, REPORTS_DIR, re.sub(r'[^\w.-]', '-', run_id) + '.html')
+
+
+def build_report(output_dir: str, run_id: Optional[str] = None,
+                 pipeline_name: str = configs.PIPELINE_NAME) -> str:
+  """Writes the report of run `run_id` (default: the newest); returns its path.
+
+  Raises ValueError when `output_dir` holds no ML Metadata or no such run.
+  """
+  metadata_path = os.path.join(output_dir, 'metadata.sqlite')
+  if not os.path.isfile(metadata_path):
+    raise ValueError(f'{metadata_path} does not exist: no pipeline has run with '
+                     f'--output-dir {output_dir}.')
+  record = run_record.load(metadata_path, pipeline_name, configs.CLASS_NAMES, run_id)
+  context = _context(record)
+  page = html.Page(f'BUSI pipeline run {record.summary.run_id}')
+  page.section('summary', 'Run summary', _summary_section(context))
+  page.section('data', 'Data', _data_section(context))
+  page.section('training', 'Training', _training_section(context))
+  evaluation_parts, probabilities = _evaluation_section(context)
+  page.section('evaluation', f'Evaluation on the {context.test_split} split',
+               evaluation_parts)
+  page.section('explanations', 'Where the model looks (Grad-CAM)',
+               _explanations_section(context, probabilities))
+  path = report_path(output_dir, record.summary.run_id)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'w', encoding='utf-8') as f:
+    f.write(page.render())
+  return path
+
+
+def _context(record: run_record.RunRecord) -> _Context:
+  custom_config = json.loads(record.properties.get(_TRAINER, {}).get('custom_config')
+                             or '{}')
+  class_names = custom_config.get('class_names') or list(configs.CLASS_NAMES)
+  examples_uri = record.uri(_EXAMPLE_GEN, 'Examples')
+  splits = {}
+  if examples_uri:
+    for split in configs.SplitConfig().as_dict():
+      examples = examples_lib.read_split(examples_uri, split, class_names)
+      if examples is not None:
+        splits[split] = examples
+  evaluator = record.properties.get(_EVALUATOR, {})
+  test_split = (json.loads(evaluator['example_splits'])[0]
+                if evaluator.get('example_splits') else configs.EvaluationConfig().eval_split)
+  return _Context(record, class_names, splits, custom_config, test_split)
+
+
+# --- Run summary -------------------------------------------------------------
+
+
+def _git_commit() -> str:
+  try:
+    commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=_PROJECT_DIR,
+                            capture_output=True, text=True, check=True).stdout.strip()
+    dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'],
+                           cwd=_PROJECT_DIR, capture_output=True, text=True).stdout
+  except (OSError, subprocess.CalledProcessError):
+    return 'unknown (not a git checkout)'
+  return commit + (' with uncommitted changes' if dirty.strip() else '')
+
+
+def _thresholds(eval_config_json: str) -> List[Dict[str, Any]]:
+  """Each metric's floor and allowed change against the baseline, from the EvalConfig."""
+  eval_config = json_format.Parse(eval_config_json, tfma.EvalConfig())
+  rules = []
+  for spec in eval_config.metrics_specs:
+    for metric in spec.metrics:
+      name = json.loads(metric.config or '{}').get('name', metric.class_name)
+      thresholds = [metric.threshold] if metric.HasField('threshold') else []
+      thresholds += [t.threshold for t in metric.per_slice_thresholds]
+      for threshold in thresholds:
+        value, change = threshold.value_threshold, threshold.change_threshold
+        rules.append({
+            'metric': name,
+            'floor': value.lower_bound.value if value.HasField('lower_bound') else None,
+            'max_drop': (-change.absolute.value if change.HasField('absolute') else None),
+        })
+  return rules
+
+
+def _summary_section(context: _Context) -> List[str]:
+  record, summary = context.record, context.record.summary
+  example_gen = record.properties.get(_EXAMPLE_GEN, {})
+  ingested = sum(len(s) for s in context.splits.values())
+  facts = [
+      ('Run', summary.run_id),
+      ('Dataset', f'{example_gen.get("input_base", "unknown")} '
+                  f'({ingested} images ingested)'),
+      ('Model', f'{context.custom_config.get("model", {})}'),
+      ('Training', f'{context.custom_config.get("training", {})}'),
+      ('Model code fingerprint (sha256)', context.custom_config.get('models_code_sha256', '')),
+      ('Git commit when this report was built', _git_commit()),
+      ('Versions', f'Python {platform.python_version()}, TFX {tfx.__version__}, '
+                   f'TensorFlow {tf.__version__}, TFT {tft.__version__}, '
+                   f'TFDV {tfdv.__version__}, TFMA {tfma.__version__}'),
+      ('Pushed', summary.pushed_path or 'nothing'),
+  ]
+  parts = [html.table(['Run', 'Value'], facts)]
+  if summary.blessed is None:
+    parts.append(html.paragraph('No evaluation ran, so nothing was blessed or pushed.'))
+  else:
+    baseline = (f'served version {summary.baseline_version}' if summary.baseline_version
+                else 'none: nothing was served yet, so only the floors apply')
+    parts.append(f'<p>Blessed: {html.badge(summary.blessed, "yes", "no")}. '
+                 f'Baseline: {html.text(baseline)}.</p>')
+    rules = _thresholds(record.properties.get(_EVALUATOR, {}).get('eval_config', '{}'))
+    failed_metrics = {check.split(':')[0] for check in summary.failed_checks}
+    rows = [(rule['metric'], summary.metrics.get(rule['metric'], float('nan')),
+             rule['floor'] if rule['floor'] is not None else '',
+             rule['max_drop'] if rule['max_drop'] is not None else '',
+             html.badge(rule['metric'] not in failed_metrics)) for rule in rules]
+    parts.append(html.table(
+        ['Metric', 'Candidate', 'Floor', 'Largest drop allowed vs baseline', 'Check'],
+        rows))
+    if summary.failed_checks:
+      parts.append(html.preformatted('\n'.join(summary.failed_checks)))
+  parts.append(html.table(
+      ['Component', 'Wall time (s)', 'Cached'],
+      [(c.component, f'{c.seconds:.1f}', 'yes' if c.cached else '')
+       for c in summary.components] +
+      [('total', f'{sum(c.seconds for c in summary.components):.1f}', '')]))
+  configuration = ''.join(
+      f'<h4>{html.text(component)}</h4>' + html.table(
+          ['Property', 'Value'], sorted(properties.items()))
+      for component, properties in record.properties.items() if properties)
+  parts.append(f'<details><summary>Configuration each component ran with</summary>'
+               f'{configuration}</details>')
+  return parts
+
+
+# --- Data ----------------------------------------------------------------------
+
+
+def _audit_parts(audit: Mapping[str, Any]) -> List[str]:
+  """The audit, whatever its keys: scalars in one table, each list in its own."""
+  scalars = [(k, v) for k, v in sorted(audit.items())
+             if not isinstance(v, (list, dict))]
+  parts = [html.table(['Audit', 'Value'], scalars)] if scalars else []
+  for key, value in sorted(audit.items()):
+    if isinstance(value, list):
+      parts.append(f'<h4>{html.text(key)} ({len(value)})</h4>')
+      shown = value[:_AUDIT_ROWS_SHOWN]
+      if shown and all(isinstance(v, dict) for v in shown):
+        columns = list(dict.fromkeys(k for row in shown for k in row))
+        parts.append(html.table(columns, [
+            [json.dumps(row.get(c)) if isinstance(row.get(c), (list, dict))
+             else row.get(c, '') for c in columns] for row in shown]))
+      elif shown:
+        parts.append(html.preformatted('\n'.join(json.dumps(v) for v in shown)))
+      if len(value) > len(shown):
+        parts.append(html.paragraph(f'... and {len(value) - len(shown)} more in '
+                                    f'{_AUDIT_FILE}.', note=True))
+    elif isinstance(value, dict) and key != 'split_counts':
+      parts.append(f'<h4>{html.text(key)}</h4>' +
+                   html.preformatted(json.dumps(value, indent=1, sort_keys=True)))
+  return parts
+
+
+def _statistics_parts(statistics_uri: str) -> List[str]:
+  """TFDV's statistics as tables: TFDV's own HTML needs Facets from the network."""
+  parts = []
+  for path in sorted(tf.io.gfile.glob(os.path.join(statistics_uri, 'Split-*',
+                                                   'FeatureStats.pb'))):
+    split = os.path.basename(os.path.dirname(path))[len('Split-'):]
+    dataset = tfdv.load_stats_binary(path).datasets[0]
+    rows = []
+    for feature in dataset.features:
+      name = '.'.join(feature.path.step) or feature.name
+      if feature.HasField('num_stats'):
+        s = feature.num_stats
+        rows.append((name, 'numeric', s.common_stats.num_non_missing,
+                     s.common_stats.num_missing,
+                     f'mean {s.mean:.1f}, sd {s.std_dev:.1f}, min {s.min:.0f}, '
+                     f'median {s.median:.0f}, max {s.max:.0f}, zeros {s.num_zeros}'))
+      elif feature.HasField('string_stats'):
+        s = feature.string_stats
+        top = ', '.join(f'{v.value[:20]} ({v.frequency:.0f})' for v in s.top_values[:3]
+                        if v.value != _TFDV_BYTES_PLACEHOLDER) or 'binary values'
+
+        rows.append((name, 'string/bytes', s.common_stats.num_non_missing,
+                     s.common_stats.num_missing,
+                     f'{s.unique} unique; top: {top}'))
+      elif feature.HasField('bytes_stats'):
+        s = feature.bytes_stats
+        rows.append((name, 'bytes', s.common_stats.num_non_missing,
+                     s.common_stats.num_missing,
+                     f'{s.unique} unique; {s.avg_num_bytes:.0f} bytes on average'))
+    parts.append(html.table(['Feature', 'Type', 'Present', 'Missing', 'Distribution'],
+                            rows, caption=f'{split}: {dataset.num_examples} examples'))
+  return parts
+
+
+def _anomalies_parts(anomalies_uri: str) -> List[str]:
+  rows = []
+  for path in sorted(tf.io.gfile.glob(os.path.join(anomalies_uri, 'Split-*', '*.pb'))):
+    split = os.path.basename(os.path.dirname(path))[len('Split-'):]
+    anomalies = anomalies_pb2.Anomalies.FromString(tf.io.gfile.GFile(path, 'rb').read())
+    for feature, info in sorted(anomalies.anomaly_info.items()):
+      rows.append((split, feature, info.short_description, info.description))
+    if anomalies.HasField('dataset_anomaly_info'):
+      info = anomalies.dataset_anomaly_info
+      rows.append((split, '(dataset)', info.short_description, info.description))
+  if not rows:
+    return [html.paragraph('TFDV found no anomalies against the schema in any split.')]
+  return [html.table(['Split', 'Feature', 'Anomaly', 'Detail'], rows)]
+
+
+def _data_section(context: _Context) -> List[str]:
+  record, splits = context.record, context.splits
+  if not splits:
+    return [html.paragraph('ImageExampleGen produced no examples in this run.')]
+  counts = {split: {name: int(np.sum(examples.labels == k))
+                    for k, name in enumerate(context.class_names)}
+            for split, examples in splits.items()}
+  parts = [
+      html.table(['Split', *context.class_names, 'total'],
+                 [(split, *c.values(), sum(c.values())) for split, c in counts.items()]),
+      html.figure(plots.class_counts(counts, context.class_names),
+                  'Images per class in each split (near-duplicate groups never '
+                  'straddle two splits).'),
+      html.figure(plots.distributions({
+          split: {'width (px)': e.widths.astype(float),
+                  'height (px)': e.heights.astype(float),
+                  'mean grey level (0-255)': examples_lib.mean_intensities(e.images)}
+          for split, e in splits.items()}),
+                  'Image size and intensity distributions per split; similar '
+                  'shapes mean the splits come from the same population.'),
+  ]
+  audit_path = os.path.join(record.uri(_EXAMPLE_GEN, 'Examples'), _AUDIT_FILE)
+  parts.append('<h3>Data audit</h3>')
+  if tf.io.gfile.exists(audit_path):
+    with tf.io.gfile.GFile(audit_path) as f:
+      parts += _audit_parts(json.load(f))
+  else:
+    parts.append(html.paragraph('This run wrote no data audit.'))
+  statistics_uri = record.uri('StatisticsGen', 'ExampleStatistics')
+  if statistics_uri:
+    parts.append('<h3>TFDV statistics</h3>')
+    parts += _statistics_parts(statistics_uri)
+  anomalies_uri = record.uri('ExampleValidator', 'ExampleAnomalies')
+  if anomalies_uri:
+    parts.append('<h3>TFDV anomalies</h3>')
+    parts += _anomalies_parts(anomalies_uri)
+  return parts
+
+
+# --- Training ------------------------------------------------------------------
+
+
+def _training_section(context: _Context) -> List[str]:
+  model_run = context.record.uri(_TRAINER, 'ModelRun')
+  summary_path = model_run and os.path.join(model_run, trainer.TRAINING_SUMMARY_FILE)
+  if not summary_path or not tf.io.gfile.exists(summary_path):
+    return [html.paragraph('The Trainer did not run, or wrote no training summary.')]
+  with tf.io.gfile.GFile(summary_path) as f:
+    summary = json.load(f)
+  history = summary.get('history', {})
+  class_accuracy = f'{model_lib.CLASS_OUTPUT}_accuracy'
+  accuracy_key = class_accuracy if class_accuracy in history else 'accuracy'
+  facts = [(k, summary[k]) for k in ('model', 'parameters', 'epochs_run') if k in summary]
+  best_epoch = summary.get('best_epoch', 0) + 1
+  parts = [html.table(['Training', 'Value'], facts + [('best epoch', best_epoch)])]
+  if history:
+    parts.append(html.figure(
+        plots.training_curves(history, 'loss', accuracy_key),
+        'Training loss (all outputs, weighted) and classification accuracy per '
+        'epoch; "eval" is the eval split, which early stopping watches. Best '
+        f'epoch (weights kept): {best_epoch}.'))
+  return parts
+
+
+# --- Evaluation ----------------------------------------------------------------
+
+
+def _candidate_dir(record: run_record.RunRecord) -> Optional[str]:
+  model_uri = record.uri(_TRAINER, 'Model')
+  return path_utils.serving_model_dir(model_uri) if model_uri else None
+
+
+def _baseline_dir(record: run_record.RunRecord) -> Optional[str]:
+  evaluation_uri = record.uri(_EVALUATOR, 'ModelEvaluation')
+  if not evaluation_uri:
+    return None
+  baseline = path_utils.serving_model_dir(os.path.join(evaluation_uri, _BASELINE_SUBDIR))
+  return baseline if tf.io.gfile.exists(baseline) else None
+
+
+def _evaluation_section(context: _Context):
+  candidate = _candidate_dir(context.record)
+  test = context.splits.get(context.test_split)
+  if candidate is None or test is None or not len(test):
+    return [html.paragraph('No trained model or no test examples in this run.')], None
+  names = context.class_names
+  known = test.labels >= 0
+  probabilities = examples_lib.predict(candidate, test.serialized)
+  labels, scores = test.labels[known], probabilities[known]
+  counts = curves.confusion_matrix(labels, scores.argmax(axis=1), len(names))
+  malignant = list(names).index(configs.MALIGNANT_CLASS)
+  parts = [
+      html.figure(plots.confusion_matrix(counts, names),
+                  f'Confusion matrix, {len(labels)} test images, decision = top class.'),
+      html.figure(plots.roc_curves({n: curves.roc(scores[:, k], labels == k)
+                                    for k, n in enumerate(names)}),
+                  'ROC per class, one against the rest.'),
+      html.figure(plots.precision_recall(
+          curves.precision_recall(scores[:, malignant], labels == malignant),
+          configs.MALIGNANT_CLASS, float(np.mean(labels == malignant))),
+                  'Precision against recall for malignant, over p(malignant).'),
+      html.figure(plots.reliability(curves.reliability(scores, labels)),
+                  'Reliability: accuracy against stated confidence, per confidence '
+                  'bin (numbers: images per bin).'),
+  ]
+  candidate_metrics = curves.summary_metrics(scores, labels, names)
+  baseline = _baseline_dir(context.record)
+  baseline_metrics = (curves.summary_metrics(
+      examples_lib.predict(baseline, test.serialized)[known], labels, names)
+                      if baseline else {})
+  headers = ['Metric', 'Candidate']
+  if baseline_metrics:
+    headers += [f'Baseline (served version {context.record.summary.baseline_version})',
+                'Change']
+  rows = []
+  for name, value in candidate_metrics.items():
+    row = [name, value]
+    if baseline_metrics:
+      row += [baseline_metrics[name], value - baseline_metrics[name]]
+    rows.append(row)
+  parts.append(html.table(headers, rows))
+  if not baseline_metrics:
+    parts.append(html.paragraph('No model was served when this run evaluated, so '
+                                'there is no baseline to compare with.', note=True))
+  return parts, probabilities
+
+
+# --- Explanations --------------------------------------------------------------
+
+
+def _explanations_section(context: _Context,
+                          probabilities: Optional[np.ndarray]) -> List[str]:
+  candidate = _candidate_dir(context.record)
+  if probabilities is None or candidate is None or 'model' not in context.custom_config:
+    return [html.paragraph('No trained model to explain in this run.')]
+  model_config = configs.model_config_from(context.custom_config)
+  try:
+    model = grad_cam.load_serving_model(candidate, model_config, len(context.class_names))
+  except ValueError as e:
+    return [html.paragraph(f'Grad-CAM needs the network rebuilt from models/model.py: {e}')]
+  result = explanations_lib.explain(
+      model, context.splits[context.test_split], probabilities,
+      model_config.image_size, context.class_names)
+  score = (f'{result.pointing_score:.2f} ({result.pointing_hits} of '
+           f'{result.pointing_total} test images with a lesion mask)'
+           if result.pointing_total else 'n/a (no test image has a lesion mask)')
+  parts = [f'<p>Pointing game: <strong>{html.text(score)}</strong>. A hit is a '
+           'heatmap for the true class whose peak lies inside the ground-truth '
+           'lesion mask.</p>']
+  if result.gallery:
+    parts.append(html.figure(
+        plots.grad_cam_gallery(result.gallery, context.class_names),
+        'Grad-CAM of the predicted class on up to two correct and two wrong test '
+        'images per true class (title: true -> predicted (confidence)). Green: '
+        'lesion mask; +: heatmap peak.'))
+  return parts
