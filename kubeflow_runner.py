@@ -5,9 +5,9 @@
         --serving-dir gs://BUCKET/serving [--submit] [--schedule '0 0 3 * * 1'] \\
         [--host http://KFP_ENDPOINT] [--gpus 1 --gpu-type Tesla-T4]
 
-Writes pipeline.yaml (KFP v2 pipeline spec + Kubernetes platform spec). The
-image must be built from this same checkout: the compiled spec fingerprints the
-model code it was compiled with. See docs/kubeflow.md.
+Writes outputs/kubeflow/pipeline.yaml (KFP v2 pipeline spec + Kubernetes
+platform spec). The image must be built from this same checkout: the compiled
+spec fingerprints the model code it was compiled with. See docs/kubeflow.md.
 """
 
 import argparse
@@ -92,7 +92,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                      help='BUSI folder (one sub-folder per class) in object storage')
   paths.add_argument('--serving-dir', required=True, type=_storage_uri('--serving-dir'),
                      help='TF Serving model root; blessed models are pushed below it')
-  paths.add_argument('--output', default='pipeline.yaml', help='compiled package path')
+  paths.add_argument('--output', default='outputs/kubeflow/pipeline.yaml',
+                     help='where the compiled package is written')
 
   model = parser.add_argument_group('model')
   model.add_argument('--model', choices=configs.MODEL_CHOICES, default=model_defaults.name)

@@ -7,6 +7,7 @@ root inside the spec, followed by the Kubernetes platform spec that places the
 Trainer on the GPU pool. This module produces exactly that file.
 """
 
+import os
 from typing import Tuple
 
 from google.protobuf import json_format
@@ -60,6 +61,7 @@ def write_package(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
   documents = [json_format.MessageToDict(pipeline_spec)]
   if platform_spec.platforms:
     documents.append(json_format.MessageToDict(platform_spec))
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, 'w') as f:
     yaml.safe_dump_all(documents, f, sort_keys=True)
 
