@@ -2,8 +2,14 @@
 
 The layout is BUSI's: `<root>/<class>/<name>.png` with masks beside each image
 as `<name>_mask.png`, `<name>_mask_1.png`, ... Masks are not examples; their
-union becomes the image's `mask` feature. Every file that is not ingested is
-returned with the reason, so the caller can report it instead of dropping it.
+union becomes the image's `mask` feature.
+
+Every file found is accounted for. Files that cannot become examples are
+*quarantined* with the reason (they count against the run's tolerance), while
+files that are plainly not data (hidden files such as `.DS_Store`, a README
+beside the class folders) are *ignored*, also with the reason. Symbolic links
+are never followed: they may point outside the data root or at a file that is
+already there.
 """
 
 import dataclasses
@@ -11,7 +17,7 @@ import hashlib
 import io
 import os
 import re
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -24,11 +30,18 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 # decompression bomb must fail on its header, not after allocating gigabytes.
 MAX_PIXELS = 50_000_000
 
+_BOMB = 'possible decompression bomb, rejected without decoding'
 _MASK_PATTERN = re.compile(r'^(?P<stem>.+)_mask(_\d+)?$', re.IGNORECASE)
+# Pixel modes the model's decoder reads as they are; others are re-encoded.
+_DECODABLE = {'PNG': ('L', 'RGB'), 'JPEG': ('L', 'RGB')}
 
 
 class InvalidImageError(ValueError):
-  """A file that cannot be used as an image; the message says why."""
+  """A file that cannot be used as an image; `reason` says why."""
+
+  def __init__(self, relpath: str, reason: str):
+    super().__init__(f'{relpath}: {reason}')
+    self.reason = reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,15 +52,17 @@ class ImageFile:
 
 
 @dataclasses.dataclass(frozen=True)
-class SkippedFile:
-  file: str
+class ExcludedFile:
+  file: str                         # relative to the data root, with '/'
   reason: str
+  masks: Tuple[str, ...] = ()       # an excluded image's masks, excluded with it
 
 
 @dataclasses.dataclass(frozen=True)
 class FolderScan:
   images: List[ImageFile]
-  skipped: List[SkippedFile]
+  quarantined: List[ExcludedFile]
+  ignored: List[ExcludedFile]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,46 +74,82 @@ class ImageFingerprint:
   height: int
   width: int
   mask_relpaths: Tuple[str, ...]
+  # Whether the bytes must be re-encoded (see `decodable_bytes`) to be stored.
+  needs_conversion: bool = False
+  # What the audit should know about this file's content, e.g. a JPEG named .png.
+  notes: Tuple[str, ...] = ()
 
 
-def scan_folder(root: str) -> FolderScan:
-  """Lists images and masks per class folder, and what was left out and why."""
+def scan_folder(root: str,
+                class_names: Optional[Sequence[str]] = None) -> FolderScan:
+  """Lists images and masks per class folder, and what was left out and why.
+
+  Args:
+    root: the data root, one sub-folder per class.
+    class_names: the classes the model knows; images in any other folder are
+      quarantined. None accepts every folder as a class.
+  """
   if not fileio.isdir(root):
     raise FileNotFoundError(f'Data root {root!r} is not a folder.')
   images: List[ImageFile] = []
-  skipped: List[SkippedFile] = []
-  for entry in sorted(fileio.listdir(root)):
-    name = entry.rstrip('/')
+  quarantined: List[ExcludedFile] = []
+  ignored: List[ExcludedFile] = []
+  for name in _entries(root):
     path = os.path.join(root, name)
-    if not fileio.isdir(path):
-      skipped.append(SkippedFile(name, 'file outside a class folder'))
-      continue
     if name.startswith('.'):
-      skipped.append(SkippedFile(name, 'hidden folder'))
-      continue
-    class_images, class_skipped = _scan_class(root, name)
-    if not class_images:
-      skipped.append(SkippedFile(name, 'class folder holds no images'))
-    images.extend(class_images)
-    skipped.extend(class_skipped)
-  return FolderScan(images, skipped)
+      ignored.append(ExcludedFile(name, 'hidden file or folder'))
+    elif os.path.islink(path):
+      quarantined.append(ExcludedFile(name, 'symbolic link; links are not followed'))
+    elif not fileio.isdir(path):
+      if _is_image_name(name):
+        quarantined.append(ExcludedFile(name, 'image outside a class folder'))
+      else:
+        ignored.append(ExcludedFile(name, 'file outside a class folder'))
+    else:
+      scan = _scan_class(root, name)
+      if class_names is not None and name not in class_names:
+        known = ', '.join(class_names)
+        quarantined.extend(
+            ExcludedFile(image.relpath, f'unknown class folder {name!r} (known: {known})',
+                         image.mask_relpaths)
+            for image in scan.images)
+        quarantined.extend(scan.quarantined)
+      else:
+        images.extend(scan.images)
+        quarantined.extend(scan.quarantined)
+      ignored.extend(scan.ignored)
+      if not scan.images and not scan.quarantined:
+        ignored.append(ExcludedFile(name, 'empty class folder'))
+  return FolderScan(images, quarantined, ignored)
 
 
-def _scan_class(root: str, label: str) -> Tuple[List[ImageFile], List[SkippedFile]]:
+def _entries(folder: str) -> List[str]:
+  return sorted(entry.rstrip('/') for entry in fileio.listdir(folder))
+
+
+def _is_image_name(name: str) -> bool:
+  return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _scan_class(root: str, label: str) -> FolderScan:
   stems: Dict[str, str] = {}
   masks: Dict[str, List[str]] = {}
-  skipped: List[SkippedFile] = []
-  for entry in sorted(fileio.listdir(os.path.join(root, label))):
-    name = entry.rstrip('/')
+  quarantined: List[ExcludedFile] = []
+  ignored: List[ExcludedFile] = []
+  for name in _entries(os.path.join(root, label)):
     relpath = f'{label}/{name}'
+    path = os.path.join(root, label, name)
     stem, ext = os.path.splitext(name)
     if name.startswith('.'):
-      skipped.append(SkippedFile(relpath, 'hidden file'))
-    elif fileio.isdir(os.path.join(root, label, name)):
-      skipped.append(SkippedFile(relpath, 'sub-folder inside a class folder'))
-    elif ext.lower() not in IMAGE_EXTENSIONS:
-      skipped.append(SkippedFile(
-          relpath, f'not an image extension ({", ".join(IMAGE_EXTENSIONS)})'))
+      ignored.append(ExcludedFile(relpath, 'hidden file or folder'))
+    elif os.path.islink(path):
+      quarantined.append(ExcludedFile(relpath, 'symbolic link; links are not followed'))
+    elif fileio.isdir(path):
+      quarantined.append(ExcludedFile(
+          relpath, 'sub-folder inside a class folder; its files are not read'))
+    elif not _is_image_name(name):
+      quarantined.append(ExcludedFile(
+          relpath, f'not an image file name (expected {", ".join(IMAGE_EXTENSIONS)})'))
     elif _MASK_PATTERN.match(stem):
       masks.setdefault(_MASK_PATTERN.match(stem).group('stem'), []).append(relpath)
     else:
@@ -106,8 +157,10 @@ def _scan_class(root: str, label: str) -> Tuple[List[ImageFile], List[SkippedFil
   images = [ImageFile(relpath, label, tuple(sorted(masks.pop(stem, []))))
             for stem, relpath in sorted(stems.items())]
   for stem, orphans in sorted(masks.items()):
-    skipped.extend(SkippedFile(m, f'mask without an image {stem!r}') for m in orphans)
-  return images, skipped
+    quarantined.extend(
+        ExcludedFile(m, f'mask without an image (no {stem!r} image beside it)')
+        for m in orphans)
+  return FolderScan(images, quarantined, ignored)
 
 
 def read_bytes(root: str, relpath: str) -> bytes:
@@ -118,26 +171,32 @@ def read_bytes(root: str, relpath: str) -> bytes:
 def open_image(data: bytes, relpath: str) -> Image.Image:
   """Opens encoded bytes as a PIL image after checking the declared size."""
   if not data:
-    raise InvalidImageError(f'{relpath}: empty file')
+    raise InvalidImageError(relpath, 'empty file')
   try:
     image = Image.open(io.BytesIO(data))
+  except Image.DecompressionBombError as e:
+    raise InvalidImageError(relpath, f'{_BOMB}: {e}') from e
+  except Image.UnidentifiedImageError as e:
+    raise InvalidImageError(relpath, 'not an image (unrecognised content)') from e
   except Exception as e:  # PIL raises several unrelated types for bad bytes.
-    raise InvalidImageError(f'{relpath}: not a readable image ({e})') from e
+    raise InvalidImageError(relpath, f'not a readable image ({e})') from e
   width, height = image.size
   if width * height > MAX_PIXELS:
     raise InvalidImageError(
-        f'{relpath}: declares {width}x{height} pixels, over the limit of '
-        f'{MAX_PIXELS} (possible decompression bomb)')
+        relpath, f'declares {width}x{height} pixels, over the limit of '
+        f'{MAX_PIXELS}: {_BOMB}')
   try:
     image.load()
   except Exception as e:
-    raise InvalidImageError(f'{relpath}: image data is corrupt ({e})') from e
+    raise InvalidImageError(
+        relpath, f'image data is corrupt or truncated ({e})') from e
   return image
 
 
 def fingerprint(root: str, image_file: ImageFile) -> ImageFingerprint:
   data = read_bytes(root, image_file.relpath)
   image = open_image(data, image_file.relpath)
+  needs_conversion = image.mode not in _DECODABLE.get(image.format, ())
   return ImageFingerprint(
       relpath=image_file.relpath,
       label=image_file.label,
@@ -145,7 +204,42 @@ def fingerprint(root: str, image_file: ImageFile) -> ImageFingerprint:
       dhash=perceptual_hash.difference_hash(image),
       height=image.height,
       width=image.width,
-      mask_relpaths=image_file.mask_relpaths)
+      mask_relpaths=image_file.mask_relpaths,
+      needs_conversion=needs_conversion,
+      notes=_content_notes(image, image_file.relpath, needs_conversion))
+
+
+def _content_notes(image: Image.Image, relpath: str,
+                   needs_conversion: bool) -> Tuple[str, ...]:
+  notes = []
+  extension = os.path.splitext(relpath)[1].lower()
+  named = 'JPEG' if extension in ('.jpg', '.jpeg') else extension[1:].upper()
+  if image.format != named:
+    notes.append(f'{image.format} content under a {extension} name; read as {image.format}')
+  if needs_conversion:
+    notes.append(f'{image.format} in pixel mode {image.mode} stored as 8-bit '
+                 f'{_target_mode(image)} PNG')
+  return tuple(notes)
+
+
+def _target_mode(image: Image.Image) -> str:
+  return 'L' if image.mode in ('1', 'L', 'LA', 'I', 'I;16', 'I;16B', 'I;16L', 'F') else 'RGB'
+
+
+def decodable_bytes(data: bytes, relpath: str) -> bytes:
+  """8-bit grey or RGB PNG of an image the model's decoder cannot read as is.
+
+  16-bit and float images are scaled to 8 bits (not clipped); alpha is
+  dropped; palette, CMYK and other colour spaces become RGB.
+  """
+  image = open_image(data, relpath)
+  if _target_mode(image) == 'RGB':
+    return encode_png(np.asarray(image.convert('RGB')))
+  if image.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'):
+    pixels = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode != 'F' else max(float(pixels.max()), 1e-12)
+    return encode_png(np.clip(np.rint(pixels * 255.0 / top), 0, 255).astype(np.uint8))
+  return encode_png(np.asarray(image.convert('L')))
 
 
 def union_mask(root: str, mask_relpaths: Sequence[str],
@@ -183,4 +277,3 @@ def group_key(fingerprints: Sequence[ImageFingerprint], max_bits: int,
   first = perceptual_hash.group_near_duplicates(
       [f.sha256 for f in ordered], [f.dhash for f in ordered], max_bits)
   return {f.relpath: ordered[g].sha256[:16] for f, g in zip(ordered, first)}
-

@@ -60,6 +60,14 @@ class DataConfig:
   near_duplicate_max_bits: int = 10
   # Seed of the group-to-split assignment; changing it reshuffles the splits.
   split_seed: int = 42
+  # The run stops when more than this share of the files (images, stray masks
+  # and other files in class folders) is quarantined as unusable.
+  max_quarantined_fraction: float = 0.05
+  # Stop on any quarantined file.
+  strict: bool = False
+  # A near-duplicate group filed under several classes: 'drop' all its members,
+  # 'keep' them (the group goes to its majority class's split), or 'fail'.
+  label_conflicts: str = 'drop'
 
 
 @dataclasses.dataclass(frozen=True)

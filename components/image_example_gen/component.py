@@ -29,5 +29,9 @@ def image_example_gen(data: configs.DataConfig) -> FileBasedExampleGen:
       custom_config=component_config.to_custom_config(
           component_config.ImageExampleGenConfig(
               near_duplicate_max_bits=data.near_duplicate_max_bits,
-              split_seed=data.split_seed)),
+              split_seed=data.split_seed,
+              class_names=tuple(data.class_names),
+              max_quarantined_fraction=data.max_quarantined_fraction,
+              strict=data.strict,
+              label_conflicts=data.label_conflicts)),
       custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor))

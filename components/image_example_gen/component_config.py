@@ -1,7 +1,7 @@
 """The ImageExampleGen settings that travel in FileBasedExampleGen's custom_config."""
 
 import dataclasses
-from typing import Any, Dict
+from typing import Any, Dict, Sequence, Tuple
 
 from google.protobuf import any_pb2
 from google.protobuf import json_format
@@ -10,16 +10,30 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
+from components import data_audit
+
 
 @dataclasses.dataclass(frozen=True)
 class ImageExampleGenConfig:
   near_duplicate_max_bits: int
   split_seed: int
+  class_names: Tuple[str, ...]
+  max_quarantined_fraction: float
+  strict: bool
+  label_conflicts: str
+
+  def data_policy(self, split_names: Sequence[str]) -> data_audit.DataPolicy:
+    return data_audit.DataPolicy(
+        class_names=self.class_names,
+        split_names=tuple(split_names),
+        max_quarantined_fraction=self.max_quarantined_fraction,
+        strict=self.strict,
+        label_conflicts=self.label_conflicts)
 
 
 def to_custom_config(config: ImageExampleGenConfig) -> example_gen_pb2.CustomConfig:
   struct = struct_pb2.Struct()
-  struct.update(dataclasses.asdict(config))
+  struct.update(dict(dataclasses.asdict(config), class_names=list(config.class_names)))
   packed = any_pb2.Any()
   packed.Pack(struct)
   return example_gen_pb2.CustomConfig(custom_config=packed)
@@ -34,4 +48,8 @@ def from_exec_properties(exec_properties: Dict[str, Any]) -> ImageExampleGenConf
   values = json_format.MessageToDict(struct)
   return ImageExampleGenConfig(
       near_duplicate_max_bits=int(values['near_duplicate_max_bits']),
-      split_seed=int(values['split_seed']))
+      split_seed=int(values['split_seed']),
+      class_names=tuple(values['class_names']),
+      max_quarantined_fraction=float(values['max_quarantined_fraction']),
+      strict=bool(values['strict']),
+      label_conflicts=values['label_conflicts'])

@@ -2,15 +2,13 @@
 
 Two passes over the files keep memory flat however large the folder is: the
 first decodes each image once for its content and perceptual hashes (a few
-bytes each, gathered to group near-duplicates and assign groups to splits);
-the second reads the bytes again and writes the tf.Examples of each split.
-Files that cannot be used are listed with their reason in `data_audit.json`
-beside the splits, never dropped silently.
+bytes each, gathered to group near-duplicates, resolve label conflicts and
+assign groups to splits); the second reads the bytes again and writes the
+tf.Examples of each split. Every file found is accounted for in the data audit
+written beside the splits (see components/data_audit.py), never dropped
+silently; the run stops with `DataAuditError` when the audit breaks the policy.
 """
 
-import collections
-import dataclasses
-import json
 import os
 from typing import Any, Dict, List, Tuple
 
@@ -20,19 +18,20 @@ import tensorflow as tf
 from tfx.components.example_gen import write_split
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_executor
-from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
+from components import data_audit
 from components import group_split
 from components import image_files
 from components.image_example_gen import component_config
 from models import features
 
-AUDIT_FILE_NAME = 'data_audit.json'
+AUDIT_FILE_NAME = data_audit.JSON_FILE_NAME
 _QUARANTINED = 'quarantined'
+_NOTES = 'notes'
 
 
 class _Fingerprint(beam.DoFn):
@@ -44,21 +43,40 @@ class _Fingerprint(beam.DoFn):
   def process(self, image_file: image_files.ImageFile):
     try:
       yield image_files.fingerprint(self._root, image_file)
-    except (image_files.InvalidImageError, OSError) as e:
+    except image_files.InvalidImageError as e:
       yield beam.pvalue.TaggedOutput(
-          _QUARANTINED, {'file': image_file.relpath, 'reason': str(e)})
+          _QUARANTINED, data_audit.quarantine_entry(
+              image_file.relpath, e.reason, image_file.mask_relpaths))
+    except OSError as e:
+      yield beam.pvalue.TaggedOutput(
+          _QUARANTINED, data_audit.quarantine_entry(
+              image_file.relpath, f'unreadable ({e})', image_file.mask_relpaths))
 
 
-def _assign_splits(fingerprints: List[image_files.ImageFingerprint],
-                   config: component_config.ImageExampleGenConfig,
-                   ratios: Dict[str, int]) -> Dict[str, Tuple[str, str]]:
-  """relpath -> (group id, split) for every usable image."""
+def _plan_splits(fingerprints: List[image_files.ImageFingerprint],
+                 config: component_config.ImageExampleGenConfig,
+                 ratios: Dict[str, int]) -> Dict[str, Any]:
+  """Groups near-duplicates, applies the label-conflict policy, assigns splits.
+
+  Returns {'assignment': relpath -> (group id, split) of every image to ingest,
+  'groups': the duplicate groups, 'dropped': quarantine entries}.
+  """
   groups = image_files.group_key(fingerprints, config.near_duplicate_max_bits)
   labels = {f.relpath: f.label for f in fingerprints}
+  duplicates = data_audit.duplicate_groups(
+      groups, labels, {f.relpath: f.sha256 for f in fingerprints})
+  masks = {f.relpath: f.mask_relpaths for f in fingerprints}
+  dropped = []
+  if config.label_conflicts == 'drop':
+    for group in data_audit.label_conflicts(duplicates):
+      reason = data_audit.conflict_reason(group)
+      dropped += [data_audit.quarantine_entry(m['file'], reason, masks[m['file']])
+                  for m in group['files']]
+  kept = sorted(set(groups) - {d['file'] for d in dropped})
   splits = group_split.assign_groups_to_splits(
-      [(groups[path], labels[path]) for path in sorted(groups)], ratios,
-      config.split_seed)
-  return {path: (group, splits[group]) for path, group in groups.items()}
+      [(groups[path], labels[path]) for path in kept], ratios, config.split_seed)
+  return {'assignment': {path: (groups[path], splits[groups[path]]) for path in kept},
+          'groups': duplicates, 'dropped': dropped}
 
 
 def _bytes(value: str) -> tf.train.Feature:
@@ -70,20 +88,26 @@ def _int(value: int) -> tf.train.Feature:
 
 
 class _ToExample(beam.DoFn):
-  """Builds the tf.Example of one image, with its mask and group."""
+  """Builds the tf.Example of one ingested image, with its mask and group."""
 
   def __init__(self, root: str):
     self._root = root
 
-  def process(self, fp: image_files.ImageFingerprint,
-              assignment: Dict[str, Tuple[str, str]]):
-    group_id, split = assignment[fp.relpath]
+  def process(self, fp: image_files.ImageFingerprint, plan: Dict[str, Any]):
+    if fp.relpath not in plan['assignment']:
+      return
+    group_id, split = plan['assignment'][fp.relpath]
     mask_png, notes = image_files.union_mask(self._root, fp.mask_relpaths,
                                              (fp.width, fp.height))
-    for note in notes:
-      yield beam.pvalue.TaggedOutput('notes', {'file': fp.relpath, 'note': note})
+    if not fp.mask_relpaths:
+      notes.append('no mask file; the mask feature is empty')
+    for note in (*fp.notes, *notes):
+      yield beam.pvalue.TaggedOutput(_NOTES, {'file': fp.relpath, 'note': note})
+    image = image_files.read_bytes(self._root, fp.relpath)
+    if fp.needs_conversion:
+      image = image_files.decodable_bytes(image, fp.relpath)
     example = tf.train.Example(features=tf.train.Features(feature={
-        features.IMAGE_KEY: _bytes(image_files.read_bytes(self._root, fp.relpath)),
+        features.IMAGE_KEY: _bytes(image),
         features.LABEL_KEY: _bytes(fp.label.encode()),
         features.FILENAME_KEY: _bytes(fp.relpath.encode()),
         features.HEIGHT_KEY: _int(fp.height),
@@ -97,41 +121,31 @@ class _ToExample(beam.DoFn):
     yield split, example
 
 
-def _write_audit(assignment: Dict[str, Tuple[str, str]],
+def _write_audit(plan: Dict[str, Any],
                  fingerprints: List[image_files.ImageFingerprint],
-                 quarantined: List[Dict[str, str]],
+                 unreadable: List[Dict[str, str]],
                  notes: List[Dict[str, str]],
-                 skipped: List[image_files.SkippedFile],
-                 path: str) -> None:
-  labels = {f.relpath: f.label for f in fingerprints}
-  counts: Dict[str, Dict[str, int]] = collections.defaultdict(collections.Counter)
-  members: Dict[str, List[str]] = collections.defaultdict(list)
-  for relpath, (group, split) in sorted(assignment.items()):
-    counts[split][labels[relpath]] += 1
-    members[group].append(relpath)
-  groups = [
-      {'group_id': group, 'files': files,
-       'labels': sorted({labels[f] for f in files}),
-       'split': assignment[files[0]][1]}
-      for group, files in sorted(members.items()) if len(files) > 1]
-  audit = {
-      'ingested': len(assignment),
-      'split_counts': {split: dict(sorted(c.items())) for split, c in sorted(counts.items())},
-      'quarantined': sorted(quarantined, key=lambda q: q['file']),
-      'skipped': [dataclasses.asdict(s) for s in skipped],
-      'mask_notes': sorted(notes, key=lambda n: (n['file'], n['note'])),
-      'near_duplicate_groups': groups,
-      'label_conflicts': [g for g in groups if len(g['labels']) > 1],
-  }
-  with fileio.open(path, 'w') as f:
-    f.write(json.dumps(audit, indent=1, sort_keys=True))
-  for problem in audit['quarantined'] + audit['skipped']:
-    logging.warning('Not ingested: %s: %s', problem['file'],
-                    problem.get('reason'))
-  logging.info('ImageExampleGen: %d images ingested, per split %s; %d '
-               'near-duplicate groups, %d with conflicting labels.',
-               len(assignment), audit['split_counts'], len(groups),
-               len(audit['label_conflicts']))
+                 scan: image_files.FolderScan,
+                 root: str,
+                 config: component_config.ImageExampleGenConfig,
+                 policy: data_audit.DataPolicy,
+                 folder: str) -> None:
+  audit = data_audit.build(
+      data_root=root,
+      policy=policy,
+      near_duplicate_max_bits=config.near_duplicate_max_bits,
+      assignment={path: split for path, (_, split) in plan['assignment'].items()},
+      labels={f.relpath: f.label for f in fingerprints},
+      groups=plan['groups'],
+      quarantined=[*(data_audit.quarantine_entry(q.file, q.reason, q.masks)
+                     for q in scan.quarantined),
+                   *unreadable, *plan['dropped']],
+      ignored=[vars(i) for i in scan.ignored],
+      notes=notes)
+  data_audit.write(audit, folder)
+  for problem in audit['quarantined']:
+    logging.warning('Quarantined %s: %s', problem['file'], problem['reason'])
+  logging.info('ImageExampleGen: %s', data_audit.summary_line(audit))
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -147,11 +161,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
     ratios = {s.name: s.hash_buckets for s in output_config.split_config.splits}
     config = component_config.from_exec_properties(exec_properties)
+    policy = config.data_policy(list(ratios))
     examples = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.EXAMPLES_KEY])
     examples.split_names = artifact_utils.encode_split_names(list(ratios))
 
-    scan = image_files.scan_folder(root)
+    scan = image_files.scan_folder(root, config.class_names)
     logging.info('ImageExampleGen: %d images found under %s.', len(scan.images), root)
     with self._make_beam_pipeline() as pipeline:
       fingerprinted = (
@@ -161,16 +176,16 @@ class Executor(base_beam_executor.BaseBeamExecutor):
               _QUARANTINED, main='images'))
       images = fingerprinted.images
       all_fingerprints = beam.pvalue.AsList(images)
-      assignment = (
+      plan = (
           pipeline
           | 'Start' >> beam.Create([None])
-          | 'AssignSplits' >> beam.Map(
-              lambda _, fps: _assign_splits(fps, config, ratios), all_fingerprints))
+          | 'PlanSplits' >> beam.Map(
+              lambda _, fps: _plan_splits(fps, config, ratios), all_fingerprints))
       built = (
           images
           | 'ToExample' >> beam.ParDo(
-              _ToExample(root), beam.pvalue.AsSingleton(assignment)).with_outputs(
-                  'notes', main='examples'))
+              _ToExample(root), beam.pvalue.AsSingleton(plan)).with_outputs(
+                  _NOTES, main='examples'))
       by_split = built.examples | 'BySplit' >> beam.Partition(
           lambda kv, _: list(ratios).index(kv[0]), len(ratios))
       for index, split in enumerate(ratios):
@@ -179,12 +194,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
              | f'WriteSplit[{split}]' >> write_split.WriteSplit(
                  artifact_utils.get_split_uri([examples], split),
                  example_gen_pb2.FORMAT_TFRECORDS_GZIP))
-      _ = (assignment
+      _ = (plan
            | 'WriteAudit' >> beam.Map(
                _write_audit, all_fingerprints,
                beam.pvalue.AsList(fingerprinted[_QUARANTINED]),
-               beam.pvalue.AsList(built.notes), scan.skipped,
-               os.path.join(examples.uri, AUDIT_FILE_NAME)))
+               beam.pvalue.AsList(built[_NOTES]), scan, root, config, policy,
+               examples.uri))
+    data_audit.enforce(data_audit.read(examples.uri), policy,
+                       os.path.join(examples.uri, data_audit.REPORT_FILE_NAME))
     examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(
         examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
