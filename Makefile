@@ -11,7 +11,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run test clean
+.PHONY: setup run test compile-kubeflow clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ run: setup
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The Kubeflow Pipelines package; ARGS needs --image and the gs:// paths (docs/kubeflow.md).
+compile-kubeflow: setup
+	$(PY) kubeflow_runner.py $(ARGS)
 
 clean:
 	rm -rf outputs
