@@ -11,7 +11,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run test compile-kubeflow clean
+.PHONY: setup run test compile-kubeflow bench-quality clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,11 @@ test: setup
 # The Kubeflow Pipelines package; ARGS needs --image and the gs:// paths (docs/kubeflow.md).
 compile-kubeflow: setup
 	$(PY) kubeflow_runner.py $(ARGS)
+
+# Seed CNN vs the default model on BUSI, side by side (bench/README.md);
+# ARGS="--folds 5" for cross-validation.
+bench-quality: setup
+	$(PY) bench/quality.py $(ARGS)
 
 clean:
 	rm -rf outputs

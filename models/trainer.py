@@ -4,6 +4,7 @@ import json
 import os
 from typing import List
 
+from absl import logging
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
@@ -25,6 +26,17 @@ def _examples(file_patterns: List[str],
                num_parallel_calls=tf.data.AUTOTUNE))
 
 
+def distribution_strategy() -> tf.distribute.Strategy:
+  """Mirrors the model on every visible GPU; the default strategy on a CPU."""
+  gpus = tf.config.list_physical_devices('GPU')
+  if not gpus:
+    logging.info('Trainer: no GPU visible, training on the CPU.')
+    return tf.distribute.get_strategy()
+  logging.info('Trainer: MirroredStrategy over %d GPU(s): %s', len(gpus),
+               ', '.join(gpu.name for gpu in gpus))
+  return tf.distribute.MirroredStrategy()
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   custom_config = fn_args.custom_config
   model_config = configs.model_config_from(custom_config)
@@ -36,7 +48,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       model_config, training_config, class_names,
       _examples(fn_args.train_files, tf_transform_output),
       _examples(fn_args.eval_files, tf_transform_output),
-      log_dir=os.path.join(fn_args.model_run_dir, 'tensorboard'))
+      log_dir=os.path.join(fn_args.model_run_dir, 'tensorboard'),
+      strategy=distribution_strategy())
   signatures.export_serving_model(result.serving_model, tf_transform_output,
                                   class_names, fn_args.serving_model_dir)
   summary = {'epochs_run': result.epochs_run, 'best_epoch': result.best_epoch,

@@ -64,9 +64,13 @@ def _to_model_inputs(model_name: str, weights: tf.Tensor, augment: bool):
     weight = tf.gather(weights, label)
     if not multitask:
       return image, label, weight
+    # An empty mask may be a missing annotation rather than "no lesion" (the
+    # copy of BUSI here has almost all masks blank), so only annotated images
+    # teach the mask head.
+    annotated = tf.cast(tf.reduce_max(example[features.MASK_XF]) > 0, tf.float32)
     return (image,
             {model_lib.CLASS_OUTPUT: label, model_lib.MASK_OUTPUT: mask},
-            {model_lib.CLASS_OUTPUT: weight, model_lib.MASK_OUTPUT: tf.ones([])})
+            {model_lib.CLASS_OUTPUT: weight, model_lib.MASK_OUTPUT: annotated})
 
   return convert
 
@@ -121,8 +125,14 @@ def train(model_config: configs.ModelConfig,
           class_names: Sequence[str],
           train_examples: tf.data.Dataset,
           eval_examples: tf.data.Dataset,
-          log_dir: Optional[str] = None) -> TrainResult:
-  """Trains the configured network; returns the serving model at its best epoch."""
+          log_dir: Optional[str] = None,
+          strategy: Optional[tf.distribute.Strategy] = None) -> TrainResult:
+  """Trains the configured network; returns the serving model at its best epoch.
+
+  `strategy` (default: the current one) holds the variables; the batch size is
+  the global batch, split across its replicas.
+  """
+  strategy = strategy or tf.distribute.get_strategy()
   keras.utils.set_random_seed(training_config.seed)
   num_classes = len(class_names)
   labels = np.array([int(e[features.LABEL_XF]) for e in
@@ -137,10 +147,11 @@ def train(model_config: configs.ModelConfig,
   eval_batches = _batches(eval_examples, model_config.name, weights,
                           training_config.batch_size, training_config.seed,
                           training=False)
-  training_model, serving_model = model_lib.build_model(model_config, num_classes)
   steps_per_epoch = math.ceil(labels.size / training_config.batch_size)
-  monitor = _compile(training_model, model_config.name, training_config,
-                     steps_per_epoch * training_config.epochs)
+  with strategy.scope():
+    training_model, serving_model = model_lib.build_model(model_config, num_classes)
+    monitor = _compile(training_model, model_config.name, training_config,
+                       steps_per_epoch * training_config.epochs)
   stopper = keras.callbacks.EarlyStopping(
       monitor=monitor, patience=training_config.early_stopping_patience,
       restore_best_weights=True)

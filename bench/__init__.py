@@ -1,0 +1,1 @@
+"""Benchmarks that measure the pipeline's model code on real data."""

@@ -1,0 +1,107 @@
+"""BUSI as in-memory transformed examples, split the way the pipeline splits it.
+
+The benchmark must measure the model on the data the pipeline would give it:
+the same near-duplicate groups, the same group-to-split assignment, the same
+decoded pixels. So this reuses ImageExampleGen's helpers and the Transform's
+decoders instead of re-implementing them; only the Beam plumbing is skipped.
+"""
+
+import dataclasses
+from typing import Dict, List, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from components import group_split
+from components import image_files
+from models import features
+from models import preprocessing
+from pipeline import configs
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformedImages:
+  """Decoded images, masks and labels, with each image's near-duplicate group."""
+  relpaths: List[str]
+  groups: List[str]
+  images: np.ndarray     # float32 [n, size, size, 1] in [0, 1]
+  masks: np.ndarray      # float32 [n, size, size, 1], 0 or 1
+  labels: np.ndarray     # int64 [n], index into class_names
+
+  def subset(self, indices: np.ndarray) -> 'TransformedImages':
+    return TransformedImages([self.relpaths[i] for i in indices],
+                             [self.groups[i] for i in indices],
+                             self.images[indices], self.masks[indices],
+                             self.labels[indices])
+
+  def dataset(self) -> tf.data.Dataset:
+    """Unbatched dicts of transformed features, as the Trainer reads them."""
+    return tf.data.Dataset.from_tensor_slices({
+        features.IMAGE_XF: self.images, features.MASK_XF: self.masks,
+        features.LABEL_XF: self.labels})
+
+
+def load(data: configs.DataConfig, image_size: int) -> TransformedImages:
+  """Reads every usable image under `data.data_root` with its union mask."""
+  scan = image_files.scan_folder(data.data_root)
+  class_index = {name: i for i, name in enumerate(data.class_names)}
+  fingerprints = []
+  for image_file in scan.images:
+    if image_file.label not in class_index:
+      continue
+    try:
+      fingerprints.append(image_files.fingerprint(data.data_root, image_file))
+    except image_files.InvalidImageError:
+      continue
+  fingerprints.sort(key=lambda f: f.relpath)
+  groups = image_files.group_key(fingerprints, data.near_duplicate_max_bits)
+  images, masks = [], []
+  for fp in fingerprints:
+    mask_png, _ = image_files.union_mask(data.data_root, fp.mask_relpaths,
+                                         (fp.width, fp.height))
+    encoded = image_files.read_bytes(data.data_root, fp.relpath)
+    images.append(preprocessing.decode_image(tf.constant(encoded), image_size).numpy())
+    masks.append(preprocessing.decode_mask(tf.constant(mask_png), image_size).numpy())
+  return TransformedImages(
+      relpaths=[fp.relpath for fp in fingerprints],
+      groups=[groups[fp.relpath] for fp in fingerprints],
+      images=np.stack(images), masks=np.stack(masks),
+      labels=np.array([class_index[fp.label] for fp in fingerprints], np.int64))
+
+
+def split_indices(images: TransformedImages, ratios: Dict[str, int],
+                  seed: int, class_names: Sequence[str]) -> Dict[str, np.ndarray]:
+  """Split name -> example indices, by the pipeline's group-stratified assignment."""
+  labels = [class_names[i] for i in images.labels]
+  assignment = group_split.assign_groups_to_splits(
+      list(zip(images.groups, labels)), ratios, seed)
+  splits = np.array([assignment[g] for g in images.groups])
+  return {name: np.flatnonzero(splits == name) for name in ratios}
+
+
+def pipeline_split(images: TransformedImages,
+                   data: configs.DataConfig) -> Dict[str, np.ndarray]:
+  """The train / eval / test indices ImageExampleGen would write."""
+  return split_indices(images, data.splits.as_dict(), data.split_seed,
+                       data.class_names)
+
+
+def cross_validation_folds(images: TransformedImages, data: configs.DataConfig,
+                           folds: int) -> List[Dict[str, np.ndarray]]:
+  """Per fold: test is one fold, eval the next, train the rest.
+
+  Folds are group-stratified like the pipeline's splits, so near-duplicates
+  never sit on both sides of a fold boundary.
+  """
+  if folds < 3:
+    raise ValueError(f'--folds must be at least 3 (test, eval and train folds), got {folds}')
+  names = [f'fold{k}' for k in range(folds)]
+  by_fold = split_indices(images, {name: 1 for name in names}, data.split_seed,
+                          data.class_names)
+  result = []
+  for k in range(folds):
+    test, evaluation = names[k], names[(k + 1) % folds]
+    train = np.sort(np.concatenate(
+        [by_fold[n] for n in names if n not in (test, evaluation)]))
+    result.append({'train': train, 'eval': by_fold[evaluation], 'test': by_fold[test]})
+  return result

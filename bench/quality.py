@@ -1,0 +1,167 @@
+"""Trains the seed CNN and the default model side by side on BUSI and scores them.
+
+Both go through `models.training.train`, the Trainer's own code, on the split
+ImageExampleGen makes (or on group-stratified cross-validation folds with
+`--folds`), and are scored on the held-out test images. Prints a table and
+writes bench/results/quality.json.
+
+  make bench-quality                    # the pipeline's train / eval / test split
+  make bench-quality ARGS="--folds 5"   # 5-fold cross-validation, mean ± sd
+"""
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+import models  # pylint: disable=unused-import  (Keras 2 and autograph setup)
+import tensorflow as tf
+
+from bench import busi_arrays
+from bench import classification_metrics
+from models import training
+from pipeline import configs
+
+DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              'results', 'quality.json')
+# Columns of the printed table: (metric key, header).
+COLUMNS = (
+    ('accuracy', 'acc'), ('balanced_accuracy', 'bal.acc'), ('macro_f1', 'macro-F1'),
+    ('macro_auc', 'AUC'), ('malignant_sensitivity', 'mal.sens'),
+    ('malignant_specificity', 'mal.spec'), ('benign_vs_malignant_auc', 'B/M AUC'),
+    ('ece', 'ECE'), ('train_seconds', 'train s'), ('parameters', 'params'),
+)
+
+
+def _data_root(flag: str) -> str:
+  candidates = [flag] if flag else [os.environ.get(configs.BUSI_ENV_VAR, '')] + [
+      os.path.join(os.path.dirname(configs.SCHEMA_DIR), d)
+      for d in configs.BUSI_DEFAULT_DIRS]
+  for candidate in candidates:
+    if candidate and os.path.isdir(candidate):
+      return candidate
+  where = f'--data-root {flag!r} is not a folder' if flag else (
+      f'BUSI not found (set --data-root or ${configs.BUSI_ENV_VAR}; looked in '
+      f'{", ".join(configs.BUSI_DEFAULT_DIRS)})')
+  raise SystemExit(f'bench/quality.py: {where}.')
+
+
+def _train_and_score(model_name: str, data: busi_arrays.TransformedImages,
+                     split: Dict[str, np.ndarray],
+                     training_config: configs.TrainingConfig,
+                     class_names: Sequence[str]) -> Dict[str, float]:
+  model_config = dataclasses.replace(configs.ModelConfig(), name=model_name)
+  test = data.subset(split['test'])
+  start = time.monotonic()
+  result = training.train(model_config, training_config, class_names,
+                          data.subset(split['train']).dataset(),
+                          data.subset(split['eval']).dataset())
+  seconds = time.monotonic() - start
+  probs = result.serving_model.predict(test.images, batch_size=64, verbose=0)
+  report = classification_metrics.classification_report(
+      test.labels, probs, list(class_names), configs.MALIGNANT_CLASS)
+  report.update(train_seconds=seconds, epochs_run=result.epochs_run,
+                best_epoch=result.best_epoch,
+                parameters=int(result.serving_model.count_params()),
+                test_images=int(test.labels.size))
+  return report
+
+
+def _summary(runs: List[Dict[str, float]]) -> Dict[str, Dict[str, float]]:
+  keys = [k for k in runs[0] if isinstance(runs[0][k], (int, float))]
+  return {k: {'mean': float(np.mean([r[k] for r in runs])),
+              'sd': float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else 0.0}
+          for k in keys}
+
+
+def _format(value: Dict[str, float], key: str, folds: int) -> str:
+  if key == 'parameters':
+    return f'{value["mean"] / 1e6:.2f} M'
+  if key == 'train_seconds':
+    text = f'{value["mean"]:.0f}'
+    return text + (f' ± {value["sd"]:.0f}' if folds > 1 else '')
+  text = f'{value["mean"]:.3f}'
+  return text + (f' ± {value["sd"]:.3f}' if folds > 1 else '')
+
+
+def markdown_table(summaries: Dict[str, Dict[str, Dict[str, float]]],
+                   folds: int) -> str:
+  lines = ['| model | ' + ' | '.join(h for _, h in COLUMNS) + ' |',
+           '|---|' + '---|' * len(COLUMNS)]
+  for name, summary in summaries.items():
+    lines.append(f'| {name} | ' + ' | '.join(
+        _format(summary[k], k, folds) for k, _ in COLUMNS) + ' |')
+  return '\n'.join(lines)
+
+
+def main(argv: Sequence[str]) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--data-root', default='',
+                      help='BUSI folder (Dataset_BUSI_with_GT); default: as `make run`')
+  parser.add_argument('--folds', type=int, default=0,
+                      help='k-fold group-stratified cross-validation; 0: the pipeline split')
+  parser.add_argument('--models', default=','.join(reversed(configs.MODEL_CHOICES)),
+                      help='comma-separated, from: ' + ', '.join(configs.MODEL_CHOICES))
+  parser.add_argument('--epochs', type=int, default=configs.TrainingConfig.epochs,
+                      help='maximum epochs (early stopping on the eval split)')
+  parser.add_argument('--output', default=DEFAULT_OUTPUT, help='JSON results file')
+  args = parser.parse_args(argv)
+  model_names = [m for m in args.models.split(',') if m]
+  unknown = sorted(set(model_names) - set(configs.MODEL_CHOICES))
+  if unknown or not model_names:
+    parser.error(f'--models: unknown {unknown or "(none given)"}; '
+                 f'choose from {", ".join(configs.MODEL_CHOICES)}')
+  if args.epochs < 1:
+    parser.error(f'--epochs must be at least 1, got {args.epochs}')
+
+  data_config = configs.DataConfig(data_root=_data_root(args.data_root))
+  try:
+    data = busi_arrays.load(data_config, configs.ModelConfig().image_size)
+    splits = (busi_arrays.cross_validation_folds(data, data_config, args.folds)
+              if args.folds else [busi_arrays.pipeline_split(data, data_config)])
+  except ValueError as e:
+    raise SystemExit(f'bench/quality.py: {e}') from None
+  training_config = dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs)
+  class_names = list(data_config.class_names)
+
+  runs: Dict[str, List[Dict[str, float]]] = {m: [] for m in model_names}
+  for k, split in enumerate(splits):
+    for model_name in model_names:
+      report = _train_and_score(model_name, data, split, training_config, class_names)
+      runs[model_name].append(report)
+      print(f'[fold {k + 1}/{len(splits)}] {model_name}: ' + ', '.join(
+          f'{key} {report[key]:.3f}' for key, _ in COLUMNS[:8]), flush=True)
+  summaries = {m: _summary(r) for m, r in runs.items()}
+  table = markdown_table(summaries, len(splits))
+  print(table)
+
+  results = {
+      'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+      'command': 'python bench/quality.py ' + ' '.join(shlex.quote(a) for a in argv),
+      'machine': {'platform': platform.platform(), 'processor': platform.processor(),
+                  'cpu_count': os.cpu_count(), 'gpus': len(tf.config.list_physical_devices('GPU')),
+                  'tensorflow': tf.__version__},
+      'evaluation': (f'{args.folds}-fold group-stratified cross-validation'
+                     if args.folds else 'pipeline split (test)'),
+      'split_sizes': [{name: int(ix.size) for name, ix in s.items()} for s in splits],
+      'model_config': dataclasses.asdict(configs.ModelConfig()),
+      'training_config': dataclasses.asdict(training_config),
+      'runs': runs, 'summary': summaries, 'table': table,
+  }
+  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+  with open(args.output, 'w') as f:
+    json.dump(results, f, indent=1)
+  print(f'Wrote {args.output}')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv[1:]))
