@@ -11,7 +11,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run test compile-kubeflow bench-quality clean
+.PHONY: setup run test compile-kubeflow bench-quality predict bench-serving clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,14 @@ compile-kubeflow: setup
 # ARGS="--folds 5" for cross-validation.
 bench-quality: setup
 	$(PY) bench/quality.py $(ARGS)
+
+# Classify images with the pushed model: ARGS="IMAGE_OR_FOLDER... [--server URL] [--json]".
+predict: setup
+	$(PY) predict.py $(ARGS)
+
+# Latency and throughput of serving_images against the bare network (bench/README.md).
+bench-serving: setup
+	$(PY) bench/serving.py $(ARGS)
 
 clean:
 	rm -rf outputs

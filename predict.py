@@ -1,0 +1,215 @@
+"""Classifies ultrasound images with a pushed model, locally or through TF Serving.
+
+    python predict.py IMAGE_OR_FOLDER... [--model-dir DIR] [--json]
+    python predict.py IMAGE_OR_FOLDER... --server http://HOST:8501 [--model-name NAME]
+
+Both ways send each file's bytes, as they are, to the model's `serving_images`
+signature: decoding and preprocessing run inside the model, so this client has
+none to get wrong. The --server path needs only the standard library, so it
+starts without loading TensorFlow.
+"""
+
+import argparse
+import base64
+import dataclasses
+import json
+import os
+import re
+import sys
+import urllib.error
+import urllib.request
+from typing import Dict, List, Optional, Sequence
+
+from pipeline import configs
+
+SERVING_IMAGES = 'serving_images'  # models.signatures.SERVING_IMAGES, without TensorFlow
+DEFAULT_MODEL_DIR = os.path.join('outputs', 'serving_model', configs.MODEL_NAME)
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
+# BUSI keeps lesion masks beside the scans (`x_mask.png`, `x_mask_1.png`); a
+# folder walk skips them, as ExampleGen does (components/image_files.py).
+_MASK_NAME = re.compile(r'_mask(_\d+)?$', re.IGNORECASE)
+_TF_ERROR_NOISE = ('[[', 'Graph execution error', 'Detected at node', '<stack traces')
+
+
+class PredictionError(Exception):
+  """The model refused one image; the message says why, on one line."""
+
+
+class UsageError(Exception):
+  """Bad command-line input: a path, a model directory or a server."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+  label: str
+  probabilities: Dict[str, float]   # class name -> probability, in the model's order
+
+
+def tf_error_reason(message: str) -> str:
+  """The one line of a TensorFlow error that says what was wrong with the input."""
+  lines = [line.strip() for line in message.splitlines()]
+  reasons = [line for line in lines if line and not line.startswith(_TF_ERROR_NOISE)]
+  reason = reasons[-1] if reasons else message.strip()
+  match = re.fullmatch(r'assertion failed: \[(.*)\]', reason)
+  return match.group(1) if match else reason
+
+
+def _prediction(outputs: Dict[str, Sequence]) -> Prediction:
+  return Prediction(
+      label=outputs['label'],
+      probabilities={name: float(score)
+                     for name, score in zip(outputs['classes'], outputs['scores'])})
+
+
+class LocalModel:
+  """A pushed SavedModel on disk, called through its signature as TF Serving would."""
+
+  def __init__(self, model_dir: str):
+    # Imported here so that the --server path never loads TensorFlow.
+    import models  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from components import serving_dir  # pylint: disable=g-import-not-at-top
+    self._tf = tf
+    if os.path.isfile(os.path.join(model_dir, serving_dir.SAVED_MODEL_FILE)):
+      saved_model_dir = model_dir
+    else:
+      saved_model_dir = serving_dir.latest_model_path(model_dir)
+    if saved_model_dir is None:
+      raise UsageError(f'--model-dir {model_dir}: no SavedModel there, nor in a '
+                       'numbered version folder below it (run `make run` first?)')
+    self.path = saved_model_dir
+    self._signature = tf.saved_model.load(saved_model_dir).signatures[SERVING_IMAGES]
+
+  def predict(self, image: bytes) -> Prediction:
+    try:
+      outputs = self._signature(image_bytes=self._tf.constant([image]))
+    except self._tf.errors.InvalidArgumentError as error:
+      raise PredictionError(tf_error_reason(error.message)) from None
+    return _prediction({
+        'label': outputs['label'].numpy()[0].decode(),
+        'classes': [name.decode() for name in outputs['classes'].numpy()[0]],
+        'scores': outputs['scores'].numpy()[0].tolist(),
+    })
+
+
+class ServedModel:
+  """A model behind TF Serving's REST API: POST /v1/models/NAME:predict."""
+
+  def __init__(self, server: str, model_name: str, timeout_s: float):
+    self.url = f'{server.rstrip("/")}/v1/models/{model_name}:predict'
+    self._timeout_s = timeout_s
+
+  def predict(self, image: bytes) -> Prediction:
+    body = json.dumps({
+        'signature_name': SERVING_IMAGES,
+        'instances': [{'b64': base64.b64encode(image).decode('ascii')}],
+    }).encode()
+    request = urllib.request.Request(
+        self.url, data=body, headers={'Content-Type': 'application/json'})
+    try:
+      with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
+        reply = json.load(response)
+    except urllib.error.HTTPError as error:
+      raise self._refusal(error) from None
+    except (urllib.error.URLError, OSError) as error:
+      reason = getattr(error, 'reason', error)
+      raise UsageError(f'--server: cannot reach {self.url}: {reason}') from None
+    return _prediction(reply['predictions'][0])
+
+  def _refusal(self, error: urllib.error.HTTPError) -> Exception:
+    """TF Serving answers 400 with {"error": ...} for a bad input; else it is us."""
+    text = error.read().decode('utf-8', 'replace')
+    try:
+      message = json.loads(text)['error']
+    except (ValueError, KeyError, TypeError):
+      message = text.strip()[:200]
+    if error.code == 400:
+      return PredictionError(tf_error_reason(message))
+    return UsageError(f'--server: {self.url} answered {error.code}: '
+                      f'{tf_error_reason(message)}')
+
+
+def find_images(paths: Sequence[str]) -> List[str]:
+  """The files named, plus every scan (not mask) in the folders named, sorted."""
+  images = []
+  for path in paths:
+    if os.path.isfile(path):
+      images.append(path)
+    elif os.path.isdir(path):
+      found = sorted(
+          os.path.join(folder, name)
+          for folder, _, names in os.walk(path) for name in names
+          if name.lower().endswith(IMAGE_EXTENSIONS)
+          and not _MASK_NAME.search(os.path.splitext(name)[0]))
+      if not found:
+        raise UsageError(f'{path}: folder holds no {"/".join(IMAGE_EXTENSIONS)} '
+                         'images')
+      images.extend(found)
+    else:
+      raise UsageError(f'{path}: no such file or folder')
+  return images
+
+
+def _read(image: str) -> bytes:
+  try:
+    with open(image, 'rb') as f:
+      return f.read()
+  except OSError as error:
+    raise PredictionError(f'cannot read the file: {error.strerror}') from None
+
+
+def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(
+      prog='predict', description=__doc__.split('\n')[0])
+  parser.add_argument('images', nargs='+', metavar='IMAGE',
+                      help='PNG/JPEG files, or folders to search for them')
+  target = parser.add_mutually_exclusive_group()
+  target.add_argument('--model-dir', default=DEFAULT_MODEL_DIR,
+                      help='a pushed model: its version folder, or the base folder '
+                           'whose newest version is used (default: %(default)s)')
+  target.add_argument('--server', help='TF Serving REST address, e.g. '
+                                       'http://localhost:8501')
+  parser.add_argument('--model-name', default=configs.MODEL_NAME,
+                      help='model name on the server (default: %(default)s)')
+  parser.add_argument('--timeout', type=float, default=30.0,
+                      help='seconds to wait for each server reply')
+  parser.add_argument('--json', action='store_true',
+                      help='print one JSON array instead of a line per image')
+  return parser.parse_args(argv)
+
+
+def _text_line(image: str, prediction: Optional[Prediction], error: str) -> str:
+  if prediction is None:
+    return f'{image}\terror: {error}'
+  scores = '  '.join(f'{name}={p:.4f}' for name, p in prediction.probabilities.items())
+  return f'{image}\t{prediction.label}\t{scores}'
+
+
+def main(argv: Sequence[str]) -> int:
+  args = _parse_args(argv)
+  try:
+    images = find_images(args.images)
+    model = (ServedModel(args.server, args.model_name, args.timeout) if args.server
+             else LocalModel(args.model_dir))
+    results = []
+    for image in images:
+      try:
+        prediction, error = model.predict(_read(image)), ''
+      except PredictionError as e:
+        prediction, error = None, str(e)
+      results.append((image, prediction, error))
+      if not args.json:
+        print(_text_line(image, prediction, error), flush=True)
+  except UsageError as e:
+    print(f'predict: error: {e}', file=sys.stderr)
+    return 2
+  if args.json:
+    json.dump([{'image': image, **(dataclasses.asdict(prediction) if prediction
+                                   else {'error': error})}
+               for image, prediction, error in results], sys.stdout, indent=1)
+    print()
+  return 1 if any(prediction is None for _, prediction, _ in results) else 0
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv[1:]))
