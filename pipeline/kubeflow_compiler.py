@@ -4,9 +4,17 @@ TFX's KubeflowV2DagRunner builds the KFP v2 pipeline spec; what it writes is
 shaped for Vertex AI (a JSON PipelineJob, or a YAML that drops the pipeline
 root). For a self-hosted KFP backend the package must be YAML with the pipeline
 root inside the spec, followed by the Kubernetes platform spec that places the
-Trainer on the GPU pool. This module produces exactly that file.
-"""
+Trainer on the GPU pool. This module produces exactly that file, with two
+corrections to what TFX builds:
 
+* TFX copies each component's ResourceSpec into its container, except for
+  FileBasedExampleGen, whose container it builds separately; resources are set
+  here for every executor, so ImageExampleGen gets them too.
+* FileBasedExampleGen fingerprints its input files in a pre-cache-check hook
+  that only Vertex AI runs. Elsewhere KFP's cache key sees the same data root
+  URI every time, and a scheduled run would reuse the examples of the first
+  run, so nothing would be retrained on new images. Such tasks are never cached.
+"""
 import os
 from typing import Tuple
 
@@ -37,20 +45,23 @@ def compile_specs(pipeline: tfx.dsl.Pipeline,
   pipeline_spec = json_format.ParseDict(pipeline_job['pipelineSpec'],
                                         pipeline_spec_pb2.PipelineSpec())
   pipeline_spec.default_pipeline_root = pipeline.pipeline_info.pipeline_root
-  _set_container_resources(pipeline_spec, pipeline)
+  _correct_for_kfp_backend(pipeline_spec, pipeline)
   trainer_executor = pipeline_spec.components[kubeflow_configs.TRAINER_ID].executor_label
   return pipeline_spec, kubeflow_platform.kubernetes_platform_spec(
       trainer_executor, config.gpu)
 
 
-def _set_container_resources(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
+def _correct_for_kfp_backend(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
                              pipeline: tfx.dsl.Pipeline) -> None:
+  """Resources on every container; no caching of tasks that need a pre-cache hook."""
   deployment = json_format.ParseDict(
       json_format.MessageToDict(pipeline_spec.deployment_spec), _DeploymentConfig())
   for component in pipeline.components:
-    executor_label = pipeline_spec.components[component.id].executor_label
-    deployment.executors[executor_label].container.resources.CopyFrom(
-        component.platform_config)
+    container = deployment.executors[
+        pipeline_spec.components[component.id].executor_label].container
+    container.resources.CopyFrom(component.platform_config)
+    if container.lifecycle.HasField('pre_cache_check'):
+      pipeline_spec.root.dag.tasks[component.id].caching_options.enable_cache = False
   pipeline_spec.deployment_spec.Clear()
   pipeline_spec.deployment_spec.update(json_format.MessageToDict(deployment))
 

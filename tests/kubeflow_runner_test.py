@@ -126,6 +126,13 @@ def test_pipeline_root_and_parameters_are_the_configured_ones(package):
       pipeline_spec, 'Pusher', 'push_destination')
 
 
+def test_new_images_under_the_same_data_root_are_never_served_from_cache(package):
+  pipeline_spec, _ = package
+  cached = {name for name, task in pipeline_spec.root.dag.tasks.items()
+            if task.caching_options.enable_cache}
+  assert cached == set(EXPECTED_EDGES) - {'ImageExampleGen'}
+
+
 def test_cpu_only_training_has_no_gpu_request_or_pinning(tmp_path):
   path = tmp_path / 'pipeline.yaml'
   assert kubeflow_runner.main(REQUIRED_FLAGS + ['--output', str(path), '--gpus', '0']) == 0
