@@ -79,7 +79,6 @@ def _cron(text: str) -> str:
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
-  model_defaults = configs.ModelConfig()
   training_defaults = configs.TrainingConfig()
   platform_defaults = kubeflow_configs.KubeflowConfig(image='')
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -95,12 +94,12 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   paths.add_argument('--output', default='outputs/kubeflow/pipeline.yaml',
                      help='where the compiled package is written')
 
-  model = parser.add_argument_group('model')
-  model.add_argument('--model', choices=configs.MODEL_CHOICES, default=model_defaults.name)
-  model.add_argument('--epochs', type=_positive(int), default=training_defaults.epochs)
-  model.add_argument('--batch-size', type=_positive(int), default=training_defaults.batch_size)
-  model.add_argument('--no-cache', action='store_true',
-                     help='rerun every component instead of reusing cached results')
+  training = parser.add_argument_group('training')
+  training.add_argument('--epochs', type=_positive(int), default=training_defaults.epochs)
+  training.add_argument('--batch-size', type=_positive(int),
+                        default=training_defaults.batch_size)
+  training.add_argument('--no-cache', action='store_true',
+                        help='rerun every component instead of reusing cached results')
 
   pods = parser.add_argument_group('pods')
   pods.add_argument('--cpu', type=_positive(float),
@@ -170,7 +169,6 @@ def build_configs(args: argparse.Namespace
       serving_dir=args.serving_dir,
       schema_file=kubeflow_configs.IMAGE_SCHEMA_FILE,
       data=dataclasses.replace(configs.DataConfig(), data_root=args.data_root),
-      model=dataclasses.replace(configs.ModelConfig(), name=args.model),
       training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
                                    batch_size=args.batch_size),
       enable_cache=not args.no_cache,
