@@ -8,6 +8,13 @@ preprocess differently:
   TFMA and TF Serving's Classify/Predict APIs send them;
 * `serving_images` takes encoded PNG/JPEG bytes (`{"b64": ...}` over REST) and
   also returns the top class as `label`.
+
+Both return `scores` (float32 [N, 3], softmax probabilities) and `classes`
+(string [N, 3], the class names in the order of `scores`), the outputs TFMA and
+TF Serving look for. A payload that is not a readable PNG/JPEG fails its request
+with InvalidArgumentError; one whose header declares too many pixels fails before
+anything is decoded (models/preprocessing.py).
+docs/serving.md is the client-facing version of this contract.
 """
 
 from typing import Sequence
@@ -55,6 +62,7 @@ class _ServingModule(tf.Module):
 def export_serving_model(model: keras.Model,
                          tf_transform_output: tft.TFTransformOutput,
                          class_names: Sequence[str], export_dir: str) -> None:
+  """Writes the SavedModel that the Pusher copies and TF Serving loads."""
   module = _ServingModule(model, tf_transform_output, class_names)
   tf.saved_model.save(module, export_dir, signatures={
       SERVING_DEFAULT: module.serve_examples,
