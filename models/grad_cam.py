@@ -53,7 +53,12 @@ def grad_cam(model: keras.Model, images: np.ndarray, class_indices: np.ndarray,
 
 
 def peak_inside(heatmap: np.ndarray, mask: np.ndarray) -> bool:
-  """The pointing game's hit: the heatmap's maximum lies on the mask."""
+  """The pointing game's hit: the heatmap's maximum lies on the mask.
+
+  An all-zero heatmap (no evidence anywhere) has no peak and never hits.
+  """
+  if not heatmap.max() > 0:
+    return False
   row, col = np.unravel_index(np.argmax(heatmap), heatmap.shape)
   return bool(mask[row, col])
 

@@ -89,3 +89,4 @@ def test_peak_inside_reads_the_argmax():
   assert not grad_cam.peak_inside(heatmap, mask)
   mask[1, 2] = True
   assert grad_cam.peak_inside(heatmap, mask)
+  assert not grad_cam.peak_inside(np.zeros((4, 4)), np.ones((4, 4), dtype=bool))

@@ -28,12 +28,12 @@ from models import grad_cam
 from models import model as model_lib
 from models import trainer
 from pipeline import configs
-from report import curves
-from report import examples as examples_lib
-from report import explanations as explanations_lib
-from report import html
-from report import plots
-from report import run_record
+from run_report import curves
+from run_report import examples as examples_lib
+from run_report import explanations as explanations_lib
+from run_report import html
+from run_report import plots
+from run_report import run_record
 
 REPORTS_DIR = 'reports'
 SECTIONS = ('summary', 'data', 'training', 'evaluation', 'explanations')
@@ -238,7 +238,6 @@ def _statistics_parts(statistics_uri: str) -> List[str]:
         s = feature.string_stats
         top = ', '.join(f'{v.value[:20]} ({v.frequency:.0f})' for v in s.top_values[:3]
                         if v.value != _TFDV_BYTES_PLACEHOLDER) or 'binary values'
-
         rows.append((name, 'string/bytes', s.common_stats.num_non_missing,
                      s.common_stats.num_missing,
                      f'{s.unique} unique; top: {top}'))

@@ -15,7 +15,7 @@ import tf_keras as keras
 
 from models import grad_cam
 from models import preprocessing
-from report import examples as examples_lib
+from run_report import examples as examples_lib
 
 _BATCH = 32
 

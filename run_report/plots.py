@@ -11,8 +11,8 @@ matplotlib.use('Agg')  # files only; never a window, never a display server
 import matplotlib.pyplot as plt
 import numpy as np
 
-from report import curves
-from report import explanations as explanations_lib
+from run_report import curves
+from run_report import explanations as explanations_lib
 
 _DPI = 100
 
@@ -141,8 +141,9 @@ def grad_cam_gallery(gallery: Sequence[explanations_lib.Explanation],
     axis.imshow(item.heatmap, cmap='jet', alpha=0.4, vmin=0, vmax=1)
     if item.mask is not None:
       axis.contour(item.mask.astype(float), levels=[0.5], colors='lime', linewidths=1)
-    row, col = np.unravel_index(np.argmax(item.heatmap), item.heatmap.shape)
-    axis.plot(col, row, marker='+', color='white', markersize=8)
+    if item.heatmap.max() > 0:
+      row, col = np.unravel_index(np.argmax(item.heatmap), item.heatmap.shape)
+      axis.plot(col, row, marker='+', color='white', markersize=8)
     verdict = 'correct' if item.label == item.predicted else 'WRONG'
     axis.set_title(f'{class_names[item.label]} -> {class_names[item.predicted]} '
                    f'({item.confidence:.2f})\n{verdict}: {item.filename[-28:]}',
