@@ -194,10 +194,14 @@ def main(argv: List[str]) -> int:
     submission = kubeflow_submit.submit(
         args.host, args.output, pipeline_config.pipeline_name, args.experiment,
         run_now=args.submit, cron=args.schedule)
-  except (ApiException, urllib3.exceptions.HTTPError) as e:
-    reason = getattr(e, 'reason', None) or e
-    print(f'kubeflow_runner.py: Kubeflow Pipelines at {args.host} is unreachable or refused the '
-          f'request: {reason}', file=sys.stderr)
+  except ApiException as e:
+    body = ' '.join(str(e.body or '').split())
+    print(f'kubeflow_runner.py: Kubeflow Pipelines at {args.host} answered '
+          f'{e.status} {e.reason}: {body}', file=sys.stderr)
+    return 1
+  except urllib3.exceptions.HTTPError as e:
+    print(f'kubeflow_runner.py: Kubeflow Pipelines at {args.host} is unreachable: '
+          f'{getattr(e, "reason", None) or e}', file=sys.stderr)
     return 1
   print(f'Uploaded pipeline {submission.pipeline_id} version {submission.version_id}')
   if submission.run_id:

@@ -35,8 +35,7 @@ def resource_spec(resources: kubeflow_configs.Resources,
 def apply_resources(pipeline: tfx.dsl.Pipeline,
                     config: kubeflow_configs.KubeflowConfig) -> None:
   """Gives the Trainer its GPUs and every other component CPU and memory."""
-  trainers = [c for c in pipeline.components if c.id == kubeflow_configs.TRAINER_ID]
-  if not trainers:
+  if kubeflow_configs.TRAINER_ID not in {c.id for c in pipeline.components}:
     raise ValueError(f'The pipeline has no component with id '
                      f'{kubeflow_configs.TRAINER_ID!r} to put on the GPU pool.')
   for component in pipeline.components:

@@ -12,7 +12,7 @@ import http.server
 import json
 import threading
 import urllib.parse
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 API = '/apis/v2beta1'
 
@@ -40,6 +40,8 @@ class FakeKfpServer:
     self.requests: List[Request] = []
     self.pipelines: Dict[str, str] = {}           # display name -> id
     self.versions: Dict[str, List[str]] = {}      # pipeline id -> version ids
+    # (method, path below the API root) -> (HTTP status, JSON answer) to fail with.
+    self.failures: Dict[Tuple[str, str], Tuple[int, Dict[str, Any]]] = {}
     self._server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), self._handler())
     self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -63,8 +65,13 @@ class FakeKfpServer:
     self.versions.setdefault(pipeline_id, []).append(version_id)
     return version_id
 
-  def answer(self, request: Request) -> Dict[str, Any]:
+  def answer(self, request: Request) -> Tuple[int, Dict[str, Any]]:
     route = (request.method, request.path[len(API):])
+    if route in self.failures:
+      return self.failures[route]
+    return 200, self._succeed(request, route)
+
+  def _succeed(self, request: Request, route: Tuple[str, str]) -> Dict[str, Any]:
     if route == ('GET', '/healthz'):
       return {'multi_user': False}
     if route == ('GET', '/pipelines'):
@@ -113,7 +120,7 @@ class FakeKfpServer:
           request.json = json.loads(body)
         server.requests.append(request)
         try:
-          status, answer = 200, server.answer(request)
+          status, answer = server.answer(request)
         except KeyError as e:
           status, answer = 404, {'error': str(e)}
         payload = json.dumps(answer).encode()

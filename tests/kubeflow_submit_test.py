@@ -74,3 +74,13 @@ def test_an_unreachable_host_is_a_one_line_error(tmp_path, capsys):
   assert kubeflow_runner.main(REQUIRED_FLAGS + [
       '--output', str(tmp_path / 'pipeline.yaml'), '--host', host, '--submit']) == 1
   assert f'Kubeflow Pipelines at {host}' in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_a_rejected_request_is_a_one_line_error_with_the_servers_reason(
+    server, tmp_path, capsys):
+  server.failures[('POST', '/runs')] = (400, {
+      'error_message': 'Invalid input error: pipeline spec is invalid', 'code': 3})
+  assert kubeflow_runner.main(REQUIRED_FLAGS + [
+      '--output', str(tmp_path / 'pipeline.yaml'), '--host', server.url, '--submit']) == 1
+  message = capsys.readouterr().err.splitlines()[-1]
+  assert '400 Bad Request' in message and 'pipeline spec is invalid' in message
