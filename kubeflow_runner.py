@@ -23,6 +23,7 @@ from pipeline import beam_runners
 from pipeline import configs
 from pipeline import kubeflow_compiler
 from pipeline import kubeflow_configs
+from pipeline import kubeflow_platform
 from pipeline import kubeflow_submit
 from pipeline import pipeline as pipeline_lib
 
@@ -58,6 +59,18 @@ def _label(text: str) -> Tuple[str, str]:
   if not sep or not key:
     raise argparse.ArgumentTypeError(f'--gpu-node-selector takes KEY=VALUE, got {text!r}')
   return key, value
+
+
+def _component_resources(text: str) -> Tuple[str, kubeflow_configs.Resources]:
+  component, _, sizes = text.partition('=')
+  try:
+    cpu, memory_gb = (float(size) for size in sizes.split(','))
+  except ValueError:
+    cpu = memory_gb = -1
+  if not component or min(cpu, memory_gb) <= 0:
+    raise argparse.ArgumentTypeError(
+        f'--resources takes COMPONENT=CPU,MEMORY_GB (e.g. Transform=4,16), got {text!r}')
+  return component, kubeflow_configs.Resources(cpu, memory_gb)
 
 
 def _toleration(text: str) -> kubeflow_configs.Toleration:
@@ -111,6 +124,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                     default=platform_defaults.trainer_resources.cpu)
   pods.add_argument('--trainer-memory-gb', type=_positive(float),
                     default=platform_defaults.trainer_resources.memory_gb)
+  pods.add_argument('--resources', type=_component_resources, action='append', default=[],
+                    metavar='COMPONENT=CPU,MEMORY_GB',
+                    help='other sizes for one component (repeatable), e.g. Transform=4,16')
   pods.add_argument('--gpus', type=int, default=platform_defaults.gpu.count,
                     help='GPUs for the Trainer (0: train on CPU)')
   pods.add_argument('--gpu-resource', default=platform_defaults.gpu.resource,
@@ -162,7 +178,8 @@ def build_configs(args: argparse.Namespace
       component_resources=kubeflow_configs.Resources(args.cpu, args.memory_gb),
       trainer_resources=kubeflow_configs.Resources(args.trainer_cpu,
                                                    args.trainer_memory_gb),
-      gpu=gpu)
+      gpu=gpu,
+      resources_by_component=tuple(args.resources))
   pipeline_config = configs.PipelineConfig(
       pipeline_name=kubeflow_configs.PIPELINE_NAME,
       pipeline_root=args.pipeline_root,
@@ -185,8 +202,12 @@ def main(argv: List[str]) -> int:
   except beam_runners.BeamArgsError as e:
     print(f'kubeflow_runner.py: {e}', file=sys.stderr)
     return 2
-  kubeflow_compiler.compile_package(
-      pipeline_lib.create_pipeline(pipeline_config), platform, args.output)
+  try:
+    kubeflow_compiler.compile_package(
+        pipeline_lib.create_pipeline(pipeline_config), platform, args.output)
+  except kubeflow_platform.PlatformConfigError as e:
+    print(f'kubeflow_runner.py: {e}', file=sys.stderr)
+    return 2
   print(f'Wrote {args.output}')
   if not (args.submit or args.schedule):
     return 0

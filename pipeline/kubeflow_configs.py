@@ -65,3 +65,6 @@ class KubeflowConfig:
   component_resources: Resources = Resources(cpu=2, memory_gb=8)
   trainer_resources: Resources = Resources(cpu=4, memory_gb=16)
   gpu: GpuPool = GpuPool()
+  # (component id, resources) for components that need other sizes than the
+  # two above, e.g. a Transform analyzing more data.
+  resources_by_component: Tuple[Tuple[str, Resources], ...] = ()

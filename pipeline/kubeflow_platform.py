@@ -32,18 +32,29 @@ def resource_spec(resources: kubeflow_configs.Resources,
   return spec
 
 
+class PlatformConfigError(ValueError):
+  """Settings that name components the pipeline does not have."""
+
+
 def apply_resources(pipeline: tfx.dsl.Pipeline,
                     config: kubeflow_configs.KubeflowConfig) -> None:
-  """Gives the Trainer its GPUs and every other component CPU and memory."""
-  if kubeflow_configs.TRAINER_ID not in {c.id for c in pipeline.components}:
-    raise ValueError(f'The pipeline has no component with id '
-                     f'{kubeflow_configs.TRAINER_ID!r} to put on the GPU pool.')
+  """Gives the Trainer its GPUs and every component its CPU and memory."""
+  component_ids = [c.id for c in pipeline.components]
+  resources_by_component = dict(config.resources_by_component)
+  unknown = sorted(set(resources_by_component) - set(component_ids))
+  if kubeflow_configs.TRAINER_ID not in component_ids:
+    unknown.insert(0, kubeflow_configs.TRAINER_ID)
+  if unknown:
+    raise PlatformConfigError(
+        f'The pipeline has no component {", ".join(unknown)}; '
+        f'its components are {", ".join(component_ids)}')
   for component in pipeline.components:
-    if component.id == kubeflow_configs.TRAINER_ID:
-      component.with_platform_config(
-          resource_spec(config.trainer_resources, config.gpu))
-    else:
-      component.with_platform_config(resource_spec(config.component_resources))
+    is_trainer = component.id == kubeflow_configs.TRAINER_ID
+    resources = resources_by_component.get(
+        component.id,
+        config.trainer_resources if is_trainer else config.component_resources)
+    component.with_platform_config(
+        resource_spec(resources, config.gpu if is_trainer else None))
 
 
 def _kubernetes_executor_config(gpu: kubeflow_configs.GpuPool) -> Dict[str, Any]:

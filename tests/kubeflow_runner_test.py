@@ -50,7 +50,7 @@ def package(tmp_path_factory):
       '--output', str(path), '--gpus', '2', '--gpu-type', 'NVIDIA-A100-SXM4-40GB',
       '--gpu-node-selector', 'pool=gpu', '--gpu-toleration', 'dedicated=gpu:NoExecute',
       '--cpu', '3', '--memory-gb', '12', '--trainer-cpu', '6',
-      '--trainer-memory-gb', '24']) == 0
+      '--trainer-memory-gb', '24', '--resources', 'Transform=5,20']) == 0
   return read_package(path)
 
 
@@ -83,6 +83,9 @@ def test_only_the_trainer_gets_gpus_and_every_pod_its_resources(package):
       assert resources.accelerator.type == 'nvidia.com/gpu'
       assert resources.accelerator.count == 2
       assert (resources.cpu_limit, resources.memory_limit) == (6, 24)
+    elif task == 'Transform':
+      assert not resources.HasField('accelerator')
+      assert (resources.cpu_limit, resources.memory_limit) == (5, 20)
     else:
       assert not resources.HasField('accelerator'), task
       assert (resources.cpu_request, resources.cpu_limit) == (3, 3), task
@@ -149,6 +152,7 @@ def test_cpu_only_training_has_no_gpu_request_or_pinning(tmp_path):
     (['--gpu-toleration', 'nvidia.com/gpu:Sometimes'], '--gpu-toleration'),
     (['--gpu-node-selector', 'pool'], '--gpu-node-selector'),
     (['--epochs', '0'], '--epochs'),
+    (['--resources', 'Transform=4'], '--resources'),
 ])
 def test_bad_flags_are_one_line_usage_errors(flags, flag_named, capsys):
   with pytest.raises(SystemExit) as exit_info:
@@ -163,4 +167,13 @@ def test_a_remote_beam_runner_without_its_required_options_is_refused(tmp_path, 
       '--output', str(path), '--beam-runner', 'DataflowRunner',
       '--beam-arg=--project=p']) == 2
   assert '--region' in capsys.readouterr().err
+  assert not path.exists()
+
+
+def test_resources_for_a_component_the_pipeline_lacks_are_refused(tmp_path, capsys):
+  path = tmp_path / 'pipeline.yaml'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + [
+      '--output', str(path), '--resources', 'Tranform=4,16']) == 2
+  message = capsys.readouterr().err.splitlines()[-1]
+  assert 'Tranform' in message and 'Transform' in message
   assert not path.exists()
