@@ -1,0 +1,154 @@
+"""Wall time and peak memory of a measured run, split by pipeline component.
+
+Each measurement runs in a child process so that one run's memory never shows
+up in the next. The parent samples the resident memory of the child's whole
+process tree (Beam's multi-processing workers included) a few times a second,
+then hands each sample to the component whose ML Metadata execution window
+holds its time stamp. LocalDagRunner runs one component at a time, so the
+windows do not overlap; samples outside every window belong to the
+orchestrator (start-up, driver and publisher work between components).
+"""
+
+import dataclasses
+import os
+import subprocess
+import threading
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import psutil
+
+_PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE_INTERVAL_S = 0.2
+OUTSIDE_COMPONENTS = '(orchestrator)'
+
+Sample = Tuple[float, int]  # (seconds since the epoch, bytes resident)
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+  """One component's execution, in seconds since the epoch."""
+  name: str
+  start: float
+  end: float
+
+  @property
+  def seconds(self) -> float:
+    return self.end - self.start
+
+
+def tree_rss(process: psutil.Process) -> int:
+  """Resident bytes of a process and all its descendants.
+
+  Pages shared between processes count once per process, so this is an upper
+  bound on the memory the tree really holds.
+  """
+  total = 0
+  for member in [process, *process.children(recursive=True)]:
+    try:
+      total += member.memory_info().rss
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+      pass  # exited between listing and reading
+  return total
+
+
+class _TreeSampler(threading.Thread):
+
+  def __init__(self, pid: int, interval: float):
+    super().__init__(daemon=True)
+    self._process = psutil.Process(pid)
+    self._interval = interval
+    self._stop_requested = threading.Event()
+    self.samples: List[Sample] = []
+
+  def run(self) -> None:
+    while not self._stop_requested.is_set():
+      try:
+        self.samples.append((time.time(), tree_rss(self._process)))
+      except psutil.NoSuchProcess:
+        return
+      self._stop_requested.wait(self._interval)
+
+  def stop(self) -> None:
+    self._stop_requested.set()
+    self.join()
+
+
+@dataclasses.dataclass
+class ChildRun:
+  returncode: int
+  start: float
+  end: float
+  samples: List[Sample]
+
+  @property
+  def seconds(self) -> float:
+    return self.end - self.start
+
+  @property
+  def peak_rss(self) -> int:
+    return max((rss for _, rss in self.samples), default=0)
+
+
+def project_env() -> Dict[str, str]:
+  """This environment, with the project importable and Keras 2 selected."""
+  return dict(os.environ, TF_USE_LEGACY_KERAS='1', PYTHONPATH=os.pathsep.join(
+      p for p in (_PROJECT_DIR, os.environ.get('PYTHONPATH')) if p))
+
+
+def run_sampled(argv: Sequence[str], env: Optional[Dict[str, str]] = None,
+                interval: float = SAMPLE_INTERVAL_S) -> ChildRun:
+  """Runs `argv` to completion while sampling its process tree's memory."""
+  start = time.time()
+  child = subprocess.Popen(list(argv), env=env)
+  sampler = _TreeSampler(child.pid, interval)
+  sampler.start()
+  returncode = child.wait()
+  end = time.time()
+  sampler.stop()
+  return ChildRun(returncode, start, end, sampler.samples)
+
+
+def peak_rss_by_window(samples: Sequence[Sample],
+                       windows: Sequence[Window]) -> Dict[str, Optional[int]]:
+  """Each window's highest sample, plus OUTSIDE_COMPONENTS for the rest.
+
+  A window too short to catch a sample gets None: its peak was not observed.
+  """
+  peaks: Dict[str, Optional[int]] = {w.name: None for w in windows}
+  peaks[OUTSIDE_COMPONENTS] = None
+  for when, rss in samples:
+    owner = next((w.name for w in windows if w.start <= when <= w.end),
+                 OUTSIDE_COMPONENTS)
+    if peaks[owner] is None or rss > peaks[owner]:
+      peaks[owner] = rss
+  return peaks
+
+
+def component_windows(metadata_path: str, pipeline_name: str) -> List[Window]:
+  """The newest run's component executions, in the order they started."""
+  from pipeline import run_summary  # TFMA and ML Metadata: import only when used
+
+  store = run_summary.open_store(metadata_path)
+  run = run_summary.find_run(store, pipeline_name)
+  return [Window(run_summary.component_name(store, e),
+                 e.create_time_since_epoch / 1000.0,
+                 e.last_update_time_since_epoch / 1000.0)
+          for e in run_summary.run_executions(store, run)]
+
+
+def component_rows(windows: Sequence[Window],
+                   samples: Sequence[Sample]) -> List[Dict[str, object]]:
+  """Per component: wall seconds and peak process-tree RSS in MiB."""
+  peaks = peak_rss_by_window(samples, windows)
+  return [{'component': w.name, 'seconds': round(w.seconds, 2),
+           'peak_rss_mib': mib(peaks[w.name])} for w in windows]
+
+
+def mib(rss: Optional[int]) -> Optional[float]:
+  return None if rss is None else round(rss / 2**20, 1)
+
+
+def machine_load() -> Dict[str, object]:
+  """What else the machine was doing: core count and 1-minute load average."""
+  return {'cpu_count': os.cpu_count(), 'load_avg_1min': round(os.getloadavg()[0], 2)}
