@@ -145,7 +145,7 @@ def main(argv: Sequence[str]) -> int:
 
   results = {
       'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-      'command': 'python bench/quality.py ' + ' '.join(shlex.quote(a) for a in argv),
+      'command': ' '.join(['python bench/quality.py', *map(shlex.quote, argv)]),
       'machine': {'platform': platform.platform(), 'processor': platform.processor(),
                   'cpu_count': os.cpu_count(), 'gpus': len(tf.config.list_physical_devices('GPU')),
                   'tensorflow': tf.__version__},

@@ -1,0 +1,57 @@
+"""Loading a BUSI-like folder and splitting it like the pipeline does."""
+
+import numpy as np
+import pytest
+
+from bench import busi_arrays
+from bench import quality
+from models import features
+from pipeline import configs
+from tests import synthetic_busi
+
+
+@pytest.fixture(scope='module')
+def data_config(tmp_path_factory):
+  root = synthetic_busi.write_dataset(str(tmp_path_factory.mktemp('busi')), per_class=10)
+  return configs.DataConfig(data_root=root)
+
+
+@pytest.fixture(scope='module')
+def images(data_config):
+  return busi_arrays.load(data_config, image_size=24)
+
+
+def test_load_decodes_images_masks_and_labels(images):
+  assert images.images.shape == images.masks.shape == (30, 24, 24, 1)
+  assert np.bincount(images.labels).tolist() == [10, 10, 10]
+  lesions = images.masks.reshape(30, -1).max(axis=1)
+  np.testing.assert_array_equal(lesions, images.labels != 2)  # normal scans: no lesion
+  example = next(iter(images.dataset()))
+  assert set(example) == {features.IMAGE_XF, features.MASK_XF, features.LABEL_XF}
+
+
+def test_pipeline_split_partitions_the_images(images, data_config):
+  split = busi_arrays.pipeline_split(images, data_config)
+  together = np.sort(np.concatenate(list(split.values())))
+  np.testing.assert_array_equal(together, np.arange(30))
+  assert split['train'].size > split['eval'].size > 0
+
+
+def test_folds_rotate_test_and_eval_and_keep_groups_whole(images, data_config):
+  folds = busi_arrays.cross_validation_folds(images, data_config, 3)
+  tests = np.sort(np.concatenate([f['test'] for f in folds]))
+  np.testing.assert_array_equal(tests, np.arange(30))
+  groups = np.array(images.groups)
+  for fold in folds:
+    sides = [set(groups[fold[name]]) for name in ('train', 'eval', 'test')]
+    assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+
+
+def test_too_few_folds_is_a_clear_error(images, data_config):
+  with pytest.raises(ValueError, match='--folds must be at least 3'):
+    busi_arrays.cross_validation_folds(images, data_config, 2)
+
+
+def test_missing_data_root_names_the_flag(tmp_path):
+  with pytest.raises(SystemExit, match='--data-root .* is not a folder'):
+    quality.main(['--data-root', str(tmp_path / 'nowhere')])
