@@ -7,7 +7,9 @@ and ../shared/data/busi/Dataset_BUSI_with_GT, in that order.
 """
 
 import argparse
+import contextlib
 import dataclasses
+import fcntl
 import os
 import sys
 import time
@@ -16,12 +18,15 @@ from typing import List, Optional
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from tfx import v1 as tfx
 
+from components import data_audit
 from components.validation_gate import DataAnomaliesError
 from pipeline import configs
 from pipeline import pipeline as pipeline_lib
 from pipeline import run_summary
 
 _PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
+# Held (flock) in the output dir while a run uses it; see `exclusive_output_dir`.
+LOCK_FILE_NAME = '.run.lock'
 
 
 def find_data_root(explicit: Optional[str]) -> Optional[str]:
@@ -42,6 +47,17 @@ def _split_ratios(text: str) -> configs.SplitConfig:
   if min(train, eval_, test) <= 0:
     raise argparse.ArgumentTypeError(f'--splits must all be positive, got {text!r}')
   return configs.SplitConfig(train, eval_, test)
+
+
+def _fraction(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    value = -1.0
+  if not 0.0 <= value <= 1.0:
+    raise argparse.ArgumentTypeError(
+        f'--max-quarantined-fraction takes a number from 0 to 1 (e.g. 0.05), got {text!r}')
+  return value
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
@@ -71,6 +87,16 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                            'in this process, which starts fastest on small data)')
   parser.add_argument('--no-cache', action='store_true',
                       help='rerun every component instead of reusing cached results')
+  parser.add_argument('--max-quarantined-fraction', type=_fraction,
+                      default=defaults.data.max_quarantined_fraction,
+                      help='stop when a larger share of the files is unusable '
+                           '(default 0.05); see data_audit.md in the examples')
+  parser.add_argument('--strict', action='store_true',
+                      help='stop on any unusable file')
+  parser.add_argument('--label-conflicts', choices=data_audit.LABEL_CONFLICT_POLICIES,
+                      default=defaults.data.label_conflicts,
+                      help='the same or near-same image under two classes: drop '
+                           'the whole group (default), keep it, or fail the run')
   return parser.parse_args(argv)
 
 
@@ -83,7 +109,10 @@ def build_config(args: argparse.Namespace, data_root: str) -> configs.PipelineCo
       serving_dir=os.path.join(output_dir, 'serving_model'),
       metadata_path=os.path.join(output_dir, 'metadata.sqlite'),
       data=dataclasses.replace(configs.DataConfig(), data_root=data_root,
-                               splits=args.splits),
+                               splits=args.splits,
+                               max_quarantined_fraction=args.max_quarantined_fraction,
+                               strict=args.strict,
+                               label_conflicts=args.label_conflicts),
       model=dataclasses.replace(configs.ModelConfig(), name=args.model,
                                 image_size=image_size),
       training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
@@ -115,6 +144,9 @@ def run(config: configs.PipelineConfig) -> int:
   except DataAnomaliesError as e:
     print(f'\nStopped at data validation: {e}', file=sys.stderr)
     return 1
+  except data_audit.DataAuditError as e:
+    print(f'\nStopped at the data audit: {e}', file=sys.stderr)
+    return 1
   summary = run_summary.summarize(config.metadata_path, config.pipeline_name,
                                   config.data.class_names)
   print('\n' + summary.format())
@@ -134,7 +166,41 @@ def main(argv: List[str]) -> int:
           f'unpack it to data/Dataset_BUSI_with_GT or set {configs.BUSI_ENV_VAR}, '
           'or pass --data-root.', file=sys.stderr)
     return 2
-  return run(build_config(args, data_root))
+  output_dir = os.path.abspath(args.output_dir)
+  try:
+    with exclusive_output_dir(output_dir):
+      return run(build_config(args, data_root))
+  except OutputDirBusyError as e:
+    print(e, file=sys.stderr)
+    return 2
+
+
+class OutputDirBusyError(RuntimeError):
+  """Another run holds the output dir's lock."""
+
+
+@contextlib.contextmanager
+def exclusive_output_dir(output_dir: str):
+  """Holds an exclusive lock on `output_dir` while the body runs.
+
+  Two runs on one output dir would interleave writes to ML Metadata's SQLite
+  file and to the serving dir, so the second refuses. flock is released by the
+  kernel when the process ends, however it ends: no stale lock to clean up.
+  """
+  os.makedirs(output_dir, exist_ok=True)
+  with open(os.path.join(output_dir, LOCK_FILE_NAME), 'a+', encoding='utf-8') as lock:
+    try:
+      fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      lock.seek(0)
+      raise OutputDirBusyError(
+          f'--output-dir {output_dir} is in use by another run '
+          f'({lock.read().strip() or "unknown process"}); wait for it to finish '
+          'or choose another --output-dir.') from None
+    lock.truncate(0)
+    lock.write(f'pid {os.getpid()}, started {time.strftime("%Y-%m-%d %H:%M:%S")}\n')
+    lock.flush()
+    yield
 
 
 if __name__ == '__main__':

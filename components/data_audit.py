@@ -120,6 +120,8 @@ def build(*, data_root: str, policy: DataPolicy, near_duplicate_max_bits: int,
                      near_duplicate_max_bits=near_duplicate_max_bits),
       'ingested': len(assignment),
       'class_counts': {c: class_counts.get(c, 0) for c in policy.class_names},
+      'independent_images_per_class': _independent_images(
+          assignment, labels, groups, policy.class_names),
       'split_counts': {split: dict(sorted(c.items())) for split, c in sorted(counts.items())},
       'quarantined': sorted(quarantined, key=lambda q: q['file']),
       'quarantined_fraction': len(quarantined) / considered if considered else 0.0,
@@ -168,20 +170,28 @@ def enforce(audit: Mapping[str, Any], policy: DataPolicy, report_path: str) -> N
 
 
 def _class_shortfalls(audit: Mapping[str, Any], policy: DataPolicy) -> List[str]:
-  """A class needs one independent group per split, or some split lacks it."""
-  groups_per_class = collections.Counter(audit['class_counts'])
-  for group in audit['near_duplicate_groups']:
-    if group['splits']:
-      groups_per_class.subtract(m['label'] for m in group['files'])
-      groups_per_class[_majority(group)] += 1
+  """A class needs one independent image per split, or some split lacks it."""
   needed = len(policy.split_names)
-  return [f'class {name!r}: {groups_per_class[name]} independent images, the '
+  independent = audit['independent_images_per_class']
+  return [f'class {name!r}: {independent[name]} independent images, the '
           f'{needed} splits ({", ".join(policy.split_names)}) need at least {needed}'
-          for name in policy.class_names if groups_per_class[name] < needed]
+          for name in policy.class_names if independent[name] < needed]
 
 
-def _majority(group: Mapping[str, Any]) -> str:
-  counts = collections.Counter(m['label'] for m in group['files'])
+def _independent_images(assignment: Mapping[str, str], labels: Mapping[str, str],
+                        groups: Sequence[Mapping[str, Any]],
+                        class_names: Sequence[str]) -> Dict[str, int]:
+  """Ingested near-duplicate groups per class (a group counts for its majority)."""
+  group_of = {m['file']: g['group_id'] for g in groups for m in g['files']}
+  members: Dict[str, List[str]] = collections.defaultdict(list)
+  for relpath in assignment:
+    members[group_of.get(relpath, relpath)].append(labels[relpath])
+  counts = collections.Counter(_majority(group_labels) for group_labels in members.values())
+  return {name: counts.get(name, 0) for name in class_names}
+
+
+def _majority(labels: Sequence[str]) -> str:
+  counts = collections.Counter(labels)
   return min(counts, key=lambda label: (-counts[label], label))
 
 

@@ -16,6 +16,8 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.io import fileio
 from tfx.orchestration import metadata
 
+from components import data_audit
+
 _RUN_CONTEXT = 'pipeline_run'
 _NODE_CONTEXT = 'node'
 _CACHED = metadata_store_pb2.Execution.CACHED
@@ -37,6 +39,8 @@ class RunSummary:
   failed_checks: List[str]
   baseline_version: Optional[str]
   pushed_path: Optional[str]
+  # One line on what ImageExampleGen ingested and quarantined (data_audit.md).
+  data_audit: Optional[str] = None
 
   def format(self) -> str:
     lines = [f'Run {self.run_id}', '', 'Component wall time:']
@@ -58,6 +62,8 @@ class RunSummary:
       lines.append(f'Blessed: no (baseline: {baseline}). Failed checks:')
       lines += [f'  - {check}' for check in self.failed_checks]
     lines.append(f'Pushed: {self.pushed_path}' if self.pushed_path else 'Pushed: nothing.')
+    if self.data_audit:
+      lines.append(self.data_audit)
     return '\n'.join(lines)
 
 
@@ -106,10 +112,13 @@ def output_artifacts(store, execution, type_name: str):
   return [a for a in store.get_artifacts_by_id(ids) if a.type_id == artifact_type.id]
 
 
-def _overall_metrics(evaluation_uri: str,
-                     class_names: Sequence[str]) -> Dict[str, float]:
-  """Metrics of the whole split; binarized ones get their class name appended."""
-  result = tfma.load_eval_result(evaluation_uri)
+def overall_metrics(evaluation_uri: str, class_names: Sequence[str],
+                    model_name: Optional[str] = None) -> Dict[str, float]:
+  """Metrics of the whole split; binarized ones get their class name appended.
+
+  `model_name` picks the model of a comparison (e.g. 'baseline'); None: the candidate.
+  """
+  result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
   metrics = {}
   for slice_key, by_output in result.slicing_metrics:
     if slice_key:
@@ -150,6 +159,7 @@ def summarize(metadata_path: str, pipeline_name: str, class_names: Sequence[str]
   store = open_store(metadata_path)
   run = find_run(store, pipeline_name, run_id)
   components, metrics, failed, blessed, baseline, pushed = [], {}, [], None, None, None
+  audit = None
   for execution in run_executions(store, run):
     name = component_name(store, execution)
     components.append(ComponentTime(
@@ -158,7 +168,7 @@ def summarize(metadata_path: str, pipeline_name: str, class_names: Sequence[str]
         execution.last_known_state == _CACHED))
     for evaluation in output_artifacts(store, execution, 'ModelEvaluation'):
       if fileio.glob(os.path.join(evaluation.uri, 'metrics*')):
-        metrics = _overall_metrics(evaluation.uri, class_names)
+        metrics = overall_metrics(evaluation.uri, class_names)
         failed = _failed_checks(evaluation.uri)
     for blessing in output_artifacts(store, execution, 'ModelBlessing'):
       blessed = blessing.custom_properties['blessed'].int_value == 1
@@ -166,4 +176,9 @@ def summarize(metadata_path: str, pipeline_name: str, class_names: Sequence[str]
     for push in output_artifacts(store, execution, 'PushedModel'):
       if push.custom_properties['pushed'].int_value == 1:
         pushed = push.custom_properties['pushed_destination'].string_value
-  return RunSummary(run.name, components, metrics, blessed, failed, baseline, pushed)
+    for examples in output_artifacts(store, execution, 'Examples'):
+      if fileio.exists(os.path.join(examples.uri, data_audit.JSON_FILE_NAME)):
+        audit = (f'{data_audit.summary_line(data_audit.read(examples.uri))} Report: '
+                 f'{os.path.join(examples.uri, data_audit.REPORT_FILE_NAME)}')
+  return RunSummary(run.name, components, metrics, blessed, failed, baseline, pushed,
+                    audit)

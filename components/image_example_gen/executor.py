@@ -59,7 +59,8 @@ def _plan_splits(fingerprints: List[image_files.ImageFingerprint],
   """Groups near-duplicates, applies the label-conflict policy, assigns splits.
 
   Returns {'assignment': relpath -> (group id, split) of every image to ingest,
-  'groups': the duplicate groups, 'dropped': quarantine entries}.
+  'labels': relpath -> class of every readable image, 'groups': the duplicate
+  groups, 'dropped': quarantine entries}.
   """
   groups = image_files.group_key(fingerprints, config.near_duplicate_max_bits)
   labels = {f.relpath: f.label for f in fingerprints}
@@ -76,7 +77,7 @@ def _plan_splits(fingerprints: List[image_files.ImageFingerprint],
   splits = group_split.assign_groups_to_splits(
       [(groups[path], labels[path]) for path in kept], ratios, config.split_seed)
   return {'assignment': {path: (groups[path], splits[groups[path]]) for path in kept},
-          'groups': duplicates, 'dropped': dropped}
+          'labels': labels, 'groups': duplicates, 'dropped': dropped}
 
 
 def _bytes(value: str) -> tf.train.Feature:
@@ -122,7 +123,6 @@ class _ToExample(beam.DoFn):
 
 
 def _write_audit(plan: Dict[str, Any],
-                 fingerprints: List[image_files.ImageFingerprint],
                  unreadable: List[Dict[str, str]],
                  notes: List[Dict[str, str]],
                  scan: image_files.FolderScan,
@@ -135,7 +135,7 @@ def _write_audit(plan: Dict[str, Any],
       policy=policy,
       near_duplicate_max_bits=config.near_duplicate_max_bits,
       assignment={path: split for path, (_, split) in plan['assignment'].items()},
-      labels={f.relpath: f.label for f in fingerprints},
+      labels=plan['labels'],
       groups=plan['groups'],
       quarantined=[*(data_audit.quarantine_entry(q.file, q.reason, q.masks)
                      for q in scan.quarantined),
@@ -175,12 +175,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
           | 'Fingerprint' >> beam.ParDo(_Fingerprint(root)).with_outputs(
               _QUARANTINED, main='images'))
       images = fingerprinted.images
-      all_fingerprints = beam.pvalue.AsList(images)
       plan = (
-          pipeline
-          | 'Start' >> beam.Create([None])
-          | 'PlanSplits' >> beam.Map(
-              lambda _, fps: _plan_splits(fps, config, ratios), all_fingerprints))
+          images
+          | 'GatherFingerprints' >> beam.combiners.ToList()
+          | 'PlanSplits' >> beam.Map(_plan_splits, config, ratios))
       built = (
           images
           | 'ToExample' >> beam.ParDo(
@@ -196,7 +194,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                  example_gen_pb2.FORMAT_TFRECORDS_GZIP))
       _ = (plan
            | 'WriteAudit' >> beam.Map(
-               _write_audit, all_fingerprints,
+               _write_audit,
                beam.pvalue.AsList(fingerprinted[_QUARANTINED]),
                beam.pvalue.AsList(built[_NOTES]), scan, root, config, policy,
                examples.uri))
