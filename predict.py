@@ -78,7 +78,15 @@ class LocalModel:
       raise UsageError(f'--model-dir {model_dir}: no SavedModel there, nor in a '
                        'numbered version folder below it (run `make run` first?)')
     self.path = saved_model_dir
-    self._signature = tf.saved_model.load(saved_model_dir).signatures[SERVING_IMAGES]
+    try:
+      saved_model = tf.saved_model.load(saved_model_dir)
+    except (OSError, ValueError, tf.errors.OpError) as error:
+      raise UsageError(f'--model-dir {saved_model_dir}: not a loadable SavedModel: '
+                       f'{tf_error_reason(str(error))}') from None
+    if SERVING_IMAGES not in saved_model.signatures:
+      raise UsageError(f'--model-dir {saved_model_dir}: the model has no '
+                       f'{SERVING_IMAGES} signature')
+    self._signature = saved_model.signatures[SERVING_IMAGES]
 
   def predict(self, image: bytes) -> Prediction:
     try:

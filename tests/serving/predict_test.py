@@ -114,6 +114,7 @@ def _closed_port_url() -> str:
     (['missing.png'], 'predict: error: missing.png: no such file or folder'),
     (['{empty}'], 'folder holds no .png/.jpg/.jpeg images'),
     (['{image}', '--model-dir', '{empty}'], 'no SavedModel there'),
+    (['{image}', '--model-dir', '{broken}'], 'not a loadable SavedModel'),
     (['{image}', '--server', '{server}', '--model-name', 'nope'],
      'answered 404: Servable not found'),
     (['{image}', '--server', '{closed}'], 'cannot reach http://127.0.0.1:'),
@@ -124,7 +125,10 @@ def test_bad_usage_is_one_line_without_traceback(capsys, tmp_path, server, argv,
   empty.mkdir()
   image = tmp_path / 'scan.png'
   image.write_bytes(payloads.encode(payloads.scan()))
-  values = {'empty': empty, 'image': image, 'server': server,
+  broken = tmp_path / 'broken'
+  broken.mkdir()
+  (broken / 'saved_model.pb').write_bytes(b'not a protobuf')
+  values = {'empty': empty, 'image': image, 'server': server, 'broken': broken,
             'closed': _closed_port_url()}
   status = predict.main([arg.format(**values) for arg in argv])
   err = capsys.readouterr().err
