@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from models import features
+from models import trainer
 from models import training
 from pipeline import configs
 from tests import synthetic_busi
@@ -77,3 +78,20 @@ def test_empty_train_split_is_a_clear_error():
   with pytest.raises(ValueError, match='train split holds no examples'):
     training.train(configs.ModelConfig(image_size=_SIZE), configs.TrainingConfig(),
                    configs.CLASS_NAMES, empty, _examples(1, seed=1))
+
+
+def test_train_places_the_variables_with_the_given_strategy():
+  strategy = tf.distribute.MirroredStrategy(['/cpu:0'])
+  result = training.train(
+      configs.ModelConfig(name='seed_cnn', image_size=_SIZE),
+      configs.TrainingConfig(epochs=1, batch_size=8),
+      configs.CLASS_NAMES, _examples(2, seed=0), _examples(1, seed=1),
+      strategy=strategy)
+  assert all(strategy.extended.variable_created_in_scope(w)
+             for w in result.serving_model.weights)
+
+
+def test_trainer_without_a_gpu_uses_the_default_strategy():
+  if tf.config.list_physical_devices('GPU'):
+    pytest.skip('a GPU is visible: the Trainer mirrors across it')
+  assert trainer.distribution_strategy() is tf.distribute.get_strategy()
