@@ -28,6 +28,7 @@ from models import grad_cam
 from models import model as model_lib
 from models import trainer
 from pipeline import configs
+from pipeline import run_summary
 from run_report import curves
 from run_report import examples as examples_lib
 from run_report import explanations as explanations_lib
@@ -41,7 +42,8 @@ _EXAMPLE_GEN = 'ImageExampleGen'
 _TRAINER = 'Trainer'
 _EVALUATOR = 'ServedBaselineEvaluator'
 _AUDIT_FILE = 'data_audit.json'
-_BASELINE_SUBDIR = 'served_baseline'
+# The name TFX's Evaluator gives the baseline in a model comparison.
+_TFMA_BASELINE_MODEL = 'baseline'
 _AUDIT_ROWS_SHOWN = 25
 # What TFDV lists as the top "value" of a binary feature such as the image.
 _TFDV_BYTES_PLACEHOLDER = '__BYTES_VALUE__'
@@ -96,14 +98,15 @@ def _context(record: run_record.RunRecord) -> _Context:
   class_names = custom_config.get('class_names') or list(configs.CLASS_NAMES)
   examples_uri = record.uri(_EXAMPLE_GEN, 'Examples')
   splits = {}
-  if examples_uri:
-    for split in configs.SplitConfig().as_dict():
-      examples = examples_lib.read_split(examples_uri, split, class_names)
-      if examples is not None:
-        splits[split] = examples
   evaluator = record.properties.get(_EVALUATOR, {})
   test_split = (json.loads(evaluator['example_splits'])[0]
                 if evaluator.get('example_splits') else configs.EvaluationConfig().eval_split)
+  if examples_uri:
+    for split in configs.SplitConfig().as_dict():
+      examples = examples_lib.read_split(examples_uri, split, class_names,
+                                         keep_payload=split == test_split)
+      if examples is not None:
+        splits[split] = examples
   return _Context(record, class_names, splits, custom_config, test_split)
 
 
@@ -282,7 +285,7 @@ def _data_section(context: _Context) -> List[str]:
       html.figure(plots.distributions({
           split: {'width (px)': e.widths.astype(float),
                   'height (px)': e.heights.astype(float),
-                  'mean grey level (0-255)': examples_lib.mean_intensities(e.images)}
+                  'mean grey level (0-255)': e.mean_intensities}
           for split, e in splits.items()}),
                   'Image size and intensity distributions per split; similar '
                   'shapes mean the splits come from the same population.'),
@@ -338,12 +341,30 @@ def _candidate_dir(record: run_record.RunRecord) -> Optional[str]:
   return path_utils.serving_model_dir(model_uri) if model_uri else None
 
 
-def _baseline_dir(record: run_record.RunRecord) -> Optional[str]:
-  evaluation_uri = record.uri(_EVALUATOR, 'ModelEvaluation')
-  if not evaluation_uri:
-    return None
-  baseline = path_utils.serving_model_dir(os.path.join(evaluation_uri, _BASELINE_SUBDIR))
-  return baseline if tf.io.gfile.exists(baseline) else None
+def _metrics_against_baseline(context: _Context) -> List[str]:
+  """The Evaluator's own numbers for both models: what the blessing compared."""
+  summary = context.record.summary
+  if not summary.metrics:
+    return []
+  baseline = {}
+  if summary.baseline_version:
+    baseline = run_summary.overall_metrics(
+        context.record.uri(_EVALUATOR, 'ModelEvaluation'), context.class_names,
+        model_name=_TFMA_BASELINE_MODEL)
+  headers = ['Metric (TFMA)', 'Candidate']
+  if baseline:
+    headers += [f'Baseline (served version {summary.baseline_version})', 'Change']
+  rows = []
+  for name, value in sorted(summary.metrics.items()):
+    row = [name, value]
+    if baseline:
+      row += [baseline.get(name, float('nan')), value - baseline.get(name, float('nan'))]
+    rows.append(row)
+  parts = [html.table(headers, rows)]
+  if not baseline:
+    parts.append(html.paragraph('No model was served when this run evaluated, so '
+                                'there is no baseline to compare with.', note=True))
+  return parts
 
 
 def _evaluation_section(context: _Context):
@@ -371,25 +392,7 @@ def _evaluation_section(context: _Context):
                   'Reliability: accuracy against stated confidence, per confidence '
                   'bin (numbers: images per bin).'),
   ]
-  candidate_metrics = curves.summary_metrics(scores, labels, names)
-  baseline = _baseline_dir(context.record)
-  baseline_metrics = (curves.summary_metrics(
-      examples_lib.predict(baseline, test.serialized)[known], labels, names)
-                      if baseline else {})
-  headers = ['Metric', 'Candidate']
-  if baseline_metrics:
-    headers += [f'Baseline (served version {context.record.summary.baseline_version})',
-                'Change']
-  rows = []
-  for name, value in candidate_metrics.items():
-    row = [name, value]
-    if baseline_metrics:
-      row += [baseline_metrics[name], value - baseline_metrics[name]]
-    rows.append(row)
-  parts.append(html.table(headers, rows))
-  if not baseline_metrics:
-    parts.append(html.paragraph('No model was served when this run evaluated, so '
-                                'there is no baseline to compare with.', note=True))
+  parts += _metrics_against_baseline(context)
   return parts, probabilities
 
 

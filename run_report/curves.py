@@ -1,11 +1,10 @@
-"""Classification curves and rates from scores, in numpy.
+"""Classification curves from scores, in numpy.
 
 The report draws them from the served model's own outputs on the test split,
 so each curve describes exactly what a client would receive.
 """
 
 import dataclasses
-from typing import Dict, Sequence
 
 import numpy as np
 
@@ -80,20 +79,3 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray,
   ece = float(np.sum(counts[kept] * np.abs(accuracy - mean_confidence)) / labels.size)
   return Reliability(mean_confidence, accuracy, counts[kept], ece)
 
-
-def summary_metrics(probabilities: np.ndarray, labels: np.ndarray,
-                    class_names: Sequence[str]) -> Dict[str, float]:
-  """Accuracy, per-class recall/specificity/precision at the argmax, one-vs-rest AUC."""
-  predictions = probabilities.argmax(axis=1)
-  counts = confusion_matrix(labels, predictions, len(class_names))
-  metrics = {'accuracy': float(np.trace(counts) / max(1, counts.sum()))}
-  with np.errstate(invalid='ignore', divide='ignore'):
-    for k, name in enumerate(class_names):
-      tp = counts[k, k]
-      fn, fp = counts[k].sum() - tp, counts[:, k].sum() - tp
-      tn = counts.sum() - tp - fn - fp
-      metrics[f'{name}_recall'] = float(np.float64(tp) / (tp + fn))
-      metrics[f'{name}_specificity'] = float(np.float64(tn) / (tn + fp))
-      metrics[f'{name}_precision'] = float(np.float64(tp) / (tp + fp))
-      metrics[f'{name}_auc'] = roc(probabilities[:, k], labels == k).area
-  return metrics

@@ -21,16 +21,18 @@ _BATCH = 32
 
 @dataclasses.dataclass
 class SplitExamples:
-  serialized: List[bytes]
   filenames: List[str]
   labels: np.ndarray          # class index, -1 for a label outside class_names
-  images: List[bytes]         # encoded PNG/JPEG, as ingested
-  masks: List[bytes]          # encoded PNG of the union of lesion masks, or b''
   heights: np.ndarray
   widths: np.ndarray
+  mean_intensities: np.ndarray  # mean grey level (0-255) of each image
+  # The payload, kept only when asked for: the split may not fit in memory twice.
+  serialized: List[bytes]
+  images: List[bytes]         # encoded PNG/JPEG, as ingested
+  masks: List[bytes]          # encoded PNG of the union of lesion masks, or b''
 
   def __len__(self) -> int:
-    return len(self.serialized)
+    return len(self.filenames)
 
 
 def _first(example: tf.train.Example, key: str):
@@ -41,32 +43,35 @@ def _first(example: tf.train.Example, key: str):
   return values[0] if values else None
 
 
-def read_split(examples_uri: str, split: str,
-               class_names: Sequence[str]) -> Optional[SplitExamples]:
+def _mean_intensity(encoded: bytes) -> float:
+  with Image.open(io.BytesIO(encoded)) as image:
+    return float(np.asarray(image.convert('L'), dtype=np.float32).mean())
+
+
+def read_split(examples_uri: str, split: str, class_names: Sequence[str],
+               keep_payload: bool = False) -> Optional[SplitExamples]:
   """The examples of `split`, in file order; None when the split has no files."""
   files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f'Split-{split}', '*')))
   if not files:
     return None
-  serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type='GZIP')]
-  parsed = [tf.train.Example.FromString(s) for s in serialized]
   label_of = {name.encode(): k for k, name in enumerate(class_names)}
-  return SplitExamples(
-      serialized=serialized,
-      filenames=[(_first(e, features.FILENAME_KEY) or b'').decode() for e in parsed],
-      labels=np.array([label_of.get(_first(e, features.LABEL_KEY), -1) for e in parsed]),
-      images=[_first(e, features.IMAGE_KEY) or b'' for e in parsed],
-      masks=[_first(e, features.MASK_KEY) or b'' for e in parsed],
-      heights=np.array([_first(e, features.HEIGHT_KEY) or 0 for e in parsed]),
-      widths=np.array([_first(e, features.WIDTH_KEY) or 0 for e in parsed]))
-
-
-def mean_intensities(encoded_images: Sequence[bytes]) -> np.ndarray:
-  """Mean grey level (0-255) of each image, as ImageExampleGen stored it."""
-  means = []
-  for encoded in encoded_images:
-    with Image.open(io.BytesIO(encoded)) as image:
-      means.append(float(np.asarray(image.convert('L'), dtype=np.float32).mean()))
-  return np.array(means)
+  split_examples = SplitExamples([], [], [], [], [], [], [], [])
+  for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
+    serialized = record.numpy()
+    example = tf.train.Example.FromString(serialized)
+    image = _first(example, features.IMAGE_KEY) or b''
+    split_examples.filenames.append((_first(example, features.FILENAME_KEY) or b'').decode())
+    split_examples.labels.append(label_of.get(_first(example, features.LABEL_KEY), -1))
+    split_examples.heights.append(_first(example, features.HEIGHT_KEY) or 0)
+    split_examples.widths.append(_first(example, features.WIDTH_KEY) or 0)
+    split_examples.mean_intensities.append(_mean_intensity(image))
+    if keep_payload:
+      split_examples.serialized.append(serialized)
+      split_examples.images.append(image)
+      split_examples.masks.append(_first(example, features.MASK_KEY) or b'')
+  for name in ('labels', 'heights', 'widths', 'mean_intensities'):
+    setattr(split_examples, name, np.array(getattr(split_examples, name)))
+  return split_examples
 
 
 def predict(saved_model_dir: str, serialized: Sequence[bytes]) -> np.ndarray:
