@@ -66,6 +66,7 @@ class LocalModel:
 
   def __init__(self, model_dir: str):
     # Imported here so that the --server path never loads TensorFlow.
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     import models  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from components import serving_dir  # pylint: disable=g-import-not-at-top
