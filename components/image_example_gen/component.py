@@ -1,8 +1,9 @@
 """ImageExampleGen: a FileBasedExampleGen whose executor reads image folders.
 
-Building on FileBasedExampleGen keeps its driver, which fingerprints the input
-files: a changed, added or removed image invalidates the cached ExampleGen run
-(and everything downstream), while an unchanged folder is not read again.
+Building on FileBasedExampleGen keeps its driver's contract: the input folder
+is fingerprinted, so a changed, added or removed image invalidates the cached
+ExampleGen run (and everything downstream), while an unchanged folder is not
+read again. The fingerprint itself is the folder's own (see driver.py).
 """
 
 from tfx.components import FileBasedExampleGen
@@ -10,17 +11,22 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components.image_example_gen import component_config
+from components.image_example_gen import driver
 from components.image_example_gen import executor
 from pipeline import configs
 
-# Every file one level below a class folder; the driver fingerprints them.
+# Every file one level below a class folder, as FileBasedExampleGen's input.
 _FILES_PATTERN = '*/*'
 
 
-def image_example_gen(data: configs.DataConfig) -> FileBasedExampleGen:
+class ImageExampleGen(FileBasedExampleGen):
+  DRIVER_CLASS = driver.ImageFolderDriver
+
+
+def image_example_gen(data: configs.DataConfig) -> ImageExampleGen:
   splits = [example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=size)
             for name, size in data.splits.as_dict().items()]
-  return FileBasedExampleGen(
+  return ImageExampleGen(
       input_base=data.data_root,
       input_config=example_gen_pb2.Input(splits=[
           example_gen_pb2.Input.Split(name='images', pattern=_FILES_PATTERN)]),
