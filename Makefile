@@ -11,7 +11,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run test compile-kubeflow bench-quality predict bench-serving clean
+.PHONY: setup run test compile-kubeflow bench-quality predict bench-serving bench-pipeline bench-scale clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,16 @@ predict: setup
 # Latency and throughput of serving_images against the bare network (bench/README.md).
 bench-serving: setup
 	$(PY) bench/serving.py $(ARGS)
+
+# The whole pipeline on BUSI against bare training of its model (bench/README.md);
+# ARGS="--epochs 2" measures mostly the fixed cost.
+bench-pipeline: setup
+	$(PY) bench/pipeline_bench.py $(ARGS)
+
+# ExampleGen -> StatisticsGen -> Transform on 1x, 10x, 50x BUSI-like data (bench/README.md);
+# ARGS="--sizes 1,2,3" for a shorter run.
+bench-scale: setup
+	$(PY) bench/scale_bench.py $(ARGS)
 
 clean:
 	rm -rf outputs
