@@ -70,7 +70,8 @@ def test_unreachable_thresholds_push_nothing(workspace, capsys):
   assert serving_dir.served_versions(_model_base(workspace)) == before
 
 
-def test_label_outside_the_schema_stops_at_validation(workspace, tmp_path, capsys):
+def test_unknown_class_folder_over_the_quarantine_limit_stops_the_run(
+    workspace, tmp_path, capsys):
   data = str(tmp_path / 'data')
   shutil.copytree(workspace['data'], data)
   synthetic_busi.write_dataset(data, per_class=4, classes=('cyst',))
@@ -78,6 +79,6 @@ def test_label_outside_the_schema_stops_at_validation(workspace, tmp_path, capsy
   assert _run(workspace, '--min-accuracy', '0', '--min-malignant-recall', '0',
               data=data) == 1
   message = capsys.readouterr().err
-  assert 'Stopped at data validation' in message
-  assert "feature 'label'" in message and 'cyst' in message
+  assert 'Stopped at the data audit: 4 of 34 files quarantined' in message
+  assert "cyst/cyst (1).png: unknown class folder 'cyst'" in message
   assert serving_dir.served_versions(_model_base(workspace)) == before
