@@ -22,7 +22,9 @@ from components import data_audit
 from components.validation_gate import DataAnomaliesError
 from pipeline import configs
 from pipeline import pipeline as pipeline_lib
+from pipeline import progress
 from pipeline import run_summary
+from run_report import build as report_build
 
 _PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 # Held (flock) in the output dir while a run uses it; see `exclusive_output_dir`.
@@ -140,7 +142,8 @@ def run(config: configs.PipelineConfig) -> int:
   os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
   started = time.time()
   try:
-    tfx.orchestration.LocalDagRunner().run(pipeline_lib.create_pipeline(config))
+    with progress.component_progress():
+      tfx.orchestration.LocalDagRunner().run(pipeline_lib.create_pipeline(config))
   except DataAnomaliesError as e:
     print(f'\nStopped at data validation: {e}', file=sys.stderr)
     return 1
@@ -150,8 +153,9 @@ def run(config: configs.PipelineConfig) -> int:
   summary = run_summary.summarize(config.metadata_path, config.pipeline_name,
                                   config.data.class_names)
   print('\n' + summary.format())
-  print(f'\nFinished in {time.time() - started:.0f} s. Outputs under '
-        f'{os.path.dirname(config.pipeline_root)}')
+  output_dir = os.path.dirname(config.pipeline_root)
+  print(f'\nFinished in {time.time() - started:.0f} s. Outputs under {output_dir}')
+  print(f'Report: {report_build.build_report(output_dir, summary.run_id, config.pipeline_name)}')
   return 0
 
 

@@ -169,11 +169,12 @@ def _summary_section(context: _Context) -> List[str]:
     parts.append(f'<p>Blessed: {html.badge(summary.blessed, "yes", "no")}. '
                  f'Baseline: {html.text(baseline)}.</p>')
     rules = _thresholds(record.properties.get(_EVALUATOR, {}).get('eval_config', '{}'))
-    failed_metrics = {check.split(':')[0] for check in summary.failed_checks}
     rows = [(rule['metric'], summary.metrics.get(rule['metric'], float('nan')),
              rule['floor'] if rule['floor'] is not None else '',
              rule['max_drop'] if rule['max_drop'] is not None else '',
-             html.badge(rule['metric'] not in failed_metrics)) for rule in rules]
+             html.badge(not any(re.match(rf'{re.escape(rule["metric"])}\b', check)
+                                for check in summary.failed_checks)))
+            for rule in rules]
     parts.append(html.table(
         ['Metric', 'Candidate', 'Floor', 'Largest drop allowed vs baseline', 'Check'],
         rows))
@@ -355,7 +356,8 @@ def _metrics_against_baseline(context: _Context) -> List[str]:
   if baseline:
     headers += [f'Baseline (served version {summary.baseline_version})', 'Change']
   rows = []
-  for name, value in sorted(summary.metrics.items()):
+  # TFMA also files each candidate-minus-baseline difference as a metric.
+  for name, value in sorted((n, v) for n, v in summary.metrics.items() if '_diff' not in n):
     row = [name, value]
     if baseline:
       row += [baseline.get(name, float('nan')), value - baseline.get(name, float('nan'))]

@@ -5,16 +5,24 @@ a user: the second run reuses the cached upstream components, and its Evaluator
 compares against the model the first run pushed.
 """
 
+import base64
+import glob
+import io
 import json
 import os
+import re
 import shutil
 
+from PIL import Image
 import pytest
 import tensorflow as tf
 
 import local_runner
+import report
 from components import serving_dir
 from components.image_example_gen import executor as example_gen_executor
+from run_report import build as report_build
+from tests import headless_browser
 from tests import synthetic_busi
 
 _FAST = ['--image-size', '32', '--epochs', '2', '--beam-workers', '1']
@@ -50,6 +58,31 @@ def test_first_run_pushes_a_servable_model(workspace, capsys):
   assert abs(float(tf.reduce_sum(scores)) - 1.0) < 1e-5
 
 
+def _reports(workspace):
+  return sorted(glob.glob(os.path.join(workspace['out'], report_build.REPORTS_DIR, '*.html')))
+
+
+def test_first_run_report_has_every_section_and_renders_offline(workspace, tmp_path):
+  reports = _reports(workspace)
+  assert len(reports) == 1
+  page = open(reports[0], encoding='utf-8').read()
+  workspace['first_run'] = re.search(r'<title>BUSI pipeline run (.+?)</title>', page).group(1)
+  for section in report_build.SECTIONS:
+    assert f'<section id="{section}">' in page
+  assert 'Blessed: <span class="pass">yes</span>' in page
+  assert re.search(r'Pointing game: <strong>[01]\.\d\d \(\d+ of \d+ ', page)
+  pngs = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+  assert len(pngs) == 8  # counts, distributions, training, 4 evaluation, Grad-CAM
+  for png in pngs:
+    Image.open(io.BytesIO(base64.b64decode(png))).load()
+  assert not re.search(r'(?:src|href)\s*=\s*["\']?(?:[a-z]+:)?//|<script|@import|url\(',
+                       page, re.IGNORECASE)
+  screenshot = str(tmp_path / 'report.png')
+  assert headless_browser.screenshot(reports[0], screenshot) == []
+  darkest, lightest = Image.open(screenshot).convert('L').getextrema()
+  assert darkest < 64 and lightest > 192  # text on a page, not a blank render
+
+
 def test_examples_keep_near_duplicates_in_one_split_and_report_them(workspace):
   audits = tf.io.gfile.glob(os.path.join(
       workspace['out'], 'tfx', 'ImageExampleGen', 'examples', '*',
@@ -68,6 +101,25 @@ def test_unreachable_thresholds_push_nothing(workspace, capsys):
   assert 'accuracy' in printed.split('Failed checks:')[1]
   assert f'baseline: served version {before[-1]}' in printed
   assert serving_dir.served_versions(_model_base(workspace)) == before
+
+
+def test_report_command_rebuilds_a_past_run(workspace, capsys):
+  newest = _reports(workspace)
+  assert len(newest) == 2
+  first = report_build.report_path(workspace['out'], workspace['first_run'])
+  os.remove(first)
+  assert report.main(['--output-dir', workspace['out'],
+                      '--run-id', workspace['first_run']]) == 0
+  assert capsys.readouterr().out.strip() == first
+  pages = {path: open(path, encoding='utf-8').read() for path in newest}
+  assert 'Blessed: <span class="pass">yes</span>' in pages.pop(first)
+  (second,) = pages.values()
+  assert 'Blessed: <span class="fail">no</span>' in second
+  assert '<span class="fail">fail</span>' in second  # the unreachable accuracy floor
+  assert 'Baseline (served version' in second
+  assert '<h3>TFDV statistics</h3>' in second  # cached upstream outputs are found
+  assert report.main(['--output-dir', workspace['out'], '--run-id', 'no-such-run']) == 2
+  assert "No run 'no-such-run'" in capsys.readouterr().err
 
 
 def test_unknown_class_folder_over_the_quarantine_limit_stops_the_run(
