@@ -204,13 +204,14 @@ def _message(headline: str, lines: Sequence[str], report_path: str) -> str:
 
 def summary_line(audit: Mapping[str, Any]) -> str:
   classes = ', '.join(f'{name} {n}' for name, n in audit['class_counts'].items())
-  action = {'drop': 'dropped', 'keep': 'kept', 'fail': 'stopped the run'}[
-      audit['policy']['label_conflicts']]
+  conflicts = len(audit['label_conflicts'])
+  action = {'drop': ' (dropped)', 'keep': ' (kept)', 'fail': ' (run stopped)'}[
+      audit['policy']['label_conflicts']] if conflicts else ''
   return (f"Data audit: {audit['ingested']} images ingested ({classes}), "
           f"{len(audit['quarantined'])} quarantined, {len(audit['ignored'])} ignored; "
           f"{len(audit['near_duplicate_groups'])} near-duplicate groups "
           f"({len(audit['exact_duplicate_groups'])} exact), "
-          f"{len(audit['label_conflicts'])} label conflicts ({action}).")
+          f"{conflicts} label conflicts{action}.")
 
 
 def markdown_report(audit: Mapping[str, Any]) -> str:

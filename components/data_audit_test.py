@@ -85,3 +85,9 @@ def test_report_lists_every_section():
                   '## Near-duplicate groups (1)', '## Ignored (1)'):
     assert heading in report
   assert '| benign/bad 0.png | empty file |' in report
+
+
+def test_summary_line_counts_everything():
+  assert data_audit.summary_line(_audit(quarantined=1, conflict=True)) == (
+      'Data audit: 12 images ingested (benign 4, malignant 4, normal 4), 1 quarantined, '
+      '1 ignored; 1 near-duplicate groups (1 exact), 1 label conflicts (dropped).')
