@@ -28,10 +28,6 @@ class RunRecord:
     found = self.artifacts.get((component, type_name))
     return found[0].uri if found else None
 
-  def artifact(self, component: str, type_name: str):
-    found = self.artifacts.get((component, type_name))
-    return found[0] if found else None
-
 
 def _value(value: metadata_store_pb2.Value) -> str:
   kind = value.WhichOneof('value')
