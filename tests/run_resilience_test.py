@@ -42,6 +42,7 @@ def test_a_failed_run_resumes_from_cached_upstream_outputs(tmp_path):
   assert all(cached[name] for name in _UPSTREAM), cached
   assert not cached['ServedBaselineEvaluator'] and not cached['Pusher']
   assert summary.pushed_path
+  assert summary.data_audit.startswith('Data audit: 24 images ingested')
 
 
 def test_a_second_run_on_the_same_output_dir_is_refused(tmp_path, capsys):
