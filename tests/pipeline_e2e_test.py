@@ -1,11 +1,12 @@
 """The whole pipeline under LocalDagRunner on a small generated dataset.
 
-One pipeline root and ML Metadata store serve the three runs, as they would for
-a user: the second run reuses the cached upstream components, and its Evaluator
+One pipeline root and ML Metadata store serve every run, as they would for a
+user: later runs reuse the cached upstream components, and the Evaluator
 compares against the model the first run pushed.
 """
 
 import base64
+import dataclasses
 import glob
 import io
 import json
@@ -20,6 +21,7 @@ import tensorflow as tf
 import local_runner
 import report
 from components import serving_dir
+from pipeline import configs
 from components.image_example_gen import executor as example_gen_executor
 from run_report import build as report_build
 from tests import headless_browser
@@ -133,4 +135,21 @@ def test_unknown_class_folder_over_the_quarantine_limit_stops_the_run(
   message = capsys.readouterr().err
   assert 'Stopped at the data audit: 4 of 34 files quarantined' in message
   assert "cyst/cyst (1).png: unknown class folder 'cyst'" in message
+  assert serving_dir.served_versions(_model_base(workspace)) == before
+
+
+def test_data_outside_the_schema_stops_at_validation(workspace, tmp_path, capsys):
+  # A site schema whose label domain lacks 'normal', while the data has it:
+  # ExampleValidator flags the label and the gate stops before Transform.
+  schema = tmp_path / 'schema.pbtxt'
+  with open(configs.PipelineConfig(pipeline_root='', serving_dir='').schema_file) as f:
+    schema.write_text(f.read().replace('  value: "normal"\n', ''))
+  args = local_runner.parse_args(['--output-dir', workspace['out'], *_FAST])
+  config = dataclasses.replace(local_runner.build_config(args, workspace['data']),
+                               schema_file=str(schema))
+  before = serving_dir.served_versions(_model_base(workspace))
+  assert local_runner.run(config) == 1
+  message = capsys.readouterr().err
+  assert 'Stopped at data validation' in message
+  assert "feature 'label'" in message and 'normal' in message
   assert serving_dir.served_versions(_model_base(workspace)) == before
