@@ -242,11 +242,14 @@ def decodable_bytes(data: bytes, relpath: str) -> bytes:
   return encode_png(np.asarray(image.convert('L')))
 
 
-def union_mask(root: str, mask_relpaths: Sequence[str],
-               size: Tuple[int, int]) -> Tuple[bytes, List[str]]:
+def union_mask(root: str, mask_relpaths: Sequence[str], size: Tuple[int, int],
+               expect_lesion: bool = False) -> Tuple[bytes, List[str]]:
   """PNG (0/255) of the union of the masks, at the image's (width, height).
 
-  Returns the PNG and a note per mask that had to be resized or was unreadable.
+  Returns the PNG and a note per mask that had to be resized or was unreadable,
+  and, with `expect_lesion`, a note when the masks outline nothing: a lesion
+  image with an all-black mask is a broken annotation (or a broken export),
+  and it would teach a mask-supervised model that there is no lesion.
   """
   union = np.zeros((size[1], size[0]), dtype=bool)
   notes: List[str] = []
@@ -261,6 +264,8 @@ def union_mask(root: str, mask_relpaths: Sequence[str],
                    f'{size[0]}x{size[1]}; resized to the image')
       mask = mask.resize(size, Image.Resampling.NEAREST)
     union |= np.asarray(mask) > 0
+  if expect_lesion and mask_relpaths and not union.any():
+    notes.append(f'{len(mask_relpaths)} mask file(s), all black: no lesion outlined')
   return encode_png(union.astype(np.uint8) * 255), notes
 
 

@@ -19,6 +19,8 @@ MODEL_NAME = 'busi_classifier'
 # The class order fixes the label indices and the order of `scores` in serving.
 CLASS_NAMES: Tuple[str, ...] = ('benign', 'malignant', 'normal')
 MALIGNANT_CLASS = 'malignant'
+# Its scans show no lesion, so its masks are black by design.
+NORMAL_CLASS = 'normal'
 
 # Where `make run` looks for BUSI when no data root is given, first match wins.
 BUSI_ENV_VAR = 'BUSI_DIR'

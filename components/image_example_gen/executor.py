@@ -28,6 +28,7 @@ from components import group_split
 from components import image_files
 from components.image_example_gen import component_config
 from models import features
+from pipeline import configs
 
 AUDIT_FILE_NAME = data_audit.JSON_FILE_NAME
 _QUARANTINED = 'quarantined'
@@ -98,8 +99,9 @@ class _ToExample(beam.DoFn):
     if fp.relpath not in plan['assignment']:
       return
     group_id, split = plan['assignment'][fp.relpath]
-    mask_png, notes = image_files.union_mask(self._root, fp.mask_relpaths,
-                                             (fp.width, fp.height))
+    mask_png, notes = image_files.union_mask(
+        self._root, fp.mask_relpaths, (fp.width, fp.height),
+        expect_lesion=fp.label != configs.NORMAL_CLASS)
     if not fp.mask_relpaths:
       notes.append('no mask file; the mask feature is empty')
     for note in (*fp.notes, *notes):
