@@ -16,8 +16,7 @@ from components.image_example_gen import component_config
 from components.image_example_gen import executor
 from pipeline import configs
 
-_BUSI = next((d for d in (os.environ.get(configs.BUSI_ENV_VAR), *configs.BUSI_DEFAULT_DIRS,
-                          '/work/shared/data/busi/Dataset_BUSI_with_GT')
+_BUSI = next((d for d in (os.environ.get(configs.BUSI_ENV_VAR), *configs.BUSI_DEFAULT_DIRS)
               if d and os.path.isdir(d)), None)
 _KNOWN_CONFLICT = ['benign/benign (433).png', 'malignant/malignant (145).png']
 
