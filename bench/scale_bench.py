@@ -32,6 +32,7 @@ from bench import growth
 from bench import run_profile
 from components.image_example_gen.component import image_example_gen
 from pipeline import configs
+from pipeline import pipeline as pipeline_lib
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUTPUT = os.path.join(_PROJECT_DIR, 'bench', 'results', 'scale.json')
@@ -87,12 +88,8 @@ def data_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
   example_gen = image_example_gen(config.data).with_id('ImageExampleGen')
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
   schema_importer = tfx.components.ImportSchemaGen(schema_file=config.schema_file)
-  transform = tfx.components.Transform(
-      examples=example_gen.outputs['examples'],
-      schema=schema_importer.outputs['schema'],
-      preprocessing_fn=configs.PREPROCESSING_FN,
-      custom_config=config.custom_config(),
-      splits_config=tfx.proto.SplitsConfig(analyze=['train'], transform=['train', 'eval']))
+  transform = pipeline_lib.transform_component(
+      config, example_gen.outputs['examples'], schema_importer.outputs['schema'])
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root,
       components=[example_gen, statistics_gen, schema_importer, transform],

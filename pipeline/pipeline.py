@@ -17,8 +17,23 @@ from pipeline import configs
 from pipeline import eval_config
 
 
+def transform_component(config: configs.PipelineConfig, examples: tfx.types.BaseChannel,
+                        schema: tfx.types.BaseChannel) -> tfx.components.Transform:
+  """Transform as the pipeline runs it: analysed on train, applied to train and eval.
+
+  The test split is left raw: only the Evaluator reads it, through the served
+  model's own signature.
+  """
+  return tfx.components.Transform(
+      examples=examples,
+      schema=schema,
+      preprocessing_fn=configs.PREPROCESSING_FN,
+      custom_config=config.custom_config(),
+      splits_config=tfx.proto.SplitsConfig(analyze=['train'],
+                                           transform=['train', 'eval']))
+
+
 def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
-  custom_config = config.custom_config()
   example_gen = image_example_gen(config.data).with_id('ImageExampleGen')
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs['examples'])
@@ -30,13 +45,8 @@ def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
       anomalies=example_validator.outputs['anomalies'],
       schema=schema_importer.outputs['schema'])
   validated_schema = validation_gate.outputs['validated_schema']
-  transform = tfx.components.Transform(
-      examples=example_gen.outputs['examples'],
-      schema=validated_schema,
-      preprocessing_fn=configs.PREPROCESSING_FN,
-      custom_config=custom_config,
-      splits_config=tfx.proto.SplitsConfig(analyze=['train'],
-                                           transform=['train', 'eval']))
+  transform = transform_component(config, example_gen.outputs['examples'],
+                                  validated_schema)
   trainer = tfx.components.Trainer(
       run_fn=configs.RUN_FN,
       examples=transform.outputs['transformed_examples'],
@@ -44,7 +54,7 @@ def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
       schema=validated_schema,
       train_args=tfx.proto.TrainArgs(splits=['train']),
       eval_args=tfx.proto.EvalArgs(splits=['eval']),
-      custom_config=custom_config)
+      custom_config=config.custom_config())
   evaluator = ServedBaselineEvaluator(
       examples=example_gen.outputs['examples'],
       model=trainer.outputs['model'],
