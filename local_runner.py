@@ -72,6 +72,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   parser.add_argument('--image-size', type=int, default=None,
                       help='side of the square model input (default: 180 for '
                            f'seed_cnn, {defaults.model.image_size} otherwise)')
+  parser.add_argument('--ensemble-size', type=int, default=defaults.model.ensemble_size,
+                      help='busi_net networks trained from different seeds and '
+                           f'served as their average (default {defaults.model.ensemble_size})')
   parser.add_argument('--epochs', type=int, default=defaults.training.epochs)
   parser.add_argument('--batch-size', type=int, default=defaults.training.batch_size)
   parser.add_argument('--splits', type=_split_ratios, default=defaults.data.splits,
@@ -101,7 +104,10 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                       default=defaults.data.label_conflicts,
                       help='the same or near-same image under two classes: drop '
                            'the whole group (default), keep it, or fail the run')
-  return parser.parse_args(argv)
+  args = parser.parse_args(argv)
+  if args.ensemble_size < 1:
+    parser.error(f'--ensemble-size must be at least 1, got {args.ensemble_size}')
+  return args
 
 
 def build_config(args: argparse.Namespace, data_root: str) -> configs.PipelineConfig:
@@ -118,7 +124,7 @@ def build_config(args: argparse.Namespace, data_root: str) -> configs.PipelineCo
                                strict=args.strict,
                                label_conflicts=args.label_conflicts),
       model=dataclasses.replace(configs.ModelConfig(), name=args.model,
-                                image_size=image_size),
+                                image_size=image_size, ensemble_size=args.ensemble_size),
       training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
                                    batch_size=args.batch_size),
       evaluation=dataclasses.replace(

@@ -14,6 +14,8 @@ import tensorflow as tf
 
 from components import group_split
 from components import image_files
+from components.image_example_gen import component_config
+from components.image_example_gen import executor
 from models import features
 from models import preprocessing
 from pipeline import configs
@@ -42,7 +44,11 @@ class TransformedImages:
 
 
 def load(data: configs.DataConfig, image_size: int) -> TransformedImages:
-  """Reads every usable image under `data.data_root` with its union mask."""
+  """Reads the images ImageExampleGen would ingest, each with its union mask.
+
+  Unreadable files and the members of label-conflict groups that the
+  configured policy drops are left out, as the pipeline leaves them out.
+  """
   scan = image_files.scan_folder(data.data_root)
   class_index = {name: i for i, name in enumerate(data.class_names)}
   fingerprints = []
@@ -53,8 +59,12 @@ def load(data: configs.DataConfig, image_size: int) -> TransformedImages:
       fingerprints.append(image_files.fingerprint(data.data_root, image_file))
     except image_files.InvalidImageError:
       continue
-  fingerprints.sort(key=lambda f: f.relpath)
-  groups = image_files.group_key(fingerprints, data.near_duplicate_max_bits)
+  plan = executor.plan_splits(
+      fingerprints, component_config.ImageExampleGenConfig.from_data_config(data),
+      data.splits.as_dict())
+  fingerprints = sorted((f for f in fingerprints if f.relpath in plan['assignment']),
+                        key=lambda f: f.relpath)
+  groups = {path: group for path, (group, _) in plan['assignment'].items()}
   images, masks = [], []
   for fp in fingerprints:
     mask_png, _ = image_files.union_mask(data.data_root, fp.mask_relpaths,

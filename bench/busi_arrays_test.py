@@ -1,10 +1,12 @@
 """Loading a BUSI-like folder and splitting it like the pipeline does."""
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 
 from bench import busi_arrays
-from bench import quality
 from models import features
 from pipeline import configs
 from tests import synthetic_busi
@@ -30,6 +32,15 @@ def test_load_decodes_images_masks_and_labels(images):
   assert set(example) == {features.IMAGE_XF, features.MASK_XF, features.LABEL_XF}
 
 
+def test_load_leaves_out_label_conflicts_like_the_pipeline(tmp_path):
+  root = synthetic_busi.write_dataset(str(tmp_path), per_class=4)
+  shutil.copy(os.path.join(root, 'benign', 'benign (1).png'),
+              os.path.join(root, 'malignant', 'malignant (99).png'))
+  images = busi_arrays.load(configs.DataConfig(data_root=root), image_size=24)
+  assert len(images.relpaths) == 11
+  assert not {'benign/benign (1).png', 'malignant/malignant (99).png'} & set(images.relpaths)
+
+
 def test_pipeline_split_partitions_the_images(images, data_config):
   split = busi_arrays.pipeline_split(images, data_config)
   together = np.sort(np.concatenate(list(split.values())))
@@ -50,8 +61,3 @@ def test_folds_rotate_test_and_eval_and_keep_groups_whole(images, data_config):
 def test_too_few_folds_is_a_clear_error(images, data_config):
   with pytest.raises(ValueError, match='--folds must be at least 3'):
     busi_arrays.cross_validation_folds(images, data_config, 2)
-
-
-def test_missing_data_root_names_the_flag(tmp_path):
-  with pytest.raises(SystemExit, match='--data-root .* is not a folder'):
-    quality.main(['--data-root', str(tmp_path / 'nowhere')])

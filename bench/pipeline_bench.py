@@ -254,6 +254,15 @@ def main(argv: Sequence[str]) -> int:
   return 0
 
 
+_NOTE = ('machine_load is the 1-minute load average before and after each '
+         'measurement. The measured job itself adds about the core count; well '
+         'above that, other jobs shared the machine and stretched wall times, so '
+         'compare only ratios within this file and prefer CPU seconds. Peak RSS '
+         'sums the process tree (shared pages counted per process); components '
+         'run in one process, so a component\'s peak includes memory its '
+         'predecessors left behind.')
+
+
 def _write(args: argparse.Namespace, argv: Sequence[str], started: datetime.datetime,
            data_root: str, floor: Dict[str, object], runs: List[Dict[str, object]],
            table: str) -> None:
@@ -261,11 +270,7 @@ def _write(args: argparse.Namespace, argv: Sequence[str], started: datetime.date
   results = {
       'date': started.isoformat(timespec='seconds'),
       'command': 'python -m bench.pipeline_bench ' + ' '.join(shlex.quote(a) for a in argv),
-      'note': ('Wall times on a machine shared with other jobs (see machine_load): '
-               'compare only ratios within this file, and prefer CPU seconds, which '
-               'other jobs stretch much less. Peak RSS sums the process tree '
-               '(shared pages counted per process); components run in one process, '
-               'so a component\'s peak includes memory its predecessors left behind.'),
+      'note': _NOTE,
       'data_root': data_root, 'model': args.model, 'epochs': args.epochs,
       'beam_workers_planned': args.beam_workers,
       'floor': floor, 'pipeline_runs': runs, 'table': table,

@@ -57,8 +57,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       help='BUSI folder the datasets are made from; default: as `make run`')
   parser.add_argument('--sizes', type=_sizes, default=[1, 10, 50],
                       help='dataset sizes in multiples of BUSI (default 1,10,50)')
-  parser.add_argument('--beam-workers', type=int, default=0,
-                      help='as local_runner --beam-workers (0: a worker process per core)')
+  parser.add_argument('--beam-workers', type=int, default=1,
+                      help='as local_runner --beam-workers (default 1, in process, as '
+                           'local_runner; 0: a worker process per core)')
   parser.add_argument('--cache-dir', default=DEFAULT_CACHE_DIR,
                       help='generated datasets, kept between runs')
   parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR,

@@ -26,14 +26,10 @@ def busi_audit():
   if _BUSI is None:
     pytest.skip('BUSI is not on this machine')
   data = configs.DataConfig()
-  config = component_config.ImageExampleGenConfig(
-      near_duplicate_max_bits=data.near_duplicate_max_bits, split_seed=data.split_seed,
-      class_names=data.class_names, max_quarantined_fraction=data.max_quarantined_fraction,
-      strict=data.strict, label_conflicts=data.label_conflicts)
+  config = component_config.ImageExampleGenConfig.from_data_config(data)
   scan = image_files.scan_folder(_BUSI, data.class_names)
   fingerprints = [image_files.fingerprint(_BUSI, image) for image in scan.images]
-  plan = executor._plan_splits(  # pylint: disable=protected-access
-      fingerprints, config, data.splits.as_dict())
+  plan = executor.plan_splits(fingerprints, config, data.splits.as_dict())
   policy = config.data_policy(list(data.splits.as_dict()))
   audit = data_audit.build(
       data_root=_BUSI, policy=policy, near_duplicate_max_bits=data.near_duplicate_max_bits,

@@ -35,8 +35,14 @@ def grad_cam(model: keras.Model, images: np.ndarray, class_indices: np.ndarray,
 
   `images` is [N, H, W, C] as the model takes them; `class_indices` [N] says
   which class each heatmap explains (e.g. the predicted one). A heatmap that is
-  zero everywhere means no feature map raised that class's score.
+  zero everywhere means no feature map raised that class's score. An
+  ensemble's heatmap is the mean of its members', as its scores are.
   """
+  members = model_lib.ensemble_members(model)
+  if layer is None and len(members) > 1:
+    mean = np.mean([grad_cam(m, images, class_indices) for m in members], axis=0)
+    peak = mean.max(axis=(1, 2), keepdims=True)
+    return np.divide(mean, peak, out=np.zeros_like(mean), where=peak > 0)
   layer = layer or last_feature_map_layer(model)
   probe = keras.Model(model.inputs, [layer.output, model.output])
   images = tf.convert_to_tensor(images, tf.float32)

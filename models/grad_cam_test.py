@@ -65,7 +65,8 @@ def test_heatmap_peaks_inside_the_box_with_the_class_evidence(box_model):
 
 def test_the_feature_map_is_the_last_spatial_layer(box_model):
   assert grad_cam.last_feature_map_layer(box_model).name == 'last_conv'
-  _, busi_net = model_lib.build_model(configs.ModelConfig(image_size=32), 3)
+  _, busi_net = model_lib.build_model(
+      configs.ModelConfig(image_size=32, ensemble_size=1), 3)
   pooling = next(layer for layer in busi_net.layers
                  if isinstance(layer, keras.layers.GlobalAveragePooling2D))
   assert grad_cam.last_feature_map_layer(busi_net).output is pooling.input
@@ -90,3 +91,21 @@ def test_peak_inside_reads_the_argmax():
   mask[1, 2] = True
   assert grad_cam.peak_inside(heatmap, mask)
   assert not grad_cam.peak_inside(np.zeros((4, 4)), np.ones((4, 4), dtype=bool))
+
+
+def test_an_ensembles_heatmap_is_the_mean_of_its_members(tmp_path):
+  config = configs.ModelConfig(image_size=32, ensemble_size=2)
+  _, ensemble = model_lib.build_model(config, 3)
+  tf.saved_model.save(tf.Module(), str(tmp_path))
+  tf.train.Checkpoint(model=ensemble).write(str(tmp_path / 'variables' / 'variables'))
+  loaded = grad_cam.load_serving_model(str(tmp_path), config, 3)
+  images = np.random.default_rng(0).uniform(size=(4, 32, 32, 1)).astype(np.float32)
+  np.testing.assert_allclose(loaded(images), ensemble(images), rtol=1e-5)
+  classes = np.array([0, 1, 2, 1])
+  members = [grad_cam.grad_cam(m, images, classes)
+             for m in model_lib.ensemble_members(loaded)]
+  mean = np.mean(members, axis=0)
+  peak = mean.max(axis=(1, 2), keepdims=True)
+  np.testing.assert_allclose(grad_cam.grad_cam(loaded, images, classes),
+                             np.where(peak > 0, mean / np.where(peak > 0, peak, 1), 0),
+                             atol=1e-6)

@@ -20,7 +20,7 @@ def _layer_summary(layer):
 
 
 def test_seed_cnn_is_the_notebooks_network():
-  model, serving = model_lib.build_model(
+  [model], serving = model_lib.build_model(
       configs.ModelConfig(name='seed_cnn', image_size=_SIZE), 3)
   assert serving is model
   augmentation = model.get_layer('augmentation')
@@ -45,8 +45,8 @@ def test_seed_cnn_is_the_notebooks_network():
 
 
 def test_busi_net_trains_two_heads_and_serves_one():
-  training_model, serving_model = model_lib.build_model(
-      configs.ModelConfig(image_size=_SIZE), 3)
+  [training_model], serving_model = model_lib.build_model(
+      configs.ModelConfig(image_size=_SIZE, ensemble_size=1), 3)
   assert training_model.input_names == serving_model.input_names == [features.IMAGE_XF]
   assert training_model.output_names == [model_lib.CLASS_OUTPUT, model_lib.MASK_OUTPUT]
   assert serving_model.output_names == [model_lib.CLASS_OUTPUT]
@@ -59,8 +59,32 @@ def test_busi_net_trains_two_heads_and_serves_one():
   assert {id(w) for w in serving_model.weights} <= {id(w) for w in training_model.weights}
 
 
+def test_ensemble_serves_the_mean_of_its_members():
+  members, ensemble = model_lib.build_model(
+      configs.ModelConfig(image_size=_SIZE, ensemble_size=3), 3)
+  assert len(members) == 3
+  assert ensemble.input_names == [features.IMAGE_XF]
+  assert ensemble.output_names == [model_lib.CLASS_OUTPUT]
+  images = np.random.default_rng(0).uniform(size=(2, _SIZE, _SIZE, 1)).astype(np.float32)
+  member_probs = [member(images, training=False)[0] for member in members]
+  np.testing.assert_allclose(ensemble(images, training=False),
+                             np.mean(member_probs, axis=0), rtol=1e-5)
+  assert not np.allclose(member_probs[0], member_probs[1])  # different initial weights
+  classifiers = model_lib.ensemble_members(ensemble)
+  assert len(classifiers) == 3
+  assert {id(w) for w in ensemble.weights} == {
+      id(w) for c in classifiers for w in c.weights}
+
+
+def test_a_single_network_is_its_own_only_member():
+  _, serving_model = model_lib.build_model(configs.ModelConfig(ensemble_size=1), 3)
+  assert model_lib.ensemble_members(serving_model) == [serving_model]
+  with pytest.raises(ValueError, match='ensemble_size must be at least 1'):
+    model_lib.build_model(configs.ModelConfig(ensemble_size=0), 3)
+
+
 def test_busi_net_stays_small():
-  _, serving_model = model_lib.build_model(configs.ModelConfig(), 3)
+  _, serving_model = model_lib.build_model(configs.ModelConfig(ensemble_size=1), 3)
   assert serving_model.count_params() < 2_000_000
 
 

@@ -9,9 +9,9 @@ preprocess differently:
 * `serving_images` takes encoded PNG/JPEG bytes (`{"b64": ...}` over REST) and
   also returns the top class as `label`.
 
-Both return `scores` (float32 [N, 3], softmax probabilities) and `classes`
-(string [N, 3], the class names in the order of `scores`), the outputs TFMA and
-TF Serving look for. A payload that is not a readable PNG/JPEG fails its request
+Both return `scores` (float32 [N, 3], calibrated probabilities, see
+models/inference.py) and `classes` (string [N, 3], the class names in the order
+of `scores`), the outputs TFMA and TF Serving look for. A payload that is not a readable PNG/JPEG fails its request
 with InvalidArgumentError; one whose header declares too many pixels fails before
 anything is decoded (models/preprocessing.py).
 docs/serving.md is the client-facing version of this contract.
@@ -24,6 +24,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from models import features
+from models import inference
 
 SERVING_DEFAULT = 'serving_default'
 SERVING_IMAGES = 'serving_images'
@@ -33,9 +34,11 @@ class _ServingModule(tf.Module):
   """Holds the network, the transform layer and the class names for export."""
 
   def __init__(self, model: keras.Model, tf_transform_output: tft.TFTransformOutput,
-               class_names: Sequence[str]):
+               class_names: Sequence[str], temperature: float, flip_average: bool):
     super().__init__()
     self.model = model
+    self._temperature = temperature
+    self._flip_average = flip_average
     self.tft_layer = tf_transform_output.transform_features_layer()
     self.class_names = tf.constant(list(class_names))
     self._image_spec = {
@@ -43,7 +46,8 @@ class _ServingModule(tf.Module):
 
   def predict(self, encoded_images: tf.Tensor):
     transformed = self.tft_layer({features.IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
-    scores = self.model(transformed[features.IMAGE_XF], training=False)
+    scores = inference.class_scores(self.model, transformed[features.IMAGE_XF],
+                                    self._temperature, self._flip_average)
     classes = tf.tile(self.class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
     return {'scores': scores, 'classes': classes}
 
@@ -61,9 +65,15 @@ class _ServingModule(tf.Module):
 
 def export_serving_model(model: keras.Model,
                          tf_transform_output: tft.TFTransformOutput,
-                         class_names: Sequence[str], export_dir: str) -> None:
-  """Writes the SavedModel that the Pusher copies and TF Serving loads."""
-  module = _ServingModule(model, tf_transform_output, class_names)
+                         class_names: Sequence[str], export_dir: str,
+                         temperature: float = 1.0, flip_average: bool = False) -> None:
+  """Writes the SavedModel that the Pusher copies and TF Serving loads.
+
+  `temperature` and `flip_average` are baked into the graph as constants, so
+  the served scores are `inference.class_scores` of the network.
+  """
+  module = _ServingModule(model, tf_transform_output, class_names, temperature,
+                          flip_average)
   tf.saved_model.save(module, export_dir, signatures={
       SERVING_DEFAULT: module.serve_examples,
       SERVING_IMAGES: module.serve_images,

@@ -1,5 +1,6 @@
 """The Trainer's `run_fn`: transformed examples in, a servable SavedModel out."""
 
+import dataclasses
 import json
 import os
 from typing import List
@@ -51,9 +52,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       log_dir=os.path.join(fn_args.model_run_dir, 'tensorboard'),
       strategy=distribution_strategy())
   signatures.export_serving_model(result.serving_model, tf_transform_output,
-                                  class_names, fn_args.serving_model_dir)
-  summary = {'epochs_run': result.epochs_run, 'best_epoch': result.best_epoch,
-             'history': result.history, 'model': model_config.name,
+                                  class_names, fn_args.serving_model_dir,
+                                  result.temperature, result.flip_average)
+  summary = {'epochs_run': result.epochs_run,
+             'members': [dataclasses.asdict(member) for member in result.members],
+             'model': model_config.name,
+             'temperature': result.temperature, 'flip_average': result.flip_average,
              'parameters': int(result.serving_model.count_params())}
   with tf.io.gfile.GFile(
       os.path.join(fn_args.model_run_dir, TRAINING_SUMMARY_FILE), 'w') as f:

@@ -7,13 +7,16 @@ transformed features (`image_xf`, `mask_xf`, `label_xf`).
 
 import dataclasses
 import math
-from typing import Dict, Optional, Sequence
+import os
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from models import calibration
 from models import features
+from models import inference
 from models import model as model_lib
 from pipeline import configs
 
@@ -21,11 +24,34 @@ _MASK_LOSS_WEIGHT = 0.5
 
 
 @dataclasses.dataclass
-class TrainResult:
-  serving_model: keras.Model
+class MemberRun:
+  """How one network of the ensemble trained."""
   history: Dict[str, list]
   epochs_run: int
   best_epoch: int
+  seed: int
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """The trained classifier and how its output is turned into served scores."""
+  serving_model: keras.Model
+  members: List[MemberRun]
+  # Fitted on the eval split (1.0: not calibrated, as for the seed's network).
+  temperature: float
+  flip_average: bool
+
+  @property
+  def epochs_run(self) -> int:
+    """Epochs over all members: what the training time paid for."""
+    return sum(member.epochs_run for member in self.members)
+
+  def scores(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """The scores the exported model returns, for transformed images."""
+    return np.concatenate([
+        inference.class_scores(self.serving_model, tf.constant(images[i:i + batch_size]),
+                               self.temperature, self.flip_average).numpy()
+        for i in range(0, len(images), batch_size)])
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -53,13 +79,13 @@ def _augment(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor):
   return image, mask
 
 
-def _to_model_inputs(model_name: str, weights: tf.Tensor, augment: bool):
+def _to_model_inputs(model_name: str, weights: tf.Tensor, augment: bool, seed: int):
   multitask = model_name != 'seed_cnn'
 
   def convert(index, example):
     image, mask = example[features.IMAGE_XF], example[features.MASK_XF]
     if augment and multitask:
-      image, mask = _augment(image, mask, tf.stack([index, index * 7 + 1]))
+      image, mask = _augment(image, mask, tf.stack([index, tf.constant(seed, tf.int64)]))
     label = example[features.LABEL_XF]
     weight = tf.gather(weights, label)
     if not multitask:
@@ -84,7 +110,7 @@ def _batches(dataset: tf.data.Dataset, model_name: str, weights: np.ndarray,
   # yet reproducible, augmentation seed.
   dataset = dataset.enumerate()
   dataset = dataset.map(
-      _to_model_inputs(model_name, tf.constant(weights), augment=training),
+      _to_model_inputs(model_name, tf.constant(weights), augment=training, seed=seed),
       num_parallel_calls=tf.data.AUTOTUNE)
   return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
@@ -127,7 +153,8 @@ def train(model_config: configs.ModelConfig,
           eval_examples: tf.data.Dataset,
           log_dir: Optional[str] = None,
           strategy: Optional[tf.distribute.Strategy] = None) -> TrainResult:
-  """Trains the configured network; returns the serving model at its best epoch.
+  """Trains the configured network(s); returns the serving model, each member
+  at its best epoch on the eval split, with its temperature fitted there.
 
   `strategy` (default: the current one) holds the variables; the batch size is
   the global batch, split across its replicas.
@@ -140,18 +167,40 @@ def train(model_config: configs.ModelConfig,
                      .as_numpy_iterator()])
   if labels.size == 0:
     raise ValueError('The train split holds no examples.')
+  if not any(True for _ in eval_examples.take(1)):
+    raise ValueError('The eval split holds no examples: early stopping and '
+                     'calibration need it.')
   weights = class_weights(labels, num_classes)
-  train_batches = _batches(train_examples, model_config.name, weights,
-                           training_config.batch_size, training_config.seed,
-                           training=True)
-  eval_batches = _batches(eval_examples, model_config.name, weights,
-                          training_config.batch_size, training_config.seed,
-                          training=False)
   steps_per_epoch = math.ceil(labels.size / training_config.batch_size)
   with strategy.scope():
-    training_model, serving_model = model_lib.build_model(model_config, num_classes)
-    monitor = _compile(training_model, model_config.name, training_config,
-                       steps_per_epoch * training_config.epochs)
+    training_models, serving_model = model_lib.build_model(model_config, num_classes)
+  members = []
+  for k, training_model in enumerate(training_models):
+    seed = training_config.seed + k
+    member_log_dir = log_dir and (
+        os.path.join(log_dir, training_model.name) if len(training_models) > 1 else log_dir)
+    with strategy.scope():
+      monitor = _compile(training_model, model_config.name, training_config,
+                         steps_per_epoch * training_config.epochs)
+    members.append(_fit(training_model, monitor, training_config, seed, member_log_dir,
+                        _batches(train_examples, model_config.name, weights,
+                                 training_config.batch_size, seed, training=True),
+                        _batches(eval_examples, model_config.name, weights,
+                                 training_config.batch_size, seed, training=False)))
+  result = TrainResult(serving_model, members, temperature=1.0, flip_average=False)
+  if model_config.name != 'seed_cnn':
+    result.flip_average = model_config.test_time_flip
+    eval_images, eval_labels = _arrays(eval_examples)
+    result.temperature = calibration.fit_temperature(result.scores(eval_images),
+                                                     eval_labels)
+  return result
+
+
+def _fit(training_model: keras.Model, monitor: str,
+         training_config: configs.TrainingConfig, seed: int, log_dir: Optional[str],
+         train_batches: tf.data.Dataset, eval_batches: tf.data.Dataset) -> MemberRun:
+  """Fits one network with early stopping on the eval split; keeps its best epoch."""
+  keras.utils.set_random_seed(seed)
   stopper = keras.callbacks.EarlyStopping(
       monitor=monitor, patience=training_config.early_stopping_patience,
       restore_best_weights=True)
@@ -164,7 +213,13 @@ def train(model_config: configs.ModelConfig,
   # EarlyStopping restores the best weights only when it stops early.
   if stopper.best_weights is not None:
     training_model.set_weights(stopper.best_weights)
-  epochs_run = len(history.history['loss'])
-  best_epoch = int(np.argmin(history.history[monitor]))
-  return TrainResult(serving_model, history.history, epochs_run, best_epoch)
+  return MemberRun(history.history, len(history.history['loss']),
+                   int(np.argmin(history.history[monitor])), seed)
+
+
+def _arrays(examples: tf.data.Dataset):
+  """(images, labels) of unbatched transformed examples, as numpy arrays."""
+  pairs = examples.map(lambda e: (e[features.IMAGE_XF], e[features.LABEL_XF]))
+  images, labels = zip(*pairs.as_numpy_iterator())
+  return np.stack(images), np.array(labels)
 

@@ -62,15 +62,23 @@ def test_augmentation_moves_image_and_mask_together():
 
 @pytest.mark.parametrize('model_name', configs.MODEL_CHOICES)
 def test_one_epoch_returns_a_serving_model(model_name):
+  model_config = configs.ModelConfig(name=model_name, image_size=_SIZE)
   result = training.train(
-      configs.ModelConfig(name=model_name, image_size=_SIZE),
-      configs.TrainingConfig(epochs=1, batch_size=8),
+      model_config, configs.TrainingConfig(epochs=1, batch_size=8, seed=5),
       configs.CLASS_NAMES, _examples(4, seed=0), _examples(2, seed=1))
-  assert result.epochs_run == 1 and result.best_epoch == 0
+  members = 1 if model_name == 'seed_cnn' else model_config.ensemble_size
+  assert [(m.epochs_run, m.best_epoch, m.seed) for m in result.members] == [
+      (1, 0, 5 + k) for k in range(members)]
+  assert result.epochs_run == members
   images = np.stack([x[features.IMAGE_XF] for x in _examples(1, seed=2).as_numpy_iterator()])
-  probs = result.serving_model.predict(images, verbose=0)
+  probs = result.scores(images)
   assert probs.shape == (3, 3)
   np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+  if model_name == 'seed_cnn':  # the notebook's network, served as it was
+    assert (result.temperature, result.flip_average) == (1.0, False)
+  else:
+    assert result.temperature > 0
+    assert result.flip_average == model_config.test_time_flip
 
 
 def test_empty_train_split_is_a_clear_error():
@@ -78,6 +86,12 @@ def test_empty_train_split_is_a_clear_error():
   with pytest.raises(ValueError, match='train split holds no examples'):
     training.train(configs.ModelConfig(image_size=_SIZE), configs.TrainingConfig(),
                    configs.CLASS_NAMES, empty, _examples(1, seed=1))
+
+
+def test_empty_eval_split_is_a_clear_error():
+  with pytest.raises(ValueError, match='eval split holds no examples'):
+    training.train(configs.ModelConfig(image_size=_SIZE), configs.TrainingConfig(),
+                   configs.CLASS_NAMES, _examples(1, seed=0), _examples(1, seed=1).take(0))
 
 
 def test_train_places_the_variables_with_the_given_strategy():

@@ -40,12 +40,21 @@ def test_bad_split_flag_is_a_usage_error(bad, capsys):
 def test_flags_reach_the_pipeline_config(tmp_path):
   args = local_runner.parse_args([
       '--output-dir', str(tmp_path), '--model', 'seed_cnn', '--epochs', '3',
-      '--splits', '60,20,20', '--min-accuracy', '0.9', '--keep-versions', '2'])
+      '--splits', '60,20,20', '--min-accuracy', '0.9', '--keep-versions', '2',
+      '--ensemble-size', '3'])
   config = local_runner.build_config(args, '/data')
   assert config.model.name == 'seed_cnn' and config.model.image_size == 180
+  assert config.model.ensemble_size == 3
   assert config.training.epochs == 3
   assert config.data.splits == configs.SplitConfig(60, 20, 20)
   assert config.evaluation.min_accuracy == 0.9
   assert config.keep_served_versions == 2
   assert config.serving_dir == str(tmp_path / 'serving_model')
   assert config.metadata_path == str(tmp_path / 'metadata.sqlite')
+
+
+def test_an_empty_ensemble_is_a_usage_error(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    local_runner.parse_args(['--ensemble-size', '0'])
+  assert exit_info.value.code == 2
+  assert '--ensemble-size must be at least 1' in capsys.readouterr().err

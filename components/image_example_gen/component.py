@@ -33,11 +33,5 @@ def image_example_gen(data: configs.DataConfig) -> ImageExampleGen:
       output_config=example_gen_pb2.Output(
           split_config=example_gen_pb2.SplitConfig(splits=splits)),
       custom_config=component_config.to_custom_config(
-          component_config.ImageExampleGenConfig(
-              near_duplicate_max_bits=data.near_duplicate_max_bits,
-              split_seed=data.split_seed,
-              class_names=tuple(data.class_names),
-              max_quarantined_fraction=data.max_quarantined_fraction,
-              strict=data.strict,
-              label_conflicts=data.label_conflicts)),
+          component_config.ImageExampleGenConfig.from_data_config(data)),
       custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor))

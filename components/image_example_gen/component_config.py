@@ -11,6 +11,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from components import data_audit
+from pipeline import configs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +22,15 @@ class ImageExampleGenConfig:
   max_quarantined_fraction: float
   strict: bool
   label_conflicts: str
+
+  @classmethod
+  def from_data_config(cls, data: configs.DataConfig) -> 'ImageExampleGenConfig':
+    return cls(near_duplicate_max_bits=data.near_duplicate_max_bits,
+               split_seed=data.split_seed,
+               class_names=tuple(data.class_names),
+               max_quarantined_fraction=data.max_quarantined_fraction,
+               strict=data.strict,
+               label_conflicts=data.label_conflicts)
 
   def data_policy(self, split_names: Sequence[str]) -> data_audit.DataPolicy:
     return data_audit.DataPolicy(

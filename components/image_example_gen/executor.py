@@ -54,9 +54,9 @@ class _Fingerprint(beam.DoFn):
               image_file.relpath, f'unreadable ({e})', image_file.mask_relpaths))
 
 
-def _plan_splits(fingerprints: List[image_files.ImageFingerprint],
-                 config: component_config.ImageExampleGenConfig,
-                 ratios: Dict[str, int]) -> Dict[str, Any]:
+def plan_splits(fingerprints: List[image_files.ImageFingerprint],
+                config: component_config.ImageExampleGenConfig,
+                ratios: Dict[str, int]) -> Dict[str, Any]:
   """Groups near-duplicates, applies the label-conflict policy, assigns splits.
 
   Returns {'assignment': relpath -> (group id, split) of every image to ingest,
@@ -180,7 +180,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       plan = (
           images
           | 'GatherFingerprints' >> beam.combiners.ToList()
-          | 'PlanSplits' >> beam.Map(_plan_splits, config, ratios))
+          | 'PlanSplits' >> beam.Map(plan_splits, config, ratios))
       built = (
           images
           | 'ToExample' >> beam.ParDo(

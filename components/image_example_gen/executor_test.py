@@ -242,7 +242,7 @@ def _plan(root, **overrides):
     except image_files.InvalidImageError:
       pass
   random.Random(len(overrides)).shuffle(fingerprints)
-  return executor._plan_splits(  # pylint: disable=protected-access
+  return executor.plan_splits(
       fingerprints, dataclasses.replace(_CONFIG, **overrides), _SPLITS)
 
 

@@ -83,14 +83,19 @@ class ExportedModel:
   saved_model_dir: str
   keras_model: tf_keras.Model                  # the exported network, in memory
   tf_transform_output: tft.TFTransformOutput
+  temperature: float
+  flip_average: bool
 
 
 def export_untrained_model(model_config: configs.ModelConfig, work_dir: str,
-                           export_dir: str) -> ExportedModel:
+                           export_dir: str, temperature: float = 1.0,
+                           flip_average: bool = False) -> ExportedModel:
   """Exports an untrained `model_config` network to `export_dir`."""
   tf_transform_output = run_transform(model_config.image_size,
                                       os.path.join(work_dir, 'transform_output'))
   _, serving_model = model_lib.build_model(model_config, len(configs.CLASS_NAMES))
   signatures.export_serving_model(serving_model, tf_transform_output,
-                                  configs.CLASS_NAMES, export_dir)
-  return ExportedModel(export_dir, serving_model, tf_transform_output)
+                                  configs.CLASS_NAMES, export_dir, temperature,
+                                  flip_average)
+  return ExportedModel(export_dir, serving_model, tf_transform_output, temperature,
+                       flip_average)

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from components import image_files
 from models import features
+from models import inference
 from models import preprocessing
 from models import signatures
 from pipeline import configs
@@ -78,7 +79,9 @@ def test_serving_scores_equal_the_training_path(exported, served):
   transformed = exported.tf_transform_output.transform_raw_features({
       key: tf.constant([example[key] for example in raw])
       for key in (features.IMAGE_KEY, features.MASK_KEY, features.LABEL_KEY)})
-  trained_path = exported.keras_model(transformed[features.IMAGE_XF], training=False)
+  trained_path = inference.class_scores(
+      exported.keras_model, transformed[features.IMAGE_XF], exported.temperature,
+      exported.flip_average)
   served_scores = served.signatures[signatures.SERVING_IMAGES](
       image_bytes=tf.constant([example[features.IMAGE_KEY][0] for example in raw]))
   np.testing.assert_allclose(served_scores['scores'], trained_path, atol=1e-6)

@@ -1,0 +1,33 @@
+"""`make bench-quality` end to end on a small generated folder."""
+
+import json
+
+import pytest
+
+from bench import quality
+from pipeline import configs
+from tests import synthetic_busi
+
+
+@pytest.fixture(scope='module')
+def data_config(tmp_path_factory):
+  root = synthetic_busi.write_dataset(str(tmp_path_factory.mktemp('busi')), per_class=10)
+  return configs.DataConfig(data_root=root)
+
+
+def test_quality_bench_scores_the_split_it_is_asked_to(data_config, tmp_path):
+  output = tmp_path / 'quality.json'
+  assert quality.main(['--data-root', data_config.data_root, '--models', 'seed_cnn',
+                       '--epochs', '1', '--score-split', 'eval',
+                       '--output', str(output)]) == 0
+  results = json.loads(output.read_text())
+  assert results['evaluation'] == 'pipeline split, scored on eval'
+  [run] = results['runs']['seed_cnn']
+  assert run['scored_images'] == results['split_sizes'][0]['eval']
+  assert 0.0 <= run['accuracy'] <= 1.0 and run['epochs_run'] == 1
+  assert '| seed_cnn |' in results['table']
+
+
+def test_missing_data_root_names_the_flag(tmp_path):
+  with pytest.raises(SystemExit, match='--data-root .* is not a folder'):
+    quality.main(['--data-root', str(tmp_path / 'nowhere')])
