@@ -87,13 +87,14 @@ def data_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
   between only passes it on.
   """
   example_gen = image_example_gen(config.data).with_id('ImageExampleGen')
-  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
   schema_importer = tfx.components.ImportSchemaGen(schema_file=config.schema_file)
+  statistics_gen = pipeline_lib.statistics_component(example_gen.outputs['examples'],
+                                                     schema_importer.outputs['schema'])
   transform = pipeline_lib.transform_component(
       config, example_gen.outputs['examples'], schema_importer.outputs['schema'])
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root,
-      components=[example_gen, statistics_gen, schema_importer, transform],
+      components=[example_gen, schema_importer, statistics_gen, transform],
       enable_cache=False,
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           config.metadata_path),

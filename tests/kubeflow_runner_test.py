@@ -22,7 +22,7 @@ REQUIRED_FLAGS = ['--image', IMAGE, '--pipeline-root', PIPELINE_ROOT,
 # Each task and the tasks it waits for: the DAG of pipeline/pipeline.py.
 EXPECTED_EDGES = {
     'ImageExampleGen': set(),
-    'StatisticsGen': {'ImageExampleGen'},
+    'StatisticsGen': {'ImageExampleGen', 'ImportSchemaGen'},
     'ImportSchemaGen': set(),
     'ExampleValidator': {'StatisticsGen', 'ImportSchemaGen'},
     'DataValidationGate': {'ExampleValidator', 'ImportSchemaGen'},

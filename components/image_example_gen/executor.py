@@ -89,6 +89,17 @@ def _int(value: int) -> tf.train.Feature:
   return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
 
 
+def _serialize(split_and_example: Tuple[str, tf.train.Example]) -> bytes:
+  """The record to write, in place of TFX's `WriteSplit`.
+
+  `WriteSplit` reshuffles before writing, and a reshuffle under the in-process
+  Beam runner holds every image of the split in memory at once. The file
+  order is random anyway (the image list is reshuffled on creation), and the
+  Trainer shuffles, so writing each bundle as it is built loses nothing.
+  """
+  return split_and_example[1].SerializeToString()
+
+
 class _ToExample(beam.DoFn):
   """Builds the tf.Example of one ingested image, with its mask and group."""
 
@@ -190,10 +201,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
           lambda kv, _: list(ratios).index(kv[0]), len(ratios))
       for index, split in enumerate(ratios):
         _ = (by_split[index]
-             | f'Values[{split}]' >> beam.Values()
-             | f'WriteSplit[{split}]' >> write_split.WriteSplit(
-                 artifact_utils.get_split_uri([examples], split),
-                 example_gen_pb2.FORMAT_TFRECORDS_GZIP))
+             | f'Serialize[{split}]' >> beam.Map(_serialize)
+             | f'WriteSplit[{split}]' >> beam.io.WriteToTFRecord(
+                 os.path.join(artifact_utils.get_split_uri([examples], split),
+                              write_split.DEFAULT_FILE_NAME),
+                 file_name_suffix='.gz'))
       _ = (plan
            | 'WriteAudit' >> beam.Map(
                _write_audit,
