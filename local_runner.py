@@ -20,6 +20,7 @@ from tfx import v1 as tfx
 
 from components import data_audit
 from components.validation_gate import DataAnomaliesError
+from models import backbones
 from pipeline import configs
 from pipeline import pipeline as pipeline_lib
 from pipeline import progress
@@ -75,6 +76,10 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   parser.add_argument('--ensemble-size', type=int, default=defaults.model.ensemble_size,
                       help='busi_net networks trained from different seeds and '
                            f'served as their average (default {defaults.model.ensemble_size})')
+  parser.add_argument('--backbone-weights', default='',
+                      help='for --model mobilenet_v2 or efficientnet_b0: a Keras .h5 file '
+                           'of the ImageNet weights without the top (default: random '
+                           'initial weights; nothing is downloaded)')
   parser.add_argument('--epochs', type=int, default=defaults.training.epochs)
   parser.add_argument('--batch-size', type=int, default=defaults.training.batch_size)
   parser.add_argument('--splits', type=_split_ratios, default=defaults.data.splits,
@@ -107,6 +112,15 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   args = parser.parse_args(argv)
   if args.ensemble_size < 1:
     parser.error(f'--ensemble-size must be at least 1, got {args.ensemble_size}')
+  if args.ensemble_size > 1 and args.model != 'busi_net':
+    parser.error(f'--ensemble-size applies to busi_net only, not {args.model}')
+  if args.backbone_weights:
+    if args.model not in backbones.NAMES:
+      parser.error(f'--backbone-weights applies to {" or ".join(backbones.NAMES)}, '
+                   f'not {args.model}')
+    if not os.path.isfile(args.backbone_weights):
+      parser.error(f'--backbone-weights {args.backbone_weights!r} is not a file')
+    args.backbone_weights = os.path.abspath(args.backbone_weights)
   return args
 
 
@@ -124,7 +138,8 @@ def build_config(args: argparse.Namespace, data_root: str) -> configs.PipelineCo
                                strict=args.strict,
                                label_conflicts=args.label_conflicts),
       model=dataclasses.replace(configs.ModelConfig(), name=args.model,
-                                image_size=image_size, ensemble_size=args.ensemble_size),
+                                image_size=image_size, ensemble_size=args.ensemble_size,
+                                backbone_weights=args.backbone_weights),
       training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
                                    batch_size=args.batch_size),
       evaluation=dataclasses.replace(

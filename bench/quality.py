@@ -3,10 +3,11 @@
 Both go through `models.training.train`, the Trainer's own code, on the split
 ImageExampleGen makes (or on group-stratified cross-validation folds with
 `--folds`), and are scored on the held-out test images. Prints a table and
-writes bench/results/quality.json.
+writes bench/results/quality.json (quality_cv5.json with `--folds 5`).
 
   make bench-quality                    # the pipeline's train / eval / test split
   make bench-quality ARGS="--folds 5"   # 5-fold cross-validation, mean ± sd
+  make bench-quality ARGS="--models mobilenet_v2 --backbone-weights FILE.h5"
 
 Recipes are compared with `--score-split eval`, which scores the eval split
 instead: choosing by the test split would make its numbers optimistic.
@@ -33,8 +34,7 @@ from bench import classification_metrics
 from models import training
 from pipeline import configs
 
-DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                              'results', 'quality.json')
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 # Columns of the printed table: (metric key, header).
 COLUMNS = (
     ('accuracy', 'acc'), ('balanced_accuracy', 'bal.acc'), ('macro_f1', 'macro-F1'),
@@ -112,8 +112,11 @@ def main(argv: Sequence[str]) -> int:
                       help='BUSI folder (Dataset_BUSI_with_GT); default: as `make run`')
   parser.add_argument('--folds', type=int, default=0,
                       help='k-fold group-stratified cross-validation; 0: the pipeline split')
-  parser.add_argument('--models', default=','.join(reversed(configs.MODEL_CHOICES)),
+  parser.add_argument('--models', default='seed_cnn,busi_net',
                       help='comma-separated, from: ' + ', '.join(configs.MODEL_CHOICES))
+  parser.add_argument('--backbone-weights', default='',
+                      help='ImageNet weights file (.h5, no top) for mobilenet_v2 or '
+                           'efficientnet_b0; default: random initial weights')
   parser.add_argument('--epochs', type=int, default=configs.TrainingConfig.epochs,
                       help='maximum epochs (early stopping on the eval split)')
   parser.add_argument('--patience', type=int,
@@ -123,7 +126,8 @@ def main(argv: Sequence[str]) -> int:
                       help='busi_net networks averaged')
   parser.add_argument('--score-split', choices=('test', 'eval'), default='test',
                       help='split the table scores; compare recipes on eval, never test')
-  parser.add_argument('--output', default=DEFAULT_OUTPUT, help='JSON results file')
+  parser.add_argument('--output', help='JSON results file (default: bench/results/'
+                                        'quality.json, or quality_cv<K>.json with --folds K)')
   args = parser.parse_args(argv)
   model_names = [m for m in args.models.split(',') if m]
   unknown = sorted(set(model_names) - set(configs.MODEL_CHOICES))
@@ -145,14 +149,17 @@ def main(argv: Sequence[str]) -> int:
   training_config = dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
                                         early_stopping_patience=args.patience)
   model_config = dataclasses.replace(configs.ModelConfig(),
-                                     ensemble_size=args.ensemble_size)
+                                     ensemble_size=args.ensemble_size,
+                                     backbone_weights=args.backbone_weights)
   class_names = list(data_config.class_names)
 
   runs: Dict[str, List[Dict[str, float]]] = {m: [] for m in model_names}
   for k, split in enumerate(splits):
     for model_name in model_names:
       report = _train_and_score(
-          dataclasses.replace(model_config, name=model_name), data, split,
+          dataclasses.replace(model_config, name=model_name,
+                              ensemble_size=model_config.ensemble_size
+                              if model_name == 'busi_net' else 1), data, split,
           training_config, class_names, args.score_split)
       runs[model_name].append(report)
       print(f'[fold {k + 1}/{len(splits)}] {model_name}: ' + ', '.join(
@@ -174,10 +181,12 @@ def main(argv: Sequence[str]) -> int:
       'training_config': dataclasses.asdict(training_config),
       'runs': runs, 'summary': summaries, 'table': table,
   }
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, 'w') as f:
+  output = args.output or os.path.join(
+      RESULTS_DIR, f'quality_cv{args.folds}.json' if args.folds else 'quality.json')
+  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+  with open(output, 'w') as f:
     json.dump(results, f, indent=1)
-  print(f'Wrote {args.output}')
+  print(f'Wrote {output}')
   return 0
 
 

@@ -8,6 +8,7 @@ only the exported signatures: `load_serving_model` rebuilds it from the
 Trainer's SavedModel.
 """
 
+import dataclasses
 import os
 from typing import Optional
 
@@ -44,7 +45,9 @@ def grad_cam(model: keras.Model, images: np.ndarray, class_indices: np.ndarray,
     peak = mean.max(axis=(1, 2), keepdims=True)
     return np.divide(mean, peak, out=np.zeros_like(mean), where=peak > 0)
   layer = layer or last_feature_map_layer(model)
-  probe = keras.Model(model.inputs, [layer.output, model.output])
+  # The layer's last call is its call in `model`: a nested backbone's `output`
+  # would be the tensor of its own inner graph instead.
+  probe = keras.Model(model.inputs, [layer.get_output_at(-1), model.output])
   images = tf.convert_to_tensor(images, tf.float32)
   with tf.GradientTape() as tape:
     feature_maps, scores = probe(images, training=False)
@@ -81,7 +84,10 @@ def load_serving_model(saved_model_dir: str, model_config: configs.ModelConfig,
   Raises ValueError when the export's variables do not fit the network that
   the current `models/model.py` builds, i.e. the model code has changed since.
   """
-  _, serving_model = model_lib.build_model(model_config, num_classes)
+  # The export holds every weight: a backbone need not (and, on another
+  # machine, may not be able to) read its initial weights file again.
+  _, serving_model = model_lib.build_model(
+      dataclasses.replace(model_config, backbone_weights=''), num_classes)
   checkpoint = tf.train.Checkpoint(model=serving_model)
   try:
     status = checkpoint.read(os.path.join(saved_model_dir, 'variables', 'variables'))

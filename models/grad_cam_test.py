@@ -1,5 +1,7 @@
 """Grad-CAM must point at the evidence: a tiny CNN learns a box, the map finds it."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -109,3 +111,17 @@ def test_an_ensembles_heatmap_is_the_mean_of_its_members(tmp_path):
   np.testing.assert_allclose(grad_cam.grad_cam(loaded, images, classes),
                              np.where(peak > 0, mean / np.where(peak > 0, peak, 1), 0),
                              atol=1e-6)
+
+
+def test_a_backbone_export_loads_without_its_initial_weights_file(tmp_path):
+  config = configs.ModelConfig(name='mobilenet_v2', image_size=32)
+  _, trained = model_lib.build_model(config, 3)
+  export_dir = tmp_path / 'export'
+  tf.saved_model.save(tf.Module(), str(export_dir))
+  tf.train.Checkpoint(model=trained).write(str(export_dir / 'variables' / 'variables'))
+  moved_away = dataclasses.replace(config, backbone_weights=str(tmp_path / 'gone.h5'))
+  loaded = grad_cam.load_serving_model(str(export_dir), moved_away, 3)
+  images = np.random.default_rng(0).uniform(size=(2, 32, 32, 1)).astype(np.float32)
+  np.testing.assert_allclose(loaded(images), trained(images), rtol=1e-5)
+  heatmaps = grad_cam.grad_cam(loaded, images, np.array([0, 2]))
+  assert heatmaps.shape == (2, 32, 32)

@@ -1,6 +1,7 @@
-"""The Keras networks: the seed notebook's CNN and the project's default.
+"""The Keras networks: the seed notebook's CNN, the project's default, and
+optional ImageNet backbones (models/backbones.py).
 
-Both take the transformed image (`image_xf`, float32 [size, size, 1] in [0, 1])
+All take the transformed image (`image_xf`, float32 [size, size, 1] in [0, 1])
 and end in a softmax over `configs.CLASS_NAMES`. The default also predicts the
 lesion mask during training: on a few hundred images, being told where the
 lesion is teaches the encoder far more than the class label alone. Only the
@@ -16,6 +17,7 @@ from typing import List, Tuple
 import tf_keras as keras
 from tf_keras import layers
 
+from models import backbones
 from models import features
 from pipeline import configs
 
@@ -135,6 +137,12 @@ def build_model(config: configs.ModelConfig,
   """
   if config.name == 'seed_cnn':
     model = build_seed_cnn(config, num_classes)
+    return [model], model
+  if config.name in backbones.NAMES:
+    if config.ensemble_size != 1:
+      raise ValueError(f'ensemble_size must be 1 for {config.name}: only busi_net '
+                       f'is served as an ensemble, got {config.ensemble_size}')
+    model = backbones.build_backbone_classifier(config, num_classes, CLASS_OUTPUT)
     return [model], model
   if config.name != 'busi_net':
     raise ValueError(f'Unknown model {config.name!r}; choose one of '

@@ -1,10 +1,14 @@
 """The networks' structure: what the seed defined, and what serving relies on."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tf_keras as keras
 
+from models import backbones
 from models import features
+from models import grad_cam
 from models import model as model_lib
 from pipeline import configs
 
@@ -91,3 +95,51 @@ def test_busi_net_stays_small():
 def test_unknown_model_names_the_choices():
   with pytest.raises(ValueError, match='Unknown model .resnet.*busi_net'):
     model_lib.build_model(configs.ModelConfig(name='resnet'), 3)
+
+
+def test_the_model_choices_are_the_networks_models_builds():
+  assert set(configs.MODEL_CHOICES) == {'busi_net', 'seed_cnn', *backbones.NAMES}
+
+
+@pytest.mark.parametrize('name', backbones.NAMES)
+def test_backbones_take_the_grey_image_and_expose_their_feature_map(name):
+  [model], serving_model = model_lib.build_model(
+      configs.ModelConfig(name=name, image_size=_SIZE), 3)
+  assert serving_model is model
+  assert model.input_names == [features.IMAGE_XF]
+  assert model.output_names == [model_lib.CLASS_OUTPUT]
+  images = np.random.default_rng(0).uniform(size=(2, _SIZE, _SIZE, 1)).astype(np.float32)
+  np.testing.assert_allclose(np.sum(model(images, training=False), axis=1), 1.0, rtol=1e-5)
+  # Grad-CAM reads the backbone's last feature map, not the input.
+  feature_map = grad_cam.last_feature_map_layer(model)
+  assert isinstance(feature_map, keras.Model)
+  assert feature_map.output_shape[1:3] == (_SIZE // 32, _SIZE // 32)
+
+
+def test_backbone_weights_are_read_from_the_given_file(tmp_path):
+  config = configs.ModelConfig(name='mobilenet_v2', image_size=_SIZE)
+  [donor], _ = model_lib.build_model(config, 3)
+  donor_backbone = grad_cam.last_feature_map_layer(donor)
+  weights_file = str(tmp_path / 'mobilenet_v2_no_top.h5')
+  donor_backbone.save_weights(weights_file)
+
+  [model], _ = model_lib.build_model(
+      dataclasses.replace(config, backbone_weights=weights_file), 3)
+  backbone = grad_cam.last_feature_map_layer(model)
+  for loaded, saved in zip(backbone.weights, donor_backbone.weights):
+    np.testing.assert_array_equal(loaded.numpy(), saved.numpy())
+  [fresh], _ = model_lib.build_model(config, 3)
+  assert not np.array_equal(grad_cam.last_feature_map_layer(fresh).weights[0].numpy(),
+                            donor_backbone.weights[0].numpy())
+
+
+def test_a_missing_backbone_weights_file_is_a_clear_error(tmp_path):
+  config = configs.ModelConfig(name='efficientnet_b0', image_size=_SIZE,
+                               backbone_weights=str(tmp_path / 'absent.h5'))
+  with pytest.raises(ValueError, match='absent.h5.* does not exist'):
+    model_lib.build_model(config, 3)
+
+
+def test_only_busi_net_is_served_as_an_ensemble():
+  with pytest.raises(ValueError, match='only busi_net'):
+    model_lib.build_model(configs.ModelConfig(name='mobilenet_v2', ensemble_size=2), 3)

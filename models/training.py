@@ -6,6 +6,7 @@ transformed features (`image_xf`, `mask_xf`, `label_xf`).
 """
 
 import dataclasses
+import functools
 import math
 import os
 from typing import Dict, List, Optional, Sequence
@@ -79,12 +80,11 @@ def _augment(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor):
   return image, mask
 
 
-def _to_model_inputs(model_name: str, weights: tf.Tensor, augment: bool, seed: int):
-  multitask = model_name != 'seed_cnn'
+def _to_model_inputs(weights: tf.Tensor, augment: bool, multitask: bool, seed: int):
 
   def convert(index, example):
     image, mask = example[features.IMAGE_XF], example[features.MASK_XF]
-    if augment and multitask:
+    if augment:
       image, mask = _augment(image, mask, tf.stack([index, tf.constant(seed, tf.int64)]))
     label = example[features.LABEL_XF]
     weight = tf.gather(weights, label)
@@ -101,8 +101,9 @@ def _to_model_inputs(model_name: str, weights: tf.Tensor, augment: bool, seed: i
   return convert
 
 
-def _batches(dataset: tf.data.Dataset, model_name: str, weights: np.ndarray,
-             batch_size: int, seed: int, training: bool) -> tf.data.Dataset:
+def _batches(dataset: tf.data.Dataset, weights: np.ndarray, batch_size: int, seed: int,
+             training: bool, augment: bool, multitask: bool) -> tf.data.Dataset:
+  """Batches of (image, label(s), weight(s)); `multitask` adds the mask target."""
   dataset = dataset.cache()
   if training:
     dataset = dataset.shuffle(2048, seed=seed, reshuffle_each_iteration=True)
@@ -110,7 +111,7 @@ def _batches(dataset: tf.data.Dataset, model_name: str, weights: np.ndarray,
   # yet reproducible, augmentation seed.
   dataset = dataset.enumerate()
   dataset = dataset.map(
-      _to_model_inputs(model_name, tf.constant(weights), augment=training, seed=seed),
+      _to_model_inputs(tf.constant(weights), training and augment, multitask, seed),
       num_parallel_calls=tf.data.AUTOTUNE)
   return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
@@ -128,21 +129,27 @@ def _compile(training_model: keras.Model, model_name: str,
   """Compiles for the network's outputs; returns the metric early stopping watches."""
   schedule = keras.optimizers.schedules.CosineDecay(
       training_config.learning_rate, decay_steps=max(1, steps))
+  accuracy = keras.metrics.SparseCategoricalAccuracy(name='accuracy')
   if model_name == 'seed_cnn':
     training_model.compile(
         optimizer=keras.optimizers.Adam(training_config.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name='accuracy')])
+        weighted_metrics=[accuracy])
+    return 'val_loss'
+  optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)
+  if len(training_model.outputs) == 1:
+    training_model.compile(optimizer=optimizer,
+                           loss=keras.losses.SparseCategoricalCrossentropy(),
+                           weighted_metrics=[accuracy])
     return 'val_loss'
   training_model.compile(
-      optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+      optimizer=optimizer,
       loss={model_lib.CLASS_OUTPUT: keras.losses.SparseCategoricalCrossentropy(),
             model_lib.MASK_OUTPUT: _dice_bce},
       loss_weights={model_lib.CLASS_OUTPUT: 1.0,
                     model_lib.MASK_OUTPUT: _MASK_LOSS_WEIGHT},
       jit_compile=False,
-      weighted_metrics={model_lib.CLASS_OUTPUT: [
-          keras.metrics.SparseCategoricalAccuracy(name='accuracy')]})
+      weighted_metrics={model_lib.CLASS_OUTPUT: [accuracy]})
   return f'val_{model_lib.CLASS_OUTPUT}_loss'
 
 
@@ -174,6 +181,9 @@ def train(model_config: configs.ModelConfig,
   steps_per_epoch = math.ceil(labels.size / training_config.batch_size)
   with strategy.scope():
     training_models, serving_model = model_lib.build_model(model_config, num_classes)
+  # The seed's network augments inside itself, as the notebook did; the others
+  # are augmented in the input pipeline, where the mask can follow the image.
+  augment = model_config.name != 'seed_cnn'
   members = []
   for k, training_model in enumerate(training_models):
     seed = training_config.seed + k
@@ -182,11 +192,13 @@ def train(model_config: configs.ModelConfig,
     with strategy.scope():
       monitor = _compile(training_model, model_config.name, training_config,
                          steps_per_epoch * training_config.epochs)
+    batches = functools.partial(_batches, weights=weights,
+                                batch_size=training_config.batch_size, seed=seed,
+                                augment=augment,
+                                multitask=len(training_model.outputs) > 1)
     members.append(_fit(training_model, monitor, training_config, seed, member_log_dir,
-                        _batches(train_examples, model_config.name, weights,
-                                 training_config.batch_size, seed, training=True),
-                        _batches(eval_examples, model_config.name, weights,
-                                 training_config.batch_size, seed, training=False)))
+                        batches(train_examples, training=True),
+                        batches(eval_examples, training=False)))
   result = TrainResult(serving_model, members, temperature=1.0, flip_average=False)
   if model_config.name != 'seed_cnn':
     result.flip_average = model_config.test_time_flip

@@ -30,7 +30,7 @@ BUSI_DEFAULT_DIRS: Tuple[str, ...] = (
 )
 BUSI_DOWNLOAD_URL = 'https://scholar.cu.edu.eg/?q=afahmy/pages/dataset'
 
-MODEL_CHOICES: Tuple[str, ...] = ('busi_net', 'seed_cnn')
+MODEL_CHOICES: Tuple[str, ...] = ('busi_net', 'seed_cnn', 'mobilenet_v2', 'efficientnet_b0')
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA_DIR = os.path.join(_PROJECT_DIR, 'schema')
@@ -85,6 +85,10 @@ class ModelConfig:
   # Average each prediction with the mirrored image's (the seed's network never
   # does). Off: it did not help on the eval split and doubles serving compute.
   test_time_flip: bool = False
+  # mobilenet_v2 / efficientnet_b0 only: a Keras .h5 file of the backbone's
+  # ImageNet weights without its top, read from disk (nothing is downloaded).
+  # Empty: random initial weights.
+  backbone_weights: str = ''
 
 
 @dataclasses.dataclass(frozen=True)

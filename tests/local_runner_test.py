@@ -40,11 +40,9 @@ def test_bad_split_flag_is_a_usage_error(bad, capsys):
 def test_flags_reach_the_pipeline_config(tmp_path):
   args = local_runner.parse_args([
       '--output-dir', str(tmp_path), '--model', 'seed_cnn', '--epochs', '3',
-      '--splits', '60,20,20', '--min-accuracy', '0.9', '--keep-versions', '2',
-      '--ensemble-size', '3'])
+      '--splits', '60,20,20', '--min-accuracy', '0.9', '--keep-versions', '2'])
   config = local_runner.build_config(args, '/data')
   assert config.model.name == 'seed_cnn' and config.model.image_size == 180
-  assert config.model.ensemble_size == 3
   assert config.training.epochs == 3
   assert config.data.splits == configs.SplitConfig(60, 20, 20)
   assert config.evaluation.min_accuracy == 0.9
@@ -58,3 +56,28 @@ def test_an_empty_ensemble_is_a_usage_error(capsys):
     local_runner.parse_args(['--ensemble-size', '0'])
   assert exit_info.value.code == 2
   assert '--ensemble-size must be at least 1' in capsys.readouterr().err
+
+
+def test_model_flags_reach_the_model_config(tmp_path):
+  config = local_runner.build_config(
+      local_runner.parse_args(['--ensemble-size', '3']), '/data')
+  assert (config.model.name, config.model.ensemble_size) == ('busi_net', 3)
+  weights = tmp_path / 'no_top.h5'
+  weights.write_bytes(b'')
+  config = local_runner.build_config(local_runner.parse_args(
+      ['--model', 'mobilenet_v2', '--backbone-weights', str(weights)]), '/data')
+  assert config.model.name == 'mobilenet_v2'
+  assert config.model.image_size == configs.ModelConfig().image_size
+  assert config.model.backbone_weights == str(weights)
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--model', 'seed_cnn', '--ensemble-size', '2'], 'busi_net only, not seed_cnn'),
+    (['--backbone-weights', 'w.h5'], 'applies to mobilenet_v2 or efficientnet_b0'),
+    (['--model', 'mobilenet_v2', '--backbone-weights', 'absent.h5'], "'absent.h5' is not a file"),
+])
+def test_model_flags_that_cannot_apply_are_usage_errors(flags, message, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    local_runner.parse_args(flags)
+  assert exit_info.value.code == 2
+  assert message in capsys.readouterr().err
