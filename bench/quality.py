@@ -134,6 +134,8 @@ def main(argv: Sequence[str]) -> int:
   if unknown or not model_names:
     parser.error(f'--models: unknown {unknown or "(none given)"}; '
                  f'choose from {", ".join(configs.MODEL_CHOICES)}')
+  if args.backbone_weights and not os.path.isfile(args.backbone_weights):
+    parser.error(f'--backbone-weights {args.backbone_weights!r} is not a file')
   for flag, value in (('--epochs', args.epochs), ('--patience', args.patience),
                       ('--ensemble-size', args.ensemble_size)):
     if value < 1:

@@ -31,3 +31,11 @@ def test_quality_bench_scores_the_split_it_is_asked_to(data_config, tmp_path):
 def test_missing_data_root_names_the_flag(tmp_path):
   with pytest.raises(SystemExit, match='--data-root .* is not a folder'):
     quality.main(['--data-root', str(tmp_path / 'nowhere')])
+
+
+def test_a_missing_backbone_weights_file_is_a_usage_error(data_config, tmp_path, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    quality.main(['--data-root', data_config.data_root, '--models', 'mobilenet_v2',
+                  '--backbone-weights', str(tmp_path / 'absent.h5')])
+  assert exit_info.value.code == 2
+  assert 'absent.h5' in capsys.readouterr().err
