@@ -74,11 +74,16 @@ def test_the_feature_map_is_the_last_spatial_layer(box_model):
   assert grad_cam.last_feature_map_layer(busi_net).output is pooling.input
 
 
+def _write_export(model: keras.Model, export_dir) -> None:
+  """A SavedModel whose variables are `model`'s, saved as models/signatures.py does."""
+  tf.saved_model.save(tf.Module(), str(export_dir))
+  tf.train.Checkpoint(model=model).write(str(export_dir / 'variables' / 'variables'))
+
+
 def test_an_export_of_another_network_is_refused(tmp_path):
   config = configs.ModelConfig(name='seed_cnn', image_size=32)
   _, seed_cnn = model_lib.build_model(config, 3)
-  tf.saved_model.save(tf.Module(), str(tmp_path))
-  tf.train.Checkpoint(model=seed_cnn).write(str(tmp_path / 'variables' / 'variables'))
+  _write_export(seed_cnn, tmp_path)
   assert grad_cam.load_serving_model(str(tmp_path), config, 3).count_params() == \
       seed_cnn.count_params()
   with pytest.raises(ValueError, match='does not fit the busi_net'):
@@ -98,8 +103,7 @@ def test_peak_inside_reads_the_argmax():
 def test_an_ensembles_heatmap_is_the_mean_of_its_members(tmp_path):
   config = configs.ModelConfig(image_size=32, ensemble_size=2)
   _, ensemble = model_lib.build_model(config, 3)
-  tf.saved_model.save(tf.Module(), str(tmp_path))
-  tf.train.Checkpoint(model=ensemble).write(str(tmp_path / 'variables' / 'variables'))
+  _write_export(ensemble, tmp_path)
   loaded = grad_cam.load_serving_model(str(tmp_path), config, 3)
   images = np.random.default_rng(0).uniform(size=(4, 32, 32, 1)).astype(np.float32)
   np.testing.assert_allclose(loaded(images), ensemble(images), rtol=1e-5)
@@ -117,8 +121,7 @@ def test_a_backbone_export_loads_without_its_initial_weights_file(tmp_path):
   config = configs.ModelConfig(name='mobilenet_v2', image_size=32)
   _, trained = model_lib.build_model(config, 3)
   export_dir = tmp_path / 'export'
-  tf.saved_model.save(tf.Module(), str(export_dir))
-  tf.train.Checkpoint(model=trained).write(str(export_dir / 'variables' / 'variables'))
+  _write_export(trained, export_dir)
   moved_away = dataclasses.replace(config, backbone_weights=str(tmp_path / 'gone.h5'))
   loaded = grad_cam.load_serving_model(str(export_dir), moved_away, 3)
   images = np.random.default_rng(0).uniform(size=(2, 32, 32, 1)).astype(np.float32)
