@@ -56,7 +56,9 @@ def read_split(examples_uri: str, split: str, class_names: Sequence[str],
     return None
   label_of = {name.encode(): k for k, name in enumerate(class_names)}
   split_examples = SplitExamples([], [], [], [], [], [], [], [])
-  for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
+  # Runs before plain TFRecords wrote GZIP files, named .gz; reports of them still build.
+  compression = 'GZIP' if files[0].endswith('.gz') else ''
+  for record in tf.data.TFRecordDataset(files, compression_type=compression):
     serialized = record.numpy()
     example = tf.train.Example.FromString(serialized)
     image = _first(example, features.IMAGE_KEY) or b''

@@ -64,8 +64,8 @@ def read_examples(out: str):
   """filename -> (split, tf.train.Example) of every example written."""
   found = {}
   for split in _SPLITS:
-    files = glob.glob(os.path.join(out, f'Split-{split}', '*.gz'))
-    for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
+    files = glob.glob(os.path.join(out, f'Split-{split}', '*'))
+    for record in tf.data.TFRecordDataset(files):
       example = tf.train.Example.FromString(record.numpy())
       name = example.features.feature[features.FILENAME_KEY].bytes_list.value[0]
       found[name.decode()] = (split, example)
