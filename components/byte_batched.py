@@ -23,18 +23,18 @@ from tfx.components.statistics_gen import executor as statistics_gen_executor
 from tfx.dsl.components.base import executor_spec
 from tfx_bsl.coders import batch_util  # pylint: disable=unused-import  (defines the flag)
 
-BYTE_SIZE_BATCHING_FLAG = 'tfxio_use_byte_size_batching'
+_BYTE_SIZE_BATCHING_FLAG = 'tfxio_use_byte_size_batching'
 
 
 @contextlib.contextmanager
 def byte_size_batching() -> Iterator[None]:
   """TFXIO sources built inside the block batch by bytes, not by record count."""
-  previous = flags.FLAGS[BYTE_SIZE_BATCHING_FLAG].default
-  flags.FLAGS.set_default(BYTE_SIZE_BATCHING_FLAG, True)
+  previous = flags.FLAGS[_BYTE_SIZE_BATCHING_FLAG].default
+  flags.FLAGS.set_default(_BYTE_SIZE_BATCHING_FLAG, True)
   try:
     yield
   finally:
-    flags.FLAGS.set_default(BYTE_SIZE_BATCHING_FLAG, previous)
+    flags.FLAGS.set_default(_BYTE_SIZE_BATCHING_FLAG, previous)
 
 
 class StatisticsGenExecutor(statistics_gen_executor.Executor):

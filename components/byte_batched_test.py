@@ -10,6 +10,7 @@ from components import byte_batched
 from pipeline import configs
 from pipeline import pipeline as pipeline_lib
 
+
 def _plan_batches():
   """What tfx-bsl passes to Beam's BatchElements for a source with no batch size."""
   return batch_util.GetBatchElementsKwargs(None)
