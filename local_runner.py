@@ -18,13 +18,13 @@ from typing import List, Optional
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from tfx import v1 as tfx
 
-from components import data_audit
+from dataset import data_audit
 from components.validation_gate import DataAnomaliesError
 from models import backbones
-from pipeline import configs
+from contracts import configs
 from pipeline import pipeline as pipeline_lib
-from pipeline import progress
-from pipeline import run_summary
+from observability import progress
+from observability import run_summary
 from run_report import build as report_build
 
 _PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -20,13 +20,13 @@ import urllib.error
 import urllib.request
 from typing import Dict, List, Optional, Sequence
 
-from pipeline import configs
+from contracts import configs
 
 SERVING_IMAGES = 'serving_images'  # models.signatures.SERVING_IMAGES, without TensorFlow
 DEFAULT_MODEL_DIR = os.path.join('outputs', 'serving_model', configs.MODEL_NAME)
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 # BUSI keeps lesion masks beside the scans (`x_mask.png`, `x_mask_1.png`); a
-# folder walk skips them, as ExampleGen does (components/image_files.py).
+# folder walk skips them, as ExampleGen does (dataset/image_files.py).
 _MASK_NAME = re.compile(r'_mask(_\d+)?$', re.IGNORECASE)
 _TF_ERROR_NOISE = ('[[', 'Graph execution error', 'Detected at node', '<stack traces')
 

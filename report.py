@@ -12,7 +12,7 @@ from typing import List
 
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 
-from pipeline import configs
+from contracts import configs
 from run_report import build
 
 

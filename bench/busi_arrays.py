@@ -12,13 +12,13 @@ from typing import Dict, List, Sequence
 import numpy as np
 import tensorflow as tf
 
-from components import group_split
-from components import image_files
+from dataset import group_split
+from dataset import image_files
 from components.image_example_gen import component_config
 from components.image_example_gen import executor
 from models import features
 from models import preprocessing
-from pipeline import configs
+from contracts import configs
 
 
 @dataclasses.dataclass(frozen=True)

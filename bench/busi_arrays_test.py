@@ -8,8 +8,8 @@ import pytest
 
 from bench import busi_arrays
 from models import features
-from pipeline import configs
-from tests import synthetic_busi
+from contracts import configs
+from bench import synthetic_busi
 
 
 @pytest.fixture(scope='module')

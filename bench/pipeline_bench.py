@@ -31,7 +31,7 @@ import local_runner
 from bench import busi_arrays
 from bench import run_profile
 from models import training
-from pipeline import configs
+from contracts import configs
 from pipeline import pipeline as pipeline_lib
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

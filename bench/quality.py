@@ -32,7 +32,7 @@ import tensorflow as tf
 from bench import busi_arrays
 from bench import classification_metrics
 from models import training
-from pipeline import configs
+from contracts import configs
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 # Columns of the printed table: (metric key, header).

@@ -157,7 +157,7 @@ def cpu_seconds_by_window(samples: Sequence[Sample],
 
 def component_windows(metadata_path: str, pipeline_name: str) -> List[Window]:
   """The newest run's component executions, in the order they started."""
-  from pipeline import run_summary  # TFMA and ML Metadata: import only when used
+  from observability import run_summary  # TFMA and ML Metadata: import only when used
 
   store = run_summary.open_store(metadata_path)
   run = run_summary.find_run(store, pipeline_name)

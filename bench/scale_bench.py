@@ -31,7 +31,7 @@ from bench import busi_like
 from bench import growth
 from bench import run_profile
 from components.image_example_gen.component import image_example_gen
-from pipeline import configs
+from contracts import configs
 from pipeline import pipeline as pipeline_lib
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -28,11 +28,11 @@ import numpy as np
 import models  # pylint: disable=unused-import  (Keras 2 and autograph setup)
 import tensorflow as tf
 
-from components import image_files
+from dataset import image_files
 from models import preprocessing
 from models import signatures
-from pipeline import configs
-from tests.serving import exported_model
+from contracts import configs
+from bench import exported_model
 import local_runner
 
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)),

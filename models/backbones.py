@@ -21,7 +21,7 @@ import tf_keras as keras
 from tf_keras import layers
 
 from models import features
-from pipeline import configs
+from contracts import configs
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from models import model as model_lib
-from pipeline import configs
+from contracts import configs
 
 
 def last_feature_map_layer(model: keras.Model) -> keras.layers.Layer:

@@ -9,7 +9,7 @@ import tf_keras as keras
 
 from models import grad_cam
 from models import model as model_lib
-from pipeline import configs
+from contracts import configs
 
 _SIZE = 32
 _BOX = 8

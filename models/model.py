@@ -19,7 +19,7 @@ from tf_keras import layers
 
 from models import backbones
 from models import features
-from pipeline import configs
+from contracts import configs
 
 CLASS_OUTPUT = 'class_probs'
 MASK_OUTPUT = 'mask_probs'

@@ -10,7 +10,7 @@ from models import backbones
 from models import features
 from models import grad_cam
 from models import model as model_lib
-from pipeline import configs
+from contracts import configs
 
 _SIZE = 64
 

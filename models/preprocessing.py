@@ -14,7 +14,7 @@ from models import features
 
 
 # Largest image a payload may declare, in pixels: ExampleGen's bound
-# (components/image_files.py), so anything ingested also transforms, while a
+# (dataset/image_files.py), so anything ingested also transforms, while a
 # decompression bomb (say a 20000x20000 PNG header) fails before allocating.
 MAX_IMAGE_PIXELS = 50_000_000
 
@@ -108,7 +108,7 @@ def label_index(labels: tf.Tensor, class_names: Sequence[str]) -> tf.Tensor:
 
 def preprocessing_fn(inputs: Dict[str, tf.Tensor],
                      custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:
-  """The Transform entry point; `custom_config` comes from pipeline.configs."""
+  """The Transform entry point; `custom_config` comes from contracts.configs."""
   size = custom_config['model']['image_size']
   return {
       features.IMAGE_XF: decode_batch(inputs[features.IMAGE_KEY], size),

@@ -9,7 +9,7 @@ from PIL import Image
 
 from models import features
 from models import preprocessing
-from pipeline import configs
+from contracts import configs
 
 _CONFIG = {'model': {'image_size': 16}, 'class_names': list(configs.CLASS_NAMES)}
 

@@ -12,7 +12,7 @@ from tfx import v1 as tfx
 
 from models import signatures
 from models import training
-from pipeline import configs
+from contracts import configs
 
 TRAINING_SUMMARY_FILE = 'training_summary.json'
 

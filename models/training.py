@@ -19,7 +19,7 @@ from models import calibration
 from models import features
 from models import inference
 from models import model as model_lib
-from pipeline import configs
+from contracts import configs
 
 _MASK_LOSS_WEIGHT = 0.5
 

@@ -7,8 +7,8 @@ import tensorflow as tf
 from models import features
 from models import trainer
 from models import training
-from pipeline import configs
-from tests import synthetic_busi
+from contracts import configs
+from bench import synthetic_busi
 
 _SIZE = 32
 

@@ -14,7 +14,7 @@ import tensorflow_model_analysis as tfma
 
 from models import features
 from pipeline import clinical_metrics
-from pipeline import configs
+from contracts import configs
 
 ACCURACY = 'accuracy'
 MALIGNANT_SENSITIVITY = 'malignant_sensitivity'

@@ -4,7 +4,7 @@ import json
 
 import tensorflow_model_analysis as tfma
 
-from pipeline import configs
+from contracts import configs
 from pipeline import eval_config
 
 

@@ -15,7 +15,7 @@ from components import byte_batched
 from components.image_example_gen.component import image_example_gen
 from components.served_baseline_evaluator import ServedBaselineEvaluator
 from components.validation_gate import DataValidationGate
-from pipeline import configs
+from contracts import configs
 from pipeline import eval_config
 
 

@@ -27,14 +27,14 @@ from tfx.utils import path_utils
 from models import grad_cam
 from models import model as model_lib
 from models import trainer
-from pipeline import configs
-from pipeline import run_summary
+from contracts import configs
+from observability import run_summary
 from run_report import curves
 from run_report import examples as examples_lib
 from run_report import explanations as explanations_lib
 from run_report import html
 from run_report import plots
-from run_report import run_record
+from observability import run_record
 
 REPORTS_DIR = 'reports'
 SECTIONS = ('summary', 'data', 'training', 'evaluation', 'explanations')

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from models import features
 from run_report import examples
-from tests.serving import exported_model
+from bench import exported_model
 
 _CLASSES = ('benign', 'malignant', 'normal')
 

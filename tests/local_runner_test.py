@@ -5,7 +5,7 @@ import os
 import pytest
 
 import local_runner
-from pipeline import configs
+from contracts import configs
 
 
 def test_missing_dataset_says_where_to_get_it(tmp_path, monkeypatch, capsys):

@@ -21,11 +21,11 @@ import tensorflow as tf
 import local_runner
 import report
 from components import serving_dir
-from pipeline import configs
+from contracts import configs
 from components.image_example_gen import executor as example_gen_executor
 from run_report import build as report_build
 from tests import headless_browser
-from tests import synthetic_busi
+from bench import synthetic_busi
 
 _FAST = ['--image-size', '32', '--epochs', '2', '--beam-workers', '1']
 

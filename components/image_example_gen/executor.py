@@ -5,7 +5,7 @@ first decodes each image once for its content and perceptual hashes (a few
 bytes each, gathered to group near-duplicates, resolve label conflicts and
 assign groups to splits); the second reads the bytes again and writes the
 tf.Examples of each split. Every file found is accounted for in the data audit
-written beside the splits (see components/data_audit.py), never dropped
+written beside the splits (see dataset/data_audit.py), never dropped
 silently; the run stops with `DataAuditError` when the audit breaks the policy.
 
 The splits are plain TFRecords, not TFX's usual GZIP: PNG and JPEG bytes are
@@ -27,12 +27,12 @@ from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components import data_audit
-from components import group_split
-from components import image_files
+from dataset import data_audit
+from dataset import group_split
+from dataset import image_files
 from components.image_example_gen import component_config
 from models import features
-from pipeline import configs
+from contracts import configs
 
 AUDIT_FILE_NAME = data_audit.JSON_FILE_NAME
 _QUARANTINED = 'quarantined'

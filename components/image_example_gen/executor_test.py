@@ -21,14 +21,14 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components import data_audit
-from components import image_files
+from dataset import data_audit
+from dataset import image_files
 from components.image_example_gen import component_config
 from components.image_example_gen import executor
 from models import features
 from models import preprocessing
 from tests import bad_inputs
-from tests import synthetic_busi
+from bench import synthetic_busi
 
 _CLASSES = ('benign', 'malignant', 'normal')
 _SPLITS = {'train': 60, 'eval': 20, 'test': 20}

@@ -12,7 +12,7 @@ import tensorflow as tf
 from tfx.utils import io_utils
 
 from models import signatures
-from pipeline import configs
+from contracts import configs
 from tests.serving import fake_tf_serving
 from tests.serving import payloads
 

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import image_files
+from dataset import image_files
 from models import features
 from models import inference
 from models import preprocessing
 from models import signatures
-from pipeline import configs
-from tests.serving import exported_model
+from contracts import configs
+from bench import exported_model
 from tests.serving import payloads
 
 _ENCODINGS = {

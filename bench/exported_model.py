@@ -26,8 +26,8 @@ from models import features
 from models import model as model_lib
 from models import preprocessing
 from models import signatures
-from pipeline import configs
-from tests import synthetic_busi
+from contracts import configs
+from bench import synthetic_busi
 
 _SCHEMA_FILE = os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt')
 

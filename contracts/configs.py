@@ -58,7 +58,7 @@ class DataConfig:
   splits: SplitConfig = SplitConfig()
   # Two images whose 64-bit difference hashes differ in at most this many bits
   # are treated as the same scan. 10 groups BUSI's re-annotated and re-cropped
-  # copies without merging distinct patients (see components/perceptual_hash.py).
+  # copies without merging distinct patients (see dataset/perceptual_hash.py).
   near_duplicate_max_bits: int = 10
   # Seed of the group-to-split assignment; changing it reshuffles the splits.
   split_seed: int = 42

@@ -16,7 +16,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.io import fileio
 from tfx.orchestration import metadata
 
-from components import data_audit
+from dataset import data_audit
 
 _RUN_CONTEXT = 'pipeline_run'
 _NODE_CONTEXT = 'node'

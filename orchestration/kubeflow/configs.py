@@ -8,7 +8,7 @@ cores, the units of KFP's ResourceSpec.
 import dataclasses
 from typing import Tuple
 
-from pipeline import configs
+from contracts import configs
 
 # KFP v2 names must match [a-z0-9][a-z0-9-]*, so the underscore becomes a dash.
 PIPELINE_NAME = configs.PIPELINE_NAME.replace('_', '-')

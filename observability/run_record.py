@@ -1,6 +1,6 @@
 """A run as the report needs it: its summary, its output artifacts, its settings.
 
-Built on `pipeline.run_summary`, which already knows how to find a run in ML
+Built on `observability.run_summary`, which already knows how to find a run in ML
 Metadata; this adds where each component's outputs live and the execution
 properties each component ran with.
 """
@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import run_summary
+from observability import run_summary
 
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT,
                   metadata_store_pb2.Event.DECLARED_OUTPUT)

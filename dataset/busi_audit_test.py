@@ -10,11 +10,11 @@ import os
 
 import pytest
 
-from components import data_audit
-from components import image_files
+from dataset import data_audit
+from dataset import image_files
 from components.image_example_gen import component_config
 from components.image_example_gen import executor
-from pipeline import configs
+from contracts import configs
 
 _BUSI = next((d for d in (os.environ.get(configs.BUSI_ENV_VAR), *configs.BUSI_DEFAULT_DIRS)
               if d and os.path.isdir(d)), None)

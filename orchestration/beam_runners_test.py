@@ -3,7 +3,7 @@
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import beam_runners
+from orchestration import beam_runners
 
 IMAGE = 'registry.example/busi-tfx:abc123'
 

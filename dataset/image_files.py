@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 from tfx.dsl.io import fileio
 
-from components import perceptual_hash
+from dataset import perceptual_hash
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 # Reject before decoding anything that declares more pixels than this: a
