@@ -16,7 +16,7 @@ from dataset import group_split
 from dataset import image_files
 from components.image_example_gen import component_config
 from components.image_example_gen import executor
-from models import features
+from contracts import features
 from models import preprocessing
 from contracts import configs
 

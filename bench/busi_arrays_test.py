@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench import busi_arrays
-from models import features
+from contracts import features
 from contracts import configs
 from bench import synthetic_busi
 

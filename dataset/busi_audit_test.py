@@ -15,8 +15,9 @@ from dataset import image_files
 from components.image_example_gen import component_config
 from components.image_example_gen import executor
 from contracts import configs
+from dataset import data_root
 
-_BUSI = next((d for d in (os.environ.get(configs.BUSI_ENV_VAR), *configs.BUSI_DEFAULT_DIRS)
+_BUSI = next((d for d in (os.environ.get(data_root.ENV_VAR), *data_root.DEFAULT_DIRS)
               if d and os.path.isdir(d)), None)
 _KNOWN_CONFLICT = ['benign/benign (433).png', 'malignant/malignant (145).png']
 

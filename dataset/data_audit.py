@@ -20,8 +20,8 @@ from typing import Any, Dict, List, Mapping, Sequence
 
 from tfx.dsl.io import fileio
 
-JSON_FILE_NAME = 'data_audit.json'
-REPORT_FILE_NAME = 'data_audit.md'
+from contracts import names
+
 
 LABEL_CONFLICT_POLICIES = ('drop', 'keep', 'fail')
 _SHOWN_IN_ERRORS = 10
@@ -134,14 +134,14 @@ def build(*, data_root: str, policy: DataPolicy, near_duplicate_max_bits: int,
 
 
 def write(audit: Mapping[str, Any], folder: str) -> None:
-  with fileio.open(os.path.join(folder, JSON_FILE_NAME), 'w') as f:
+  with fileio.open(os.path.join(folder, names.DATA_AUDIT_FILE), 'w') as f:
     f.write(json.dumps(audit, indent=1, sort_keys=True, ensure_ascii=False))
-  with fileio.open(os.path.join(folder, REPORT_FILE_NAME), 'w') as f:
+  with fileio.open(os.path.join(folder, names.DATA_AUDIT_REPORT_FILE), 'w') as f:
     f.write(markdown_report(audit))
 
 
 def read(folder: str) -> Dict[str, Any]:
-  with fileio.open(os.path.join(folder, JSON_FILE_NAME), 'r') as f:
+  with fileio.open(os.path.join(folder, names.DATA_AUDIT_FILE), 'r') as f:
     return json.loads(f.read())
 
 

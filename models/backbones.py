@@ -20,7 +20,7 @@ from typing import Callable, Dict, Tuple
 import tf_keras as keras
 from tf_keras import layers
 
-from models import features
+from contracts import features
 from contracts import configs
 
 

@@ -16,6 +16,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.io import fileio
 from tfx.orchestration import metadata
 
+from contracts import names
 from dataset import data_audit
 
 _RUN_CONTEXT = 'pipeline_run'
@@ -172,13 +173,13 @@ def summarize(metadata_path: str, pipeline_name: str, class_names: Sequence[str]
         failed = _failed_checks(evaluation.uri)
     for blessing in output_artifacts(store, execution, 'ModelBlessing'):
       blessed = blessing.custom_properties['blessed'].int_value == 1
-      baseline = blessing.custom_properties['baseline_served_version'].string_value or None
+      baseline = blessing.custom_properties[names.BASELINE_VERSION_PROPERTY].string_value or None
     for push in output_artifacts(store, execution, 'PushedModel'):
       if push.custom_properties['pushed'].int_value == 1:
         pushed = push.custom_properties['pushed_destination'].string_value
     for examples in output_artifacts(store, execution, 'Examples'):
-      if fileio.exists(os.path.join(examples.uri, data_audit.JSON_FILE_NAME)):
+      if fileio.exists(os.path.join(examples.uri, names.DATA_AUDIT_FILE)):
         audit = (f'{data_audit.summary_line(data_audit.read(examples.uri))} Report: '
-                 f'{os.path.join(examples.uri, data_audit.REPORT_FILE_NAME)}')
+                 f'{os.path.join(examples.uri, names.DATA_AUDIT_REPORT_FILE)}')
   return RunSummary(run.name, components, metrics, blessed, failed, baseline, pushed,
                     audit)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import features
+from contracts import features
 from run_report import examples
 from bench import exported_model
 

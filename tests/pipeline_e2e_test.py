@@ -18,11 +18,11 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
+from contracts import names
 import local_runner
 import report
 from components import serving_dir
 from contracts import configs
-from components.image_example_gen import executor as example_gen_executor
 from run_report import build as report_build
 from tests import headless_browser
 from bench import synthetic_busi
@@ -88,7 +88,7 @@ def test_first_run_report_has_every_section_and_renders_offline(workspace, tmp_p
 def test_examples_keep_near_duplicates_in_one_split_and_report_them(workspace):
   audits = tf.io.gfile.glob(os.path.join(
       workspace['out'], 'tfx', 'ImageExampleGen', 'examples', '*',
-      example_gen_executor.AUDIT_FILE_NAME))
+      names.DATA_AUDIT_FILE))
   audit = json.loads(open(audits[0]).read())
   assert audit['ingested'] == 30
   assert sum(sum(c.values()) for c in audit['split_counts'].values()) == 30

@@ -27,14 +27,13 @@ from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
+from contracts import names
 from dataset import data_audit
 from dataset import group_split
 from dataset import image_files
 from components.image_example_gen import component_config
-from models import features
-from contracts import configs
+from contracts import features
 
-AUDIT_FILE_NAME = data_audit.JSON_FILE_NAME
 _QUARANTINED = 'quarantined'
 _NOTES = 'notes'
 
@@ -116,7 +115,7 @@ class _ToExample(beam.DoFn):
     group_id, split = plan['assignment'][fp.relpath]
     mask_png, notes = image_files.union_mask(
         self._root, fp.mask_relpaths, (fp.width, fp.height),
-        expect_lesion=fp.label != configs.NORMAL_CLASS)
+        expect_lesion=fp.label != features.NORMAL_CLASS)
     if not fp.mask_relpaths:
       notes.append('no mask file; the mask feature is empty')
     for note in (*fp.notes, *notes):
@@ -216,7 +215,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                beam.pvalue.AsList(built[_NOTES]), scan, root, config, policy,
                examples.uri))
     data_audit.enforce(data_audit.read(examples.uri), policy,
-                       os.path.join(examples.uri, data_audit.REPORT_FILE_NAME))
+                       os.path.join(examples.uri, names.DATA_AUDIT_REPORT_FILE))
     examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
     # TFX names every TFRecord format 'tfrecords_gzip'; its readers take the
     # compression from the file name, so these plain files read as plain.

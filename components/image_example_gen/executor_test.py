@@ -21,11 +21,12 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
+from contracts import names
 from dataset import data_audit
 from dataset import image_files
 from components.image_example_gen import component_config
 from components.image_example_gen import executor
-from models import features
+from contracts import features
 from models import preprocessing
 from tests import bad_inputs
 from bench import synthetic_busi
@@ -229,7 +230,7 @@ def test_label_conflicts_are_dropped_whole_and_reported(messy):
   for relpath in conflict:
     assert relpath not in messy['examples']
     assert 'label conflict' in _quarantine_reasons(audit)[relpath]
-  report = open(os.path.join(messy['out'], data_audit.REPORT_FILE_NAME)).read()
+  report = open(os.path.join(messy['out'], names.DATA_AUDIT_REPORT_FILE)).read()
   assert 'benign/benign (copy).png (benign), malignant/malignant (2).png (malignant)' in report
 
 
