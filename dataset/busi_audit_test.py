@@ -12,8 +12,8 @@ import pytest
 
 from dataset import data_audit
 from dataset import image_files
+from dataset import split_plan
 from components.image_example_gen import component_config
-from components.image_example_gen import executor
 from contracts import configs
 from dataset import data_root
 
@@ -30,14 +30,15 @@ def busi_audit():
   config = component_config.ImageExampleGenConfig.from_data_config(data)
   scan = image_files.scan_folder(_BUSI, data.class_names)
   fingerprints = [image_files.fingerprint(_BUSI, image) for image in scan.images]
-  plan = executor.plan_splits(fingerprints, config, data.splits.as_dict())
+  plan = split_plan.plan_splits(fingerprints, data.splits.as_dict(),
+                                data.near_duplicate_max_bits, data.split_seed,
+                                data.label_conflicts)
   policy = config.data_policy(list(data.splits.as_dict()))
   audit = data_audit.build(
       data_root=_BUSI, policy=policy, near_duplicate_max_bits=data.near_duplicate_max_bits,
-      assignment={path: split for path, (_, split) in plan['assignment'].items()},
-      labels=plan['labels'], groups=plan['groups'],
+      assignment=plan.splits(), labels=plan.labels, groups=plan.groups,
       quarantined=[*(data_audit.quarantine_entry(q.file, q.reason, q.masks)
-                     for q in scan.quarantined), *plan['dropped']],
+                     for q in scan.quarantined), *plan.dropped],
       ignored=[vars(i) for i in scan.ignored], notes=[])
   data_audit.enforce(audit, policy, 'data_audit.md')
   return audit

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Mapping, Sequence
 from tfx.dsl.io import fileio
 
 from contracts import names
+from dataset import group_split
 
 
 LABEL_CONFLICT_POLICIES = ('drop', 'keep', 'fail')
@@ -186,13 +187,9 @@ def _independent_images(assignment: Mapping[str, str], labels: Mapping[str, str]
   members: Dict[str, List[str]] = collections.defaultdict(list)
   for relpath in assignment:
     members[group_of.get(relpath, relpath)].append(labels[relpath])
-  counts = collections.Counter(_majority(group_labels) for group_labels in members.values())
+  counts = collections.Counter(group_split.majority(group_labels)
+                               for group_labels in members.values())
   return {name: counts.get(name, 0) for name in class_names}
-
-
-def _majority(labels: Sequence[str]) -> str:
-  counts = collections.Counter(labels)
-  return min(counts, key=lambda label: (-counts[label], label))
 
 
 def _message(headline: str, lines: Sequence[str], report_path: str) -> str:

@@ -27,7 +27,8 @@ def find_data_root(explicit: Optional[str] = None) -> Optional[str]:
 
 def not_found_message(explicit: Optional[str] = None) -> str:
   """Why `find_data_root(explicit)` found nothing, and how to get BUSI."""
-  where = explicit or f'${ENV_VAR}, ' + ', '.join(DEFAULT_DIRS)
-  return (f'No dataset found (looked at: {where}).\n'
+  if explicit:
+    return f'--data-root {explicit!r} is not a folder.'
+  return (f'No dataset found (looked at: ${ENV_VAR}, {", ".join(DEFAULT_DIRS)}).\n'
           f'Download BUSI (Dataset_BUSI_with_GT) from {DOWNLOAD_URL}, unpack it to '
           f'{DEFAULT_DIRS[0]} or set {ENV_VAR}, or pass --data-root.')

@@ -11,17 +11,11 @@ import re
 from typing import Dict, List, Optional, Sequence
 
 import tensorflow_model_analysis as tfma
-from ml_metadata import metadata_store
-from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.io import fileio
-from tfx.orchestration import metadata
 
 from contracts import names
 from dataset import data_audit
-
-_RUN_CONTEXT = 'pipeline_run'
-_NODE_CONTEXT = 'node'
-_CACHED = metadata_store_pb2.Execution.CACHED
+from observability import metadata_run
 
 
 @dataclasses.dataclass
@@ -68,51 +62,6 @@ class RunSummary:
     return '\n'.join(lines)
 
 
-def open_store(metadata_path: str) -> metadata_store.MetadataStore:
-  return metadata_store.MetadataStore(
-      metadata.sqlite_metadata_connection_config(metadata_path))
-
-
-def find_run(store: metadata_store.MetadataStore, pipeline_name: str,
-             run_id: Optional[str] = None):
-  """The run context named `run_id`, or the newest run of the pipeline."""
-  runs = [c for c in store.get_contexts_by_type(_RUN_CONTEXT)]
-  pipeline = store.get_context_by_type_and_name('pipeline', pipeline_name)
-  if pipeline is None or not runs:
-    raise ValueError(f'No run of pipeline {pipeline_name!r} in ML Metadata.')
-  in_pipeline = {e.id for e in store.get_executions_by_context(pipeline.id)}
-  runs = [r for r in runs
-          if any(e.id in in_pipeline for e in store.get_executions_by_context(r.id))]
-  if run_id is None:
-    return max(runs, key=lambda r: r.create_time_since_epoch)
-  for run in runs:
-    if run.name == run_id:
-      return run
-  known = ', '.join(sorted(r.name for r in runs))
-  raise ValueError(f'No run {run_id!r} of pipeline {pipeline_name!r}; runs: {known}.')
-
-
-def run_executions(store: metadata_store.MetadataStore, run) -> list:
-  """The run's executions in the order they started."""
-  return sorted(store.get_executions_by_context(run.id),
-                key=lambda e: e.create_time_since_epoch)
-
-
-def component_name(store, execution) -> str:
-  for context in store.get_contexts_by_execution(execution.id):
-    if store.get_context_types_by_id([context.type_id])[0].name == _NODE_CONTEXT:
-      return context.name.split('.')[-1]
-  return f'execution {execution.id}'
-
-
-def output_artifacts(store, execution, type_name: str):
-  events = store.get_events_by_execution_ids([execution.id])
-  ids = [e.artifact_id for e in events
-         if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
-  artifact_type = store.get_artifact_type(type_name)
-  return [a for a in store.get_artifacts_by_id(ids) if a.type_id == artifact_type.id]
-
-
 def overall_metrics(evaluation_uri: str, class_names: Sequence[str],
                     model_name: Optional[str] = None) -> Dict[str, float]:
   """Metrics of the whole split; binarized ones get their class name appended.
@@ -157,29 +106,28 @@ def summarize(metadata_path: str, pipeline_name: str, class_names: Sequence[str]
               run_id: Optional[str] = None) -> RunSummary:
   """Reads run `run_id` (default: the newest) of `pipeline_name` from the SQLite
   store at `metadata_path`."""
-  store = open_store(metadata_path)
-  run = find_run(store, pipeline_name, run_id)
-  components, metrics, failed, blessed, baseline, pushed = [], {}, [], None, None, None
-  audit = None
-  for execution in run_executions(store, run):
-    name = component_name(store, execution)
-    components.append(ComponentTime(
-        name, (execution.last_update_time_since_epoch -
-               execution.create_time_since_epoch) / 1000.0,
-        execution.last_known_state == _CACHED))
-    for evaluation in output_artifacts(store, execution, 'ModelEvaluation'):
-      if fileio.glob(os.path.join(evaluation.uri, 'metrics*')):
-        metrics = overall_metrics(evaluation.uri, class_names)
-        failed = _failed_checks(evaluation.uri)
-    for blessing in output_artifacts(store, execution, 'ModelBlessing'):
-      blessed = blessing.custom_properties['blessed'].int_value == 1
-      baseline = blessing.custom_properties[names.BASELINE_VERSION_PROPERTY].string_value or None
-    for push in output_artifacts(store, execution, 'PushedModel'):
-      if push.custom_properties['pushed'].int_value == 1:
-        pushed = push.custom_properties['pushed_destination'].string_value
-    for examples in output_artifacts(store, execution, 'Examples'):
-      if fileio.exists(os.path.join(examples.uri, names.DATA_AUDIT_FILE)):
-        audit = (f'{data_audit.summary_line(data_audit.read(examples.uri))} Report: '
-                 f'{os.path.join(examples.uri, names.DATA_AUDIT_REPORT_FILE)}')
-  return RunSummary(run.name, components, metrics, blessed, failed, baseline, pushed,
+  return summarize_run(metadata_run.read(metadata_path, pipeline_name, run_id),
+                       class_names)
+
+
+def summarize_run(run: metadata_run.MetadataRun,
+                  class_names: Sequence[str]) -> RunSummary:
+  components = [ComponentTime(e.component, e.seconds, e.cached) for e in run.executions]
+  metrics, failed, blessed, baseline, pushed, audit = {}, [], None, None, None, None
+  for evaluation in run.outputs('ModelEvaluation'):
+    if fileio.glob(os.path.join(evaluation.uri, 'metrics*')):
+      metrics = overall_metrics(evaluation.uri, class_names)
+      failed = _failed_checks(evaluation.uri)
+  for blessing in run.outputs('ModelBlessing'):
+    blessed = blessing.custom_properties['blessed'].int_value == 1
+    baseline = blessing.custom_properties[
+        names.BASELINE_VERSION_PROPERTY].string_value or None
+  for push in run.outputs('PushedModel'):
+    if push.custom_properties['pushed'].int_value == 1:
+      pushed = push.custom_properties['pushed_destination'].string_value
+  for examples in run.outputs('Examples'):
+    if fileio.exists(os.path.join(examples.uri, names.DATA_AUDIT_FILE)):
+      audit = (f'{data_audit.summary_line(data_audit.read(examples.uri))} Report: '
+               f'{os.path.join(examples.uri, names.DATA_AUDIT_REPORT_FILE)}')
+  return RunSummary(run.run_id, components, metrics, blessed, failed, baseline, pushed,
                     audit)

@@ -24,6 +24,7 @@ from tfx.utils import proto_utils
 from contracts import names
 from dataset import data_audit
 from dataset import image_files
+from dataset import split_plan
 from components.image_example_gen import component_config
 from components.image_example_gen import executor
 from contracts import features
@@ -243,21 +244,22 @@ def _plan(root, **overrides):
     except image_files.InvalidImageError:
       pass
   random.Random(len(overrides)).shuffle(fingerprints)
-  return executor.plan_splits(
-      fingerprints, dataclasses.replace(_CONFIG, **overrides), _SPLITS)
+  config = dataclasses.replace(_CONFIG, **overrides)
+  return split_plan.plan_splits(fingerprints, _SPLITS, config.near_duplicate_max_bits,
+                                config.split_seed, config.label_conflicts)
 
 
 def test_splits_match_the_plan_whatever_order_beam_delivers(messy):
   written = {name: split for name, (split, _) in messy['examples'].items()}
-  assert {path: split for path, (_, split) in _plan(messy['root'])['assignment'].items()
+  assert {path: split for path, (_, split) in _plan(messy['root']).assignment.items()
           } == written
 
 
 def test_keep_policy_ingests_conflicting_copies_in_one_split(messy):
   plan = _plan(messy['root'], label_conflicts='keep')
-  assert not plan['dropped']
-  assert (plan['assignment']['benign/benign (copy).png'] ==
-          plan['assignment']['malignant/malignant (2).png'])
+  assert not plan.dropped
+  assert (plan.assignment['benign/benign (copy).png'] ==
+          plan.assignment['malignant/malignant (2).png'])
 
 
 def test_strict_mode_fails_on_any_quarantined_file(tmp_path):
