@@ -9,7 +9,7 @@ exponents of time and memory against n (1 and 0 are linear time and flat
 memory), for wall and for CPU seconds. Prints a
 table and writes bench/results/scale.json.
 
-  make bench-scale                      # 1x, 10x, 50x (issue 8)
+  make bench-scale                      # 1x, 10x, 50x
   make bench-scale ARGS="--sizes 1,2,3"
 """
 

@@ -60,11 +60,12 @@ class ModelConfig:
   image_size: int = 128
   dropout: float = 0.3
   # busi_net networks trained from different seeds and served as their average.
-  # Each costs a full training; on the eval split two beat either of their
-  # members but not one network trained on the longer schedule below.
+  # 1: each member costs a full training, and one network on the default
+  # schedule does as well (bench/README.md).
   ensemble_size: int = 1
   # Average each prediction with the mirrored image's (the seed's network never
-  # does). Off: it did not help on the eval split and doubles serving compute.
+  # does). Off: it doubles serving compute for no gain on the eval split
+  # (bench/README.md).
   test_time_flip: bool = False
   # mobilenet_v2 / efficientnet_b0 only: a Keras .h5 file of the backbone's
   # ImageNet weights without its top, read from disk (nothing is downloaded).
@@ -74,10 +75,10 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
+  """How the network is fitted: schedule, batches, early stopping, seed."""
   # busi_net's learning rate decays to zero over `epochs` (cosine). The eval
-  # loss is noisy on ~115 images: patience 15 stopped runs half-way down the
-  # schedule. Over two seeds each, the longer schedule scored slightly better on
-  # the eval split, within the seed-to-seed spread (bench/README.md).
+  # loss is noisy on ~115 images, so the patience is long enough for a run to
+  # reach the end of its schedule (bench/README.md has the comparisons).
   epochs: int = 80
   batch_size: int = 32
   learning_rate: float = 1e-3
