@@ -19,8 +19,8 @@ import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from kfp_server_api import ApiException
 import urllib3
 
-from orchestration import beam_runners
 from contracts import configs
+from orchestration import beam_runners
 from orchestration.kubeflow import compiler as kubeflow_compiler
 from orchestration.kubeflow import configs as kubeflow_configs
 from orchestration.kubeflow import platform as kubeflow_platform

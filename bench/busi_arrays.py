@@ -12,12 +12,12 @@ from typing import Dict, List, Sequence
 import numpy as np
 import tensorflow as tf
 
+from contracts import configs
+from contracts import features
 from dataset import group_split
 from dataset import image_files
 from dataset import split_plan
-from contracts import features
 from models import preprocessing
-from contracts import configs
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from bench import busi_arrays
-from contracts import features
-from contracts import configs
 from bench import synthetic_busi
+from contracts import configs
+from contracts import features
 
 
 @pytest.fixture(scope='module')

@@ -22,12 +22,12 @@ import tf_keras
 from tfx.utils import io_utils
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from contracts import features
-from models import registry
-from models import preprocessing
-from models import signatures
-from contracts import configs
 from bench import synthetic_busi
+from contracts import configs
+from contracts import features
+from models import preprocessing
+from models import registry
+from models import signatures
 
 _SCHEMA_FILE = os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt')
 

@@ -31,11 +31,11 @@ import tensorflow as tf
 
 from bench import busi_arrays
 from bench import classification_metrics
-from models import training
 from contracts import configs
 from contracts import features
 from dataset import data_root
 from models import registry
+from models import training
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 # Columns of the printed table: (metric key, header).

@@ -28,14 +28,14 @@ import numpy as np
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
-from dataset import image_files
-from models import preprocessing
+from bench import exported_model
 from contracts import configs
 from contracts import features
 from contracts import serving
 from dataset import data_root
+from dataset import image_files
+from models import preprocessing
 from models import registry
-from bench import exported_model
 
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                               'results', 'serving.json')

@@ -26,8 +26,8 @@ from tfx.utils import io_utils
 from tfx.utils import json_utils
 from tfx.utils import path_utils
 
-from contracts import names
 from components import serving_dir
+from contracts import names
 
 SERVING_MODEL_DIR_KEY = 'serving_model_dir'
 _BASELINE_SUBDIR = 'served_baseline'

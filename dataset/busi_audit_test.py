@@ -10,12 +10,12 @@ import os
 
 import pytest
 
-from dataset import data_audit
-from dataset import image_files
-from dataset import split_plan
 from components.image_example_gen import component_config
 from contracts import configs
+from dataset import data_audit
 from dataset import data_root
+from dataset import image_files
+from dataset import split_plan
 
 _BUSI = next((d for d in (os.environ.get(data_root.ENV_VAR), *data_root.DEFAULT_DIRS)
               if d and os.path.isdir(d)), None)

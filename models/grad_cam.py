@@ -16,9 +16,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from contracts import configs
 from models import model as model_lib
 from models import registry
-from contracts import configs
 
 
 def last_feature_map_layer(model: keras.Model) -> keras.layers.Layer:

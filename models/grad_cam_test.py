@@ -7,10 +7,10 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from contracts import configs
 from models import grad_cam
 from models import model as model_lib
 from models import registry
-from contracts import configs
 
 _SIZE = 32
 _BOX = 8

@@ -18,8 +18,8 @@ from typing import List, Tuple
 import tf_keras as keras
 from tf_keras import layers
 
-from contracts import features
 from contracts import configs
+from contracts import features
 
 CLASS_OUTPUT = 'class_probs'
 MASK_OUTPUT = 'mask_probs'

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from models import backbones
+from contracts import configs
 from contracts import features
+from models import backbones
 from models import grad_cam
 from models import model as model_lib
 from models import registry
-from contracts import configs
 
 _SIZE = 64
 

@@ -10,10 +10,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
+from contracts import configs
 from contracts import names
 from models import signatures
 from models import training
-from contracts import configs
 
 def _examples(file_patterns: List[str],
               tf_transform_output: tft.TFTransformOutput) -> tf.data.Dataset:

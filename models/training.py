@@ -16,12 +16,12 @@ import tensorflow as tf
 import tf_keras as keras
 
 import models
-from models import calibration
+from contracts import configs
 from contracts import features
+from models import calibration
 from models import inference
 from models import model as model_lib
 from models import registry
-from contracts import configs
 
 
 @dataclasses.dataclass

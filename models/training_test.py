@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from contracts import features
-from models import trainer
-from models import registry
-from models import training
-from contracts import configs
 from bench import synthetic_busi
+from contracts import configs
+from contracts import features
+from models import registry
+from models import trainer
+from models import training
 
 _SIZE = 32
 

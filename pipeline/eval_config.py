@@ -12,10 +12,10 @@ from typing import List, Sequence
 
 import tensorflow_model_analysis as tfma
 
+from contracts import configs
 from contracts import features
 from contracts import serving
 from pipeline import clinical_metrics
-from contracts import configs
 
 ACCURACY = 'accuracy'
 MALIGNANT_SENSITIVITY = 'malignant_sensitivity'

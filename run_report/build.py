@@ -24,18 +24,18 @@ from google.protobuf import json_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.utils import path_utils
 
-from models import grad_cam
-from models import model as model_lib
 from contracts import configs
 from contracts import features
 from contracts import names
+from models import grad_cam
+from models import model as model_lib
+from observability import run_record
 from observability import run_summary
 from run_report import curves
 from run_report import examples as examples_lib
 from run_report import explanations as explanations_lib
 from run_report import html
 from run_report import plots
-from observability import run_record
 
 REPORTS_DIR = 'reports'
 SECTIONS = ('summary', 'data', 'training', 'evaluation', 'explanations')

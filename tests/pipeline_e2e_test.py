@@ -21,11 +21,11 @@ import tensorflow as tf
 from contracts import names
 import local_runner
 import report
+from bench import synthetic_busi
 from components import serving_dir
 from contracts import configs
 from run_report import build as report_build
 from tests import headless_browser
-from bench import synthetic_busi
 
 _FAST = ['--image-size', '32', '--epochs', '2', '--beam-workers', '1']
 

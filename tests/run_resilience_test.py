@@ -15,9 +15,9 @@ import sys
 import pytest
 
 import local_runner
+from bench import synthetic_busi
 from contracts import features
 from observability import run_summary
-from bench import synthetic_busi
 
 _FAST = ['--image-size', '32', '--epochs', '1', '--beam-workers', '1',
          '--min-accuracy', '0', '--min-malignant-recall', '0']

@@ -10,8 +10,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from dataset import data_audit
 from contracts import configs
+from dataset import data_audit
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,12 +27,12 @@ from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
+from components.image_example_gen import component_config
+from contracts import features
 from contracts import names
 from dataset import data_audit
 from dataset import image_files
 from dataset import split_plan
-from components.image_example_gen import component_config
-from contracts import features
 
 _QUARANTINED = 'quarantined'
 _NOTES = 'notes'

@@ -21,16 +21,16 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
+from bench import synthetic_busi
+from components.image_example_gen import component_config
+from components.image_example_gen import executor
+from contracts import features
 from contracts import names
 from dataset import data_audit
 from dataset import image_files
 from dataset import split_plan
-from components.image_example_gen import component_config
-from components.image_example_gen import executor
-from contracts import features
 from models import preprocessing
 from tests import bad_inputs
-from bench import synthetic_busi
 
 _CLASSES = ('benign', 'malignant', 'normal')
 _SPLITS = {'train': 60, 'eval': 20, 'test': 20}

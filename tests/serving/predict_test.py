@@ -12,8 +12,8 @@ import tensorflow as tf
 from tfx.utils import io_utils
 
 from contracts import features
-from contracts import serving
 from contracts import names
+from contracts import serving
 from tests.serving import fake_tf_serving
 from tests.serving import payloads
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from bench import exported_model
 from contracts import features
 from contracts import serving
 from models import inference
-from bench import exported_model
 from tests.serving import payloads
 
 _ENCODINGS = {
