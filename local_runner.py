@@ -19,17 +19,32 @@ import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from tfx import v1 as tfx
 
 from components import data_audit
+from components import image_files
 from components.validation_gate import DataAnomaliesError
 from models import backbones
 from pipeline import configs
+from pipeline import metadata_health
 from pipeline import pipeline as pipeline_lib
 from pipeline import progress
+from pipeline import run_failures
 from pipeline import run_summary
 from run_report import build as report_build
 
 _PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 # Held (flock) in the output dir while a run uses it; see `exclusive_output_dir`.
 LOCK_FILE_NAME = '.run.lock'
+# The flag that sets each config value `configs.ConfigError` can name.
+_FLAG_OF_FIELD = {
+    'model.name': '--model', 'model.image_size': '--image-size',
+    'model.ensemble_size': '--ensemble-size', 'training.epochs': '--epochs',
+    'training.batch_size': '--batch-size', 'evaluation.min_accuracy': '--min-accuracy',
+    'evaluation.min_malignant_recall': '--min-malignant-recall',
+    'evaluation.regression_tolerance': '--regression-tolerance',
+    'keep_served_versions': '--keep-versions',
+    'data.max_quarantined_fraction': '--max-quarantined-fraction',
+    'data.label_conflicts': '--label-conflicts',
+    **{f'data.splits.{name}': '--splits' for name in ('train', 'eval', 'test')},
+}
 
 
 def find_data_root(explicit: Optional[str]) -> Optional[str]:
@@ -110,6 +125,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                       help='the same or near-same image under two classes: drop '
                            'the whole group (default), keep it, or fail the run')
   args = parser.parse_args(argv)
+  if args.beam_workers < 0:
+    parser.error(f'--beam-workers must be 0 (one per core) or more, got {args.beam_workers}')
   if args.ensemble_size < 1:
     parser.error(f'--ensemble-size must be at least 1, got {args.ensemble_size}')
   if args.ensemble_size > 1 and args.model != 'busi_net':
@@ -126,8 +143,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace, data_root: str) -> configs.PipelineConfig:
   output_dir = os.path.abspath(args.output_dir)
-  image_size = args.image_size or (180 if args.model == 'seed_cnn'
-                                   else configs.ModelConfig().image_size)
+  image_size = args.image_size
+  if image_size is None:
+    image_size = 180 if args.model == 'seed_cnn' else configs.ModelConfig().image_size
   return configs.PipelineConfig(
       pipeline_root=os.path.join(output_dir, 'tfx'),
       serving_dir=os.path.join(output_dir, 'serving_model'),
@@ -163,6 +181,14 @@ def run(config: configs.PipelineConfig) -> int:
   os.environ['PYTHONPATH'] = os.pathsep.join(
       p for p in (_PROJECT_DIR, os.environ.get('PYTHONPATH')) if p)
   os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
+  output_dir = os.path.dirname(config.pipeline_root)
+  problem = metadata_health.store_problem(config.metadata_path)
+  if problem:
+    print(problem, file=sys.stderr)
+    return 1
+  for gone in metadata_health.forget_missing_pushes(config.metadata_path):
+    print(f'The model version pushed to {gone} is no longer on disk; it will be '
+          'pushed again if blessed.')
   started = time.time()
   try:
     with progress.component_progress():
@@ -173,17 +199,35 @@ def run(config: configs.PipelineConfig) -> int:
   except data_audit.DataAuditError as e:
     print(f'\nStopped at the data audit: {e}', file=sys.stderr)
     return 1
+  except Exception as e:  # pylint: disable=broad-except
+    advice = run_failures.advice(e, output_dir)
+    if advice is None:
+      raise
+    print(f'\nStopped: {advice}', file=sys.stderr)
+    return 1
   summary = run_summary.summarize(config.metadata_path, config.pipeline_name,
                                   config.data.class_names)
   print('\n' + summary.format())
-  output_dir = os.path.dirname(config.pipeline_root)
   print(f'\nFinished in {time.time() - started:.0f} s. Outputs under {output_dir}')
   print(f'Report: {report_build.build_report(output_dir, summary.run_id, config.pipeline_name)}')
   return 0
 
 
+def config_or_message(args: argparse.Namespace, data_root: str):
+  """(the run's config, None), or (None, one line naming the flag at fault)."""
+  try:
+    return build_config(args, data_root), None
+  except configs.ConfigError as e:
+    flag = _FLAG_OF_FIELD.get(e.field, e.field)
+    return None, f'local_runner.py: error: {flag} {e.message}'
+
+
 def main(argv: List[str]) -> int:
   args = parse_args(argv)
+  if args.data_root and not os.path.isdir(args.data_root):
+    print(f'--data-root: {image_files.layout_problem(args.data_root, configs.CLASS_NAMES)}.',
+          file=sys.stderr)
+    return 2
   data_root = find_data_root(args.data_root)
   if data_root is None:
     where = (args.data_root if args.data_root else
@@ -193,10 +237,18 @@ def main(argv: List[str]) -> int:
           f'unpack it to data/Dataset_BUSI_with_GT or set {configs.BUSI_ENV_VAR}, '
           'or pass --data-root.', file=sys.stderr)
     return 2
+  config, message = config_or_message(args, data_root)
+  if message:
+    print(message, file=sys.stderr)
+    return 2
+  problem = image_files.layout_problem(data_root, config.data.class_names)
+  if problem:
+    print(f'--data-root: {problem}.', file=sys.stderr)
+    return 2
   output_dir = os.path.abspath(args.output_dir)
   try:
     with exclusive_output_dir(output_dir):
-      return run(build_config(args, data_root))
+      return run(config)
   except OutputDirBusyError as e:
     print(e, file=sys.stderr)
     return 2

@@ -2,7 +2,8 @@
 
 The summary covers the newest run of the pipeline: wall time per component
 (cached ones marked), the Evaluator's metrics, whether the model was blessed
-and, if not, which rule failed, and where the Pusher put it.
+and, if not, which rule failed, and where the Pusher put it: only what is on
+disk now, so a version deleted since its push is reported as missing.
 """
 
 import dataclasses
@@ -41,6 +42,8 @@ class RunSummary:
   pushed_path: Optional[str]
   # One line on what ImageExampleGen ingested and quarantined (data_audit.md).
   data_audit: Optional[str] = None
+  # A version ML Metadata records as pushed that is no longer on disk.
+  missing_push: Optional[str] = None
 
   def format(self) -> str:
     lines = [f'Run {self.run_id}', '', 'Component wall time:']
@@ -61,7 +64,13 @@ class RunSummary:
     else:
       lines.append(f'Blessed: no (baseline: {baseline}). Failed checks:')
       lines += [f'  - {check}' for check in self.failed_checks]
-    lines.append(f'Pushed: {self.pushed_path}' if self.pushed_path else 'Pushed: nothing.')
+    if self.pushed_path:
+      lines.append(f'Pushed: {self.pushed_path}')
+    elif self.missing_push:
+      lines.append(f'Pushed: nothing on disk; {self.missing_push} was pushed but has '
+                   'since been deleted. Rerun to push it again.')
+    else:
+      lines.append('Pushed: nothing.')
     if self.data_audit:
       lines.append(self.data_audit)
     return '\n'.join(lines)
@@ -159,7 +168,7 @@ def summarize(metadata_path: str, pipeline_name: str, class_names: Sequence[str]
   store = open_store(metadata_path)
   run = find_run(store, pipeline_name, run_id)
   components, metrics, failed, blessed, baseline, pushed = [], {}, [], None, None, None
-  audit = None
+  audit, missing = None, None
   for execution in run_executions(store, run):
     name = component_name(store, execution)
     components.append(ComponentTime(
@@ -175,10 +184,14 @@ def summarize(metadata_path: str, pipeline_name: str, class_names: Sequence[str]
       baseline = blessing.custom_properties['baseline_served_version'].string_value or None
     for push in output_artifacts(store, execution, 'PushedModel'):
       if push.custom_properties['pushed'].int_value == 1:
-        pushed = push.custom_properties['pushed_destination'].string_value
+        destination = push.custom_properties['pushed_destination'].string_value
+        if fileio.exists(destination):
+          pushed = destination
+        else:
+          missing = destination
     for examples in output_artifacts(store, execution, 'Examples'):
       if fileio.exists(os.path.join(examples.uri, data_audit.JSON_FILE_NAME)):
         audit = (f'{data_audit.summary_line(data_audit.read(examples.uri))} Report: '
                  f'{os.path.join(examples.uri, data_audit.REPORT_FILE_NAME)}')
   return RunSummary(run.name, components, metrics, blessed, failed, baseline, pushed,
-                    audit)
+                    audit, missing)
