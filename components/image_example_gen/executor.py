@@ -1,10 +1,12 @@
 """ImageExampleGen's executor: image folders to leak-free TFRecord splits.
 
 Two passes over the files keep memory flat however large the folder is: the
-first decodes each image once for its content and perceptual hashes (a few
-bytes each, gathered to group near-duplicates, resolve label conflicts and
-assign groups to splits); the second reads the bytes again and writes the
-tf.Examples of each split. Every file found is accounted for in the data audit
+first decodes each image for its content and perceptual hashes (a few bytes
+each, gathered to group near-duplicates, resolve label conflicts and assign
+groups to splits), and again with the model's own decoder, so that nothing
+Transform or serving cannot read is ingested (decoder_check.py); the second
+reads the bytes again and writes the tf.Examples of each split. A file that
+cannot be read again then is quarantined, not written. Every file found is accounted for in the data audit
 written beside the splits (see components/data_audit.py), never dropped
 silently; the run stops with `DataAuditError` when the audit breaks the policy.
 
