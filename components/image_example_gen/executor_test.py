@@ -197,6 +197,19 @@ def test_odd_but_valid_images_are_accepted_and_decodable(messy, relpath):
   assert float(tf.reduce_max(decoded)) > 0.0
 
 
+def test_what_the_audit_ingests_transform_and_serving_decode_and_nothing_else(messy):
+  """Transform decodes the stored bytes; a serving client sends the original file."""
+  decode = lambda data: preprocessing.decode_batch(tf.constant([data]), 32)
+  for relpath, (_, example) in messy['examples'].items():
+    assert decode(_feature(example, features.IMAGE_KEY)).shape == (1, 32, 32, 1)
+    with open(os.path.join(messy['root'], relpath), 'rb') as f:
+      assert decode(f.read()).shape == (1, 32, 32, 1), relpath
+  for relpath in ('benign/cmyk.jpg', 'benign/bad crc.png', 'benign/no end.png'):
+    with open(os.path.join(messy['root'], relpath), 'rb') as f:
+      with pytest.raises(tf.errors.InvalidArgumentError):
+        decode(f.read())
+
+
 def test_converted_images_keep_their_intensities(messy):
   _, example = messy['examples']['benign/sixteen bit.png']
   stored = tf.io.decode_png(_feature(example, features.IMAGE_KEY), channels=1)
