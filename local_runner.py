@@ -22,12 +22,27 @@ from components.validation_gate import DataAnomaliesError
 from contracts import configs
 from dataset import data_audit
 from dataset import data_root
+from dataset import image_files
 from models import registry
 from orchestration import local
+from orchestration import metadata_health
+from orchestration import run_failures
 from run_report import build as report_build
 
 # Held (flock) in the output dir while a run uses it; see `exclusive_output_dir`.
 LOCK_FILE_NAME = '.run.lock'
+# The flag that sets each config value `configs.ConfigError` can name.
+_FLAG_OF_FIELD = {
+    'model.image_size': '--image-size',
+    'model.ensemble_size': '--ensemble-size', 'training.epochs': '--epochs',
+    'training.batch_size': '--batch-size', 'evaluation.min_accuracy': '--min-accuracy',
+    'evaluation.min_malignant_recall': '--min-malignant-recall',
+    'evaluation.regression_tolerance': '--regression-tolerance',
+    'keep_served_versions': '--keep-versions',
+    'data.max_quarantined_fraction': '--max-quarantined-fraction',
+    'data.label_conflicts': '--label-conflicts',
+    **{f'data.splits.{name}': '--splits' for name in ('train', 'eval', 'test')},
+}
 
 
 def _split_ratios(text: str) -> configs.SplitConfig:
@@ -100,6 +115,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                       help='the same or near-same image under two classes: drop '
                            'the whole group (default), keep it, or fail the run')
   args = parser.parse_args(argv)
+  if args.beam_workers < 0:
+    parser.error(f'--beam-workers must be 0 (one per core) or more, got {args.beam_workers}')
   if args.ensemble_size < 1:
     parser.error(f'--ensemble-size must be at least 1, got {args.ensemble_size}')
   model_spec = registry.spec(args.model)
@@ -124,8 +141,8 @@ def build_config(args: argparse.Namespace, data_root_dir: str) -> configs.Pipeli
                                strict=args.strict,
                                label_conflicts=args.label_conflicts),
       model=dataclasses.replace(configs.ModelConfig(), name=args.model,
-                                image_size=(args.image_size or
-                                            registry.spec(args.model).image_size),
+                                image_size=(registry.spec(args.model).image_size
+                                            if args.image_size is None else args.image_size),
                                 ensemble_size=args.ensemble_size,
                                 backbone_weights=args.backbone_weights),
       training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
@@ -141,6 +158,14 @@ def build_config(args: argparse.Namespace, data_root_dir: str) -> configs.Pipeli
 
 def run(config: configs.PipelineConfig) -> int:
   """Runs the pipeline and prints its summary; returns the process exit code."""
+  output_dir = os.path.dirname(config.pipeline_root)
+  problem = metadata_health.store_problem(config.metadata_path)
+  if problem:
+    print(problem, file=sys.stderr)
+    return 1
+  for gone in metadata_health.forget_missing_pushes(config.metadata_path):
+    print(f'The model version pushed to {gone} is no longer on disk; it will be '
+          'pushed again if blessed.')
   started = time.time()
   try:
     summary = local.run(config)
@@ -150,23 +175,49 @@ def run(config: configs.PipelineConfig) -> int:
   except data_audit.DataAuditError as e:
     print(f'\nStopped at the data audit: {e}', file=sys.stderr)
     return 1
+  except Exception as e:  # pylint: disable=broad-except
+    advice = run_failures.advice(e, output_dir)
+    if advice is None:
+      raise
+    print(f'\nStopped: {advice}', file=sys.stderr)
+    return 1
   print('\n' + summary.format())
-  output_dir = os.path.dirname(config.pipeline_root)
   print(f'\nFinished in {time.time() - started:.0f} s. Outputs under {output_dir}')
   print(f'Report: {report_build.build_report(output_dir, summary.run_id, config.pipeline_name)}')
   return 0
 
 
+def config_or_message(args: argparse.Namespace, data_root: str):
+  """(the run's config, None), or (None, one line naming the flag at fault)."""
+  try:
+    return build_config(args, data_root), None
+  except configs.ConfigError as e:
+    flag = _FLAG_OF_FIELD.get(e.field, e.field)
+    return None, f'local_runner.py: error: {flag} {e.message}'
+
+
 def main(argv: List[str]) -> int:
   args = parse_args(argv)
+  if args.data_root and not os.path.isdir(args.data_root):
+    problem = image_files.layout_problem(args.data_root, configs.DataConfig().class_names)
+    print(f'--data-root: {problem}.', file=sys.stderr)
+    return 2
   data_root_dir = data_root.find_data_root(args.data_root)
   if data_root_dir is None:
     print(data_root.not_found_message(args.data_root), file=sys.stderr)
     return 2
+  config, message = config_or_message(args, data_root_dir)
+  if message:
+    print(message, file=sys.stderr)
+    return 2
+  problem = image_files.layout_problem(data_root_dir, config.data.class_names)
+  if problem:
+    print(f'--data-root: {problem}.', file=sys.stderr)
+    return 2
   output_dir = os.path.abspath(args.output_dir)
   try:
     with exclusive_output_dir(output_dir):
-      return run(build_config(args, data_root_dir))
+      return run(config)
   except OutputDirBusyError as e:
     print(e, file=sys.stderr)
     return 2

@@ -147,7 +147,7 @@ def find_images(paths: Sequence[str]) -> List[str]:
           os.path.join(folder, name)
           for folder, _, names in os.walk(path) for name in names
           if name.lower().endswith(serving.IMAGE_EXTENSIONS)
-          and not features.MASK_NAME_PATTERN.match(os.path.splitext(name)[0]))
+          and not features.MASK_NAME_PATTERN.fullmatch(os.path.splitext(name)[0]))
       if not found:
         raise UsageError(f'{path}: folder holds no '
                          f'{"/".join(serving.IMAGE_EXTENSIONS)} images')

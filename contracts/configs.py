@@ -19,6 +19,36 @@ from contracts import names
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA_DIR = os.path.join(_PROJECT_DIR, 'schema')
 
+LABEL_CONFLICT_POLICIES: Tuple[str, ...] = ('drop', 'keep', 'fail')
+# The networks pool their input down several times; below this side there is
+# nothing left to pool, above it one batch no longer fits in memory.
+MIN_IMAGE_SIZE = 32
+MAX_IMAGE_SIZE = 1024
+
+
+class ConfigError(ValueError):
+  """A configuration value outside what the pipeline can run with.
+
+  `field` names the value as `<section>.<name>` (e.g. `training.epochs`), so a
+  runner can name its own flag for it; the message says what is allowed.
+  """
+
+  def __init__(self, field: str, message: str):
+    super().__init__(f'{field} {message}')
+    self.field = field
+    self.message = message
+
+
+def _at_least(field: str, value: Any, lowest: int) -> None:
+  if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+    raise ConfigError(field, f'must be at least {lowest} (a whole number), got {value!r}')
+
+
+def _within(field: str, value: Any, low: float, high: float) -> None:
+  if (isinstance(value, bool) or not isinstance(value, (int, float))
+      or not low <= value <= high):
+    raise ConfigError(field, f'must be a number from {low:g} to {high:g}, got {value!r}')
+
 
 @dataclasses.dataclass(frozen=True)
 class SplitConfig:
@@ -26,6 +56,10 @@ class SplitConfig:
   train: int = 70
   eval: int = 15
   test: int = 15
+
+  def __post_init__(self):
+    for name, size in self.as_dict().items():
+      _at_least(f'data.splits.{name}', size, 1)
 
   def as_dict(self) -> Dict[str, int]:
     return {'train': self.train, 'eval': self.eval, 'test': self.test}
@@ -52,6 +86,20 @@ class DataConfig:
   # 'keep' them (the group goes to its majority class's split), or 'fail'.
   label_conflicts: str = 'drop'
 
+  def __post_init__(self):
+    if not self.class_names or len(set(self.class_names)) != len(self.class_names):
+      raise ConfigError('data.class_names', 'must be distinct names, at least one, '
+                        f'got {self.class_names!r}')
+    _at_least('data.near_duplicate_max_bits', self.near_duplicate_max_bits, 0)
+    if self.near_duplicate_max_bits > 64:
+      raise ConfigError('data.near_duplicate_max_bits', 'must be at most 64 (the '
+                        f'hash has 64 bits), got {self.near_duplicate_max_bits}')
+    _at_least('data.split_seed', self.split_seed, 0)
+    _within('data.max_quarantined_fraction', self.max_quarantined_fraction, 0, 1)
+    if self.label_conflicts not in LABEL_CONFLICT_POLICIES:
+      raise ConfigError('data.label_conflicts', f'must be one of '
+                        f'{", ".join(LABEL_CONFLICT_POLICIES)}, got {self.label_conflicts!r}')
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
@@ -72,6 +120,15 @@ class ModelConfig:
   # Empty: random initial weights.
   backbone_weights: str = ''
 
+  def __post_init__(self):
+    _at_least('model.image_size', self.image_size, MIN_IMAGE_SIZE)
+    if self.image_size > MAX_IMAGE_SIZE:
+      raise ConfigError('model.image_size', f'must be at most {MAX_IMAGE_SIZE}, '
+                        f'got {self.image_size}')
+    if not 0.0 <= self.dropout < 1.0:
+      raise ConfigError('model.dropout', f'must be from 0 to below 1, got {self.dropout!r}')
+    _at_least('model.ensemble_size', self.ensemble_size, 1)
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
@@ -85,6 +142,15 @@ class TrainingConfig:
   early_stopping_patience: int = 30
   seed: int = 42
 
+  def __post_init__(self):
+    _at_least('training.epochs', self.epochs, 1)
+    _at_least('training.batch_size', self.batch_size, 1)
+    if not self.learning_rate > 0:
+      raise ConfigError('training.learning_rate',
+                        f'must be above 0, got {self.learning_rate!r}')
+    _at_least('training.early_stopping_patience', self.early_stopping_patience, 0)
+    _at_least('training.seed', self.seed, 0)
+
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
@@ -94,6 +160,11 @@ class EvaluationConfig:
   min_malignant_recall: float = 0.75
   # How much worse than the model in service a candidate may be (0 = not worse).
   regression_tolerance: float = 0.0
+
+  def __post_init__(self):
+    _within('evaluation.min_accuracy', self.min_accuracy, 0, 1)
+    _within('evaluation.min_malignant_recall', self.min_malignant_recall, 0, 1)
+    _within('evaluation.regression_tolerance', self.regression_tolerance, 0, 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +186,9 @@ class PipelineConfig:
   # The curated schema as the orchestrator's containers see it: this checkout
   # locally, the copy inside the image on Kubeflow.
   schema_file: str = os.path.join(SCHEMA_DIR, 'schema.pbtxt')
+
+  def __post_init__(self):
+    _at_least('keep_served_versions', self.keep_served_versions, 1)
 
   @property
   def model_serving_dir(self) -> str:

@@ -15,8 +15,9 @@ MALIGNANT_CLASS = 'malignant'
 NORMAL_CLASS = 'normal'
 
 # BUSI keeps each scan's lesion masks beside it, as `<name>_mask.png`,
-# `<name>_mask_1.png`, ...: matched against the file name without extension.
-MASK_NAME_PATTERN = re.compile(r'^(?P<stem>.+)_mask(_\d+)?$', re.IGNORECASE)
+# `<name>_mask_1.png`, ...: matched whole against the file name without its
+# extension (DOTALL: a name with a newline is still recognised as a mask).
+MASK_NAME_PATTERN = re.compile(r'(?P<stem>.+)_mask(_\d+)?', re.IGNORECASE | re.DOTALL)
 
 # Raw features in each tf.Example.
 IMAGE_KEY = 'image'              # encoded PNG/JPEG bytes, as found on disk

@@ -20,11 +20,12 @@ from typing import Any, Dict, List, Mapping, Sequence
 
 from tfx.dsl.io import fileio
 
+from contracts import configs
 from contracts import names
 from dataset import group_split
 
 
-LABEL_CONFLICT_POLICIES = ('drop', 'keep', 'fail')
+LABEL_CONFLICT_POLICIES = configs.LABEL_CONFLICT_POLICIES
 _SHOWN_IN_ERRORS = 10
 
 
@@ -96,11 +97,13 @@ def build(*, data_root: str, policy: DataPolicy, near_duplicate_max_bits: int,
           groups: Sequence[Mapping[str, Any]],
           quarantined: Sequence[Mapping[str, str]],
           ignored: Sequence[Mapping[str, str]],
-          notes: Sequence[Mapping[str, str]]) -> Dict[str, Any]:
+          notes: Sequence[Mapping[str, str]],
+          masks: Mapping[str, Sequence[str]] = {}) -> Dict[str, Any]:
   """The audit as a JSON-ready dict.
 
   Args:
     assignment: relpath -> split, for every ingested image.
+    masks: relpath -> its mask files, for images that have any.
     labels: relpath -> class, for every readable image.
     groups: `duplicate_groups` of every readable image.
     quarantined, ignored: {'file', 'reason'} per file not ingested.
@@ -120,6 +123,10 @@ def build(*, data_root: str, policy: DataPolicy, near_duplicate_max_bits: int,
       'policy': dict(dataclasses.asdict(policy),
                      near_duplicate_max_bits=near_duplicate_max_bits),
       'ingested': len(assignment),
+      'ingested_files': [
+          dict({'file': relpath, 'split': split},
+               **({'masks': list(masks[relpath])} if masks.get(relpath) else {}))
+          for relpath, split in sorted(assignment.items())],
       'class_counts': {c: class_counts.get(c, 0) for c in policy.class_names},
       'independent_images_per_class': _independent_images(
           assignment, labels, groups, policy.class_names),
@@ -134,7 +141,22 @@ def build(*, data_root: str, policy: DataPolicy, near_duplicate_max_bits: int,
   }
 
 
+def outcomes(audit: Mapping[str, Any]) -> Dict[str, str]:
+  """Each file and folder the audit names -> 'ingested', 'quarantined' or 'ignored'.
+
+  An image's masks share its outcome. A folder the scan does not enter (a
+  hidden or nested one) is one entry, however many files it holds.
+  """
+  found: Dict[str, str] = {}
+  for outcome in ('ingested', 'quarantined', 'ignored'):
+    for entry in audit[f'{outcome}_files' if outcome == 'ingested' else outcome]:
+      for name in (entry['file'], *entry.get('masks', ())):
+        found.setdefault(name, outcome)
+  return found
+
+
 def write(audit: Mapping[str, Any], folder: str) -> None:
+  fileio.makedirs(folder)
   with fileio.open(os.path.join(folder, names.DATA_AUDIT_FILE), 'w') as f:
     f.write(json.dumps(audit, indent=1, sort_keys=True, ensure_ascii=False))
   with fileio.open(os.path.join(folder, names.DATA_AUDIT_REPORT_FILE), 'w') as f:

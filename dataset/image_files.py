@@ -16,7 +16,8 @@ import dataclasses
 import hashlib
 import io
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+import re
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -28,8 +29,22 @@ from contracts import serving
 from dataset import perceptual_hash
 
 _BOMB = 'possible decompression bomb, rejected without decoding'
+# Names no report line or shell command can show as they are.
+_CONTROL_CHARACTER = re.compile(r'[\x00-\x1f\x7f]')
 # Pixel modes the model's decoder reads as they are; others are re-encoded.
 _DECODABLE = {'PNG': ('L', 'RGB'), 'JPEG': ('L', 'RGB')}
+
+
+class UnreadableFileError(OSError):
+  """A file listed by the scan that cannot be read now (gone, or no permission).
+
+  TensorFlow's file system raises its own errors, not OSError; this is the one
+  error the executor needs to catch to quarantine the file.
+  """
+
+  def __init__(self, relpath: str, reason: str):
+    super().__init__(f'{relpath}: {reason}')
+    self.reason = reason
 
 
 class InvalidImageError(ValueError):
@@ -119,6 +134,37 @@ def scan_folder(root: str,
   return FolderScan(images, quarantined, ignored)
 
 
+def layout_problem(root: str, class_names: Sequence[str]) -> Optional[str]:
+  """Why `root` is not a folder-per-class tree of `class_names`, or None.
+
+  Catches the layouts whose symptom, a class with no images, hides the cause:
+  a class folder named in another case, and a data root one level above the
+  class folders (BUSI unpacks as `Dataset_BUSI_with_GT/<class>/`).
+  """
+  expected = ', '.join(f'{name}/' for name in class_names)
+  if not fileio.exists(root):
+    return f'data root {root} does not exist'
+  if not fileio.isdir(root):
+    return (f'data root {root} is a file, not a folder; pass the folder that '
+            f'holds {expected}')
+  folders = [name for name in _entries(root)
+             if not name.startswith('.') and fileio.isdir(os.path.join(root, name))]
+  for name in folders:
+    for class_name in class_names:
+      if name != class_name and name.strip().lower() == class_name.lower():
+        return (f'found folder {name!r} in {root}; class folders must be named '
+                f'exactly {expected} (lower case, no spaces): rename {name!r} '
+                f'to {class_name!r}')
+  if any(name in class_names for name in folders):
+    return None
+  for name in folders:
+    inner = os.path.join(root, name)
+    if any(fileio.isdir(os.path.join(inner, c)) for c in class_names):
+      return (f'data root looks one level too high: did you mean {inner}? '
+              f'(it holds the class folders {expected})')
+  return None
+
+
 def _entries(folder: str) -> List[str]:
   return sorted(entry.rstrip('/') for entry in fileio.listdir(folder))
 
@@ -138,6 +184,10 @@ def _scan_class(root: str, label: str) -> FolderScan:
     stem, ext = os.path.splitext(name)
     if name.startswith('.'):
       ignored.append(ExcludedFile(relpath, 'hidden file or folder'))
+    elif _CONTROL_CHARACTER.search(name):
+      quarantined.append(ExcludedFile(
+          relpath, 'file name contains a control character (such as a newline); '
+          'rename the file'))
     elif os.path.islink(path):
       quarantined.append(ExcludedFile(relpath, 'symbolic link; links are not followed'))
     elif fileio.isdir(path):
@@ -146,9 +196,15 @@ def _scan_class(root: str, label: str) -> FolderScan:
     elif not _is_image_name(name):
       quarantined.append(ExcludedFile(
           relpath, f'not an image file name (expected {", ".join(serving.IMAGE_EXTENSIONS)})'))
-    elif features.MASK_NAME_PATTERN.match(stem):
-      masks.setdefault(features.MASK_NAME_PATTERN.match(stem).group('stem'),
+    elif features.MASK_NAME_PATTERN.fullmatch(stem):
+      masks.setdefault(features.MASK_NAME_PATTERN.fullmatch(stem).group('stem'),
                        []).append(relpath)
+    elif stem in stems:
+      # Masks pair with images by stem, so a second image of the same stem
+      # would make its masks ambiguous; the first in name order is kept.
+      quarantined.append(ExcludedFile(
+          relpath, f'same name as {stems[stem]} with another extension; only one '
+          'image per name is read (rename one of them)'))
     else:
       stems[stem] = relpath
   images = [ImageFile(relpath, label, tuple(sorted(masks.pop(stem, []))))
@@ -161,8 +217,13 @@ def _scan_class(root: str, label: str) -> FolderScan:
 
 
 def read_bytes(root: str, relpath: str) -> bytes:
-  with fileio.open(os.path.join(root, relpath), 'rb') as f:
-    return f.read()
+  """The file's bytes; UnreadableFileError when it is gone or unreadable."""
+  try:
+    with fileio.open(os.path.join(root, relpath), 'rb') as f:
+      return f.read()
+  except Exception as e:  # OSError, or TensorFlow's NotFoundError and the like.
+    detail = getattr(e, 'message', None) or str(e)
+    raise UnreadableFileError(relpath, f'unreadable ({detail})') from e
 
 
 def open_image(data: bytes, relpath: str) -> Image.Image:
@@ -190,9 +251,22 @@ def open_image(data: bytes, relpath: str) -> Image.Image:
   return image
 
 
-def fingerprint(root: str, image_file: ImageFile) -> ImageFingerprint:
+def fingerprint(root: str, image_file: ImageFile,
+                decoder_error: Optional[Callable[[bytes], Optional[str]]] = None,
+                ) -> ImageFingerprint:
+  """Hashes and measures one image.
+
+  Args:
+    decoder_error: the reason the model's own decoder rejects these bytes, or
+      None when it reads them. An image PIL reads but that decoder does not
+      (a truncated PNG, a CMYK JPEG) would fail later in Transform or in
+      serving, so it is rejected here with that reason.
+  """
   data = read_bytes(root, image_file.relpath)
   image = open_image(data, image_file.relpath)
+  problem = decoder_error(data) if decoder_error else None
+  if problem:
+    raise InvalidImageError(image_file.relpath, problem)
   needs_conversion = image.mode not in _DECODABLE.get(image.format, ())
   return ImageFingerprint(
       relpath=image_file.relpath,
@@ -253,7 +327,7 @@ def union_mask(root: str, mask_relpaths: Sequence[str], size: Tuple[int, int],
   for relpath in mask_relpaths:
     try:
       mask = open_image(read_bytes(root, relpath), relpath).convert('L')
-    except InvalidImageError as e:
+    except (InvalidImageError, UnreadableFileError) as e:
       notes.append(f'mask ignored: {e}')
       continue
     if mask.size != size:

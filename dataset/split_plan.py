@@ -23,6 +23,8 @@ class SplitPlan:
   groups: List[Dict[str, Any]]
   # Quarantine entries of the images the label-conflict policy drops.
   dropped: List[Dict[str, Any]]
+  # relpath -> its mask files, of every readable image.
+  masks: Dict[str, Tuple[str, ...]]
 
   def splits(self) -> Dict[str, str]:
     """relpath -> split of every image to ingest."""
@@ -53,4 +55,5 @@ def plan_splits(fingerprints: Sequence[image_files.ImageFingerprint],
   splits = group_split.assign_groups_to_splits(
       [(groups[path], labels[path]) for path in kept], ratios, split_seed)
   return SplitPlan(assignment={path: (groups[path], splits[groups[path]]) for path in kept},
-                   labels=labels, groups=duplicates, dropped=dropped)
+                   labels=labels, groups=duplicates, dropped=dropped,
+                   masks=masks)

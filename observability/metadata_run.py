@@ -93,14 +93,19 @@ def _outputs(store: metadata_store.MetadataStore, execution: metadata_store_pb2.
   return by_type
 
 
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+  """The SQLite ML Metadata store at `metadata_path`, created if it does not exist."""
+  return metadata_store.MetadataStore(
+      metadata.sqlite_metadata_connection_config(metadata_path))
+
+
 def read(metadata_path: str, pipeline_name: str,
          run_id: Optional[str] = None) -> MetadataRun:
   """Run `run_id` (default: the newest) of `pipeline_name` in the SQLite store.
 
   Raises ValueError when the store has no such run.
   """
-  store = metadata_store.MetadataStore(
-      metadata.sqlite_metadata_connection_config(metadata_path))
+  store = open_store(metadata_path)
   run = _find_run(store, pipeline_name, run_id)
   executions = sorted(store.get_executions_by_context(run.id),
                       key=lambda e: e.create_time_since_epoch)

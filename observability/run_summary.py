@@ -2,7 +2,8 @@
 
 The summary covers the newest run of the pipeline: wall time per component
 (cached ones marked), the Evaluator's metrics, whether the model was blessed
-and, if not, which rule failed, and where the Pusher put it.
+and, if not, which rule failed, and where the Pusher put it: only what is on
+disk now, so a version deleted since its push is reported as missing.
 """
 
 import dataclasses
@@ -36,6 +37,8 @@ class RunSummary:
   pushed_path: Optional[str]
   # One line on what ImageExampleGen ingested and quarantined (data_audit.md).
   data_audit: Optional[str] = None
+  # A version ML Metadata records as pushed that is no longer on disk.
+  missing_push: Optional[str] = None
 
   def format(self) -> str:
     lines = [f'Run {self.run_id}', '', 'Component wall time:']
@@ -56,7 +59,13 @@ class RunSummary:
     else:
       lines.append(f'Blessed: no (baseline: {baseline}). Failed checks:')
       lines += [f'  - {check}' for check in self.failed_checks]
-    lines.append(f'Pushed: {self.pushed_path}' if self.pushed_path else 'Pushed: nothing.')
+    if self.pushed_path:
+      lines.append(f'Pushed: {self.pushed_path}')
+    elif self.missing_push:
+      lines.append(f'Pushed: nothing on disk; {self.missing_push} was pushed but has '
+                   'since been deleted. Rerun to push it again.')
+    else:
+      lines.append('Pushed: nothing.')
     if self.data_audit:
       lines.append(self.data_audit)
     return '\n'.join(lines)
@@ -114,6 +123,7 @@ def summarize_run(run: metadata_run.MetadataRun,
                   class_names: Sequence[str]) -> RunSummary:
   components = [ComponentTime(e.component, e.seconds, e.cached) for e in run.executions]
   metrics, failed, blessed, baseline, pushed, audit = {}, [], None, None, None, None
+  missing = None
   for evaluation in run.outputs('ModelEvaluation'):
     if fileio.glob(os.path.join(evaluation.uri, 'metrics*')):
       metrics = overall_metrics(evaluation.uri, class_names)
@@ -124,10 +134,14 @@ def summarize_run(run: metadata_run.MetadataRun,
         names.BASELINE_VERSION_PROPERTY].string_value or None
   for push in run.outputs('PushedModel'):
     if push.custom_properties['pushed'].int_value == 1:
-      pushed = push.custom_properties['pushed_destination'].string_value
+      destination = push.custom_properties['pushed_destination'].string_value
+      if fileio.exists(destination):
+        pushed = destination
+      else:
+        missing = destination
   for examples in run.outputs('Examples'):
     if fileio.exists(os.path.join(examples.uri, names.DATA_AUDIT_FILE)):
       audit = (f'{data_audit.summary_line(data_audit.read(examples.uri))} Report: '
                f'{os.path.join(examples.uri, names.DATA_AUDIT_REPORT_FILE)}')
   return RunSummary(run.run_id, components, metrics, blessed, failed, baseline, pushed,
-                    audit)
+                    audit, missing)

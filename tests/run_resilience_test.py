@@ -2,13 +2,16 @@
 
 The resume test makes the Evaluator fail once (its split does not exist), then
 reruns with the split fixed and reads ML Metadata: everything upstream of the
-Evaluator must be CACHED, not recomputed. The lock test holds the output
-dir's lock from a second process, as a concurrent run would.
+Evaluator must be CACHED, not recomputed. It then deletes the serving
+directory and reruns: the Pusher must push again rather than report the
+deleted version from its cache. The lock test holds the output dir's lock from
+a second process, as a concurrent run would.
 """
 
 import dataclasses
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 
@@ -43,6 +46,13 @@ def test_a_failed_run_resumes_from_cached_upstream_outputs(tmp_path):
   assert not cached['ServedBaselineEvaluator'] and not cached['Pusher']
   assert summary.pushed_path
   assert summary.data_audit.startswith('Data audit: 24 images ingested')
+
+  shutil.rmtree(config.serving_dir)
+  assert local_runner.run(config) == 0
+  rerun = run_summary.summarize(config.metadata_path, config.pipeline_name,
+                                features.CLASS_NAMES)
+  assert not {c.component: c.cached for c in rerun.components}['Pusher']
+  assert rerun.pushed_path and os.path.isdir(rerun.pushed_path)
 
 
 def test_a_second_run_on_the_same_output_dir_is_refused(tmp_path, capsys):

@@ -23,6 +23,7 @@ from tfx.utils import proto_utils
 
 from bench import synthetic_busi
 from components.image_example_gen import component_config
+from components.image_example_gen import decoder_check
 from components.image_example_gen import executor
 from contracts import features
 from contracts import names
@@ -38,7 +39,8 @@ _CONFIG = component_config.ImageExampleGenConfig(
     near_duplicate_max_bits=10, split_seed=42, class_names=_CLASSES,
     max_quarantined_fraction=1.0, strict=False, label_conflicts='drop')
 _ACCEPTED = ('benign/jpeg inside.png', 'benign/sixteen bit.png', 'benign/rgba.png',
-             'benign/palette.png', 'benign/cmyk.jpg', 'benign/échographie ü 1.png')
+             'benign/palette.png', 'benign/échographie ü 1.png')
+_NEWLINE_MASK = 'benign/benign (6)\n_mask.png'
 
 
 def run_executor(root: str, out: str, **overrides) -> str:
@@ -102,8 +104,15 @@ def write_messy_folder(root: str) -> str:
   bad_inputs.sixteen_bit_png(os.path.join(root, _ACCEPTED[1]))
   bad_inputs.rgba_png(os.path.join(root, _ACCEPTED[2]))
   bad_inputs.palette_png(os.path.join(root, _ACCEPTED[3]))
-  bad_inputs.cmyk_jpeg(os.path.join(root, _ACCEPTED[4]))
-  bad_inputs.grey_png(os.path.join(root, _ACCEPTED[5]), seed=7)
+  bad_inputs.grey_png(os.path.join(root, _ACCEPTED[4]), seed=7)
+  # What PIL reads but TensorFlow's decoder, in Transform and serving, does not.
+  bad_inputs.cmyk_jpeg(os.path.join(benign, 'cmyk.jpg'))
+  bad_inputs.png_with_bad_crc(os.path.join(benign, 'bad crc.png'))
+  bad_inputs.png_without_end(os.path.join(benign, 'no end.png'))
+  # Names that a folder listing keeps apart but a stem-keyed table would not.
+  bad_inputs.jpeg_named_png(os.path.join(benign, 'benign (4).jpg'), seed=13)
+  bad_inputs.grey_png(os.path.join(benign, 'benign (5).PNG'), seed=12)
+  bad_inputs.mask_png(os.path.join(root, _NEWLINE_MASK))
   bad_inputs.grey_png(os.path.join(benign, 'nested', 'inner.png'), seed=8)
   bad_inputs.not_an_image(os.path.join(benign, '.DS_Store'))
   os.symlink(os.path.join(benign, 'benign (3).png'), os.path.join(benign, 'link.png'))
@@ -138,6 +147,12 @@ def _quarantine_reasons(audit):
     ('benign/link.png', 'symbolic link'),
     ('linked_class', 'symbolic link'),
     ('cyst/cyst (1).png', "unknown class folder 'cyst'"),
+    ('benign/cmyk.jpg', 'jpeg::Uncompress failed'),
+    ('benign/bad crc.png', 'Invalid PNG data'),
+    ('benign/no end.png', 'Invalid PNG data'),
+    ('benign/benign (4).png', 'same name as benign/benign (4).jpg'),
+    ('benign/benign (5).png', 'same name as benign/benign (5).PNG'),
+    (_NEWLINE_MASK, 'control character'),
 ])
 def test_each_bad_file_is_quarantined_with_its_reason(messy, relpath, reason):
   assert reason in _quarantine_reasons(messy['audit'])[relpath]
@@ -151,18 +166,23 @@ def test_hidden_and_non_data_files_are_ignored_with_a_reason(messy):
                      'empty_folder': 'empty class folder'}
 
 
-def test_every_file_is_accounted_for(messy):
+def test_every_file_is_accounted_for_exactly_once(messy):
   audit = messy['audit']
-  ingested_masks = {m for _, example in messy['examples'].values()
-                    for m in _mask_files(messy['root'], example)}
-  quarantined_masks = {m for q in audit['quarantined'] for m in q.get('masks', ())}
-  accounted = (set(messy['examples']) | ingested_masks | quarantined_masks |
-               set(_quarantine_reasons(audit)) | {i['file'] for i in audit['ignored']})
-  for folder, _, files in os.walk(messy['root']):
-    for name in files:
-      relpath = os.path.relpath(os.path.join(folder, name), messy['root'])
-      assert any(relpath == entry or relpath.startswith(entry + '/')
-                 for entry in accounted), relpath
+  outcomes = data_audit.outcomes(audit)
+  listed = set()  # A class folder counts by its files, an empty one by its name.
+  for name in os.listdir(messy['root']):
+    path = os.path.join(messy['root'], name)
+    inside = (os.listdir(path) if os.path.isdir(path) and not os.path.islink(path)
+              else [])
+    listed.update([f'{name}/{inner}' for inner in inside] or [name])
+  assert set(outcomes) == listed
+  entries = [*audit['ingested_files'], *audit['quarantined'], *audit['ignored']]
+  named = [n for entry in entries for n in (entry['file'], *entry.get('masks', ()))]
+  assert len(named) == len(set(named)) == len(listed)
+  assert {f for f, outcome in outcomes.items() if outcome == 'ingested'
+          and '_mask' not in f} == set(messy['examples'])
+  for _, example in messy['examples'].values():
+    assert set(_mask_files(messy['root'], example)) <= set(outcomes)
 
 
 def _mask_files(root, example):
@@ -177,6 +197,19 @@ def test_odd_but_valid_images_are_accepted_and_decodable(messy, relpath):
   decoded = preprocessing.decode_image(tf.constant(_feature(example, features.IMAGE_KEY)), 32)
   assert decoded.shape == (32, 32, 1)
   assert float(tf.reduce_max(decoded)) > 0.0
+
+
+def test_what_the_audit_ingests_transform_and_serving_decode_and_nothing_else(messy):
+  """Transform decodes the stored bytes; a serving client sends the original file."""
+  decode = lambda data: preprocessing.decode_batch(tf.constant([data]), 32)
+  for relpath, (_, example) in messy['examples'].items():
+    assert decode(_feature(example, features.IMAGE_KEY)).shape == (1, 32, 32, 1)
+    with open(os.path.join(messy['root'], relpath), 'rb') as f:
+      assert decode(f.read()).shape == (1, 32, 32, 1), relpath
+  for relpath in ('benign/cmyk.jpg', 'benign/bad crc.png', 'benign/no end.png'):
+    with open(os.path.join(messy['root'], relpath), 'rb') as f:
+      with pytest.raises(tf.errors.InvalidArgumentError):
+        decode(f.read())
 
 
 def test_converted_images_keep_their_intensities(messy):
@@ -240,7 +273,8 @@ def _plan(root, **overrides):
   fingerprints = []
   for image_file in scan.images:
     try:
-      fingerprints.append(image_files.fingerprint(root, image_file))
+      fingerprints.append(image_files.fingerprint(root, image_file,
+                                                  decoder_check.decoder_error))
     except image_files.InvalidImageError:
       pass
   random.Random(len(overrides)).shuffle(fingerprints)
