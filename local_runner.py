@@ -82,9 +82,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                       help='busi_net networks trained from different seeds and '
                            f'served as their average (default {defaults.model.ensemble_size})')
   parser.add_argument('--backbone-weights', default='',
-                      help='for --model mobilenet_v2 or efficientnet_b0: a Keras .h5 file '
-                           'of the ImageNet weights without the top (default: random '
-                           'initial weights; nothing is downloaded)')
+                      help=f'for --model {" or ".join(registry.BACKBONE_WEIGHTS_MODELS)}: '
+                           'a Keras .h5 file of the ImageNet weights without the top '
+                           '(default: random initial weights; nothing is downloaded)')
   parser.add_argument('--epochs', type=int, default=defaults.training.epochs)
   parser.add_argument('--batch-size', type=int, default=defaults.training.batch_size)
   parser.add_argument('--splits', type=_split_ratios, default=defaults.data.splits,
@@ -123,6 +123,11 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   if args.ensemble_size > 1 and not model_spec.ensembles:
     parser.error(f'--ensemble-size applies to {" or ".join(registry.ENSEMBLE_MODELS)} '
                  f'only, not {args.model}')
+  if args.image_size is not None and (
+      args.image_size < 1 or args.image_size % model_spec.image_size_multiple):
+    multiple = (f'a multiple of {model_spec.image_size_multiple}'
+                if model_spec.image_size_multiple > 1 else 'positive')
+    parser.error(f'--image-size must be {multiple} for {args.model}, got {args.image_size}')
   if args.backbone_weights:
     if not model_spec.takes_backbone_weights:
       parser.error('--backbone-weights applies to '

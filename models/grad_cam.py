@@ -31,6 +31,17 @@ def last_feature_map_layer(model: keras.Model) -> keras.layers.Layer:
   raise ValueError(f'Model {model.name!r} has no layer with a [batch, h, w, c] output.')
 
 
+def explained_layer(model: keras.Model, model_name: str) -> Optional[keras.layers.Layer]:
+  """The layer Grad-CAM explains for the family `model_name`, as its spec names it.
+
+  None lets `grad_cam` take the deepest spatial layer (per member, for an
+  ensemble). lesion_net names its whole-image feature map: its deepest
+  spatial layers read the lesion crop, whose coordinates are not the image's.
+  """
+  layer_name = registry.spec(model_name).explained_layer
+  return model.get_layer(layer_name) if layer_name else None
+
+
 def grad_cam(model: keras.Model, images: np.ndarray, class_indices: np.ndarray,
              layer: Optional[keras.layers.Layer] = None) -> np.ndarray:
   """Heatmaps in [0, 1] at the input's size, one per image, for the given classes.

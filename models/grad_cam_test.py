@@ -9,6 +9,7 @@ import tf_keras as keras
 
 from contracts import configs
 from models import grad_cam
+from models import lesion_net
 from models import model as model_lib
 from models import registry
 
@@ -129,3 +130,31 @@ def test_a_backbone_export_loads_without_its_initial_weights_file(tmp_path):
   np.testing.assert_allclose(loaded(images), trained(images), rtol=1e-5)
   heatmaps = grad_cam.grad_cam(loaded, images, np.array([0, 2]))
   assert heatmaps.shape == (2, 32, 32)
+
+
+def test_lesion_nets_heatmap_explains_the_whole_image_not_the_crop():
+  size = 64
+  _, serving_model = registry.build_model(
+      configs.ModelConfig(name='lesion_net', image_size=size), 3)
+  layer = grad_cam.explained_layer(serving_model, 'lesion_net')
+  assert layer.name == lesion_net.CONTEXT_FEATURE_MAP
+  # A bright square off centre: the predicted box is not the whole image, so
+  # the crop pass's maps are in other coordinates than the image's.
+  images = np.full((2, size, size, 1), 0.2, np.float32)
+  images[:, 8:24, 36:52] = 0.9
+  backbone = next(l for l in serving_model.layers
+                  if l.name == 'efficientnet_lite0_features')
+  probe = keras.Model(serving_model.inputs,
+                      [layer.get_output_at(-1), backbone.get_output_at(-1)[2]])
+  explained, crop_map = probe(images, training=False)
+  whole_image = backbone(np.repeat(images, 3, axis=-1) * 255.0, training=False)[2]
+  np.testing.assert_allclose(explained, whole_image, rtol=1e-4, atol=1e-4)
+  assert not np.allclose(crop_map, whole_image, atol=1e-2)
+  heatmaps = grad_cam.grad_cam(serving_model, images, np.array([0, 1]), layer)
+  assert heatmaps.shape == (2, size, size)
+  assert heatmaps.min() >= 0.0 and heatmaps.max() <= 1.0
+
+
+def test_the_other_families_explain_their_deepest_spatial_layer():
+  _, busi_net = registry.build_model(configs.ModelConfig(image_size=32), 3)
+  assert grad_cam.explained_layer(busi_net, 'busi_net') is None

@@ -35,8 +35,8 @@ import tensorflow as tf
 import tf_keras as keras
 from tf_keras import layers
 
+from contracts import features
 from models import efficientnet_lite
-from models import features
 
 # The crop is this many times the predicted lesion's extent, so the class
 # head sees the lesion's margin and the tissue around it.
@@ -46,9 +46,13 @@ CROP_MARGIN = 1.5
 MIN_CROP_FRACTION = 0.25
 LESION_BOX = 'lesion_box'
 LESION_PRESENCE = 'lesion_presence'
+# The whole-image stride-32 feature map the class head pools: the map
+# Grad-CAM explains, in image coordinates (the crop pass's maps are in the
+# crop's).
+CONTEXT_FEATURE_MAP = 'context_feature_map'
 
 _DECODER_FILTERS = 64
-_BACKBONE_STRIDE = 32
+BACKBONE_STRIDE = 32
 
 
 @dataclasses.dataclass
@@ -178,9 +182,9 @@ def build_lesion_net(image_size: int, num_classes: int, class_output: str,
   resampled to. `imagenet_weights` starts the backbone from the installed
   ImageNet weights, else from random ones.
   """
-  if image_size % _BACKBONE_STRIDE:
+  if image_size % BACKBONE_STRIDE:
     raise ValueError(f'lesion_net needs an image size divisible by '
-                     f'{_BACKBONE_STRIDE}, got {image_size}')
+                     f'{BACKBONE_STRIDE}, got {image_size}')
   crop_size = crop_size or image_size
   backbone = _backbone(imagenet_weights)
   inputs = keras.Input((image_size, image_size, 1), name=features.IMAGE_XF)
@@ -198,7 +202,8 @@ def build_lesion_net(image_size: int, num_classes: int, class_output: str,
   crop = LesionCrop(crop_size, name='lesion_crop')([inputs, box])
   _, _, crop_stride32 = backbone(_to_backbone_range(crop, 'crop'))
 
-  context = layers.GlobalAveragePooling2D(name='context_pool')(stride32)
+  context = layers.Activation('linear', name=CONTEXT_FEATURE_MAP)(stride32)
+  context = layers.GlobalAveragePooling2D(name='context_pool')(context)
   lesion = layers.GlobalAveragePooling2D(name='lesion_pool')(crop_stride32)
   x = layers.Concatenate(name='context_lesion_presence')([context, lesion, presence])
   x = layers.Dropout(dropout, name='dropout')(x)

@@ -1,4 +1,8 @@
-"""lesion_net: the soft box follows the mask, and the network trains and exports."""
+"""lesion_net: the soft box follows the mask, and the network trains.
+
+Export through the serving signatures is tested with the registered family
+(models/training_test.py).
+"""
 
 import numpy as np
 import pytest
@@ -100,15 +104,6 @@ def test_one_step_trains_on_lesions_and_a_normal_scan(net):
                          decoder_before)
   assert not np.allclose(net.training.get_layer(CLASS_OUTPUT).get_weights()[0],
                          head_before)
-
-
-def test_the_serving_model_exports_and_reloads(net, tmp_path):
-  images = np.random.default_rng(2).random((2, SIZE, SIZE, 1), dtype=np.float32)
-  expected = net.serving(images, training=False).numpy()
-  tf.saved_model.save(net.serving, str(tmp_path / 'serving'))
-  reloaded = tf.saved_model.load(str(tmp_path / 'serving'))
-  np.testing.assert_allclose(reloaded(images, training=False), expected, rtol=1e-4,
-                             atol=1e-6)
 
 
 def test_the_backbone_starts_from_the_imagenet_weights():

@@ -6,13 +6,14 @@ one new module with its builder and one entry in `_SPECS`.
 
 import dataclasses
 import functools
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import tf_keras as keras
 
 from contracts import configs
 from models import backbones
 from models import compiling
+from models import lesion_net
 from models import model as model_lib
 
 # ([training model of each member], serving model); one member unless ensembled.
@@ -42,6 +43,16 @@ class ModelSpec:
   ensembles: bool = False
   # Starts from `ModelConfig.backbone_weights` when given.
   takes_backbone_weights: bool = False
+  # A normal scan's empty mask is a target ("no lesion here", weight 1); False:
+  # only images with a non-empty mask teach the mask head. A lesion image with
+  # an empty mask is a missing annotation either way and teaches nothing.
+  normal_mask_is_target: bool = False
+  # The layer whose output Grad-CAM explains; None: the deepest spatial layer
+  # (`grad_cam.last_feature_map_layer`). Its map must be in image coordinates.
+  explained_layer: Optional[str] = None
+  # The input side must be a multiple of this (lesion_net's decoder adds maps
+  # of strides 8 to 32, which must halve evenly).
+  image_size_multiple: int = 1
 
 
 def _single(build_one: Callable[[configs.ModelConfig, int], keras.Model]) -> Builder:
@@ -55,6 +66,10 @@ def _single(build_one: Callable[[configs.ModelConfig, int], keras.Model]) -> Bui
 
 
 _DEFAULT_IMAGE_SIZE = configs.ModelConfig.image_size
+# The Lite0 families' input side: divisible by the backbone's stride 32, and
+# small enough that one image through lesion_net's two backbone passes serves
+# quickly on a CPU (the cost grows with the square of the side).
+_LITE0_IMAGE_SIZE = 128
 
 
 def _backbone_spec(name: str) -> ModelSpec:
@@ -68,6 +83,13 @@ def _backbone_spec(name: str) -> ModelSpec:
       has_mask_head=False,
       calibrated=True,
       takes_backbone_weights=True)
+
+
+def _build_lesion_net(config: configs.ModelConfig, num_classes: int):
+  net = lesion_net.build_lesion_net(config.image_size, num_classes,
+                                    model_lib.CLASS_OUTPUT, model_lib.MASK_OUTPUT,
+                                    dropout=config.dropout)
+  return [net.training], net.serving
 
 
 _SPECS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
@@ -89,6 +111,29 @@ _SPECS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
               has_mask_head=False,
               calibrated=False),
     *(_backbone_spec(name) for name in backbones.NAMES),
+    # ImageNet-initialised from the installed weights package: no file to give.
+    ModelSpec(name='efficientnet_lite0',
+              build=_single(functools.partial(
+                  backbones.build_efficientnet_lite0_classifier,
+                  class_output=model_lib.CLASS_OUTPUT)),
+              compile=compiling.compile_classifier,
+              image_size=_LITE0_IMAGE_SIZE,
+              augments_in_input_pipeline=True,
+              has_mask_head=False,
+              calibrated=True),
+    # Finds the lesion with its mask head and classifies a crop of it beside
+    # the whole image (models/lesion_net.py); normal scans teach it "no
+    # lesion", which widens its crop to the whole image.
+    ModelSpec(name='lesion_net',
+              build=_build_lesion_net,
+              compile=compiling.compile_with_mask_head,
+              image_size=_LITE0_IMAGE_SIZE,
+              augments_in_input_pipeline=True,
+              has_mask_head=True,
+              calibrated=True,
+              normal_mask_is_target=True,
+              explained_layer=lesion_net.CONTEXT_FEATURE_MAP,
+              image_size_multiple=lesion_net.BACKBONE_STRIDE),
 )}
 
 MODEL_CHOICES: Tuple[str, ...] = tuple(_SPECS)

@@ -86,7 +86,12 @@ def _augment(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor):
   return image, mask
 
 
-def _to_model_inputs(weights: tf.Tensor, augment: bool, multitask: bool, seed: int):
+def _to_model_inputs(weights: tf.Tensor, augment: bool, multitask: bool, seed: int,
+                     normal_index: int):
+  """A function from (index, example) to the model's (inputs, targets, weights).
+
+  `normal_index` is the label index whose empty masks are targets (-1: none).
+  """
 
   def convert(index, example):
     image, mask = example[features.IMAGE_XF], example[features.MASK_XF]
@@ -96,19 +101,22 @@ def _to_model_inputs(weights: tf.Tensor, augment: bool, multitask: bool, seed: i
     weight = tf.gather(weights, label)
     if not multitask:
       return image, label, weight
-    # An empty mask may be a missing annotation rather than "no lesion" (the
-    # copy of BUSI here has almost all masks blank), so only annotated images
-    # teach the mask head.
-    annotated = tf.cast(tf.reduce_max(example[features.MASK_XF]) > 0, tf.float32)
+    # An empty mask on a lesion image is a missing annotation, not "no
+    # lesion", so it teaches the mask head nothing; a normal scan's empty mask
+    # is the truth when the family learns it (`normal_mask_is_target`).
+    mask_is_target = tf.logical_or(tf.reduce_max(example[features.MASK_XF]) > 0,
+                                   tf.equal(label, normal_index))
     return (image,
             {model_lib.CLASS_OUTPUT: label, model_lib.MASK_OUTPUT: mask},
-            {model_lib.CLASS_OUTPUT: weight, model_lib.MASK_OUTPUT: annotated})
+            {model_lib.CLASS_OUTPUT: weight,
+             model_lib.MASK_OUTPUT: tf.cast(mask_is_target, tf.float32)})
 
   return convert
 
 
 def _batches(dataset: tf.data.Dataset, weights: np.ndarray, batch_size: int, seed: int,
-             training: bool, augment: bool, multitask: bool) -> tf.data.Dataset:
+             training: bool, augment: bool, multitask: bool,
+             normal_index: int) -> tf.data.Dataset:
   """Batches of (image, label(s), weight(s)); `multitask` adds the mask target."""
   dataset = dataset.cache()
   if training:
@@ -117,7 +125,8 @@ def _batches(dataset: tf.data.Dataset, weights: np.ndarray, batch_size: int, see
   # yet reproducible, augmentation seed.
   dataset = dataset.enumerate()
   dataset = dataset.map(
-      _to_model_inputs(tf.constant(weights), training and augment, multitask, seed),
+      _to_model_inputs(tf.constant(weights), training and augment, multitask, seed,
+                       normal_index),
       num_parallel_calls=tf.data.AUTOTUNE)
   return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
@@ -152,8 +161,8 @@ def train(model_config: configs.ModelConfig,
         os.path.join(log_dir, training_model.name) if len(training_models) > 1 else log_dir)
     members.append(_train_member(
         model_spec, training_model, training_config, training_config.seed + k,
-        steps_per_epoch, weights, member_log_dir, train_examples, eval_examples,
-        strategy))
+        steps_per_epoch, weights, _normal_index(model_spec, class_names),
+        member_log_dir, train_examples, eval_examples, strategy))
   temperature, flip_average = _calibration(model_spec, model_config, serving_model,
                                            eval_examples)
   return TrainResult(serving_model, members, temperature, flip_average)
@@ -169,6 +178,17 @@ def _train_labels(train_examples: tf.data.Dataset) -> np.ndarray:
   return labels
 
 
+def _normal_index(model_spec: registry.ModelSpec, class_names: Sequence[str]) -> int:
+  """The label index whose empty masks the mask head learns from; -1: none."""
+  if not model_spec.normal_mask_is_target:
+    return -1
+  if features.NORMAL_CLASS not in class_names:
+    raise ValueError(f'{model_spec.name} learns "no lesion" from the '
+                     f'{features.NORMAL_CLASS!r} class, which is not among the '
+                     f'classes {", ".join(class_names)}')
+  return list(class_names).index(features.NORMAL_CLASS)
+
+
 def _check_eval_split(eval_examples: tf.data.Dataset) -> None:
   if not any(True for _ in eval_examples.take(1)):
     raise ValueError('The eval split holds no examples: early stopping and '
@@ -177,7 +197,8 @@ def _check_eval_split(eval_examples: tf.data.Dataset) -> None:
 
 def _train_member(model_spec: registry.ModelSpec, training_model: keras.Model,
                   training_config: configs.TrainingConfig, seed: int,
-                  steps_per_epoch: int, weights: np.ndarray, log_dir: Optional[str],
+                  steps_per_epoch: int, weights: np.ndarray, normal_index: int,
+                  log_dir: Optional[str],
                   train_examples: tf.data.Dataset, eval_examples: tf.data.Dataset,
                   strategy: tf.distribute.Strategy) -> MemberRun:
   """Compiles and fits one network of the ensemble."""
@@ -187,7 +208,8 @@ def _train_member(model_spec: registry.ModelSpec, training_model: keras.Model,
   batches = functools.partial(_batches, weights=weights,
                               batch_size=training_config.batch_size, seed=seed,
                               augment=model_spec.augments_in_input_pipeline,
-                              multitask=model_spec.has_mask_head)
+                              multitask=model_spec.has_mask_head,
+                              normal_index=normal_index)
   return _fit(training_model, monitor, training_config, seed, log_dir,
               batches(train_examples, training=True),
               batches(eval_examples, training=False))

@@ -416,7 +416,8 @@ def _explanations_section(context: _Context,
     return [html.paragraph(f'Grad-CAM needs the network rebuilt from models/model.py: {e}')]
   result = explanations_lib.explain(
       model, context.splits[context.test_split], probabilities,
-      model_config.image_size, context.class_names)
+      model_config.image_size, context.class_names,
+      layer=grad_cam.explained_layer(model, model_config.name))
   score = (f'{result.pointing_score:.2f} ({result.pointing_hits} of '
            f'{result.pointing_total} test images with a lesion mask)'
            if result.pointing_total else 'n/a (no test image has a lesion mask)')
