@@ -6,12 +6,14 @@ as baseline) -> Pusher. Runners choose only the orchestrator, the paths and the
 Beam arguments.
 """
 
+from typing import Any, Dict
+
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
 
 from components import atomic_pusher
 from components import byte_batched
+from components import data_audit
 from components.image_example_gen.component import image_example_gen
 from components.served_baseline_evaluator import ServedBaselineEvaluator
 from components.validation_gate import DataValidationGate
@@ -55,6 +57,21 @@ def transform_component(config: configs.PipelineConfig, examples: tfx.types.Base
       disable_statistics=True)
 
 
+def pusher_config(config: configs.PipelineConfig) -> Dict[str, Any]:
+  """What the Pusher needs for pruning and for the model card it writes."""
+  return {
+      atomic_pusher.KEEP_VERSIONS_KEY: config.keep_served_versions,
+      atomic_pusher.CLASS_NAMES_KEY: list(config.data.class_names),
+      atomic_pusher.TRAINING_CONFIG_KEY: config.custom_config(),
+      atomic_pusher.FLOORS_KEY: {
+          eval_config.ACCURACY: config.evaluation.min_accuracy,
+          eval_config.MALIGNANT_SENSITIVITY: config.evaluation.min_malignant_recall},
+      atomic_pusher.REGRESSION_TOLERANCE_KEY: config.evaluation.regression_tolerance,
+      atomic_pusher.TEST_SPLIT_KEY: config.evaluation.eval_split,
+      atomic_pusher.AUDIT_FILE_KEY: data_audit.JSON_FILE_NAME,
+  }
+
+
 def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
   example_gen = image_example_gen(config.data).with_id('ImageExampleGen')
   schema_importer = tfx.components.ImportSchemaGen(schema_file=config.schema_file)
@@ -84,14 +101,15 @@ def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
                                                  config.data.class_names),
       example_splits=[config.evaluation.eval_split],
       serving_model_dir=config.model_serving_dir)
-  pusher = tfx.components.Pusher(
+  pusher = atomic_pusher.ServingPusher(
       model=trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],
+      evaluation=evaluator.outputs['evaluation'],
+      examples=example_gen.outputs['examples'],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
               base_directory=config.model_serving_dir)),
-      custom_config={atomic_pusher.KEEP_VERSIONS_KEY: config.keep_served_versions},
-      custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor))
+      custom_config=pusher_config(config)).with_id('Pusher')
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,

@@ -1,14 +1,18 @@
 """The serving contract, checked on a SavedModel loaded as TF Serving loads it."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
 
 from components import image_files
 from models import features
 from models import inference
 from models import preprocessing
 from models import signatures
+from models import warmup
 from pipeline import configs
 from tests.serving import exported_model
 from tests.serving import payloads
@@ -102,3 +106,43 @@ def test_bad_payload_fails_its_request_with_a_message(served, name, payload, mes
 
 def test_pixel_limit_admits_everything_example_gen_ingests():
   assert preprocessing.MAX_IMAGE_PIXELS == image_files.MAX_PIXELS
+
+
+@pytest.mark.parametrize('signature,input_name', [
+    (signatures.SERVING_IMAGES, signatures.IMAGE_BYTES_INPUT),
+    (signatures.SERVING_DEFAULT, signatures.EXAMPLES_INPUT)])
+def test_an_empty_batch_gets_empty_outputs(served, signature, input_name):
+  outputs = served.signatures[signature](**{input_name: tf.constant([], tf.string)})
+  assert outputs['scores'].shape == (0, 3) and outputs['classes'].shape == (0, 3)
+  if 'label' in outputs:
+    assert outputs['label'].shape == (0,)
+
+
+def _warmup_logs(saved_model_dir: str):
+  path = os.path.join(saved_model_dir, warmup.ASSETS_EXTRA, warmup.WARMUP_FILE)
+  return [prediction_log_pb2.PredictionLog.FromString(record.numpy())
+          for record in tf.data.TFRecordDataset(path)]
+
+
+def test_warmup_requests_replay_through_the_signatures_they_name(exported, served):
+  """Each warm-up request, run as TF Serving runs it, gives what a direct call gives."""
+  logs = _warmup_logs(exported.saved_model_dir)
+  named = sorted({log.predict_log.request.model_spec.signature_name for log in logs})
+  assert named == sorted([signatures.SERVING_DEFAULT, signatures.SERVING_IMAGES])
+  assert len(logs) <= 1000   # TF Serving's limit on warm-up records
+  scans = warmup.synthetic_scans()
+  for log in logs:
+    request = log.predict_log.request
+    signature = served.signatures[request.model_spec.signature_name]
+    (input_name,) = signature.structured_input_signature[1]
+    assert list(request.inputs) == [input_name]
+    values = tf.make_ndarray(request.inputs[input_name])
+    replayed = signature(**{input_name: tf.constant(values)})
+    images = ([tf.train.Example.FromString(v).features.feature[features.IMAGE_KEY]
+               .bytes_list.value[0] for v in values]
+              if input_name == signatures.EXAMPLES_INPUT else list(values))
+    assert set(images) <= set(scans)
+    direct = served.signatures[signatures.SERVING_IMAGES](image_bytes=tf.constant(images))
+    np.testing.assert_allclose(replayed['scores'], direct['scores'], atol=1e-6)
+  assert {len(tf.make_ndarray(next(iter(log.predict_log.request.inputs.values()))))
+          for log in logs} == {1, 4}
