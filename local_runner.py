@@ -18,6 +18,7 @@ from typing import List, Optional
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from tfx import v1 as tfx
 
+from components import atomic_pusher
 from components import data_audit
 from components.validation_gate import DataAnomaliesError
 from models import backbones
@@ -172,6 +173,9 @@ def run(config: configs.PipelineConfig) -> int:
     return 1
   except data_audit.DataAuditError as e:
     print(f'\nStopped at the data audit: {e}', file=sys.stderr)
+    return 1
+  except atomic_pusher.PushError as e:
+    print(f'\nStopped at the push: {e}', file=sys.stderr)
     return 1
   summary = run_summary.summarize(config.metadata_path, config.pipeline_name,
                                   config.data.class_names)

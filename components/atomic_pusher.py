@@ -212,8 +212,8 @@ class Executor(pusher_executor.Executor):
     served = serving_config.ServedVersions(stable=version, canary=canary)
     doomed = old_versions(model_base_dir, keep, protected=served.versions())
     try:
-      serving_ops.set_served(model_base_dir, served, 'push', removed=tuple(doomed),
-                             run_id=run_id, before=before)
+      serving_ops.set_served(model_base_dir, before, served, 'push',
+                             removed=tuple(doomed), run_id=run_id)
     except (OSError, tf.errors.OpError) as error:
       raise PushError(
           f'Pusher: version {version} is in {model_base_dir}, but TF Serving\'s '

@@ -97,15 +97,14 @@ def _append_log(model_base_dir: str, change: ServingChange) -> None:
       path, text + json.dumps(dataclasses.asdict(change), sort_keys=True) + '\n')
 
 
-def set_served(model_base_dir: str, served: serving_config.ServedVersions, action: str,
-               removed: Tuple[int, ...] = (), run_id: str = '',
-               before: Optional[serving_config.ServedVersions] = None) -> ServingChange:
-  """Writes TF Serving's config files for `served` and logs the change.
+def set_served(model_base_dir: str, before: Optional[serving_config.ServedVersions],
+               served: serving_config.ServedVersions, action: str,
+               removed: Tuple[int, ...] = (), run_id: str = '') -> ServingChange:
+  """Writes TF Serving's config files for `served` and logs the change from `before`.
 
-  `before`: what was served, for a caller that has already changed the folder
-  (a push); by default it is read now.
+  `before` is what `current` said before the change began: a push reads it
+  before its new version folder appears.
   """
-  before = before or current(model_base_dir)
   serving_config.write_config_files(model_name_of(model_base_dir), model_base_dir, served)
   change = ServingChange(
       time=model_card.now(), action=action, stable=served.stable, canary=served.canary,
@@ -140,7 +139,7 @@ def rollback(model_base_dir: str, to_version: int) -> ServingChange:
         f'version {to_version} is not earlier than the served version '
         f'{served.stable}; use `promote {to_version}` to serve a newer one')
   canary = served.canary if served.canary != to_version else None
-  return set_served(model_base_dir,
+  return set_served(model_base_dir, served,
                     serving_config.ServedVersions(stable=to_version, canary=canary),
                     'rollback')
 
@@ -152,7 +151,7 @@ def promote(model_base_dir: str, version: int) -> ServingChange:
   if version == served.stable:
     raise ServingOpsError(f'version {version} is already the stable version')
   canary = served.canary if served.canary != version else None
-  return set_served(model_base_dir,
+  return set_served(model_base_dir, served,
                     serving_config.ServedVersions(stable=version, canary=canary),
                     'promote')
 
@@ -163,6 +162,6 @@ def stage_canary(model_base_dir: str, version: int) -> ServingChange:
   _kept(model_base_dir, version)
   if version == served.stable:
     raise ServingOpsError(f'version {version} is the stable version, not a canary')
-  return set_served(model_base_dir,
+  return set_served(model_base_dir, served,
                     serving_config.ServedVersions(stable=served.stable, canary=version),
                     'canary')

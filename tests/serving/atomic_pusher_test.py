@@ -282,7 +282,7 @@ def test_rollback_and_promote_switch_the_served_version_and_say_so(exported, tmp
   base = str(tmp_path / 'serving' / configs.MODEL_NAME)
   pushed = [int(os.path.basename(atomic_pusher.push_atomically(
       exported.saved_model_dir, base))) for _ in range(3)]
-  serving_ops.set_served(base, serving_config.ServedVersions(pushed[-1]), 'push')
+  serving_ops.set_served(base, None, serving_config.ServedVersions(pushed[-1]), 'push')
   change = serving_ops.rollback(base, pushed[0])
   assert (change.previous_stable, change.stable) == (pushed[-1], pushed[0])
   assert serving_dir.served_model_path(base) == os.path.join(base, str(pushed[0]))
@@ -291,7 +291,7 @@ def test_rollback_and_promote_switch_the_served_version_and_say_so(exported, tmp
   serving_ops.promote(base, pushed[2])
   assert serving_dir.served_model_path(base) == os.path.join(base, str(pushed[2]))
   assert [(c.action, c.previous_stable, c.stable) for c in serving_ops.read_log(base)] == [
-      ('push', pushed[2], pushed[2]), ('rollback', pushed[2], pushed[0]),
+      ('push', None, pushed[2]), ('rollback', pushed[2], pushed[0]),
       ('promote', pushed[0], pushed[2])]
 
 
@@ -356,8 +356,8 @@ def test_config_files_parse_as_tf_serving_reads_them(exported, tmp_path):
   base = str(tmp_path / 'serving' / configs.MODEL_NAME)
   version = int(os.path.basename(atomic_pusher.push_atomically(
       exported.saved_model_dir, base)))
-  serving_ops.set_served(base, serving_config.ServedVersions(version, canary=version - 5),
-                         'push')
+  serving_ops.set_served(base, None,
+                         serving_config.ServedVersions(version, canary=version - 5), 'push')
   folder = str(tmp_path / 'serving')
   config = model_server_config_pb2.ModelServerConfig()
   with open(os.path.join(folder, 'models.config')) as f:
