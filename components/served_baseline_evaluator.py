@@ -3,8 +3,9 @@
 The no-regression check must compare against what is in service. TFX finds the
 baseline with a Resolver node (LatestBlessedModelStrategy), which the open-source
 Kubeflow Pipelines v2 backend rejects. The serving directory is the ground truth
-on every orchestrator: this Evaluator takes the version served as `stable`
-there (components/serving_dir.py) as its baseline, and evaluates without one (thresholds only) when nothing is served yet.
+on every orchestrator: this Evaluator takes the version served as `stable` there
+(components/serving_dir.py) as its baseline, and evaluates without one
+(thresholds only) when nothing is served yet.
 The baseline is copied into the evaluation artifact, so the record says exactly
 which model the candidate was compared with.
 """

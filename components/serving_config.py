@@ -37,14 +37,16 @@ CONTAINER_MODELS_DIR = '/models'
 class BatchingParameters:
   """Server-side batching, sized from `make bench-serving` (bench/README.md).
 
-  Throughput per image keeps rising up to batch 32, the largest batch the bench
-  measures, so that is the cap. Waiting for a batch to fill costs latency: 2 ms
-  is a fraction of one image's p50 (about 14 ms on the bench machine), so a lone
-  request is barely delayed. One batch thread per core the bench had.
+  `serving_images` throughput keeps rising up to batch 32, the largest batch
+  the bench measures (74, 116 and 172 images/s at 1, 8 and 32 on 2026-12-02),
+  so that is the cap. Waiting for a batch to fill costs latency: 2 ms is a
+  sixth of one image's p50 (12.1 ms), so a lone request is barely delayed. One
+  batch thread per core of the bench machine (2); a batch already decodes its
+  images in parallel.
   """
   max_batch_size: int = 32
   batch_timeout_micros: int = 2000
-  num_batch_threads: int = 4
+  num_batch_threads: int = 2
   max_enqueued_batches: int = 100
   allowed_batch_sizes: Tuple[int, ...] = (1, 8, 32)
 
