@@ -383,3 +383,18 @@ def test_an_object_store_base_path_is_given_to_tf_serving_as_it_is():
   assert serving_config.container_base_path('gs://bucket/serving/busi_classifier/') == (
       'gs://bucket/serving/busi_classifier')
   assert serving_config.container_base_path('/home/u/outputs/serving_model/m') == '/models/m'
+
+
+def test_the_baseline_follows_the_stable_label_and_a_missing_one_is_named(
+    exported, tmp_path):
+  """What the Evaluator compares with (serving_dir.served_model_path)."""
+  base = str(tmp_path / 'serving' / configs.MODEL_NAME)
+  assert serving_dir.served_model_path(base) is None
+  versions = [int(os.path.basename(atomic_pusher.push_atomically(
+      exported.saved_model_dir, base))) for _ in range(2)]
+  assert serving_dir.served_model_path(base) == os.path.join(base, str(versions[1]))
+  serving_ops.set_served(base, None, serving_config.ServedVersions(versions[0]), 'rollback')
+  assert serving_dir.served_model_path(base) == os.path.join(base, str(versions[0]))
+  serving_ops.set_served(base, None, serving_config.ServedVersions(12), 'promote')
+  with pytest.raises(ValueError, match='serves version 12, which is not there'):
+    serving_dir.served_model_path(base)
