@@ -9,9 +9,11 @@ RUN pip install --no-cache-dir \
       pillow==12.3.0 \
       tf_keras==2.16.0
 
-# pipeline/kubeflow_configs.py's IMAGE_PROJECT_DIR: the compiled spec refers
+# orchestration/kubeflow/configs.py's IMAGE_PROJECT_DIR: the compiled spec refers
 # to files below it, such as the curated schema.
 WORKDIR /pipeline
+COPY contracts/ contracts/
+COPY dataset/ dataset/
 COPY components/ components/
 COPY models/ models/
 COPY pipeline/ pipeline/

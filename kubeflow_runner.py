@@ -19,12 +19,12 @@ import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from kfp_server_api import ApiException
 import urllib3
 
-from pipeline import beam_runners
-from pipeline import configs
-from pipeline import kubeflow_compiler
-from pipeline import kubeflow_configs
-from pipeline import kubeflow_platform
-from pipeline import kubeflow_submit
+from contracts import configs
+from orchestration import beam_runners
+from orchestration.kubeflow import compiler as kubeflow_compiler
+from orchestration.kubeflow import configs as kubeflow_configs
+from orchestration.kubeflow import platform as kubeflow_platform
+from orchestration.kubeflow import submit as kubeflow_submit
 from pipeline import pipeline as pipeline_lib
 
 # Schemes TensorFlow's file system reads and writes from inside the pods

@@ -23,16 +23,11 @@ import urllib.error
 import urllib.request
 from typing import Dict, List, Optional, Sequence
 
-from pipeline import configs
+from contracts import features
+from contracts import names
+from contracts import serving
 
-# models.signatures' names, without TensorFlow.
-SERVING_IMAGES = 'serving_images'
-IMAGE_BYTES_INPUT = 'image_bytes'
-DEFAULT_MODEL_DIR = os.path.join('outputs', 'serving_model', configs.MODEL_NAME)
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
-# BUSI keeps lesion masks beside the scans (`x_mask.png`, `x_mask_1.png`); a
-# folder walk skips them, as ExampleGen does (components/image_files.py).
-_MASK_NAME = re.compile(r'_mask(_\d+)?$', re.IGNORECASE)
+DEFAULT_MODEL_DIR = os.path.join('outputs', 'serving_model', names.MODEL_NAME)
 _TF_ERROR_NOISE = ('[[', 'Graph execution error', 'Detected at node', '<stack traces')
 
 
@@ -61,9 +56,9 @@ def tf_error_reason(message: str) -> str:
 
 def _prediction(outputs: Dict[str, Sequence]) -> Prediction:
   return Prediction(
-      label=outputs['label'],
-      probabilities={name: float(score)
-                     for name, score in zip(outputs['classes'], outputs['scores'])})
+      label=outputs[serving.LABEL_OUTPUT],
+      probabilities={name: float(score) for name, score in zip(
+          outputs[serving.CLASSES_OUTPUT], outputs[serving.SCORES_OUTPUT])})
 
 
 class LocalModel:
@@ -81,7 +76,7 @@ class LocalModel:
     from components import model_card  # pylint: disable=g-import-not-at-top
     from components import serving_dir  # pylint: disable=g-import-not-at-top
     self._tf = tf
-    if os.path.isfile(os.path.join(model_dir, serving_dir.SAVED_MODEL_FILE)):
+    if os.path.isfile(os.path.join(model_dir, serving.SAVED_MODEL_FILE)):
       saved_model_dir = model_dir
     else:
       try:
@@ -97,10 +92,10 @@ class LocalModel:
     except (OSError, ValueError, tf.errors.OpError) as error:
       raise UsageError(f'--model-dir {saved_model_dir}: not a loadable SavedModel: '
                        f'{tf_error_reason(str(error))}') from None
-    if SERVING_IMAGES not in saved_model.signatures:
+    if serving.SERVING_IMAGES not in saved_model.signatures:
       raise UsageError(f'--model-dir {saved_model_dir}: the model has no '
-                       f'{SERVING_IMAGES} signature')
-    self._signature = saved_model.signatures[SERVING_IMAGES]
+                       f'{serving.SERVING_IMAGES} signature')
+    self._signature = saved_model.signatures[serving.SERVING_IMAGES]
     name = os.path.basename(os.path.normpath(saved_model_dir))
     self.version = int(name) if name.isdigit() else None
     card = model_card.read_card(saved_model_dir)
@@ -113,13 +108,14 @@ class LocalModel:
 
   def predict(self, image: bytes) -> Prediction:
     try:
-      outputs = self._signature(image_bytes=self._tf.constant([image]))
+      outputs = self._signature(**{serving.IMAGE_BYTES_INPUT: self._tf.constant([image])})
     except self._tf.errors.InvalidArgumentError as error:
       raise PredictionError(tf_error_reason(error.message)) from None
     return _prediction({
-        'label': outputs['label'].numpy()[0].decode(),
-        'classes': [name.decode() for name in outputs['classes'].numpy()[0]],
-        'scores': outputs['scores'].numpy()[0].tolist(),
+        serving.LABEL_OUTPUT: outputs[serving.LABEL_OUTPUT].numpy()[0].decode(),
+        serving.CLASSES_OUTPUT: [
+            name.decode() for name in outputs[serving.CLASSES_OUTPUT].numpy()[0]],
+        serving.SCORES_OUTPUT: outputs[serving.SCORES_OUTPUT].numpy()[0].tolist(),
     })
 
 
@@ -173,9 +169,9 @@ class ServedModel:
 
   def predict(self, image: bytes) -> Prediction:
     encoded = [{'b64': base64.b64encode(image).decode('ascii')}]
-    body = {'signature_name': SERVING_IMAGES}
+    body = {'signature_name': serving.SERVING_IMAGES}
     if self._request_format == 'inputs':
-      body['inputs'] = {IMAGE_BYTES_INPUT: encoded}
+      body['inputs'] = {serving.IMAGE_BYTES_INPUT: encoded}
       outputs = self._call(self.url, json.dumps(body).encode())['outputs']
       return _prediction({name: values[0] for name, values in outputs.items()})
     body['instances'] = encoded
@@ -204,11 +200,11 @@ def find_images(paths: Sequence[str]) -> List[str]:
       found = sorted(
           os.path.join(folder, name)
           for folder, _, names in os.walk(path) for name in names
-          if name.lower().endswith(IMAGE_EXTENSIONS)
-          and not _MASK_NAME.search(os.path.splitext(name)[0]))
+          if name.lower().endswith(serving.IMAGE_EXTENSIONS)
+          and not features.MASK_NAME_PATTERN.match(os.path.splitext(name)[0]))
       if not found:
-        raise UsageError(f'{path}: folder holds no {"/".join(IMAGE_EXTENSIONS)} '
-                         'images')
+        raise UsageError(f'{path}: folder holds no '
+                         f'{"/".join(serving.IMAGE_EXTENSIONS)} images')
       images.extend(found)
     else:
       raise UsageError(f'{path}: no such file or folder')
@@ -234,13 +230,13 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
                            'whose newest version is used (default: %(default)s)')
   target.add_argument('--server', help='TF Serving REST address, e.g. '
                                        'http://localhost:8501')
-  parser.add_argument('--model-name', default=configs.MODEL_NAME,
+  parser.add_argument('--model-name', default=names.MODEL_NAME,
                       help='model name on the server (default: %(default)s)')
   pinned = parser.add_mutually_exclusive_group()
   pinned.add_argument('--version', type=int,
                       help='with --server: ask this model version')
   pinned.add_argument('--label', help='with --server: ask the version with this label '
-                                      '(stable, canary)')
+                                      f'({serving.STABLE_LABEL}, {serving.CANARY_LABEL})')
   parser.add_argument('--request-format', choices=('instances', 'inputs'),
                       default='instances',
                       help="with --server: TF Serving's row (instances) or columnar "

@@ -20,9 +20,9 @@ import sys
 from typing import Sequence
 
 from components import serving_ops
-from pipeline import configs
+from contracts import names
 
-DEFAULT_MODEL_DIR = os.path.join('outputs', 'serving_model', configs.MODEL_NAME)
+DEFAULT_MODEL_DIR = os.path.join('outputs', 'serving_model', names.MODEL_NAME)
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:

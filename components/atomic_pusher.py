@@ -47,10 +47,13 @@ from tfx.utils import io_utils
 from tfx.utils import json_utils
 from tfx.utils import proto_utils
 
+from components import evaluation_metrics
 from components import model_card
 from components import serving_config
 from components import serving_dir
 from components import serving_ops
+from contracts import names
+from contracts import serving
 
 KEEP_VERSIONS_KEY = 'keep_versions'
 # The Pusher's custom_config keys for the model card.
@@ -59,12 +62,9 @@ TRAINING_CONFIG_KEY = 'training_config'
 FLOORS_KEY = 'floors'
 REGRESSION_TOLERANCE_KEY = 'regression_tolerance'
 TEST_SPLIT_KEY = 'test_split'
-AUDIT_FILE_KEY = 'audit_file'
 # Optional inputs beside TFX's Pusher's model and blessing.
 EVALUATION_KEY = 'evaluation'
 EXAMPLES_KEY = 'examples'
-# The Evaluator's record of the served version it compared with.
-BASELINE_VERSION_PROPERTY = 'baseline_served_version'
 # ExampleGen's fingerprint of its input, on its Examples artifact.
 INPUT_FINGERPRINT_PROPERTY = 'input_fingerprint'
 
@@ -91,7 +91,7 @@ def remove_leftovers(model_base_dir: str) -> List[str]:
     name = entry.rstrip('/')
     path = os.path.join(model_base_dir, name)
     half_version = name.isdigit() and not fileio.exists(
-        os.path.join(path, serving_dir.SAVED_MODEL_FILE))
+        os.path.join(path, serving.SAVED_MODEL_FILE))
     if name.startswith((STAGING_PREFIX, REMOVING_PREFIX)) or half_version:
       logging.warning('Pusher: removing %s, left by an earlier push that did not '
                       'finish.', path)
@@ -133,7 +133,7 @@ def push_atomically(model_path: str, model_base_dir: str, version: Optional[int]
   version = next_version(model_base_dir) if version is None else version
   staging = os.path.join(model_base_dir, f'{STAGING_PREFIX}{version}-{uuid.uuid4().hex}')
   destination = os.path.join(model_base_dir, str(version))
-  saved_model_pb = os.path.join(model_path, serving_dir.SAVED_MODEL_FILE)
+  saved_model_pb = os.path.join(model_path, serving.SAVED_MODEL_FILE)
   try:
     io_utils.copy_dir(model_path, staging,
                       deny_regex_patterns=[f'^{re.escape(saved_model_pb)}$'])
@@ -142,11 +142,11 @@ def push_atomically(model_path: str, model_base_dir: str, version: Optional[int]
       with fileio.open(os.path.join(staging, relpath), 'w') as f:
         f.write(text)
     if _renames_atomically(model_base_dir):
-      fileio.copy(saved_model_pb, os.path.join(staging, serving_dir.SAVED_MODEL_FILE))
+      fileio.copy(saved_model_pb, os.path.join(staging, serving.SAVED_MODEL_FILE))
       fileio.rename(staging, destination)
     else:
       fileio.rename(staging, destination)
-      fileio.copy(saved_model_pb, os.path.join(destination, serving_dir.SAVED_MODEL_FILE))
+      fileio.copy(saved_model_pb, os.path.join(destination, serving.SAVED_MODEL_FILE))
   except (OSError, tf.errors.OpError) as error:
     for partial in (staging, destination):
       if fileio.exists(partial):
@@ -167,7 +167,7 @@ def remove_old_versions(model_base_dir: str, keep: int,
   removed = old_versions(model_base_dir, keep, protected)
   for version in removed:
     version_dir = os.path.join(model_base_dir, str(version))
-    fileio.remove(os.path.join(version_dir, serving_dir.SAVED_MODEL_FILE))
+    fileio.remove(os.path.join(version_dir, serving.SAVED_MODEL_FILE))
     fileio.rmtree(version_dir)
   return removed
 
@@ -222,7 +222,7 @@ class Executor(pusher_executor.Executor):
           f'run `make serving ARGS="promote {version}"`.') from None
     removed = remove_old_versions(model_base_dir, keep, protected=served.versions())
     logging.info('Model pushed to %s and served as %s; removed old versions %s.',
-                 destination, serving_config.STABLE, removed)
+                 destination, serving.STABLE_LABEL, removed)
     io_utils.copy_dir(model_path, model_push.uri)
     self._MarkPushed(model_push, pushed_destination=destination,
                      pushed_version=os.path.basename(destination))
@@ -239,19 +239,18 @@ class Executor(pusher_executor.Executor):
       return None
     blessing = artifact_utils.get_single_instance(
         input_dict[standard_component_specs.MODEL_BLESSING_KEY])
-    baseline = (blessing.get_string_custom_property(BASELINE_VERSION_PROPERTY)
-                if blessing.has_custom_property(BASELINE_VERSION_PROPERTY) else '')
+    baseline = (blessing.get_string_custom_property(names.BASELINE_VERSION_PROPERTY)
+                if blessing.has_custom_property(names.BASELINE_VERSION_PROPERTY) else '')
     return model_card.ModelCard(
         model_name=serving_ops.model_name_of(model_base_dir),
         version=version,
         pushed_at=model_card.now(),
         run_id=run_id,
         data=model_card.data_summary(
-            examples.uri, examples.get_string_custom_property(INPUT_FINGERPRINT_PROPERTY),
-            custom_config[AUDIT_FILE_KEY]),
+            examples.uri, examples.get_string_custom_property(INPUT_FINGERPRINT_PROPERTY)),
         test_split=custom_config[TEST_SPLIT_KEY],
-        test_metrics=model_card.overall_metrics(evaluation.uri,
-                                                custom_config[CLASS_NAMES_KEY]),
+        test_metrics=evaluation_metrics.overall_metrics(evaluation.uri,
+                                                        custom_config[CLASS_NAMES_KEY]),
         floors=dict(custom_config[FLOORS_KEY]),
         regression_tolerance=custom_config[REGRESSION_TOLERANCE_KEY],
         baseline_version=baseline,

@@ -13,15 +13,13 @@ import datetime
 import hashlib
 import json
 import os
-import re
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional
 
-import tensorflow_model_analysis as tfma
 from tfx.dsl.io import fileio
 
-ASSETS_EXTRA = 'assets.extra'
-JSON_FILE = 'model_card.json'
-MARKDOWN_FILE = 'model_card.md'
+from contracts import serving
+from dataset import data_audit
+
 # What the code fingerprint covers: the library layers, not tests or benches.
 _CODE_DIRS = ('components', 'contracts', 'dataset', 'models', 'pipeline', 'schema')
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,30 +68,13 @@ def code_fingerprint(project_dir: str = _PROJECT_DIR) -> str:
   return digest.hexdigest()
 
 
-def data_summary(examples_uri: str, fingerprint: str, audit_file: str) -> DataSummary:
+def data_summary(examples_uri: str, fingerprint: str) -> DataSummary:
   """Counts from the data audit ImageExampleGen wrote beside its splits."""
-  with fileio.open(os.path.join(examples_uri, audit_file), 'r') as f:
-    audit = json.load(f)
+  audit = data_audit.read(examples_uri)
   return DataSummary(fingerprint=fingerprint,
                      class_counts=dict(audit['class_counts']),
                      split_counts={split: dict(counts)
                                    for split, counts in audit['split_counts'].items()})
-
-
-def overall_metrics(evaluation_uri: str, class_names: Sequence[str]) -> Dict[str, float]:
-  """The candidate's metrics on the whole split; per-class ones get `_<class>`."""
-  result = tfma.load_eval_result(evaluation_uri)
-  metrics = {}
-  for slice_key, by_output in result.slicing_metrics:
-    if slice_key:
-      continue
-    for sub_key, values in by_output.get('', {}).items():
-      binarized = re.fullmatch(r'classId:(\d+)', sub_key)
-      suffix = f'_{class_names[int(binarized.group(1))]}' if binarized else ''
-      for name, value in values.items():
-        if 'doubleValue' in value:
-          metrics[name + suffix] = float(value['doubleValue'])
-  return metrics
 
 
 def now() -> str:
@@ -155,13 +136,14 @@ def to_markdown(card: ModelCard) -> str:
 
 def card_files(card: ModelCard) -> Mapping[str, str]:
   """Relative path in the version folder -> text."""
-  return {os.path.join(ASSETS_EXTRA, JSON_FILE): to_json(card),
-          os.path.join(ASSETS_EXTRA, MARKDOWN_FILE): to_markdown(card)}
+  return {os.path.join(serving.ASSETS_EXTRA, serving.MODEL_CARD_JSON_FILE): to_json(card),
+          os.path.join(serving.ASSETS_EXTRA, serving.MODEL_CARD_MARKDOWN_FILE):
+              to_markdown(card)}
 
 
 def read_card(version_dir: str) -> Optional[ModelCard]:
   """The card of a pushed version, or None for a version pushed without one."""
-  path = os.path.join(version_dir, ASSETS_EXTRA, JSON_FILE)
+  path = os.path.join(version_dir, serving.ASSETS_EXTRA, serving.MODEL_CARD_JSON_FILE)
   if not fileio.exists(path):
     return None
   with fileio.open(path, 'r') as f:

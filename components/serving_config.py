@@ -23,11 +23,10 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 from tfx.dsl.io import fileio
 
-MODELS_CONFIG_FILE = 'models.config'
+from contracts import serving
+
 BATCHING_PARAMETERS_FILE = 'batching_parameters.txt'
 MONITORING_CONFIG_FILE = 'monitoring.config'
-STABLE = 'stable'
-CANARY = 'canary'
 PROMETHEUS_PATH = '/monitoring/prometheus/metrics'
 # Where docs/serving.md mounts the serving directory inside the container.
 CONTAINER_MODELS_DIR = '/models'
@@ -85,9 +84,9 @@ def models_config(model_name: str, model_base_dir: str,
   model.base_path = container_base_path(model_base_dir)
   model.model_platform = 'tensorflow'
   model.model_version_policy.specific.versions.extend(served.versions())
-  model.version_labels[STABLE] = served.stable
+  model.version_labels[serving.STABLE_LABEL] = served.stable
   if served.canary:
-    model.version_labels[CANARY] = served.canary
+    model.version_labels[serving.CANARY_LABEL] = served.canary
   return config
 
 
@@ -128,7 +127,7 @@ def write_config_files(model_name: str, model_base_dir: str, served: ServedVersi
   write_file_atomically(os.path.join(folder, MONITORING_CONFIG_FILE),
                         monitoring_config_text())
   write_file_atomically(
-      os.path.join(folder, MODELS_CONFIG_FILE),
+      os.path.join(folder, serving.MODELS_CONFIG_FILE),
       text_format.MessageToString(models_config(model_name, model_base_dir, served)))
 
 
@@ -138,7 +137,7 @@ def read_served_versions(model_base_dir: str) -> Optional[ServedVersions]:
   A file this module did not write (no `stable` label) is an error with the
   file named, not a silent fallback to some other version.
   """
-  path = os.path.join(config_dir(model_base_dir), MODELS_CONFIG_FILE)
+  path = os.path.join(config_dir(model_base_dir), serving.MODELS_CONFIG_FILE)
   if not fileio.exists(path):
     return None
   with fileio.open(path, 'r') as f:
@@ -150,7 +149,9 @@ def read_served_versions(model_base_dir: str) -> Optional[ServedVersions]:
     raise ValueError(f'{path}: not a TF Serving model config: {error}') from None
   name = os.path.basename(model_base_dir.rstrip('/'))
   models = [m for m in config.model_config_list.config if m.name == name]
-  if not models or STABLE not in models[0].version_labels:
-    raise ValueError(f'{path}: no model {name!r} with a {STABLE!r} version label')
+  if not models or serving.STABLE_LABEL not in models[0].version_labels:
+    raise ValueError(
+        f'{path}: no model {name!r} with a {serving.STABLE_LABEL!r} version label')
   labels = models[0].version_labels
-  return ServedVersions(stable=labels[STABLE], canary=labels.get(CANARY) or None)
+  return ServedVersions(stable=labels[serving.STABLE_LABEL],
+                        canary=labels.get(serving.CANARY_LABEL) or None)

@@ -12,8 +12,7 @@ from typing import List, Optional
 from tfx.dsl.io import fileio
 
 from components import serving_config
-
-SAVED_MODEL_FILE = 'saved_model.pb'
+from contracts import serving
 
 
 def served_versions(model_base_dir: str) -> List[int]:
@@ -24,7 +23,7 @@ def served_versions(model_base_dir: str) -> List[int]:
   for entry in fileio.listdir(model_base_dir):
     name = entry.rstrip('/')
     if name.isdigit() and fileio.exists(
-        os.path.join(model_base_dir, name, SAVED_MODEL_FILE)):
+        os.path.join(model_base_dir, name, serving.SAVED_MODEL_FILE)):
       versions.append(int(name))
   return sorted(versions)
 
@@ -46,7 +45,7 @@ def served_model_path(model_base_dir: str) -> Optional[str]:
     return latest_model_path(model_base_dir)
   if served.stable not in served_versions(model_base_dir):
     raise ValueError(
-        f'{model_base_dir}: {serving_config.MODELS_CONFIG_FILE} serves version '
+        f'{model_base_dir}: {serving.MODELS_CONFIG_FILE} serves version '
         f'{served.stable}, which is not there; run `make serving ARGS=list` and '
         '`make serving ARGS="promote VERSION"` with a version that is.')
   return os.path.join(model_base_dir, str(served.stable))

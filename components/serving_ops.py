@@ -10,13 +10,14 @@ it, saying what was served before and after, and when.
 import dataclasses
 import json
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from tfx.dsl.io import fileio
 
 from components import model_card
 from components import serving_config
 from components import serving_dir
+from contracts import serving
 
 SERVING_LOG_FILE = 'serving_log.jsonl'
 
@@ -66,8 +67,8 @@ def list_versions(model_base_dir: str) -> List[VersionInfo]:
   infos = []
   for version in serving_dir.served_versions(model_base_dir):
     labels = tuple(label for label, labelled in (
-        (serving_config.STABLE, served.stable if served else None),
-        (serving_config.CANARY, served.canary if served else None)) if labelled == version)
+        (serving.STABLE_LABEL, served.stable if served else None),
+        (serving.CANARY_LABEL, served.canary if served else None)) if labelled == version)
     card = model_card.read_card(os.path.join(model_base_dir, str(version)))
     infos.append(VersionInfo(
         version=version, labels=labels,
@@ -130,30 +131,32 @@ def _served_now(model_base_dir: str) -> serving_config.ServedVersions:
   return served
 
 
+def _serve_as_stable(model_base_dir: str, version: int, action: str,
+                     refusal: Callable[[serving_config.ServedVersions], str]) -> ServingChange:
+  """Serves the kept `version` as `stable`, ending its canary; `refusal` says why not, or ''."""
+  served = _served_now(model_base_dir)
+  _kept(model_base_dir, version)
+  reason = refusal(served)
+  if reason:
+    raise ServingOpsError(reason)
+  canary = served.canary if served.canary != version else None
+  return set_served(model_base_dir, served,
+                    serving_config.ServedVersions(stable=version, canary=canary), action)
+
+
 def rollback(model_base_dir: str, to_version: int) -> ServingChange:
   """Serves an earlier version as `stable`; the newer ones stay on disk, unserved."""
-  served = _served_now(model_base_dir)
-  _kept(model_base_dir, to_version)
-  if to_version >= served.stable:
-    raise ServingOpsError(
-        f'version {to_version} is not earlier than the served version '
-        f'{served.stable}; use `promote {to_version}` to serve a newer one')
-  canary = served.canary if served.canary != to_version else None
-  return set_served(model_base_dir, served,
-                    serving_config.ServedVersions(stable=to_version, canary=canary),
-                    'rollback')
+  return _serve_as_stable(model_base_dir, to_version, 'rollback', lambda served: (
+      f'version {to_version} is not earlier than the served version {served.stable}; '
+      f'use `promote {to_version}` to serve a newer one'
+      if to_version >= served.stable else ''))
 
 
 def promote(model_base_dir: str, version: int) -> ServingChange:
   """Serves `version` as `stable` (typically the canary, which then ends)."""
-  served = _served_now(model_base_dir)
-  _kept(model_base_dir, version)
-  if version == served.stable:
-    raise ServingOpsError(f'version {version} is already the stable version')
-  canary = served.canary if served.canary != version else None
-  return set_served(model_base_dir, served,
-                    serving_config.ServedVersions(stable=version, canary=canary),
-                    'promote')
+  return _serve_as_stable(model_base_dir, version, 'promote', lambda served: (
+      f'version {version} is already the stable version'
+      if version == served.stable else ''))
 
 
 def stage_canary(model_base_dir: str, version: int) -> ServingChange:

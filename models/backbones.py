@@ -20,8 +20,8 @@ from typing import Callable, Dict, Tuple
 import tf_keras as keras
 from tf_keras import layers
 
-from models import features
-from pipeline import configs
+from contracts import configs
+from contracts import features
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,8 +16,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from contracts import configs
 from models import model as model_lib
-from pipeline import configs
+from models import registry
 
 
 def last_feature_map_layer(model: keras.Model) -> keras.layers.Layer:
@@ -82,11 +83,11 @@ def load_serving_model(saved_model_dir: str, model_config: configs.ModelConfig,
   (`models/signatures.py` saves the network as the module's `model`).
 
   Raises ValueError when the export's variables do not fit the network that
-  the current `models/model.py` builds, i.e. the model code has changed since.
+  the current model code builds, i.e. the model code has changed since.
   """
   # The export holds every weight: a backbone need not (and, on another
   # machine, may not be able to) read its initial weights file again.
-  _, serving_model = model_lib.build_model(
+  _, serving_model = registry.build_model(
       dataclasses.replace(model_config, backbone_weights=''), num_classes)
   checkpoint = tf.train.Checkpoint(model=serving_model)
   try:
@@ -94,6 +95,6 @@ def load_serving_model(saved_model_dir: str, model_config: configs.ModelConfig,
     status.expect_partial().assert_existing_objects_matched()
   except (ValueError, AssertionError) as e:
     raise ValueError(f'{saved_model_dir} does not fit the {model_config.name} that '
-                     f'models/model.py builds now (the code changed since it was '
+                     f'model code builds now (the code changed since it was '
                      f'trained?): {str(e).splitlines()[0]}') from None
   return serving_model

@@ -7,9 +7,10 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from contracts import configs
 from models import grad_cam
 from models import model as model_lib
-from pipeline import configs
+from models import registry
 
 _SIZE = 32
 _BOX = 8
@@ -67,7 +68,7 @@ def test_heatmap_peaks_inside_the_box_with_the_class_evidence(box_model):
 
 def test_the_feature_map_is_the_last_spatial_layer(box_model):
   assert grad_cam.last_feature_map_layer(box_model).name == 'last_conv'
-  _, busi_net = model_lib.build_model(
+  _, busi_net = registry.build_model(
       configs.ModelConfig(image_size=32, ensemble_size=1), 3)
   pooling = next(layer for layer in busi_net.layers
                  if isinstance(layer, keras.layers.GlobalAveragePooling2D))
@@ -82,7 +83,7 @@ def _write_export(model: keras.Model, export_dir) -> None:
 
 def test_an_export_of_another_network_is_refused(tmp_path):
   config = configs.ModelConfig(name='seed_cnn', image_size=32)
-  _, seed_cnn = model_lib.build_model(config, 3)
+  _, seed_cnn = registry.build_model(config, 3)
   _write_export(seed_cnn, tmp_path)
   assert grad_cam.load_serving_model(str(tmp_path), config, 3).count_params() == \
       seed_cnn.count_params()
@@ -102,7 +103,7 @@ def test_peak_inside_reads_the_argmax():
 
 def test_an_ensembles_heatmap_is_the_mean_of_its_members(tmp_path):
   config = configs.ModelConfig(image_size=32, ensemble_size=2)
-  _, ensemble = model_lib.build_model(config, 3)
+  _, ensemble = registry.build_model(config, 3)
   _write_export(ensemble, tmp_path)
   loaded = grad_cam.load_serving_model(str(tmp_path), config, 3)
   images = np.random.default_rng(0).uniform(size=(4, 32, 32, 1)).astype(np.float32)
@@ -119,7 +120,7 @@ def test_an_ensembles_heatmap_is_the_mean_of_its_members(tmp_path):
 
 def test_a_backbone_export_loads_without_its_initial_weights_file(tmp_path):
   config = configs.ModelConfig(name='mobilenet_v2', image_size=32)
-  _, trained = model_lib.build_model(config, 3)
+  _, trained = registry.build_model(config, 3)
   export_dir = tmp_path / 'export'
   _write_export(trained, export_dir)
   moved_away = dataclasses.replace(config, backbone_weights=str(tmp_path / 'gone.h5'))

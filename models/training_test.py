@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import features
+from bench import synthetic_busi
+from contracts import configs
+from contracts import features
+from models import registry
 from models import trainer
 from models import training
-from pipeline import configs
-from tests import synthetic_busi
 
 _SIZE = 32
 
@@ -16,7 +17,7 @@ _SIZE = 32
 def _examples(per_class: int, seed: int) -> tf.data.Dataset:
   rng = np.random.default_rng(seed)
   images, masks, labels = [], [], []
-  for index, label in enumerate(configs.CLASS_NAMES):
+  for index, label in enumerate(features.CLASS_NAMES):
     for _ in range(per_class):
       image, mask = synthetic_busi.make_image(label, rng, _SIZE, _SIZE)
       images.append(image[..., np.newaxis] / 255.0)
@@ -60,13 +61,13 @@ def test_augmentation_moves_image_and_mask_together():
   assert moved >= 4
 
 
-@pytest.mark.parametrize('model_name', configs.MODEL_CHOICES)
+@pytest.mark.parametrize('model_name', registry.MODEL_CHOICES)
 def test_one_epoch_returns_a_serving_model(model_name):
   model_config = configs.ModelConfig(name=model_name, image_size=_SIZE)
   result = training.train(
       model_config, configs.TrainingConfig(epochs=1, batch_size=8, seed=5),
-      configs.CLASS_NAMES, _examples(4, seed=0), _examples(2, seed=1))
-  members = 1 if model_name == 'seed_cnn' else model_config.ensemble_size
+      features.CLASS_NAMES, _examples(4, seed=0), _examples(2, seed=1))
+  members = model_config.ensemble_size
   assert [(m.epochs_run, m.best_epoch, m.seed) for m in result.members] == [
       (1, 0, 5 + k) for k in range(members)]
   assert result.epochs_run == members
@@ -74,7 +75,7 @@ def test_one_epoch_returns_a_serving_model(model_name):
   probs = result.scores(images)
   assert probs.shape == (3, 3)
   np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
-  if model_name == 'seed_cnn':  # the notebook's network, served as it was
+  if not registry.spec(model_name).calibrated:  # the notebook's network, served as it was
     assert (result.temperature, result.flip_average) == (1.0, False)
   else:
     assert result.temperature > 0
@@ -85,13 +86,13 @@ def test_empty_train_split_is_a_clear_error():
   empty = _examples(1, seed=0).take(0)
   with pytest.raises(ValueError, match='train split holds no examples'):
     training.train(configs.ModelConfig(image_size=_SIZE), configs.TrainingConfig(),
-                   configs.CLASS_NAMES, empty, _examples(1, seed=1))
+                   features.CLASS_NAMES, empty, _examples(1, seed=1))
 
 
 def test_empty_eval_split_is_a_clear_error():
   with pytest.raises(ValueError, match='eval split holds no examples'):
     training.train(configs.ModelConfig(image_size=_SIZE), configs.TrainingConfig(),
-                   configs.CLASS_NAMES, _examples(1, seed=0), _examples(1, seed=1).take(0))
+                   features.CLASS_NAMES, _examples(1, seed=0), _examples(1, seed=1).take(0))
 
 
 def test_train_places_the_variables_with_the_given_strategy():
@@ -99,7 +100,7 @@ def test_train_places_the_variables_with_the_given_strategy():
   result = training.train(
       configs.ModelConfig(name='seed_cnn', image_size=_SIZE),
       configs.TrainingConfig(epochs=1, batch_size=8),
-      configs.CLASS_NAMES, _examples(2, seed=0), _examples(1, seed=1),
+      features.CLASS_NAMES, _examples(2, seed=0), _examples(1, seed=1),
       strategy=strategy)
   assert all(strategy.extended.variable_created_in_scope(w)
              for w in result.serving_model.weights)

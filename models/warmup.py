@@ -19,10 +19,8 @@ from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from models import features
-
-ASSETS_EXTRA = 'assets.extra'
-WARMUP_FILE = 'tf_serving_warmup_requests'
+from contracts import features
+from contracts import serving
 # Height, width: a thumbnail and BUSI's typical frame.
 _IMAGE_SHAPES = ((64, 48), (500, 560))
 _BATCH_SIZES = (1, 4)
@@ -56,23 +54,22 @@ def _request(signature_name: str, input_name: str,
       predict_log=prediction_log_pb2.PredictLog(request=request))
 
 
-def warmup_requests(images_signature: str, images_input: str,
-                    examples_signature: str,
-                    examples_input: str) -> List[prediction_log_pb2.PredictionLog]:
+def warmup_requests() -> List[prediction_log_pb2.PredictionLog]:
   scans = synthetic_scans()
   logs = []
   for batch_size in _BATCH_SIZES:
     batch = [scans[i % len(scans)] for i in range(batch_size)]
-    logs.append(_request(images_signature, images_input, batch))
-    logs.append(_request(examples_signature, examples_input, [_example(b) for b in batch]))
+    logs.append(_request(serving.SERVING_IMAGES, serving.IMAGE_BYTES_INPUT, batch))
+    logs.append(_request(serving.SERVING_DEFAULT, serving.EXAMPLES_INPUT,
+                         [_example(b) for b in batch]))
   return logs
 
 
 def write_warmup_file(export_dir: str,
                       logs: Sequence[prediction_log_pb2.PredictionLog]) -> str:
-  folder = os.path.join(export_dir, ASSETS_EXTRA)
+  folder = os.path.join(export_dir, serving.ASSETS_EXTRA)
   tf.io.gfile.makedirs(folder)
-  path = os.path.join(folder, WARMUP_FILE)
+  path = os.path.join(folder, serving.WARMUP_FILE)
   with tf.io.TFRecordWriter(path) as writer:
     for log in logs:
       writer.write(log.SerializeToString())

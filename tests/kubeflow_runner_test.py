@@ -10,7 +10,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 import kubeflow_runner
-from pipeline import kubeflow_configs
+from orchestration.kubeflow import configs as kubeflow_configs
 
 IMAGE = 'registry.example/busi-tfx:abc123'
 PIPELINE_ROOT = 'gs://busi-bucket/tfx'

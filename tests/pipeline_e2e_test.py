@@ -18,17 +18,18 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
+from contracts import names
 import local_runner
 import report
+from bench import synthetic_busi
 from components import model_card
 from components import serving_config
 from components import serving_dir
 from components import serving_ops
-from pipeline import configs
-from components.image_example_gen import executor as example_gen_executor
+from contracts import configs
+from contracts import serving
 from run_report import build as report_build
 from tests import headless_browser
-from tests import synthetic_busi
 
 _FAST = ['--image-size', '32', '--epochs', '2', '--beam-workers', '1']
 
@@ -63,13 +64,12 @@ def test_first_run_pushes_a_servable_model(workspace, capsys):
   assert abs(float(tf.reduce_sum(scores)) - 1.0) < 1e-5
 
 
-
 def test_the_push_carries_a_model_card_and_tf_serving_config(workspace):
   """The card of the first push records what the run measured and was compared with."""
   base = _model_base(workspace)
   (version,) = serving_dir.served_versions(base)
   card = model_card.read_card(os.path.join(base, str(version)))
-  assert card.version == version and card.model_name == 'busi_classifier'
+  assert card.version == version and card.model_name == names.MODEL_NAME
   assert card.run_id and card.baseline_version == ''
   assert card.data.fingerprint.startswith('image folder ')
   assert sum(card.data.class_counts.values()) == sum(
@@ -82,14 +82,15 @@ def test_the_push_carries_a_model_card_and_tf_serving_config(workspace):
   assert card.test_metrics['example_count'] == sum(card.data.split_counts['test'].values())
   assert card.training_config['training']['epochs'] == 2
   assert card.code_fingerprint == model_card.code_fingerprint()
-  with open(os.path.join(base, str(version), model_card.ASSETS_EXTRA,
-                         model_card.MARKDOWN_FILE)) as f:
+  with open(os.path.join(base, str(version), serving.ASSETS_EXTRA,
+                         serving.MODEL_CARD_MARKDOWN_FILE)) as f:
     assert f'# busi_classifier, version {version}' in f.read()
-  assert os.path.isfile(os.path.join(base, str(version), 'assets.extra',
-                                     'tf_serving_warmup_requests'))
+  assert os.path.isfile(os.path.join(base, str(version), serving.ASSETS_EXTRA,
+                                     serving.WARMUP_FILE))
   assert serving_config.read_served_versions(base) == serving_config.ServedVersions(version)
   (change,) = serving_ops.read_log(base)
   assert (change.action, change.stable, change.previous_stable) == ('push', version, None)
+
 
 def _reports(workspace):
   return sorted(glob.glob(os.path.join(workspace['out'], report_build.REPORTS_DIR, '*.html')))
@@ -119,7 +120,7 @@ def test_first_run_report_has_every_section_and_renders_offline(workspace, tmp_p
 def test_examples_keep_near_duplicates_in_one_split_and_report_them(workspace):
   audits = tf.io.gfile.glob(os.path.join(
       workspace['out'], 'tfx', 'ImageExampleGen', 'examples', '*',
-      example_gen_executor.AUDIT_FILE_NAME))
+      names.DATA_AUDIT_FILE))
   audit = json.loads(open(audits[0]).read())
   assert audit['ingested'] == 30
   assert sum(sum(c.values()) for c in audit['split_counts'].values()) == 30

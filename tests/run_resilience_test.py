@@ -15,9 +15,9 @@ import sys
 import pytest
 
 import local_runner
-from pipeline import configs
-from pipeline import run_summary
-from tests import synthetic_busi
+from bench import synthetic_busi
+from contracts import features
+from observability import run_summary
 
 _FAST = ['--image-size', '32', '--epochs', '1', '--beam-workers', '1',
          '--min-accuracy', '0', '--min-malignant-recall', '0']
@@ -37,7 +37,7 @@ def test_a_failed_run_resumes_from_cached_upstream_outputs(tmp_path):
 
   assert local_runner.run(config) == 0
   summary = run_summary.summarize(config.metadata_path, config.pipeline_name,
-                                  configs.CLASS_NAMES)
+                                  features.CLASS_NAMES)
   cached = {c.component: c.cached for c in summary.components}
   assert all(cached[name] for name in _UPSTREAM), cached
   assert not cached['ServedBaselineEvaluator'] and not cached['Pusher']

@@ -5,7 +5,7 @@ first decodes each image once for its content and perceptual hashes (a few
 bytes each, gathered to group near-duplicates, resolve label conflicts and
 assign groups to splits); the second reads the bytes again and writes the
 tf.Examples of each split. Every file found is accounted for in the data audit
-written beside the splits (see components/data_audit.py), never dropped
+written beside the splits (see dataset/data_audit.py), never dropped
 silently; the run stops with `DataAuditError` when the audit breaks the policy.
 
 The splits are plain TFRecords, not TFX's usual GZIP: PNG and JPEG bytes are
@@ -27,14 +27,13 @@ from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components import data_audit
-from components import group_split
-from components import image_files
 from components.image_example_gen import component_config
-from models import features
-from pipeline import configs
+from contracts import features
+from contracts import names
+from dataset import data_audit
+from dataset import image_files
+from dataset import split_plan
 
-AUDIT_FILE_NAME = data_audit.JSON_FILE_NAME
 _QUARANTINED = 'quarantined'
 _NOTES = 'notes'
 
@@ -58,31 +57,11 @@ class _Fingerprint(beam.DoFn):
               image_file.relpath, f'unreadable ({e})', image_file.mask_relpaths))
 
 
-def plan_splits(fingerprints: List[image_files.ImageFingerprint],
-                config: component_config.ImageExampleGenConfig,
-                ratios: Dict[str, int]) -> Dict[str, Any]:
-  """Groups near-duplicates, applies the label-conflict policy, assigns splits.
-
-  Returns {'assignment': relpath -> (group id, split) of every image to ingest,
-  'labels': relpath -> class of every readable image, 'groups': the duplicate
-  groups, 'dropped': quarantine entries}.
-  """
-  groups = image_files.group_key(fingerprints, config.near_duplicate_max_bits)
-  labels = {f.relpath: f.label for f in fingerprints}
-  duplicates = data_audit.duplicate_groups(
-      groups, labels, {f.relpath: f.sha256 for f in fingerprints})
-  masks = {f.relpath: f.mask_relpaths for f in fingerprints}
-  dropped = []
-  if config.label_conflicts == 'drop':
-    for group in data_audit.label_conflicts(duplicates):
-      reason = data_audit.conflict_reason(group)
-      dropped += [data_audit.quarantine_entry(m['file'], reason, masks[m['file']])
-                  for m in group['files']]
-  kept = sorted(set(groups) - {d['file'] for d in dropped})
-  splits = group_split.assign_groups_to_splits(
-      [(groups[path], labels[path]) for path in kept], ratios, config.split_seed)
-  return {'assignment': {path: (groups[path], splits[groups[path]]) for path in kept},
-          'labels': labels, 'groups': duplicates, 'dropped': dropped}
+def _plan_splits(fingerprints: List[image_files.ImageFingerprint],
+                 config: component_config.ImageExampleGenConfig,
+                 ratios: Dict[str, int]) -> split_plan.SplitPlan:
+  return split_plan.plan_splits(fingerprints, ratios, config.near_duplicate_max_bits,
+                                config.split_seed, config.label_conflicts)
 
 
 def _bytes(value: str) -> tf.train.Feature:
@@ -110,13 +89,13 @@ class _ToExample(beam.DoFn):
   def __init__(self, root: str):
     self._root = root
 
-  def process(self, fp: image_files.ImageFingerprint, plan: Dict[str, Any]):
-    if fp.relpath not in plan['assignment']:
+  def process(self, fp: image_files.ImageFingerprint, plan: split_plan.SplitPlan):
+    if fp.relpath not in plan.assignment:
       return
-    group_id, split = plan['assignment'][fp.relpath]
+    group_id, split = plan.assignment[fp.relpath]
     mask_png, notes = image_files.union_mask(
         self._root, fp.mask_relpaths, (fp.width, fp.height),
-        expect_lesion=fp.label != configs.NORMAL_CLASS)
+        expect_lesion=fp.label != features.NORMAL_CLASS)
     if not fp.mask_relpaths:
       notes.append('no mask file; the mask feature is empty')
     for note in (*fp.notes, *notes):
@@ -139,7 +118,7 @@ class _ToExample(beam.DoFn):
     yield split, example
 
 
-def _write_audit(plan: Dict[str, Any],
+def _write_audit(plan: split_plan.SplitPlan,
                  unreadable: List[Dict[str, str]],
                  notes: List[Dict[str, str]],
                  scan: image_files.FolderScan,
@@ -151,12 +130,12 @@ def _write_audit(plan: Dict[str, Any],
       data_root=root,
       policy=policy,
       near_duplicate_max_bits=config.near_duplicate_max_bits,
-      assignment={path: split for path, (_, split) in plan['assignment'].items()},
-      labels=plan['labels'],
-      groups=plan['groups'],
+      assignment=plan.splits(),
+      labels=plan.labels,
+      groups=plan.groups,
       quarantined=[*(data_audit.quarantine_entry(q.file, q.reason, q.masks)
                      for q in scan.quarantined),
-                   *unreadable, *plan['dropped']],
+                   *unreadable, *plan.dropped],
       ignored=[vars(i) for i in scan.ignored],
       notes=notes)
   data_audit.write(audit, folder)
@@ -195,7 +174,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       plan = (
           images
           | 'GatherFingerprints' >> beam.combiners.ToList()
-          | 'PlanSplits' >> beam.Map(plan_splits, config, ratios))
+          | 'PlanSplits' >> beam.Map(_plan_splits, config, ratios))
       built = (
           images
           | 'ToExample' >> beam.ParDo(
@@ -216,7 +195,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                beam.pvalue.AsList(built[_NOTES]), scan, root, config, policy,
                examples.uri))
     data_audit.enforce(data_audit.read(examples.uri), policy,
-                       os.path.join(examples.uri, data_audit.REPORT_FILE_NAME))
+                       os.path.join(examples.uri, names.DATA_AUDIT_REPORT_FILE))
     examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
     # TFX names every TFRecord format 'tfrecords_gzip'; its readers take the
     # compression from the file name, so these plain files read as plain.

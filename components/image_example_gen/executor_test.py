@@ -21,14 +21,16 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components import data_audit
-from components import image_files
+from bench import synthetic_busi
 from components.image_example_gen import component_config
 from components.image_example_gen import executor
-from models import features
+from contracts import features
+from contracts import names
+from dataset import data_audit
+from dataset import image_files
+from dataset import split_plan
 from models import preprocessing
 from tests import bad_inputs
-from tests import synthetic_busi
 
 _CLASSES = ('benign', 'malignant', 'normal')
 _SPLITS = {'train': 60, 'eval': 20, 'test': 20}
@@ -229,7 +231,7 @@ def test_label_conflicts_are_dropped_whole_and_reported(messy):
   for relpath in conflict:
     assert relpath not in messy['examples']
     assert 'label conflict' in _quarantine_reasons(audit)[relpath]
-  report = open(os.path.join(messy['out'], data_audit.REPORT_FILE_NAME)).read()
+  report = open(os.path.join(messy['out'], names.DATA_AUDIT_REPORT_FILE)).read()
   assert 'benign/benign (copy).png (benign), malignant/malignant (2).png (malignant)' in report
 
 
@@ -242,21 +244,22 @@ def _plan(root, **overrides):
     except image_files.InvalidImageError:
       pass
   random.Random(len(overrides)).shuffle(fingerprints)
-  return executor.plan_splits(
-      fingerprints, dataclasses.replace(_CONFIG, **overrides), _SPLITS)
+  config = dataclasses.replace(_CONFIG, **overrides)
+  return split_plan.plan_splits(fingerprints, _SPLITS, config.near_duplicate_max_bits,
+                                config.split_seed, config.label_conflicts)
 
 
 def test_splits_match_the_plan_whatever_order_beam_delivers(messy):
   written = {name: split for name, (split, _) in messy['examples'].items()}
-  assert {path: split for path, (_, split) in _plan(messy['root'])['assignment'].items()
+  assert {path: split for path, (_, split) in _plan(messy['root']).assignment.items()
           } == written
 
 
 def test_keep_policy_ingests_conflicting_copies_in_one_split(messy):
   plan = _plan(messy['root'], label_conflicts='keep')
-  assert not plan['dropped']
-  assert (plan['assignment']['benign/benign (copy).png'] ==
-          plan['assignment']['malignant/malignant (2).png'])
+  assert not plan.dropped
+  assert (plan.assignment['benign/benign (copy).png'] ==
+          plan.assignment['malignant/malignant (2).png'])
 
 
 def test_strict_mode_fails_on_any_quarantined_file(tmp_path):

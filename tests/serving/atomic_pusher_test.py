@@ -20,7 +20,8 @@ from components import atomic_pusher
 from components import serving_config
 from components import serving_dir
 from components import serving_ops
-from pipeline import configs
+from contracts import names
+from contracts import serving
 from tests.serving import object_store
 
 
@@ -84,8 +85,8 @@ def test_poller_detects_a_partial_version(exported, tmp_path):
   model_base_dir = str(tmp_path / 'busi_classifier')
   partial = os.path.join(model_base_dir, '7')
   os.makedirs(partial)
-  io_utils.copy_file(os.path.join(exported.saved_model_dir, 'saved_model.pb'),
-                     os.path.join(partial, 'saved_model.pb'))
+  io_utils.copy_file(os.path.join(exported.saved_model_dir, serving.SAVED_MODEL_FILE),
+                     os.path.join(partial, serving.SAVED_MODEL_FILE))
   problem = _incomplete_highest_version(model_base_dir,
                                         _relative_files(exported.saved_model_dir))
   assert 'variables/variables.index' in problem
@@ -162,7 +163,7 @@ def _half_models(model_base_dir: str, model_dir: str):
   expected = _relative_files(model_dir)
   candidates = {name for name in os.listdir(root)
                 if name.isdigit() and os.path.exists(os.path.join(root, name,
-                                                                  'saved_model.pb'))}
+                                                                  serving.SAVED_MODEL_FILE))}
   served = serving_config.read_served_versions(root)
   candidates |= {str(v) for v in (served.versions() if served else ())}
   problems = []
@@ -184,7 +185,7 @@ def object_store_base(tmp_path):
   """A model base directory on the fake object store, checked after every object change."""
   object_store.HOOKS.writes = 0
   object_store.HOOKS.fail_after_writes = None
-  yield object_store.SCHEME + str(tmp_path / 'store' / 'serving' / configs.MODEL_NAME)
+  yield object_store.SCHEME + str(tmp_path / 'store' / 'serving' / names.MODEL_NAME)
   object_store.HOOKS.on_change = None
   object_store.HOOKS.fail_after_writes = None
 
@@ -241,7 +242,7 @@ def test_a_full_disk_ends_the_push_with_advice_and_leaves_nothing(
 
 def test_what_a_killed_push_left_is_removed_by_the_next_and_logged(
     exported, tmp_path, caplog):
-  base = str(tmp_path / 'serving' / configs.MODEL_NAME)
+  base = str(tmp_path / 'serving' / names.MODEL_NAME)
   leftovers = [os.path.join(base, '.staging-17-abc', 'variables'),
                os.path.join(base, '.removing-15-def'), os.path.join(base, '16')]
   for folder in leftovers:
@@ -260,7 +261,7 @@ def test_pushes_label_the_new_version_stable_and_prune_around_the_labels(
     exported, tmp_path):
   model_dir = str(tmp_path / 'model' / 'Format-Serving')
   io_utils.copy_dir(exported.saved_model_dir, model_dir)
-  base = str(tmp_path / 'serving' / configs.MODEL_NAME)
+  base = str(tmp_path / 'serving' / names.MODEL_NAME)
   first = _run_executor(model_dir, base, keep=2, pushed_uri=str(tmp_path / 'p0'))
   first_version = int(first.get_string_custom_property('pushed_version'))
   second = _run_executor(model_dir, base, keep=2, pushed_uri=str(tmp_path / 'p1'))
@@ -279,7 +280,7 @@ def test_pushes_label_the_new_version_stable_and_prune_around_the_labels(
 
 
 def test_rollback_and_promote_switch_the_served_version_and_say_so(exported, tmp_path):
-  base = str(tmp_path / 'serving' / configs.MODEL_NAME)
+  base = str(tmp_path / 'serving' / names.MODEL_NAME)
   pushed = [int(os.path.basename(atomic_pusher.push_atomically(
       exported.saved_model_dir, base))) for _ in range(3)]
   serving_ops.set_served(base, None, serving_config.ServedVersions(pushed[-1]), 'push')
@@ -302,7 +303,7 @@ def test_rollback_and_promote_switch_the_served_version_and_say_so(exported, tmp
     (lambda base, v: serving_ops.stage_canary(base, v[-1]), 'is the stable version'),
 ])
 def test_impossible_changes_are_refused_with_a_reason(exported, tmp_path, change, message):
-  base = str(tmp_path / 'serving' / configs.MODEL_NAME)
+  base = str(tmp_path / 'serving' / names.MODEL_NAME)
   versions = [int(os.path.basename(atomic_pusher.push_atomically(
       exported.saved_model_dir, base))) for _ in range(2)]
   with pytest.raises(serving_ops.ServingOpsError, match=message):
@@ -353,18 +354,18 @@ _TF_SERVING_TEXT_FILES = _text_format_types({
 
 
 def test_config_files_parse_as_tf_serving_reads_them(exported, tmp_path):
-  base = str(tmp_path / 'serving' / configs.MODEL_NAME)
+  base = str(tmp_path / 'serving' / names.MODEL_NAME)
   version = int(os.path.basename(atomic_pusher.push_atomically(
       exported.saved_model_dir, base)))
   serving_ops.set_served(base, None,
                          serving_config.ServedVersions(version, canary=version - 5), 'push')
   folder = str(tmp_path / 'serving')
   config = model_server_config_pb2.ModelServerConfig()
-  with open(os.path.join(folder, 'models.config')) as f:
+  with open(os.path.join(folder, serving.MODELS_CONFIG_FILE)) as f:
     text_format.Parse(f.read(), config)
   (model,) = config.model_config_list.config
   assert (model.name, model.base_path, model.model_platform) == (
-      configs.MODEL_NAME, '/models/busi_classifier', 'tensorflow')
+      names.MODEL_NAME, '/models/busi_classifier', 'tensorflow')
   assert list(model.model_version_policy.specific.versions) == [version - 5, version]
   assert dict(model.version_labels) == {'stable': version, 'canary': version - 5}
 
@@ -388,7 +389,7 @@ def test_an_object_store_base_path_is_given_to_tf_serving_as_it_is():
 def test_the_baseline_follows_the_stable_label_and_a_missing_one_is_named(
     exported, tmp_path):
   """What the Evaluator compares with (serving_dir.served_model_path)."""
-  base = str(tmp_path / 'serving' / configs.MODEL_NAME)
+  base = str(tmp_path / 'serving' / names.MODEL_NAME)
   assert serving_dir.served_model_path(base) is None
   versions = [int(os.path.basename(atomic_pusher.push_atomically(
       exported.saved_model_dir, base))) for _ in range(2)]

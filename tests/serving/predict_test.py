@@ -16,8 +16,9 @@ from tfx.utils import io_utils
 
 from components import model_card
 from components import serving_ops
-from models import signatures
-from pipeline import configs
+from contracts import features
+from contracts import names
+from contracts import serving
 from tests.serving import fake_tf_serving
 from tests.serving import payloads
 
@@ -29,7 +30,7 @@ _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_
 @pytest.fixture(scope='module')
 def model_base_dir(exported, tmp_path_factory):
   """A serving directory as the Pusher leaves it: numbered versions, newest served."""
-  base = tmp_path_factory.mktemp('serving') / configs.MODEL_NAME
+  base = tmp_path_factory.mktemp('serving') / names.MODEL_NAME
   io_utils.copy_dir(exported.saved_model_dir, str(base / '17'))
   return str(base)
 
@@ -38,7 +39,7 @@ def model_base_dir(exported, tmp_path_factory):
 def image_folder(tmp_path_factory):
   """BUSI's layout: scans with masks beside them, in class folders."""
   root = tmp_path_factory.mktemp('images')
-  for seed, label in enumerate(configs.CLASS_NAMES):
+  for seed, label in enumerate(features.CLASS_NAMES):
     os.makedirs(root / label)
     (root / label / f'{label} (1).png').write_bytes(
         payloads.encode(payloads.scan(seed, label)))
@@ -52,8 +53,9 @@ def image_folder(tmp_path_factory):
 @pytest.fixture(scope='module')
 def server(served):
   """Two versions of one model, labelled as a staged canary leaves them."""
-  with fake_tf_serving.serving({17: served, 18: served}, configs.MODEL_NAME,
-                               labels={'stable': 17, 'canary': 18}) as url:
+  with fake_tf_serving.serving({17: served, 18: served}, names.MODEL_NAME,
+                               labels={serving.STABLE_LABEL: 17,
+                                       serving.CANARY_LABEL: 18}) as url:
     yield url
 
 
@@ -71,9 +73,9 @@ def test_folder_with_local_model_matches_the_signature(capsys, served, model_bas
                    'malignant/malignant (1).png', 'normal/normal (1).png']
   for result in results:
     with open(result['image'], 'rb') as f:
-      expected = served.signatures[signatures.SERVING_IMAGES](
+      expected = served.signatures[serving.SERVING_IMAGES](
           image_bytes=tf.constant([f.read()]))
-    assert list(result['probabilities']) == list(configs.CLASS_NAMES)
+    assert list(result['probabilities']) == list(features.CLASS_NAMES)
     np.testing.assert_allclose(list(result['probabilities'].values()),
                                expected['scores'][0], atol=1e-6)
     assert result['label'] == expected['label'][0].numpy().decode()
@@ -104,7 +106,7 @@ def test_a_bad_image_fails_alone_with_its_reason(capsys, tmp_path, server,
   lines = capsys.readouterr().out.splitlines()
   assert status == 1
   assert len(lines) == 3
-  assert lines[0].split('\t')[1] in configs.CLASS_NAMES
+  assert lines[0].split('\t')[1] in features.CLASS_NAMES
   assert lines[1] == (f'{huge}\terror: Invalid image: 20000x20000 pixels; '
                       'the limit is 50000000 pixels in all')
   assert lines[2] == (f'{notes}\terror: Invalid image: expected PNG or JPEG bytes, '
@@ -155,8 +157,8 @@ def test_command_line_over_rest_prints_a_line_per_image(server, image_folder):
       capture_output=True, text=True, timeout=60, check=False)
   assert completed.returncode == 0, completed.stderr
   image, label, scores = completed.stdout.strip().split('\t')
-  assert image.endswith('normal (1).png') and label in configs.CLASS_NAMES
-  assert [s.split('=')[0] for s in scores.split()] == list(configs.CLASS_NAMES)
+  assert image.endswith('normal (1).png') and label in features.CLASS_NAMES
+  assert [s.split('=')[0] for s in scores.split()] == list(features.CLASS_NAMES)
 
 
 @pytest.mark.parametrize('flags,version', [
@@ -183,11 +185,11 @@ def test_every_rest_form_gives_the_local_scores_and_names_the_version(
 
 
 def test_the_served_version_and_its_card_are_shown(capsys, exported, tmp_path, image_folder):
-  base = tmp_path / configs.MODEL_NAME
+  base = tmp_path / names.MODEL_NAME
   for version in (5, 6):
     io_utils.copy_dir(exported.saved_model_dir, str(base / str(version)))
   card = model_card.ModelCard(
-      model_name=configs.MODEL_NAME, version=5, pushed_at='2026-12-01T10:00:00+00:00',
+      model_name=names.MODEL_NAME, version=5, pushed_at='2026-12-01T10:00:00+00:00',
       run_id='run-5', data=model_card.DataSummary('fp', {'benign': 1}, {'test': {'benign': 1}}),
       test_split='test', test_metrics={'accuracy': 0.875, 'auc_benign': 0.9},
       floors={'accuracy': 0.8}, regression_tolerance=0.0, baseline_version='',
@@ -214,7 +216,7 @@ def test_the_rest_stub_answers_as_tf_serving_documents(server, served):
     except urllib.error.HTTPError as error:
       return error.code, json.load(error)
 
-  name = configs.MODEL_NAME
+  name = names.MODEL_NAME
   assert call(f'/v1/models/{name}') == (200, {'model_version_status': [
       {'version': v, 'state': 'AVAILABLE', 'status': {'error_code': 'OK',
                                                       'error_message': ''}}
@@ -223,13 +225,14 @@ def test_the_rest_stub_answers_as_tf_serving_documents(server, served):
       'version'] == '18'
   image = {'b64': base64.b64encode(payloads.encode(payloads.scan())).decode()}
   example = {'b64': base64.b64encode(tf.train.Example(features=tf.train.Features(
-      feature={'image': tf.train.Feature(bytes_list=tf.train.BytesList(
+      feature={features.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
           value=[payloads.encode(payloads.scan())]))})).SerializeToString()).decode()}
   status, rows = call(f'/v1/models/{name}/versions/17:predict',
-                      {'signature_name': 'serving_images', 'instances': [image, image]})
+                      {'signature_name': serving.SERVING_IMAGES, 'instances': [image, image]})
   assert status == 200 and len(rows['predictions']) == 2
-  status, columns = call(f'/v1/models/{name}:predict', {'inputs': {'examples': [example]}})
-  assert status == 200 and set(columns['outputs']) == {'scores', 'classes'}
+  status, columns = call(f'/v1/models/{name}:predict', {'inputs': {serving.EXAMPLES_INPUT: [example]}})
+  assert status == 200 and set(columns['outputs']) == {serving.SCORES_OUTPUT,
+                                                 serving.CLASSES_OUTPUT}
   np.testing.assert_allclose(columns['outputs']['scores'][0],
                              rows['predictions'][0]['scores'], atol=1e-6)
   assert call(f'/v1/models/{name}:predict', {'instances': [], 'inputs': []})[0] == 400
@@ -237,5 +240,5 @@ def test_the_rest_stub_answers_as_tf_serving_documents(server, served):
                       {'signature_name': 'nope', 'instances': [image]})
   assert status == 400 and 'nope' in body['error']
   status, body = call(f'/v1/models/{name}:predict',
-                      {'signature_name': 'serving_images', 'instances': [{'b64': ''}]})
+                      {'signature_name': serving.SERVING_IMAGES, 'instances': [{'b64': ''}]})
   assert status == 400 and 'expected PNG or JPEG bytes' in body['error']

@@ -10,7 +10,7 @@ from components import model_card
 from components import serving_config
 from components import serving_dir
 from components import serving_ops
-from pipeline import configs
+from contracts import names
 
 import serving_admin
 
@@ -18,11 +18,11 @@ import serving_admin
 @pytest.fixture()
 def model_base_dir(exported, tmp_path):
   """Three pushed versions, the middle one with a card, the newest served."""
-  base = str(tmp_path / 'serving' / configs.MODEL_NAME)
+  base = str(tmp_path / 'serving' / names.MODEL_NAME)
   versions = [int(os.path.basename(atomic_pusher.push_atomically(
       exported.saved_model_dir, base))) for _ in range(3)]
   card = model_card.ModelCard(
-      model_name=configs.MODEL_NAME, version=versions[1],
+      model_name=names.MODEL_NAME, version=versions[1],
       pushed_at='2026-12-01T10:00:00+00:00', run_id='run-2',
       data=model_card.DataSummary('fp', {'benign': 1}, {'test': {'benign': 1}}),
       test_split='test', test_metrics={'accuracy': 0.875, 'malignant_sensitivity': 0.8},

@@ -7,14 +7,11 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from components import image_files
-from models import features
+from bench import exported_model
+from contracts import features
+from contracts import serving
 from models import inference
-from models import preprocessing
-from models import signatures
 from models import warmup
-from pipeline import configs
-from tests.serving import exported_model
 from tests.serving import payloads
 
 _ENCODINGS = {
@@ -37,8 +34,8 @@ def _images(count: int):
 
 
 def test_signatures_declare_the_contract(served):
-  images = served.signatures[signatures.SERVING_IMAGES]
-  default = served.signatures[signatures.SERVING_DEFAULT]
+  images = served.signatures[serving.SERVING_IMAGES]
+  default = served.signatures[serving.SERVING_DEFAULT]
   assert images.structured_input_signature[1] == {
       'image_bytes': tf.TensorSpec([None], tf.string, name='image_bytes')}
   assert default.structured_input_signature[1] == {
@@ -55,23 +52,23 @@ def test_signatures_declare_the_contract(served):
 
 
 def test_serving_images_returns_probabilities_classes_and_label(served):
-  outputs = served.signatures[signatures.SERVING_IMAGES](
+  outputs = served.signatures[serving.SERVING_IMAGES](
       image_bytes=tf.constant(_images(4)))
   scores = outputs['scores'].numpy()
   assert scores.shape == (4, 3)
   np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
-  assert outputs['classes'].numpy().astype(str).tolist() == [list(configs.CLASS_NAMES)] * 4
+  assert outputs['classes'].numpy().astype(str).tolist() == [list(features.CLASS_NAMES)] * 4
   assert outputs['label'].numpy().astype(str).tolist() == [
-      configs.CLASS_NAMES[i] for i in scores.argmax(axis=1)]
+      features.CLASS_NAMES[i] for i in scores.argmax(axis=1)]
 
 
 @pytest.mark.parametrize('encoding', sorted(_ENCODINGS))
 def test_both_signatures_give_the_same_scores(served, encoding):
   images = [_ENCODINGS[encoding](payloads.scan(seed, label))
-            for seed, label in enumerate(configs.CLASS_NAMES)]
-  by_bytes = served.signatures[signatures.SERVING_IMAGES](
+            for seed, label in enumerate(features.CLASS_NAMES)]
+  by_bytes = served.signatures[serving.SERVING_IMAGES](
       image_bytes=tf.constant(images))
-  by_examples = served.signatures[signatures.SERVING_DEFAULT](
+  by_examples = served.signatures[serving.SERVING_DEFAULT](
       examples=tf.constant([_example(image) for image in images]))
   np.testing.assert_allclose(by_bytes['scores'], by_examples['scores'], atol=1e-6)
   np.testing.assert_array_equal(by_bytes['classes'], by_examples['classes'])
@@ -86,7 +83,7 @@ def test_serving_scores_equal_the_training_path(exported, served):
   trained_path = inference.class_scores(
       exported.keras_model, transformed[features.IMAGE_XF], exported.temperature,
       exported.flip_average)
-  served_scores = served.signatures[signatures.SERVING_IMAGES](
+  served_scores = served.signatures[serving.SERVING_IMAGES](
       image_bytes=tf.constant([example[features.IMAGE_KEY][0] for example in raw]))
   np.testing.assert_allclose(served_scores['scores'], trained_path, atol=1e-6)
 
@@ -96,21 +93,17 @@ def test_serving_scores_equal_the_training_path(exported, served):
 def test_bad_payload_fails_its_request_with_a_message(served, name, payload, message):
   del name  # only names the test case
   with pytest.raises(tf.errors.InvalidArgumentError, match=message):
-    served.signatures[signatures.SERVING_IMAGES](
+    served.signatures[serving.SERVING_IMAGES](
         image_bytes=tf.constant([_images(1)[0], payload]))
   with pytest.raises(tf.errors.InvalidArgumentError, match=message):
-    served.signatures[signatures.SERVING_DEFAULT](examples=tf.constant([_example(payload)]))
-  after = served.signatures[signatures.SERVING_IMAGES](image_bytes=tf.constant(_images(1)))
+    served.signatures[serving.SERVING_DEFAULT](examples=tf.constant([_example(payload)]))
+  after = served.signatures[serving.SERVING_IMAGES](image_bytes=tf.constant(_images(1)))
   assert after['scores'].shape == (1, 3)
 
 
-def test_pixel_limit_admits_everything_example_gen_ingests():
-  assert preprocessing.MAX_IMAGE_PIXELS == image_files.MAX_PIXELS
-
-
 @pytest.mark.parametrize('signature,input_name', [
-    (signatures.SERVING_IMAGES, signatures.IMAGE_BYTES_INPUT),
-    (signatures.SERVING_DEFAULT, signatures.EXAMPLES_INPUT)])
+    (serving.SERVING_IMAGES, serving.IMAGE_BYTES_INPUT),
+    (serving.SERVING_DEFAULT, serving.EXAMPLES_INPUT)])
 def test_an_empty_batch_gets_empty_outputs(served, signature, input_name):
   outputs = served.signatures[signature](**{input_name: tf.constant([], tf.string)})
   assert outputs['scores'].shape == (0, 3) and outputs['classes'].shape == (0, 3)
@@ -119,7 +112,7 @@ def test_an_empty_batch_gets_empty_outputs(served, signature, input_name):
 
 
 def _warmup_logs(saved_model_dir: str):
-  path = os.path.join(saved_model_dir, warmup.ASSETS_EXTRA, warmup.WARMUP_FILE)
+  path = os.path.join(saved_model_dir, serving.ASSETS_EXTRA, serving.WARMUP_FILE)
   return [prediction_log_pb2.PredictionLog.FromString(record.numpy())
           for record in tf.data.TFRecordDataset(path)]
 
@@ -128,7 +121,7 @@ def test_warmup_requests_replay_through_the_signatures_they_name(exported, serve
   """Each warm-up request, run as TF Serving runs it, gives what a direct call gives."""
   logs = _warmup_logs(exported.saved_model_dir)
   named = sorted({log.predict_log.request.model_spec.signature_name for log in logs})
-  assert named == sorted([signatures.SERVING_DEFAULT, signatures.SERVING_IMAGES])
+  assert named == sorted([serving.SERVING_DEFAULT, serving.SERVING_IMAGES])
   assert len(logs) <= 1000   # TF Serving's limit on warm-up records
   scans = warmup.synthetic_scans()
   for log in logs:
@@ -140,9 +133,9 @@ def test_warmup_requests_replay_through_the_signatures_they_name(exported, serve
     replayed = signature(**{input_name: tf.constant(values)})
     images = ([tf.train.Example.FromString(v).features.feature[features.IMAGE_KEY]
                .bytes_list.value[0] for v in values]
-              if input_name == signatures.EXAMPLES_INPUT else list(values))
+              if input_name == serving.EXAMPLES_INPUT else list(values))
     assert set(images) <= set(scans)
-    direct = served.signatures[signatures.SERVING_IMAGES](image_bytes=tf.constant(images))
+    direct = served.signatures[serving.SERVING_IMAGES](image_bytes=tf.constant(images))
     np.testing.assert_allclose(replayed['scores'], direct['scores'], atol=1e-6)
   assert {len(tf.make_ndarray(next(iter(log.predict_log.request.inputs.values()))))
           for log in logs} == {1, 4}

@@ -24,8 +24,8 @@ from tfx import v1 as tfx
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 import yaml
 
-from pipeline import kubeflow_configs
-from pipeline import kubeflow_platform
+from orchestration.kubeflow import configs as kubeflow_configs
+from orchestration.kubeflow import platform as kubeflow_platform
 
 _DeploymentConfig = pipeline_spec_pb2.PipelineDeploymentConfig
 # The KFP v2 backend reads schema 2.1 (parameterType); 2.0 is Vertex's legacy form.

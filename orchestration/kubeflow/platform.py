@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
-from pipeline import kubeflow_configs
+from orchestration.kubeflow import configs as kubeflow_configs
 
 _ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
 

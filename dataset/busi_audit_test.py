@@ -10,13 +10,14 @@ import os
 
 import pytest
 
-from components import data_audit
-from components import image_files
 from components.image_example_gen import component_config
-from components.image_example_gen import executor
-from pipeline import configs
+from contracts import configs
+from dataset import data_audit
+from dataset import data_root
+from dataset import image_files
+from dataset import split_plan
 
-_BUSI = next((d for d in (os.environ.get(configs.BUSI_ENV_VAR), *configs.BUSI_DEFAULT_DIRS)
+_BUSI = next((d for d in (os.environ.get(data_root.ENV_VAR), *data_root.DEFAULT_DIRS)
               if d and os.path.isdir(d)), None)
 _KNOWN_CONFLICT = ['benign/benign (433).png', 'malignant/malignant (145).png']
 
@@ -29,14 +30,15 @@ def busi_audit():
   config = component_config.ImageExampleGenConfig.from_data_config(data)
   scan = image_files.scan_folder(_BUSI, data.class_names)
   fingerprints = [image_files.fingerprint(_BUSI, image) for image in scan.images]
-  plan = executor.plan_splits(fingerprints, config, data.splits.as_dict())
+  plan = split_plan.plan_splits(fingerprints, data.splits.as_dict(),
+                                data.near_duplicate_max_bits, data.split_seed,
+                                data.label_conflicts)
   policy = config.data_policy(list(data.splits.as_dict()))
   audit = data_audit.build(
       data_root=_BUSI, policy=policy, near_duplicate_max_bits=data.near_duplicate_max_bits,
-      assignment={path: split for path, (_, split) in plan['assignment'].items()},
-      labels=plan['labels'], groups=plan['groups'],
+      assignment=plan.splits(), labels=plan.labels, groups=plan.groups,
       quarantined=[*(data_audit.quarantine_entry(q.file, q.reason, q.masks)
-                     for q in scan.quarantined), *plan['dropped']],
+                     for q in scan.quarantined), *plan.dropped],
       ignored=[vars(i) for i in scan.ignored], notes=[])
   data_audit.enforce(audit, policy, 'data_audit.md')
   return audit

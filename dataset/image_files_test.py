@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image
 
-from components import image_files
+from dataset import image_files
 
 
 def _write_masks(folder):

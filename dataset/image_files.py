@@ -16,22 +16,18 @@ import dataclasses
 import hashlib
 import io
 import os
-import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 from tfx.dsl.io import fileio
 
-from components import perceptual_hash
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
-# Reject before decoding anything that declares more pixels than this: a
-# decompression bomb must fail on its header, not after allocating gigabytes.
-MAX_PIXELS = 50_000_000
+from contracts import features
+from contracts import limits
+from contracts import serving
+from dataset import perceptual_hash
 
 _BOMB = 'possible decompression bomb, rejected without decoding'
-_MASK_PATTERN = re.compile(r'^(?P<stem>.+)_mask(_\d+)?$', re.IGNORECASE)
 # Pixel modes the model's decoder reads as they are; others are re-encoded.
 _DECODABLE = {'PNG': ('L', 'RGB'), 'JPEG': ('L', 'RGB')}
 
@@ -128,7 +124,7 @@ def _entries(folder: str) -> List[str]:
 
 
 def _is_image_name(name: str) -> bool:
-  return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+  return os.path.splitext(name)[1].lower() in serving.IMAGE_EXTENSIONS
 
 
 def _scan_class(root: str, label: str) -> FolderScan:
@@ -149,9 +145,10 @@ def _scan_class(root: str, label: str) -> FolderScan:
           relpath, 'sub-folder inside a class folder; its files are not read'))
     elif not _is_image_name(name):
       quarantined.append(ExcludedFile(
-          relpath, f'not an image file name (expected {", ".join(IMAGE_EXTENSIONS)})'))
-    elif _MASK_PATTERN.match(stem):
-      masks.setdefault(_MASK_PATTERN.match(stem).group('stem'), []).append(relpath)
+          relpath, f'not an image file name (expected {", ".join(serving.IMAGE_EXTENSIONS)})'))
+    elif features.MASK_NAME_PATTERN.match(stem):
+      masks.setdefault(features.MASK_NAME_PATTERN.match(stem).group('stem'),
+                       []).append(relpath)
     else:
       stems[stem] = relpath
   images = [ImageFile(relpath, label, tuple(sorted(masks.pop(stem, []))))
@@ -181,10 +178,10 @@ def open_image(data: bytes, relpath: str) -> Image.Image:
   except Exception as e:  # PIL raises several unrelated types for bad bytes.
     raise InvalidImageError(relpath, f'not a readable image ({e})') from e
   width, height = image.size
-  if width * height > MAX_PIXELS:
+  if width * height > limits.MAX_IMAGE_PIXELS:
     raise InvalidImageError(
         relpath, f'declares {width}x{height} pixels, over the limit of '
-        f'{MAX_PIXELS}: {_BOMB}')
+        f'{limits.MAX_IMAGE_PIXELS}: {_BOMB}')
   try:
     image.load()
   except Exception as e:

@@ -20,8 +20,9 @@ from typing import Any, Dict, List, Mapping, Sequence
 
 from tfx.dsl.io import fileio
 
-JSON_FILE_NAME = 'data_audit.json'
-REPORT_FILE_NAME = 'data_audit.md'
+from contracts import names
+from dataset import group_split
+
 
 LABEL_CONFLICT_POLICIES = ('drop', 'keep', 'fail')
 _SHOWN_IN_ERRORS = 10
@@ -134,14 +135,14 @@ def build(*, data_root: str, policy: DataPolicy, near_duplicate_max_bits: int,
 
 
 def write(audit: Mapping[str, Any], folder: str) -> None:
-  with fileio.open(os.path.join(folder, JSON_FILE_NAME), 'w') as f:
+  with fileio.open(os.path.join(folder, names.DATA_AUDIT_FILE), 'w') as f:
     f.write(json.dumps(audit, indent=1, sort_keys=True, ensure_ascii=False))
-  with fileio.open(os.path.join(folder, REPORT_FILE_NAME), 'w') as f:
+  with fileio.open(os.path.join(folder, names.DATA_AUDIT_REPORT_FILE), 'w') as f:
     f.write(markdown_report(audit))
 
 
 def read(folder: str) -> Dict[str, Any]:
-  with fileio.open(os.path.join(folder, JSON_FILE_NAME), 'r') as f:
+  with fileio.open(os.path.join(folder, names.DATA_AUDIT_FILE), 'r') as f:
     return json.loads(f.read())
 
 
@@ -186,13 +187,9 @@ def _independent_images(assignment: Mapping[str, str], labels: Mapping[str, str]
   members: Dict[str, List[str]] = collections.defaultdict(list)
   for relpath in assignment:
     members[group_of.get(relpath, relpath)].append(labels[relpath])
-  counts = collections.Counter(_majority(group_labels) for group_labels in members.values())
+  counts = collections.Counter(group_split.majority(group_labels)
+                               for group_labels in members.values())
   return {name: counts.get(name, 0) for name in class_names}
-
-
-def _majority(labels: Sequence[str]) -> str:
-  counts = collections.Counter(labels)
-  return min(counts, key=lambda label: (-counts[label], label))
 
 
 def _message(headline: str, lines: Sequence[str], report_path: str) -> str:

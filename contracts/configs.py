@@ -13,30 +13,11 @@ import json
 import os
 from typing import Any, Dict, Optional, Tuple
 
-PIPELINE_NAME = 'busi_ultrasound'
-MODEL_NAME = 'busi_classifier'
-
-# The class order fixes the label indices and the order of `scores` in serving.
-CLASS_NAMES: Tuple[str, ...] = ('benign', 'malignant', 'normal')
-MALIGNANT_CLASS = 'malignant'
-# Its scans show no lesion, so its masks are black by design.
-NORMAL_CLASS = 'normal'
-
-# Where `make run` looks for BUSI when no data root is given, first match wins.
-BUSI_ENV_VAR = 'BUSI_DIR'
-BUSI_DEFAULT_DIRS: Tuple[str, ...] = (
-    'data/Dataset_BUSI_with_GT',
-    '../shared/data/busi/Dataset_BUSI_with_GT',
-)
-BUSI_DOWNLOAD_URL = 'https://scholar.cu.edu.eg/?q=afahmy/pages/dataset'
-
-MODEL_CHOICES: Tuple[str, ...] = ('busi_net', 'seed_cnn', 'mobilenet_v2', 'efficientnet_b0')
+from contracts import features
+from contracts import names
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA_DIR = os.path.join(_PROJECT_DIR, 'schema')
-
-PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
-RUN_FN = 'models.trainer.run_fn'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,11 +35,11 @@ class SplitConfig:
 class DataConfig:
   """What ExampleGen reads and how it groups near-duplicates."""
   data_root: str = ''
-  class_names: Tuple[str, ...] = CLASS_NAMES
+  class_names: Tuple[str, ...] = features.CLASS_NAMES
   splits: SplitConfig = SplitConfig()
   # Two images whose 64-bit difference hashes differ in at most this many bits
   # are treated as the same scan. 10 groups BUSI's re-annotated and re-cropped
-  # copies without merging distinct patients (see components/perceptual_hash.py).
+  # copies without merging distinct patients (see dataset/perceptual_hash.py).
   near_duplicate_max_bits: int = 10
   # Seed of the group-to-split assignment; changing it reshuffles the splits.
   split_seed: int = 42
@@ -79,11 +60,12 @@ class ModelConfig:
   image_size: int = 128
   dropout: float = 0.3
   # busi_net networks trained from different seeds and served as their average.
-  # Each costs a full training; on the eval split two beat either of their
-  # members but not one network trained on the longer schedule below.
+  # 1: each member costs a full training, and one network on the default
+  # schedule does as well (bench/README.md).
   ensemble_size: int = 1
   # Average each prediction with the mirrored image's (the seed's network never
-  # does). Off: it did not help on the eval split and doubles serving compute.
+  # does). Off: it doubles serving compute for no gain on the eval split
+  # (bench/README.md).
   test_time_flip: bool = False
   # mobilenet_v2 / efficientnet_b0 only: a Keras .h5 file of the backbone's
   # ImageNet weights without its top, read from disk (nothing is downloaded).
@@ -93,10 +75,10 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
+  """How the network is fitted: schedule, batches, early stopping, seed."""
   # busi_net's learning rate decays to zero over `epochs` (cosine). The eval
-  # loss is noisy on ~115 images: patience 15 stopped runs half-way down the
-  # schedule. Over two seeds each, the longer schedule scored slightly better on
-  # the eval split, within the seed-to-seed spread (bench/README.md).
+  # loss is noisy on ~115 images, so the patience is long enough for a run to
+  # reach the end of its schedule (bench/README.md has the comparisons).
   epochs: int = 80
   batch_size: int = 32
   learning_rate: float = 1e-3
@@ -123,8 +105,8 @@ class PipelineConfig:
   model: ModelConfig = ModelConfig()
   training: TrainingConfig = TrainingConfig()
   evaluation: EvaluationConfig = EvaluationConfig()
-  pipeline_name: str = PIPELINE_NAME
-  model_name: str = MODEL_NAME
+  pipeline_name: str = names.PIPELINE_NAME
+  model_name: str = names.MODEL_NAME
   metadata_path: Optional[str] = None
   beam_pipeline_args: Tuple[str, ...] = ()
   enable_cache: bool = True
@@ -154,9 +136,15 @@ class PipelineConfig:
     }
 
 
+# The code Transform and Trainer run: the model package and the contracts it reads.
+_MODEL_CODE_PACKAGES = ('contracts', 'models')
+
+
 def models_code_fingerprint() -> str:
   digest = hashlib.sha256()
-  for path in sorted(glob.glob(os.path.join(_PROJECT_DIR, 'models', '*.py'))):
+  paths = sorted(path for package in _MODEL_CODE_PACKAGES
+                 for path in glob.glob(os.path.join(_PROJECT_DIR, package, '*.py')))
+  for path in paths:
     if not path.endswith('_test.py'):
       with open(path, 'rb') as f:
         digest.update(f.read())

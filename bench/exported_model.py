@@ -22,12 +22,12 @@ import tf_keras
 from tfx.utils import io_utils
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from models import features
-from models import model as model_lib
+from bench import synthetic_busi
+from contracts import configs
+from contracts import features
 from models import preprocessing
+from models import registry
 from models import signatures
-from pipeline import configs
-from tests import synthetic_busi
 
 _SCHEMA_FILE = os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt')
 
@@ -43,7 +43,7 @@ def synthetic_raw_examples(count: int, seed: int = 0):
   rng = np.random.default_rng(seed)
   examples = []
   for n in range(count):
-    label = configs.CLASS_NAMES[n % len(configs.CLASS_NAMES)]
+    label = features.CLASS_NAMES[n % len(features.CLASS_NAMES)]
     image, mask = synthetic_busi.make_image(label, rng)
     examples.append({
         features.IMAGE_KEY: [encode_png(image)],
@@ -63,14 +63,14 @@ def synthetic_raw_examples(count: int, seed: int = 0):
 def run_transform(image_size: int, output_dir: str) -> tft.TFTransformOutput:
   """Runs the project's preprocessing_fn through TFT on the local Beam runner."""
   schema = io_utils.parse_pbtxt_file(_SCHEMA_FILE, schema_pb2.Schema())
-  custom_config = {'class_names': list(configs.CLASS_NAMES),
+  custom_config = {'class_names': list(features.CLASS_NAMES),
                    'model': {'image_size': image_size}}
   preprocessing_fn = functools.partial(preprocessing.preprocessing_fn,
                                        custom_config=custom_config)
   raw_metadata = tft.DatasetMetadata(schema)
   with tempfile.TemporaryDirectory() as temp_dir, beam.Pipeline() as pipeline:
     with tft_beam.Context(temp_dir=temp_dir):
-      raw = pipeline | beam.Create(synthetic_raw_examples(len(configs.CLASS_NAMES)))
+      raw = pipeline | beam.Create(synthetic_raw_examples(len(features.CLASS_NAMES)))
       transform_fn = (raw, raw_metadata) | tft_beam.AnalyzeDataset(preprocessing_fn)
       _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
       _ = raw_metadata | tft_beam.WriteMetadata(
@@ -93,9 +93,9 @@ def export_untrained_model(model_config: configs.ModelConfig, work_dir: str,
   """Exports an untrained `model_config` network to `export_dir`."""
   tf_transform_output = run_transform(model_config.image_size,
                                       os.path.join(work_dir, 'transform_output'))
-  _, serving_model = model_lib.build_model(model_config, len(configs.CLASS_NAMES))
+  _, serving_model = registry.build_model(model_config, len(features.CLASS_NAMES))
   signatures.export_serving_model(serving_model, tf_transform_output,
-                                  configs.CLASS_NAMES, export_dir, temperature,
+                                  features.CLASS_NAMES, export_dir, temperature,
                                   flip_average)
   return ExportedModel(export_dir, serving_model, tf_transform_output, temperature,
                        flip_average)

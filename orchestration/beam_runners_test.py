@@ -3,7 +3,7 @@
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import beam_runners
+from orchestration import beam_runners
 
 IMAGE = 'registry.example/busi-tfx:abc123'
 
@@ -48,3 +48,12 @@ def test_portable_job_server_workers_run_the_pipeline_image_unless_told_otherwis
 def test_missing_runner_options_are_named(runner, args, missing):
   with pytest.raises(beam_runners.BeamArgsError, match=missing.replace('.', r'\.')):
     beam_runners.beam_pipeline_args(runner, args, IMAGE, 2)
+
+
+def test_a_local_run_keeps_one_worker_in_process_and_more_in_processes():
+  in_process = options(beam_runners.local_direct_args(1))
+  assert (in_process['direct_running_mode'], in_process['direct_num_workers']) == (
+      'in_memory', 1)
+  per_core = options(beam_runners.local_direct_args(0))
+  assert (per_core['direct_running_mode'], per_core['direct_num_workers']) == (
+      'multi_processing', 0)

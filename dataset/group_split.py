@@ -32,7 +32,7 @@ def assign_groups_to_splits(items: Sequence[Tuple[str, str]],
 
   by_class: Dict[str, List[str]] = collections.defaultdict(list)
   for group_id, labels in members.items():
-    by_class[_majority(labels)].append(group_id)
+    by_class[majority(labels)].append(group_id)
 
   assignment: Dict[str, str] = {}
   for label in sorted(by_class):
@@ -46,7 +46,8 @@ def assign_groups_to_splits(items: Sequence[Tuple[str, str]],
   return assignment
 
 
-def _majority(labels: List[str]) -> str:
+def majority(labels: Sequence[str]) -> str:
+  """The most frequent label; ties go to the first in sorted order."""
   counts = collections.Counter(labels)
   return min(counts, key=lambda label: (-counts[label], label))
 

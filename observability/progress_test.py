@@ -7,8 +7,8 @@ import os
 from tfx import v1 as tfx
 from tfx.orchestration.portable import launcher
 
-from pipeline import configs
-from pipeline import progress
+from contracts import configs
+from observability import progress
 
 
 def _one_component_pipeline(root: str) -> tfx.dsl.Pipeline:

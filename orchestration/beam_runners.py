@@ -1,6 +1,7 @@
 """Beam arguments for the data components (ExampleGen, StatisticsGen, Transform, Evaluator).
 
-DirectRunner runs Beam inside each component's pod, which suits BUSI's size.
+Locally, DirectRunner runs in the orchestrator's process or in worker processes;
+on Kubeflow it runs Beam inside each component's pod, which suits BUSI's size.
 For more data, the same components hand their Beam work to an existing engine:
 Google Cloud Dataflow, or Flink or Spark through Beam's portable job server.
 The remote workers import this project's components and model code, so by
@@ -24,6 +25,25 @@ REQUIRED_ARGS: Dict[str, Tuple[str, ...]] = {
 
 class BeamArgsError(ValueError):
   """Beam arguments that cannot start a job; the message names what is missing."""
+
+
+def direct_args(num_workers: int, in_process: bool = False) -> Tuple[str, ...]:
+  """DirectRunner's running mode and worker count.
+
+  `in_process` runs Beam inside the calling process (one worker); otherwise
+  `num_workers` processes, 0 meaning one per core.
+  """
+  mode = 'in_memory' if in_process else 'multi_processing'
+  return (f'--direct_running_mode={mode}', f'--direct_num_workers={num_workers}')
+
+
+def local_direct_args(workers: int) -> Tuple[str, ...]:
+  """A local run's DirectRunner: 1, in this process; otherwise `workers` processes.
+
+  On BUSI, in-process Beam took less CPU and half the peak memory of worker
+  processes (bench/README.md); more data can need the processes.
+  """
+  return direct_args(1, in_process=True) if workers == 1 else direct_args(workers)
 
 
 def _flag_names(args: Sequence[str]) -> set:
@@ -50,8 +70,7 @@ def beam_pipeline_args(runner: str, extra_args: Sequence[str], image: str,
         ', '.join(f'--beam-arg={flag}=...' for flag in missing))
   args = [f'--runner={runner}']
   if runner == DIRECT_RUNNER:
-    args += ['--direct_running_mode=multi_processing',
-             f'--direct_num_workers={direct_num_workers}']
+    args += direct_args(direct_num_workers)
   elif runner == DATAFLOW_RUNNER and '--sdk_container_image' not in given:
     args.append(f'--sdk_container_image={image}')
   elif runner == PORTABLE_RUNNER and '--environment_type' not in given:

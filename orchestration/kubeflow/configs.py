@@ -8,10 +8,10 @@ cores, the units of KFP's ResourceSpec.
 import dataclasses
 from typing import Tuple
 
-from pipeline import configs
+from contracts import names
 
 # KFP v2 names must match [a-z0-9][a-z0-9-]*, so the underscore becomes a dash.
-PIPELINE_NAME = configs.PIPELINE_NAME.replace('_', '-')
+PIPELINE_NAME = names.PIPELINE_NAME.replace('_', '-')
 
 # Where the Dockerfile copies the project; the compiled spec points here for
 # files that ship with the code, such as the curated schema.
@@ -19,7 +19,7 @@ IMAGE_PROJECT_DIR = '/pipeline'
 IMAGE_SCHEMA_FILE = f'{IMAGE_PROJECT_DIR}/schema/schema.pbtxt'
 
 # The component that gets the GPUs; every other one asks for CPU and memory only.
-TRAINER_ID = 'Trainer'
+TRAINER_ID = names.TRAINER
 
 # The extended resource NVIDIA's device plugin advertises on GPU nodes.
 NVIDIA_GPU_RESOURCE = 'nvidia.com/gpu'

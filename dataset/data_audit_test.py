@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from components import data_audit
+from dataset import data_audit
 
 _POLICY = data_audit.DataPolicy(class_names=('benign', 'malignant', 'normal'),
                                 split_names=('train', 'eval', 'test'))
