@@ -34,14 +34,16 @@ def _incomplete_highest_version(model_base_dir: str, expected_files) -> str:
   """What one TF Serving poll would load, if it is incomplete; else ''.
 
   TF Serving takes the highest numeric folder, whatever it holds. A version
-  that vanished while being read was removed whole, which is allowed.
+  pruned while being read (its `saved_model.pb` deleted first, then the rest)
+  is no longer a SavedModel when the read ends, which is allowed: a poll under
+  load can list a version, then see it pruned by later pushes before it is read.
   """
   versions = [name for name in os.listdir(model_base_dir) if name.isdigit()]
   if not versions:
     return ''
   version_dir = os.path.join(model_base_dir, max(versions, key=int))
   missing = expected_files - _relative_files(version_dir)
-  if missing and os.path.isdir(version_dir):
+  if missing and os.path.isfile(os.path.join(version_dir, serving.SAVED_MODEL_FILE)):
     return f'{version_dir} lacks {sorted(missing)}'
   return ''
 
