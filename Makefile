@@ -11,7 +11,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run test compile-kubeflow bench-quality predict bench-serving bench-pipeline bench-scale clean
+.PHONY: setup run test compile-kubeflow bench-quality predict serving bench-serving bench-pipeline bench-scale clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ bench-quality: setup
 # Classify images with the pushed model: ARGS="IMAGE_OR_FOLDER... [--server URL] [--json]".
 predict: setup
 	$(PY) predict.py $(ARGS)
+
+# The served version: ARGS="list | log | rollback --to VERSION | canary VERSION | promote VERSION".
+serving: setup
+	$(PY) serving_admin.py $(ARGS)
 
 # Latency and throughput of serving_images against the bare network (bench/README.md).
 bench-serving: setup

@@ -18,6 +18,7 @@ from typing import List
 
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 
+from components import atomic_pusher
 from components.validation_gate import DataAnomaliesError
 from contracts import configs
 from dataset import data_audit
@@ -177,6 +178,9 @@ def run(config: configs.PipelineConfig) -> int:
     return 1
   except data_audit.DataAuditError as e:
     print(f'\nStopped at the data audit: {e}', file=sys.stderr)
+    return 1
+  except atomic_pusher.PushError as e:
+    print(f'\nStopped at the push: {e}', file=sys.stderr)
     return 1
   except Exception as e:  # pylint: disable=broad-except
     advice = run_failures.advice(e, output_dir)

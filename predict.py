@@ -2,11 +2,14 @@
 
     python predict.py IMAGE_OR_FOLDER... [--model-dir DIR] [--json]
     python predict.py IMAGE_OR_FOLDER... --server http://HOST:8501 [--model-name NAME]
+        [--version N | --label stable|canary] [--request-format instances|inputs]
 
 Both ways send each file's bytes, as they are, to the model's `serving_images`
 signature: decoding and preprocessing run inside the model, so this client has
 none to get wrong. The --server path needs only the standard library, so it
-starts without loading TensorFlow.
+starts without loading TensorFlow. The model version that answered is printed
+first (on stderr, with the model card's headline metrics for a local model) and
+is in every --json entry.
 """
 
 import argparse
@@ -59,19 +62,27 @@ def _prediction(outputs: Dict[str, Sequence]) -> Prediction:
 
 
 class LocalModel:
-  """A pushed SavedModel on disk, called through its signature as TF Serving would."""
+  """A pushed SavedModel on disk, called through its signature as TF Serving would.
+
+  Given the base folder, it takes the version TF Serving serves as `stable`
+  (or the newest, without a models.config), as the Evaluator does.
+  """
 
   def __init__(self, model_dir: str):
     # Imported here so that the --server path never loads TensorFlow.
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     import models  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from components import model_card  # pylint: disable=g-import-not-at-top
     from components import serving_dir  # pylint: disable=g-import-not-at-top
     self._tf = tf
     if os.path.isfile(os.path.join(model_dir, serving.SAVED_MODEL_FILE)):
       saved_model_dir = model_dir
     else:
-      saved_model_dir = serving_dir.latest_model_path(model_dir)
+      try:
+        saved_model_dir = serving_dir.served_model_path(model_dir)
+      except ValueError as error:
+        raise UsageError(f'--model-dir {model_dir}: {error}') from None
     if saved_model_dir is None:
       raise UsageError(f'--model-dir {model_dir}: no SavedModel there, nor in a '
                        'numbered version folder below it (run `make run` first?)')
@@ -85,6 +96,15 @@ class LocalModel:
       raise UsageError(f'--model-dir {saved_model_dir}: the model has no '
                        f'{serving.SERVING_IMAGES} signature')
     self._signature = saved_model.signatures[serving.SERVING_IMAGES]
+    name = os.path.basename(os.path.normpath(saved_model_dir))
+    self.version = int(name) if name.isdigit() else None
+    card = model_card.read_card(saved_model_dir)
+    self.headline = card.headline() if card else {}
+
+  def describe(self) -> str:
+    metrics = ('  ' + ' '.join(f'{name}={value:.3f}' for name, value in self.headline.items())
+               if self.headline else '  (no model card)')
+    return f'model {self.path}, version {self.version}{metrics}'
 
   def predict(self, image: bytes) -> Prediction:
     try:
@@ -100,30 +120,64 @@ class LocalModel:
 
 
 class ServedModel:
-  """A model behind TF Serving's REST API: POST /v1/models/NAME:predict."""
+  """A model behind TF Serving's REST API: POST /v1/models/NAME[/versions/N|/labels/L]:predict.
 
-  def __init__(self, server: str, model_name: str, timeout_s: float):
-    self.url = f'{server.rstrip("/")}/v1/models/{model_name}:predict'
+  `request_format` is TF Serving's row (`instances`) or columnar (`inputs`)
+  format; both send the same tensor. Without a version or label TF Serving
+  answers with the highest version it has loaded.
+  """
+
+  def __init__(self, server: str, model_name: str, timeout_s: float,
+               version: Optional[int] = None, label: Optional[str] = None,
+               request_format: str = 'instances'):
+    self.model_url = f'{server.rstrip("/")}/v1/models/{model_name}'
+    if version is not None:
+      self.model_url += f'/versions/{version}'
+    elif label:
+      self.model_url += f'/labels/{label}'
+    self.url = f'{self.model_url}:predict'
     self._timeout_s = timeout_s
+    self._request_format = request_format
+    self.version = self._served_version()
 
-  def predict(self, image: bytes) -> Prediction:
-    body = json.dumps({
-        'signature_name': serving.SERVING_IMAGES,
-        'instances': [{'b64': base64.b64encode(image).decode('ascii')}],
-    }).encode()
+  def _call(self, url: str, body: Optional[bytes] = None):
     request = urllib.request.Request(
-        self.url, data=body, headers={'Content-Type': 'application/json'})
+        url, data=body, headers={'Content-Type': 'application/json'})
     try:
       with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
-        reply = json.load(response)
+        return json.load(response)
     except urllib.error.HTTPError as error:
-      raise self._refusal(error) from None
+      raise self._refusal(error, url) from None
     except (urllib.error.URLError, OSError) as error:
       reason = getattr(error, 'reason', error)
-      raise UsageError(f'--server: cannot reach {self.url}: {reason}') from None
-    return _prediction(reply['predictions'][0])
+      raise UsageError(f'--server: cannot reach {url}: {reason}') from None
 
-  def _refusal(self, error: urllib.error.HTTPError) -> Exception:
+  def _served_version(self) -> Optional[int]:
+    """The version that answers: TF Serving's model status, highest AVAILABLE one."""
+    try:
+      status = self._call(self.model_url)
+    except PredictionError as error:
+      raise UsageError(f'--server: {self.model_url}: {error}') from None
+    versions = [int(s['version']) for s in status.get('model_version_status', [])
+                if s.get('state') == 'AVAILABLE']
+    if not versions:
+      raise UsageError(f'--server: {self.model_url} has no AVAILABLE version')
+    return max(versions)
+
+  def describe(self) -> str:
+    return f'model {self.model_url}, version {self.version}'
+
+  def predict(self, image: bytes) -> Prediction:
+    encoded = [{'b64': base64.b64encode(image).decode('ascii')}]
+    body = {'signature_name': serving.SERVING_IMAGES}
+    if self._request_format == 'inputs':
+      body['inputs'] = {serving.IMAGE_BYTES_INPUT: encoded}
+      outputs = self._call(self.url, json.dumps(body).encode())['outputs']
+      return _prediction({name: values[0] for name, values in outputs.items()})
+    body['instances'] = encoded
+    return _prediction(self._call(self.url, json.dumps(body).encode())['predictions'][0])
+
+  def _refusal(self, error: urllib.error.HTTPError, url: str) -> Exception:
     """TF Serving answers 400 with {"error": ...} for a bad input; else it is us."""
     text = error.read().decode('utf-8', 'replace')
     try:
@@ -132,7 +186,7 @@ class ServedModel:
       message = text.strip()[:200]
     if error.code == 400:
       return PredictionError(tf_error_reason(message))
-    return UsageError(f'--server: {self.url} answered {error.code}: '
+    return UsageError(f'--server: {url} answered {error.code}: '
                       f'{tf_error_reason(message)}')
 
 
@@ -178,6 +232,15 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
                                        'http://localhost:8501')
   parser.add_argument('--model-name', default=names.MODEL_NAME,
                       help='model name on the server (default: %(default)s)')
+  pinned = parser.add_mutually_exclusive_group()
+  pinned.add_argument('--version', type=int,
+                      help='with --server: ask this model version')
+  pinned.add_argument('--label', help='with --server: ask the version with this label '
+                                      f'({serving.STABLE_LABEL}, {serving.CANARY_LABEL})')
+  parser.add_argument('--request-format', choices=('instances', 'inputs'),
+                      default='instances',
+                      help="with --server: TF Serving's row (instances) or columnar "
+                           '(inputs) request format')
   parser.add_argument('--timeout', type=float, default=30.0,
                       help='seconds to wait for each server reply')
   parser.add_argument('--json', action='store_true',
@@ -196,8 +259,13 @@ def main(argv: Sequence[str]) -> int:
   args = _parse_args(argv)
   try:
     images = find_images(args.images)
-    model = (ServedModel(args.server, args.model_name, args.timeout) if args.server
+    if not args.server and (args.version is not None or args.label):
+      raise UsageError('--version and --label go with --server; locally, pass the '
+                       'version folder as --model-dir')
+    model = (ServedModel(args.server, args.model_name, args.timeout, args.version,
+                         args.label, args.request_format) if args.server
              else LocalModel(args.model_dir))
+    print(model.describe(), file=sys.stderr, flush=True)
     results = []
     for image in images:
       try:
@@ -211,8 +279,8 @@ def main(argv: Sequence[str]) -> int:
     print(f'predict: error: {e}', file=sys.stderr)
     return 2
   if args.json:
-    json.dump([{'image': image, **(dataclasses.asdict(prediction) if prediction
-                                   else {'error': error})}
+    json.dump([{'image': image, 'version': model.version,
+                **(dataclasses.asdict(prediction) if prediction else {'error': error})}
                for image, prediction, error in results], sys.stdout, indent=1)
     print()
   return 1 if any(prediction is None for _, prediction, _ in results) else 0

@@ -1,33 +1,79 @@
-"""A Pusher executor that TF Serving can never catch half-way.
+"""A Pusher that TF Serving can never catch half-way, on local disks and object stores.
 
-TF Serving polls the model base directory and loads the highest numbered
-version as soon as it appears. TFX's Pusher copies files straight into that
-folder, so a poll during the copy can load a partial model. Here the model is
-copied under a hidden staging name first and then renamed into place (atomic on
-a local or POSIX file system), and only the newest `keep_versions` versions are
-kept. Old versions leave the same way: renamed to a hidden name, then deleted,
-so a poll never finds a numbered folder with half its files gone.
+TF Serving polls the model base directory. TFX's Pusher copies files straight
+into a numbered folder, so a poll during the copy can find a partial model; and
+on object stores (gs://) there is no folder rename to hide the copy behind. So
+a push here goes:
+
+1. every file but `saved_model.pb` (plus the model card) is copied under a
+   hidden staging name, which TF Serving ignores (not a number);
+2. on a local disk `saved_model.pb` is added and the folder is renamed to the
+   version number, in one atomic step. An object store has no folder rename:
+   there the staging folder is copied file by file to the version number while
+   it is not yet a SavedModel (no `saved_model.pb`), and `saved_model.pb` is
+   written last, one object, seen whole or not at all;
+3. TF Serving's `models.config` is rewritten to serve the new version as
+   `stable` (components/serving_config.py): a server started with that file
+   loads only the versions it lists, so it never even looks at steps 1 and 2.
+
+Old versions beyond `keep_versions` leave in the reverse order: dropped from
+`models.config` first, then `saved_model.pb` deleted, then the rest. The
+labelled versions (`stable`, `canary`) are never pruned. A push that fails
+removes what it staged, and every push first removes what an earlier, killed
+push left, saying so in the log. A full disk ends in `PushError` with advice.
 """
 
+import errno
 import json
 import os
+import re
 import time
 import uuid
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from absl import logging
+import tensorflow as tf
 from tfx import types
 from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.components.base import base_component
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
+from tfx.types.component_spec import ChannelParameter
 from tfx.utils import io_utils
+from tfx.utils import json_utils
 from tfx.utils import proto_utils
 
+from components import evaluation_metrics
+from components import model_card
+from components import serving_config
 from components import serving_dir
+from components import serving_ops
+from contracts import names
+from contracts import serving
 
 KEEP_VERSIONS_KEY = 'keep_versions'
+# The Pusher's custom_config keys for the model card.
+CLASS_NAMES_KEY = 'class_names'
+TRAINING_CONFIG_KEY = 'training_config'
+FLOORS_KEY = 'floors'
+REGRESSION_TOLERANCE_KEY = 'regression_tolerance'
+TEST_SPLIT_KEY = 'test_split'
+# Optional inputs beside TFX's Pusher's model and blessing.
+EVALUATION_KEY = 'evaluation'
+EXAMPLES_KEY = 'examples'
+# ExampleGen's fingerprint of its input, on its Examples artifact.
+INPUT_FINGERPRINT_PROPERTY = 'input_fingerprint'
+
+STAGING_PREFIX = '.staging-'
+REMOVING_PREFIX = '.removing-'
+
+
+class PushError(RuntimeError):
+  """The push did not happen; nothing half-written is left, and the message says why."""
 
 
 def next_version(model_base_dir: str) -> int:
@@ -36,30 +82,102 @@ def next_version(model_base_dir: str) -> int:
   return max([int(time.time())] + [v + 1 for v in versions])
 
 
-def push_atomically(model_path: str, model_base_dir: str) -> str:
-  """Copies the SavedModel to `<base>/<version>` via a staged rename; returns the path."""
-  fileio.makedirs(model_base_dir)
-  version = next_version(model_base_dir)
-  staging = os.path.join(model_base_dir, f'.staging-{version}-{uuid.uuid4().hex}')
-  io_utils.copy_dir(model_path, staging)
-  destination = os.path.join(model_base_dir, str(version))
-  fileio.rename(staging, destination)
-  return destination
-
-
-def remove_old_versions(model_base_dir: str, keep: int) -> List[int]:
-  """Deletes all but the newest `keep` versions; returns the removed ones."""
-  versions = serving_dir.served_versions(model_base_dir)
-  removed = versions[:max(len(versions) - keep, 0)]
-  for version in removed:
-    doomed = os.path.join(model_base_dir, f'.removing-{version}-{uuid.uuid4().hex}')
-    fileio.rename(os.path.join(model_base_dir, str(version)), doomed)
-    fileio.rmtree(doomed)
+def remove_leftovers(model_base_dir: str) -> List[str]:
+  """Deletes what a killed push or pruning left: staging folders, half versions."""
+  if not fileio.isdir(model_base_dir):
+    return []
+  removed = []
+  for entry in sorted(fileio.listdir(model_base_dir)):
+    name = entry.rstrip('/')
+    path = os.path.join(model_base_dir, name)
+    half_version = name.isdigit() and not fileio.exists(
+        os.path.join(path, serving.SAVED_MODEL_FILE))
+    if name.startswith((STAGING_PREFIX, REMOVING_PREFIX)) or half_version:
+      logging.warning('Pusher: removing %s, left by an earlier push that did not '
+                      'finish.', path)
+      fileio.rmtree(path)
+      removed.append(path)
   return removed
 
 
+def _disk_full(error: Exception) -> bool:
+  return ((isinstance(error, OSError) and error.errno == errno.ENOSPC)
+          or isinstance(error, tf.errors.ResourceExhaustedError)
+          or 'No space left on device' in str(error))
+
+
+def _push_error(error: Exception, model_base_dir: str, version: int) -> PushError:
+  if _disk_full(error):
+    return PushError(
+        f'Pusher: the disk holding {model_base_dir} is full; version {version} was '
+        'not pushed and its partial copy was removed. Free space there (or lower '
+        '--keep-versions) and rerun: the cached steps before the Pusher are reused.')
+  return PushError(f'Pusher: could not write version {version} to {model_base_dir}: '
+                   f'{error}; its partial copy was removed. The model served before '
+                   'is unchanged.')
+
+
+def _renames_atomically(path: str) -> bool:
+  """A local folder (no URL scheme) renames in one step; object stores copy."""
+  return '://' not in path
+
+
+def push_atomically(model_path: str, model_base_dir: str, version: Optional[int] = None,
+                    extra_files: Mapping[str, str] = None) -> str:
+  """Copies the SavedModel to `<base>/<version>` in the order above; returns the path.
+
+  `extra_files` (relative path -> text) are added to the version, e.g. the card.
+  """
+  fileio.makedirs(model_base_dir)
+  remove_leftovers(model_base_dir)
+  version = next_version(model_base_dir) if version is None else version
+  staging = os.path.join(model_base_dir, f'{STAGING_PREFIX}{version}-{uuid.uuid4().hex}')
+  destination = os.path.join(model_base_dir, str(version))
+  saved_model_pb = os.path.join(model_path, serving.SAVED_MODEL_FILE)
+  try:
+    io_utils.copy_dir(model_path, staging,
+                      deny_regex_patterns=[f'^{re.escape(saved_model_pb)}$'])
+    for relpath, text in (extra_files or {}).items():
+      fileio.makedirs(os.path.dirname(os.path.join(staging, relpath)))
+      with fileio.open(os.path.join(staging, relpath), 'w') as f:
+        f.write(text)
+    if _renames_atomically(model_base_dir):
+      fileio.copy(saved_model_pb, os.path.join(staging, serving.SAVED_MODEL_FILE))
+      fileio.rename(staging, destination)
+    else:
+      fileio.rename(staging, destination)
+      fileio.copy(saved_model_pb, os.path.join(destination, serving.SAVED_MODEL_FILE))
+  except (OSError, tf.errors.OpError) as error:
+    for partial in (staging, destination):
+      if fileio.exists(partial):
+        fileio.rmtree(partial)
+    raise _push_error(error, model_base_dir, version) from None
+  return destination
+
+
+def old_versions(model_base_dir: str, keep: int, protected: Sequence[int] = ()) -> List[int]:
+  """All but the newest `keep` versions, less the `protected` (labelled) ones."""
+  versions = serving_dir.served_versions(model_base_dir)
+  return [v for v in versions[:max(len(versions) - keep, 0)] if v not in protected]
+
+
+def remove_old_versions(model_base_dir: str, keep: int,
+                        protected: Sequence[int] = ()) -> List[int]:
+  """Deletes the `old_versions`, `saved_model.pb` first; returns them."""
+  removed = old_versions(model_base_dir, keep, protected)
+  for version in removed:
+    version_dir = os.path.join(model_base_dir, str(version))
+    fileio.remove(os.path.join(version_dir, serving.SAVED_MODEL_FILE))
+    fileio.rmtree(version_dir)
+  return removed
+
+
+def _single_or_none(artifacts: Optional[List[types.Artifact]]) -> Optional[types.Artifact]:
+  return artifacts[0] if artifacts else None
+
+
 class Executor(pusher_executor.Executor):
-  """Pushes a blessed model to a filesystem destination; see the module docstring."""
+  """Pushes a blessed model with its card and TF Serving's config files."""
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
@@ -81,10 +199,90 @@ class Executor(pusher_executor.Executor):
                        'at least the pushed version kept.')
     model_base_dir = push_destination.filesystem.base_directory
     model_path = self.GetModelPath(input_dict)
+    run_id = (self._context.pipeline_run_id if self._context else None) or ''
 
-    destination = push_atomically(model_path, model_base_dir)
-    removed = remove_old_versions(model_base_dir, keep)
-    logging.info('Model pushed to %s; removed old versions %s.', destination, removed)
+    fileio.makedirs(model_base_dir)
+    before = serving_ops.current(model_base_dir)
+    version = next_version(model_base_dir)
+    card = self._card(input_dict, custom_config, model_base_dir, version, run_id)
+    destination = push_atomically(
+        model_path, model_base_dir, version,
+        model_card.card_files(card) if card else None)
+    canary = before.canary if before and before.canary else None
+    served = serving_config.ServedVersions(stable=version, canary=canary)
+    doomed = old_versions(model_base_dir, keep, protected=served.versions())
+    try:
+      serving_ops.set_served(model_base_dir, before, served, 'push',
+                             removed=tuple(doomed), run_id=run_id)
+    except (OSError, tf.errors.OpError) as error:
+      raise PushError(
+          f'Pusher: version {version} is in {model_base_dir}, but TF Serving\'s '
+          f'config files beside it could not be written ({error}), so '
+          f'{before.stable if before else "nothing"} is still served. Fix the cause and '
+          f'run `make serving ARGS="promote {version}"`.') from None
+    removed = remove_old_versions(model_base_dir, keep, protected=served.versions())
+    logging.info('Model pushed to %s and served as %s; removed old versions %s.',
+                 destination, serving.STABLE_LABEL, removed)
     io_utils.copy_dir(model_path, model_push.uri)
     self._MarkPushed(model_push, pushed_destination=destination,
                      pushed_version=os.path.basename(destination))
+
+  def _card(self, input_dict: Dict[str, List[types.Artifact]],
+            custom_config: Dict[str, Any], model_base_dir: str, version: int,
+            run_id: str) -> Optional[model_card.ModelCard]:
+    """The card from the evaluation and examples; None without them (TFX's inputs only)."""
+    evaluation = _single_or_none(input_dict.get(EVALUATION_KEY))
+    examples = _single_or_none(input_dict.get(EXAMPLES_KEY))
+    if evaluation is None or examples is None:
+      logging.warning('Pusher: no evaluation or examples given, pushing without a '
+                      'model card.')
+      return None
+    blessing = artifact_utils.get_single_instance(
+        input_dict[standard_component_specs.MODEL_BLESSING_KEY])
+    baseline = (blessing.get_string_custom_property(names.BASELINE_VERSION_PROPERTY)
+                if blessing.has_custom_property(names.BASELINE_VERSION_PROPERTY) else '')
+    return model_card.ModelCard(
+        model_name=serving_ops.model_name_of(model_base_dir),
+        version=version,
+        pushed_at=model_card.now(),
+        run_id=run_id,
+        data=model_card.data_summary(
+            examples.uri, examples.get_string_custom_property(INPUT_FINGERPRINT_PROPERTY)),
+        test_split=custom_config[TEST_SPLIT_KEY],
+        test_metrics=evaluation_metrics.overall_metrics(evaluation.uri,
+                                                        custom_config[CLASS_NAMES_KEY]),
+        floors=dict(custom_config[FLOORS_KEY]),
+        regression_tolerance=custom_config[REGRESSION_TOLERANCE_KEY],
+        baseline_version=baseline,
+        code_fingerprint=model_card.code_fingerprint(),
+        training_config=custom_config[TRAINING_CONFIG_KEY])
+
+
+class ServingPusherSpec(standard_component_specs.PusherSpec):
+  """TFX's PusherSpec plus the evaluation and examples the model card is made from."""
+  INPUTS = {
+      **standard_component_specs.PusherSpec.INPUTS,
+      EVALUATION_KEY: ChannelParameter(type=standard_artifacts.ModelEvaluation,
+                                       optional=True),
+      EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True),
+  }
+
+
+class ServingPusher(base_component.BaseComponent):
+  """Pusher(model, model_blessing) + evaluation and examples for the model card."""
+
+  SPEC_CLASS = ServingPusherSpec
+  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+  def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
+               evaluation: types.BaseChannel, examples: types.BaseChannel,
+               push_destination: pusher_pb2.PushDestination,
+               custom_config: Dict[str, Any]):
+    super().__init__(spec=ServingPusherSpec(
+        model=model,
+        model_blessing=model_blessing,
+        evaluation=evaluation,
+        examples=examples,
+        push_destination=push_destination,
+        custom_config=json_utils.dumps(custom_config),
+        pushed_model=types.Channel(type=standard_artifacts.PushedModel)))

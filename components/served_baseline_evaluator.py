@@ -3,8 +3,9 @@
 The no-regression check must compare against what is in service. TFX finds the
 baseline with a Resolver node (LatestBlessedModelStrategy), which the open-source
 Kubeflow Pipelines v2 backend rejects. The serving directory is the ground truth
-on every orchestrator: this Evaluator takes the newest version there as its
-baseline, and evaluates without one (thresholds only) when nothing is served yet.
+on every orchestrator: this Evaluator takes the version served as `stable` there
+(components/serving_dir.py) as its baseline, and evaluates without one
+(thresholds only) when nothing is served yet.
 The baseline is copied into the evaluation artifact, so the record says exactly
 which model the candidate was compared with.
 """
@@ -40,7 +41,7 @@ class Executor(evaluator_executor.Executor):
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
     model_base_dir = exec_properties[SERVING_MODEL_DIR_KEY]
-    served = serving_dir.latest_model_path(model_base_dir)
+    served = serving_dir.served_model_path(model_base_dir)
     blessing = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.BLESSING_KEY])
     if served is None:

@@ -1,7 +1,9 @@
-"""TF Serving's model base directory: numbered version folders, newest served.
+"""TF Serving's model base directory: numbered version folders, one of them served.
 
-TF Serving loads the highest numeric sub-folder holding a SavedModel and ignores
-any other name, so a push can stage under a hidden name and appear by rename.
+TF Serving ignores any sub-folder whose name is not a number, so a push can
+stage under a hidden name. Which version is served: the `stable` label of the
+`models.config` beside the folder (components/serving_config.py) when there is
+one, else the highest version, as TF Serving's default policy has it.
 """
 
 import os
@@ -9,6 +11,7 @@ from typing import List, Optional
 
 from tfx.dsl.io import fileio
 
+from components import serving_config
 from contracts import serving
 
 
@@ -29,3 +32,20 @@ def latest_model_path(model_base_dir: str) -> Optional[str]:
   """The SavedModel TF Serving serves now, or None when nothing is pushed yet."""
   versions = served_versions(model_base_dir)
   return os.path.join(model_base_dir, str(versions[-1])) if versions else None
+
+
+def served_model_path(model_base_dir: str) -> Optional[str]:
+  """The version TF Serving serves as `stable`, or None when nothing is pushed yet.
+
+  The Evaluator compares against this one and `predict` calls it, so after a
+  rollback both follow the rolled-back version, not the newest folder.
+  """
+  served = serving_config.read_served_versions(model_base_dir)
+  if served is None:
+    return latest_model_path(model_base_dir)
+  if served.stable not in served_versions(model_base_dir):
+    raise ValueError(
+        f'{model_base_dir}: {serving.MODELS_CONFIG_FILE} serves version '
+        f'{served.stable}, which is not there; run `make serving ARGS=list` and '
+        '`make serving ARGS="promote VERSION"` with a version that is.')
+  return os.path.join(model_base_dir, str(served.stable))

@@ -14,6 +14,8 @@ models/inference.py) and `classes` (string [N, 3], the class names in the order
 of `scores`), the outputs TFMA and TF Serving look for. A payload that is not a readable PNG/JPEG fails its request
 with InvalidArgumentError; one whose header declares too many pixels fails before
 anything is decoded (models/preprocessing.py).
+An empty batch gets empty outputs. Every export carries TF Serving's warm-up
+requests for both signatures (models/warmup.py).
 docs/serving.md is the client-facing version of this contract.
 """
 
@@ -27,6 +29,7 @@ import models
 from contracts import features
 from contracts import serving
 from models import inference
+from models import warmup
 
 class _ServingModule(tf.Module):
   """Holds the network, the transform layer and the class names for export."""
@@ -43,11 +46,22 @@ class _ServingModule(tf.Module):
         features.IMAGE_KEY: tf_transform_output.raw_feature_spec()[features.IMAGE_KEY]}
 
   def predict(self, encoded_images: tf.Tensor):
+    """Scores and class names; an empty batch gets empty outputs, not a shape error."""
+    return tf.cond(tf.size(encoded_images) > 0,
+                   lambda: self._predict(encoded_images),
+                   lambda: self._empty_outputs())
+
+  def _predict(self, encoded_images: tf.Tensor):
     transformed = self.tft_layer({features.IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
     scores = inference.class_scores(self.model, transformed[features.IMAGE_XF],
                                     self._temperature, self._flip_average)
     classes = tf.tile(self.class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
     return {serving.SCORES_OUTPUT: scores, serving.CLASSES_OUTPUT: classes}
+
+  def _empty_outputs(self):
+    count = tf.size(self.class_names)
+    return {serving.SCORES_OUTPUT: tf.zeros([0, count], tf.float32),
+            serving.CLASSES_OUTPUT: tf.fill([0, count], '')}
 
   @tf.function(input_signature=[
       tf.TensorSpec([None], tf.string, name=serving.EXAMPLES_INPUT)])
@@ -68,7 +82,7 @@ def export_serving_model(model: keras.Model,
                          tf_transform_output: tft.TFTransformOutput,
                          class_names: Sequence[str], export_dir: str,
                          temperature: float = 1.0, flip_average: bool = False) -> None:
-  """Writes the SavedModel that the Pusher copies and TF Serving loads.
+  """Writes the SavedModel that the Pusher copies and TF Serving loads, with warm-up.
 
   `temperature` and `flip_average` are baked into the graph as constants, so
   the served scores are `inference.class_scores` of the network.
@@ -80,3 +94,4 @@ def export_serving_model(model: keras.Model,
       serving.SERVING_DEFAULT: module.serve_examples,
       serving.SERVING_IMAGES: module.serve_images,
   })
+  warmup.write_warmup_file(export_dir, warmup.warmup_requests())

@@ -8,12 +8,12 @@ disk now, so a version deleted since its push is reported as missing.
 
 import dataclasses
 import os
-import re
 from typing import Dict, List, Optional, Sequence
 
 import tensorflow_model_analysis as tfma
 from tfx.dsl.io import fileio
 
+from components import evaluation_metrics
 from contracts import names
 from dataset import data_audit
 from observability import metadata_run
@@ -71,26 +71,6 @@ class RunSummary:
     return '\n'.join(lines)
 
 
-def overall_metrics(evaluation_uri: str, class_names: Sequence[str],
-                    model_name: Optional[str] = None) -> Dict[str, float]:
-  """Metrics of the whole split; binarized ones get their class name appended.
-
-  `model_name` picks the model of a comparison (e.g. 'baseline'); None: the candidate.
-  """
-  result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
-  metrics = {}
-  for slice_key, by_output in result.slicing_metrics:
-    if slice_key:
-      continue
-    for sub_key, values in by_output.get('', {}).items():
-      binarized = re.fullmatch(r'classId:(\d+)', sub_key)
-      suffix = f'_{class_names[int(binarized.group(1))]}' if binarized else ''
-      for name, value in values.items():
-        if 'doubleValue' in value:
-          metrics[name + suffix] = float(value['doubleValue'])
-  return metrics
-
-
 def _describe_failure(failure) -> str:
   name = failure.metric_key.name
   value = failure.metric_value.double_value.value
@@ -126,7 +106,7 @@ def summarize_run(run: metadata_run.MetadataRun,
   missing = None
   for evaluation in run.outputs('ModelEvaluation'):
     if fileio.glob(os.path.join(evaluation.uri, 'metrics*')):
-      metrics = overall_metrics(evaluation.uri, class_names)
+      metrics = evaluation_metrics.overall_metrics(evaluation.uri, class_names)
       failed = _failed_checks(evaluation.uri)
   for blessing in run.outputs('ModelBlessing'):
     blessed = blessing.custom_properties['blessed'].int_value == 1

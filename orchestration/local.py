@@ -58,7 +58,8 @@ def run_dag(dag: tfx.dsl.Pipeline, metadata_path: str) -> None:
 def run(config: configs.PipelineConfig) -> run_summary.RunSummary:
   """Runs the pipeline with a progress line per component; returns the run's summary.
 
-  Raises `DataAnomaliesError` or `DataAuditError` when the data stops the run.
+  Raises `DataAnomaliesError` or `DataAuditError` when the data stops the run,
+  `PushError` when the push to the serving dir fails.
   """
   with progress.component_progress():
     run_dag(pipeline_lib.create_pipeline(config), config.metadata_path)

@@ -6,9 +6,10 @@ as baseline) -> Pusher. Runners choose only the orchestrator, the paths and the
 Beam arguments.
 """
 
+from typing import Any, Dict
+
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
 
 from components import atomic_pusher
 from components import byte_batched
@@ -68,6 +69,20 @@ def transform_component(config: configs.PipelineConfig, examples: tfx.types.Base
       disable_statistics=True).with_id(names.TRANSFORM)
 
 
+def pusher_config(config: configs.PipelineConfig) -> Dict[str, Any]:
+  """What the Pusher needs for pruning and for the model card it writes."""
+  return {
+      atomic_pusher.KEEP_VERSIONS_KEY: config.keep_served_versions,
+      atomic_pusher.CLASS_NAMES_KEY: list(config.data.class_names),
+      atomic_pusher.TRAINING_CONFIG_KEY: config.custom_config(),
+      atomic_pusher.FLOORS_KEY: {
+          eval_config.ACCURACY: config.evaluation.min_accuracy,
+          eval_config.MALIGNANT_SENSITIVITY: config.evaluation.min_malignant_recall},
+      atomic_pusher.REGRESSION_TOLERANCE_KEY: config.evaluation.regression_tolerance,
+      atomic_pusher.TEST_SPLIT_KEY: config.evaluation.eval_split,
+  }
+
+
 def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
   example_gen = example_gen_component(config)
   schema_importer = schema_component(config)
@@ -97,15 +112,15 @@ def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
                                                  config.data.class_names),
       example_splits=[config.evaluation.eval_split],
       serving_model_dir=config.model_serving_dir).with_id(names.EVALUATOR)
-  pusher = tfx.components.Pusher(
+  pusher = atomic_pusher.ServingPusher(
       model=trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],
+      evaluation=evaluator.outputs['evaluation'],
+      examples=example_gen.outputs['examples'],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
               base_directory=config.model_serving_dir)),
-      custom_config={atomic_pusher.KEEP_VERSIONS_KEY: config.keep_served_versions},
-      custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor)
-  ).with_id(names.PUSHER)
+      custom_config=pusher_config(config)).with_id(names.PUSHER)
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,

@@ -24,13 +24,13 @@ from google.protobuf import json_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.utils import path_utils
 
+from components import evaluation_metrics
 from contracts import configs
 from contracts import features
 from contracts import names
 from models import grad_cam
 from models import model as model_lib
 from observability import run_record
-from observability import run_summary
 from run_report import curves
 from run_report import examples as examples_lib
 from run_report import explanations as explanations_lib
@@ -352,7 +352,7 @@ def _metrics_against_baseline(context: _Context) -> List[str]:
     return []
   baseline = {}
   if summary.baseline_version:
-    baseline = run_summary.overall_metrics(
+    baseline = evaluation_metrics.overall_metrics(
         context.record.uri(names.EVALUATOR, 'ModelEvaluation'), context.class_names,
         model_name=_TFMA_BASELINE_MODEL)
   headers = ['Metric (TFMA)', 'Candidate']

@@ -29,7 +29,7 @@ EXPECTED_EDGES = {
     'Transform': {'ImageExampleGen', 'DataValidationGate'},
     'Trainer': {'Transform', 'DataValidationGate'},
     'ServedBaselineEvaluator': {'ImageExampleGen', 'Trainer'},
-    'Pusher': {'Trainer', 'ServedBaselineEvaluator'},
+    'Pusher': {'Trainer', 'ServedBaselineEvaluator', 'ImageExampleGen'},
 }
 
 

@@ -22,8 +22,12 @@ from contracts import names
 import local_runner
 import report
 from bench import synthetic_busi
+from components import model_card
+from components import serving_config
 from components import serving_dir
+from components import serving_ops
 from contracts import configs
+from contracts import serving
 from run_report import build as report_build
 from tests import headless_browser
 
@@ -58,6 +62,34 @@ def test_first_run_pushes_a_servable_model(workspace, capsys):
   scores = model.signatures['serving_images'](image_bytes=tf.constant([image]))['scores']
   assert scores.shape == (1, 3)
   assert abs(float(tf.reduce_sum(scores)) - 1.0) < 1e-5
+
+
+def test_the_push_carries_a_model_card_and_tf_serving_config(workspace):
+  """The card of the first push records what the run measured and was compared with."""
+  base = _model_base(workspace)
+  (version,) = serving_dir.served_versions(base)
+  card = model_card.read_card(os.path.join(base, str(version)))
+  assert card.version == version and card.model_name == names.MODEL_NAME
+  assert card.run_id and card.baseline_version == ''
+  assert card.data.fingerprint.startswith('image folder ')
+  assert sum(card.data.class_counts.values()) == sum(
+      n for split in card.data.split_counts.values() for n in split.values())
+  assert set(card.data.split_counts) == {'train', 'eval', 'test'}
+  assert card.test_split == 'test' and card.floors == {
+      'accuracy': 0.0, 'malignant_sensitivity': 0.0}
+  assert set(card.headline()) == {'accuracy', 'malignant_sensitivity'}
+  assert 0.0 <= card.test_metrics['accuracy'] <= 1.0
+  assert card.test_metrics['example_count'] == sum(card.data.split_counts['test'].values())
+  assert card.training_config['training']['epochs'] == 2
+  assert card.code_fingerprint == model_card.code_fingerprint()
+  with open(os.path.join(base, str(version), serving.ASSETS_EXTRA,
+                         serving.MODEL_CARD_MARKDOWN_FILE)) as f:
+    assert f'# busi_classifier, version {version}' in f.read()
+  assert os.path.isfile(os.path.join(base, str(version), serving.ASSETS_EXTRA,
+                                     serving.WARMUP_FILE))
+  assert serving_config.read_served_versions(base) == serving_config.ServedVersions(version)
+  (change,) = serving_ops.read_log(base)
+  assert (change.action, change.stable, change.previous_stable) == ('push', version, None)
 
 
 def _reports(workspace):

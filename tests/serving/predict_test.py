@@ -1,16 +1,21 @@
 """The `predict` command, against a pushed model on disk and over TF Serving's REST API."""
 
+import base64
 import json
 import os
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from tfx.utils import io_utils
 
+from components import model_card
+from components import serving_ops
 from contracts import features
 from contracts import names
 from contracts import serving
@@ -47,7 +52,10 @@ def image_folder(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def server(served):
-  with fake_tf_serving.serving(served, names.MODEL_NAME) as url:
+  """Two versions of one model, labelled as a staged canary leaves them."""
+  with fake_tf_serving.serving({17: served, 18: served}, names.MODEL_NAME,
+                               labels={serving.STABLE_LABEL: 17,
+                                       serving.CANARY_LABEL: 18}) as url:
     yield url
 
 
@@ -117,7 +125,12 @@ def _closed_port_url() -> str:
     (['{image}', '--model-dir', '{empty}'], 'no SavedModel there'),
     (['{image}', '--model-dir', '{broken}'], 'not a loadable SavedModel'),
     (['{image}', '--server', '{server}', '--model-name', 'nope'],
-     'answered 404: Servable not found'),
+     'answered 404: Servable not found for request: Latest(nope)'),
+    (['{image}', '--server', '{server}', '--version', '3'],
+     'answered 404: Servable not found for request: Specific(busi_classifier, 3)'),
+    (['{image}', '--server', '{server}', '--label', 'beta'],
+     'answered 404: Unrecognized servable version label: beta'),
+    (['{image}', '--version', '3'], '--version and --label go with --server'),
     (['{image}', '--server', '{closed}'], 'cannot reach http://127.0.0.1:'),
 ])
 def test_bad_usage_is_one_line_without_traceback(capsys, tmp_path, server, argv,
@@ -146,3 +159,86 @@ def test_command_line_over_rest_prints_a_line_per_image(server, image_folder):
   image, label, scores = completed.stdout.strip().split('\t')
   assert image.endswith('normal (1).png') and label in features.CLASS_NAMES
   assert [s.split('=')[0] for s in scores.split()] == list(features.CLASS_NAMES)
+
+
+@pytest.mark.parametrize('flags,version', [
+    ([], 18),                                   # TF Serving: the highest version
+    (['--version', '17'], 17),
+    (['--label', 'stable'], 17),
+    (['--label', 'canary'], 18),
+    (['--request-format', 'inputs'], 18),
+    (['--label', 'stable', '--request-format', 'inputs'], 17),
+])
+def test_every_rest_form_gives_the_local_scores_and_names_the_version(
+    capsys, server, model_base_dir, image_folder, flags, version):
+  _, local = _run_json(capsys, [image_folder, '--model-dir', model_base_dir])
+  status = predict.main([image_folder, '--server', server, *flags, '--json'])
+  captured = capsys.readouterr()
+  remote = json.loads(captured.out)
+  assert status == 0
+  assert captured.err.endswith(f', version {version}\n')
+  assert {r['version'] for r in remote} == {version}
+  assert [r['label'] for r in remote] == [r['label'] for r in local]
+  for r, l in zip(remote, local):
+    np.testing.assert_allclose(list(r['probabilities'].values()),
+                               list(l['probabilities'].values()), atol=1e-6)
+
+
+def test_the_served_version_and_its_card_are_shown(capsys, exported, tmp_path, image_folder):
+  base = tmp_path / names.MODEL_NAME
+  for version in (5, 6):
+    io_utils.copy_dir(exported.saved_model_dir, str(base / str(version)))
+  card = model_card.ModelCard(
+      model_name=names.MODEL_NAME, version=5, pushed_at='2026-12-01T10:00:00+00:00',
+      run_id='run-5', data=model_card.DataSummary('fp', {'benign': 1}, {'test': {'benign': 1}}),
+      test_split='test', test_metrics={'accuracy': 0.875, 'auc_benign': 0.9},
+      floors={'accuracy': 0.8}, regression_tolerance=0.0, baseline_version='',
+      code_fingerprint='c', training_config={})
+  for relpath, text in model_card.card_files(card).items():
+    os.makedirs(os.path.dirname(base / '5' / relpath), exist_ok=True)
+    (base / '5' / relpath).write_text(text)
+  serving_ops.rollback(str(base), 5)          # 6 is newer; 5 is served
+  status, results = _run_json(capsys, [image_folder, '--model-dir', str(base)])
+  assert status == 0 and {r['version'] for r in results} == {5}
+  predict.main([image_folder, '--model-dir', str(base)])
+  err = capsys.readouterr().err
+  assert err == f'model {base / "5"}, version 5  accuracy=0.875\n'
+
+
+def test_the_rest_stub_answers_as_tf_serving_documents(server, served):
+  """Status, both request formats and the error bodies, seen from plain HTTP."""
+  def call(path, body=None):
+    request = urllib.request.Request(server + path,
+                                     data=json.dumps(body).encode() if body else None)
+    try:
+      with urllib.request.urlopen(request) as response:
+        return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+      return error.code, json.load(error)
+
+  name = names.MODEL_NAME
+  assert call(f'/v1/models/{name}') == (200, {'model_version_status': [
+      {'version': v, 'state': 'AVAILABLE', 'status': {'error_code': 'OK',
+                                                      'error_message': ''}}
+      for v in ('17', '18')]})
+  assert call(f'/v1/models/{name}/labels/canary')[1]['model_version_status'][0][
+      'version'] == '18'
+  image = {'b64': base64.b64encode(payloads.encode(payloads.scan())).decode()}
+  example = {'b64': base64.b64encode(tf.train.Example(features=tf.train.Features(
+      feature={features.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[payloads.encode(payloads.scan())]))})).SerializeToString()).decode()}
+  status, rows = call(f'/v1/models/{name}/versions/17:predict',
+                      {'signature_name': serving.SERVING_IMAGES, 'instances': [image, image]})
+  assert status == 200 and len(rows['predictions']) == 2
+  status, columns = call(f'/v1/models/{name}:predict', {'inputs': {serving.EXAMPLES_INPUT: [example]}})
+  assert status == 200 and set(columns['outputs']) == {serving.SCORES_OUTPUT,
+                                                 serving.CLASSES_OUTPUT}
+  np.testing.assert_allclose(columns['outputs']['scores'][0],
+                             rows['predictions'][0]['scores'], atol=1e-6)
+  assert call(f'/v1/models/{name}:predict', {'instances': [], 'inputs': []})[0] == 400
+  status, body = call(f'/v1/models/{name}:predict',
+                      {'signature_name': 'nope', 'instances': [image]})
+  assert status == 400 and 'nope' in body['error']
+  status, body = call(f'/v1/models/{name}:predict',
+                      {'signature_name': serving.SERVING_IMAGES, 'instances': [{'b64': ''}]})
+  assert status == 400 and 'expected PNG or JPEG bytes' in body['error']

@@ -1,13 +1,17 @@
 """The serving contract, checked on a SavedModel loaded as TF Serving loads it."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
 
 from bench import exported_model
 from contracts import features
 from contracts import serving
 from models import inference
+from models import warmup
 from tests.serving import payloads
 
 _ENCODINGS = {
@@ -95,3 +99,43 @@ def test_bad_payload_fails_its_request_with_a_message(served, name, payload, mes
     served.signatures[serving.SERVING_DEFAULT](examples=tf.constant([_example(payload)]))
   after = served.signatures[serving.SERVING_IMAGES](image_bytes=tf.constant(_images(1)))
   assert after['scores'].shape == (1, 3)
+
+
+@pytest.mark.parametrize('signature,input_name', [
+    (serving.SERVING_IMAGES, serving.IMAGE_BYTES_INPUT),
+    (serving.SERVING_DEFAULT, serving.EXAMPLES_INPUT)])
+def test_an_empty_batch_gets_empty_outputs(served, signature, input_name):
+  outputs = served.signatures[signature](**{input_name: tf.constant([], tf.string)})
+  assert outputs['scores'].shape == (0, 3) and outputs['classes'].shape == (0, 3)
+  if 'label' in outputs:
+    assert outputs['label'].shape == (0,)
+
+
+def _warmup_logs(saved_model_dir: str):
+  path = os.path.join(saved_model_dir, serving.ASSETS_EXTRA, serving.WARMUP_FILE)
+  return [prediction_log_pb2.PredictionLog.FromString(record.numpy())
+          for record in tf.data.TFRecordDataset(path)]
+
+
+def test_warmup_requests_replay_through_the_signatures_they_name(exported, served):
+  """Each warm-up request, run as TF Serving runs it, gives what a direct call gives."""
+  logs = _warmup_logs(exported.saved_model_dir)
+  named = sorted({log.predict_log.request.model_spec.signature_name for log in logs})
+  assert named == sorted([serving.SERVING_DEFAULT, serving.SERVING_IMAGES])
+  assert len(logs) <= 1000   # TF Serving's limit on warm-up records
+  scans = warmup.synthetic_scans()
+  for log in logs:
+    request = log.predict_log.request
+    signature = served.signatures[request.model_spec.signature_name]
+    (input_name,) = signature.structured_input_signature[1]
+    assert list(request.inputs) == [input_name]
+    values = tf.make_ndarray(request.inputs[input_name])
+    replayed = signature(**{input_name: tf.constant(values)})
+    images = ([tf.train.Example.FromString(v).features.feature[features.IMAGE_KEY]
+               .bytes_list.value[0] for v in values]
+              if input_name == serving.EXAMPLES_INPUT else list(values))
+    assert set(images) <= set(scans)
+    direct = served.signatures[serving.SERVING_IMAGES](image_bytes=tf.constant(images))
+    np.testing.assert_allclose(replayed['scores'], direct['scores'], atol=1e-6)
+  assert {len(tf.make_ndarray(next(iter(log.predict_log.request.inputs.values()))))
+          for log in logs} == {1, 4}

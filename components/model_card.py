@@ -1,0 +1,151 @@
+"""The model card every pushed version carries in `assets.extra/`.
+
+An operator looking at a version folder, or at `make serving ARGS=list`, should
+not need ML Metadata to know what the model is: which run and data made it, how
+it scored on the held-out test split against which floors, which served model
+it was compared with, and the code and training configuration behind it.
+`model_card.json` is for tools (`predict`, the serving CLI), `model_card.md`
+for people. TF Serving ignores `assets.extra/` apart from its warm-up file.
+"""
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+from typing import Any, Dict, Mapping, Optional
+
+from tfx.dsl.io import fileio
+
+from contracts import serving
+from dataset import data_audit
+
+# What the code fingerprint covers: the library layers, not tests or benches.
+_CODE_DIRS = ('components', 'contracts', 'dataset', 'models', 'pipeline', 'schema')
+_PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSummary:
+  fingerprint: str                          # ExampleGen's fingerprint of the data folder
+  class_counts: Dict[str, int]              # ingested images per class
+  split_counts: Dict[str, Dict[str, int]]   # split -> class -> images
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCard:
+  model_name: str
+  version: int
+  pushed_at: str                  # ISO 8601, UTC
+  run_id: str
+  data: DataSummary
+  test_split: str
+  test_metrics: Dict[str, float]  # overall slice of the test split
+  floors: Dict[str, float]        # metric -> the lower bound it passed
+  regression_tolerance: float
+  baseline_version: str           # the served version compared with; '' for none
+  code_fingerprint: str
+  training_config: Dict[str, Any]
+
+  def headline(self) -> Dict[str, float]:
+    """The metrics that had floors: what blessed this version."""
+    return {name: self.test_metrics[name] for name in self.floors
+            if name in self.test_metrics}
+
+
+def code_fingerprint(project_dir: str = _PROJECT_DIR) -> str:
+  """sha256 over the library sources (paths and contents), tests excluded."""
+  digest = hashlib.sha256()
+  for top in _CODE_DIRS:
+    for folder, dirs, names in sorted(os.walk(os.path.join(project_dir, top))):
+      dirs.sort()
+      for name in sorted(names):
+        if name.endswith(('.py', '.pbtxt')) and not name.endswith('_test.py'):
+          path = os.path.join(folder, name)
+          digest.update(os.path.relpath(path, project_dir).encode() + b'\0')
+          with open(path, 'rb') as f:
+            digest.update(f.read())
+  return digest.hexdigest()
+
+
+def data_summary(examples_uri: str, fingerprint: str) -> DataSummary:
+  """Counts from the data audit ImageExampleGen wrote beside its splits."""
+  audit = data_audit.read(examples_uri)
+  return DataSummary(fingerprint=fingerprint,
+                     class_counts=dict(audit['class_counts']),
+                     split_counts={split: dict(counts)
+                                   for split, counts in audit['split_counts'].items()})
+
+
+def now() -> str:
+  return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+
+
+def to_json(card: ModelCard) -> str:
+  return json.dumps(dataclasses.asdict(card), indent=1, sort_keys=True) + '\n'
+
+
+def from_json(text: str) -> ModelCard:
+  fields = json.loads(text)
+  return ModelCard(**{**fields, 'data': DataSummary(**fields['data'])})
+
+
+def to_markdown(card: ModelCard) -> str:
+  splits = sorted(card.data.split_counts)
+  classes = list(card.data.class_counts)
+  lines = [
+      f'# {card.model_name}, version {card.version}',
+      '',
+      f'Pushed {card.pushed_at} by run `{card.run_id or "unknown"}`.',
+      f'Compared with served version {card.baseline_version}.' if card.baseline_version
+      else 'No model was served: blessed on the floors alone.',
+      '',
+      f'## Test split (`{card.test_split}`)',
+      '',
+      '| metric | value | floor |',
+      '|---|---:|---:|',
+      *(f'| {name} | {value:.4f} | '
+        f'{card.floors[name]:.2f} |' if name in card.floors else
+        f'| {name} | {value:.4f} | |'
+        for name, value in sorted(card.test_metrics.items())),
+      '',
+      f'A candidate may be at most {card.regression_tolerance} worse than the served '
+      'model on the metrics with a floor.',
+      '',
+      '## Data',
+      '',
+      f'Fingerprint: `{card.data.fingerprint}`',
+      '',
+      '| class | ' + ' | '.join(splits) + ' | all |',
+      '|---|' + '---:|' * (len(splits) + 1),
+      *(f'| {name} | ' + ' | '.join(str(card.data.split_counts[s].get(name, 0))
+                                    for s in splits)
+        + f' | {card.data.class_counts[name]} |' for name in classes),
+      '',
+      '## Code and training',
+      '',
+      f'Code fingerprint (sha256): `{card.code_fingerprint}`',
+      '',
+      '```json',
+      json.dumps(card.training_config, indent=1, sort_keys=True),
+      '```',
+      '',
+  ]
+  return '\n'.join(lines)
+
+
+def card_files(card: ModelCard) -> Mapping[str, str]:
+  """Relative path in the version folder -> text."""
+  return {os.path.join(serving.ASSETS_EXTRA, serving.MODEL_CARD_JSON_FILE): to_json(card),
+          os.path.join(serving.ASSETS_EXTRA, serving.MODEL_CARD_MARKDOWN_FILE):
+              to_markdown(card)}
+
+
+def read_card(version_dir: str) -> Optional[ModelCard]:
+  """The card of a pushed version, or None for a version pushed without one."""
+  path = os.path.join(version_dir, serving.ASSETS_EXTRA, serving.MODEL_CARD_JSON_FILE)
+  if not fileio.exists(path):
+    return None
+  with fileio.open(path, 'r') as f:
+    return from_json(f.read())
+
