@@ -12,6 +12,7 @@ spec fingerprints the model code it was compiled with. See docs/kubeflow.md.
 
 import argparse
 import dataclasses
+import os
 import sys
 from typing import List, Tuple
 
@@ -154,10 +155,21 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   kfp.add_argument('--submit', action='store_true', help='upload and start a run now')
   kfp.add_argument('--schedule', type=_cron, metavar='CRON',
                    help="upload and retrain on KFP's 6-field cron, e.g. '0 0 3 * * 1'")
-  kfp.add_argument('--experiment', default=kubeflow_configs.PIPELINE_NAME)
+  kfp.add_argument('--experiment', default=kubeflow_configs.PIPELINE_NAME,
+                   help='experiment name; created if missing')
+  kfp.add_argument('--experiment-id',
+                   help='an existing experiment to run in, instead of --experiment')
+  kfp.add_argument('--namespace',
+                   help='the Kubeflow user namespace (multi-user deployments)')
+  kfp.add_argument('--token-file',
+                   help='file holding a bearer token for the KFP API, re-read on '
+                        'each request (multi-user deployments), e.g. the output '
+                        'of kubectl create token')
   args = parser.parse_args(argv)
   if (args.submit or args.schedule) and not args.host:
     parser.error('--submit and --schedule need --host (the KFP API endpoint)')
+  if args.token_file and not os.path.isfile(args.token_file):
+    parser.error(f'--token-file {args.token_file!r} is not a file')
   if args.gpus < 0:
     parser.error(f'--gpus must be 0 or more, got {args.gpus}')
   return args
@@ -213,8 +225,9 @@ def main(argv: List[str]) -> int:
     return 0
   try:
     submission = kubeflow_submit.submit(
-        args.host, args.output, pipeline_config.pipeline_name, args.experiment,
-        run_now=args.submit, cron=args.schedule)
+        kubeflow_submit.Connection(args.host, args.namespace, args.token_file),
+        args.output, pipeline_config.pipeline_name, args.experiment,
+        run_now=args.submit, cron=args.schedule, experiment_id=args.experiment_id)
   except ApiException as e:
     body = ' '.join(str(e.body or '').split())
     print(f'kubeflow_runner.py: Kubeflow Pipelines at {args.host} answered '
