@@ -18,6 +18,7 @@ from typing import List, Tuple
 
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from kfp_server_api import ApiException
+from tfx import v1 as tfx
 import urllib3
 
 from pipeline import beam_runners
@@ -197,7 +198,11 @@ def build_configs(args: argparse.Namespace
       pipeline_root=args.pipeline_root,
       serving_dir=args.serving_dir,
       schema_file=kubeflow_configs.IMAGE_SCHEMA_FILE,
-      data=dataclasses.replace(configs.DataConfig(), data_root=args.data_root),
+      # The compiled default; each run may set another (KFP's run parameters).
+      data=dataclasses.replace(
+          configs.DataConfig(), data_root=tfx.dsl.experimental.RuntimeParameter(
+              name=kubeflow_configs.DATA_ROOT_PARAMETER, ptype=str,
+              default=args.data_root)),
       training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
                                    batch_size=args.batch_size),
       enable_cache=not args.no_cache,

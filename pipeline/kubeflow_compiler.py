@@ -4,7 +4,7 @@ TFX's KubeflowV2DagRunner builds the KFP v2 pipeline spec; what it writes is
 shaped for Vertex AI (a JSON PipelineJob, or a YAML that drops the pipeline
 root). For a self-hosted KFP backend the package must be YAML with the pipeline
 root inside the spec, followed by the Kubernetes platform spec that places the
-Trainer on the GPU pool. This module produces exactly that file, with three
+Trainer on the GPU pool. This module produces exactly that file, with four
 corrections to what TFX builds:
 
 * TFX copies each component's ResourceSpec into its container, except for
@@ -14,6 +14,9 @@ corrections to what TFX builds:
   that only Vertex AI runs. Elsewhere KFP's cache key sees the same data root
   URI every time, and a scheduled run would reuse the examples of the first
   run, so nothing would be retrained on new images. Such tasks are never cached.
+* TFX declares each `RuntimeParameter` as a pipeline input but drops its
+  default (Vertex AI takes values from the PipelineJob it writes beside the
+  spec); here the default goes into the spec, where the KFP backend reads it.
 * Every container runs `pipeline.kubeflow_entrypoint`, which types the input
   artifacts the open-source backend sends untyped, before TFX's entrypoint.
 """
@@ -21,8 +24,10 @@ import os
 from typing import Tuple
 
 from google.protobuf import json_format
+from google.protobuf import struct_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
+from tfx.orchestration import data_types
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 import yaml
 
@@ -53,6 +58,7 @@ def compile_specs(pipeline: tfx.dsl.Pipeline,
                                         pipeline_spec_pb2.PipelineSpec())
   pipeline_spec.default_pipeline_root = pipeline.pipeline_info.pipeline_root
   _correct_for_kfp_backend(pipeline_spec, pipeline, config.gpu.count)
+  _declare_parameter_defaults(pipeline_spec, pipeline)
   trainer_executor = pipeline_spec.components[kubeflow_configs.TRAINER_ID].executor_label
   return pipeline_spec, kubeflow_platform.kubernetes_platform_spec(
       trainer_executor, config.gpu)
@@ -78,6 +84,17 @@ def _correct_for_kfp_backend(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
       pipeline_spec.root.dag.tasks[component.id].caching_options.enable_cache = False
   pipeline_spec.deployment_spec.Clear()
   pipeline_spec.deployment_spec.update(json_format.MessageToDict(deployment))
+
+
+def _declare_parameter_defaults(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
+                                pipeline: tfx.dsl.Pipeline) -> None:
+  """Each runtime parameter's default in the root inputs, and optional to set."""
+  for component in pipeline.components:
+    for value in component.exec_properties.values():
+      if isinstance(value, data_types.RuntimeParameter) and value.default is not None:
+        spec = pipeline_spec.root.input_definitions.parameters[value.name]
+        spec.default_value.CopyFrom(json_format.ParseDict(value.default, struct_pb2.Value()))
+        spec.is_optional = True
 
 
 def write_package(pipeline_spec: pipeline_spec_pb2.PipelineSpec,

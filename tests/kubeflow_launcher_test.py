@@ -18,6 +18,7 @@ import pytest
 import kubeflow_runner
 from pipeline import configs
 from pipeline import kubeflow_compiler
+from pipeline import kubeflow_configs
 from pipeline import pipeline as pipeline_lib
 from tests import kfp_launcher
 from tests import synthetic_busi
@@ -38,14 +39,13 @@ def compiled(tmp_path_factory):
       pipeline_config,
       pipeline_root=str(root / 'tfx'), serving_dir=str(root / 'serving'),
       schema_file=os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt'),
-      data=dataclasses.replace(pipeline_config.data, data_root=data_root),
       model=dataclasses.replace(pipeline_config.model, image_size=32),
       evaluation=dataclasses.replace(pipeline_config.evaluation, min_accuracy=0.0,
                                      min_malignant_recall=0.0))
   package = str(root / 'pipeline.yaml')
   kubeflow_compiler.compile_package(pipeline_lib.create_pipeline(pipeline_config),
                                     platform, package)
-  return package, root, pipeline_config.model_serving_dir
+  return package, root, pipeline_config.model_serving_dir, data_root
 
 
 def blessing_of(result):
@@ -58,12 +58,14 @@ def served_versions(model_serving_dir):
 
 @pytest.fixture(scope='module')
 def open_source_runs(compiled):
-  package, root, model_serving_dir = compiled
+  package, root, model_serving_dir, data_root = compiled
   launcher = kfp_launcher.Launcher(package, str(root / 'launcher'), _PROJECT_DIR,
                                    kfp_launcher.OPEN_SOURCE)
-  first = launcher.run('run-1')
+  # The data root is a run parameter: the compiled default is a gs:// path.
+  parameters = {kubeflow_configs.DATA_ROOT_PARAMETER: data_root}
+  first = launcher.run('run-1', parameters)
   pushed_first = served_versions(model_serving_dir)
-  second = launcher.run('run-2')
+  second = launcher.run('run-2', parameters)
   return first, pushed_first, second
 
 
@@ -87,7 +89,7 @@ def test_open_source_second_run_compares_with_the_served_model_and_finishes(
 
 
 def test_vertex_shaped_inputs_run_against_the_served_model(compiled, open_source_runs):
-  package, root, model_serving_dir = compiled
+  package, root, model_serving_dir, _ = compiled
   served = served_versions(model_serving_dir)
   launcher = kfp_launcher.Launcher(package, str(root / 'launcher'), _PROJECT_DIR,
                                    kfp_launcher.VERTEX)

@@ -120,7 +120,10 @@ def test_pipeline_root_and_parameters_are_the_configured_ones(package):
   pipeline_spec, _ = package
   assert pipeline_spec.pipeline_info.name == kubeflow_configs.PIPELINE_NAME
   assert pipeline_spec.default_pipeline_root == PIPELINE_ROOT
-  assert parameter(pipeline_spec, 'ImageExampleGen', 'input_base') == DATA_ROOT
+  data_root = pipeline_spec.root.dag.tasks['ImageExampleGen'].inputs.parameters['input_base']
+  assert data_root.component_input_parameter == kubeflow_configs.DATA_ROOT_PARAMETER
+  assert pipeline_spec.root.input_definitions.parameters[
+      kubeflow_configs.DATA_ROOT_PARAMETER].default_value.string_value == DATA_ROOT
   assert parameter(pipeline_spec, 'ImportSchemaGen', 'schema_file') == (
       kubeflow_configs.IMAGE_SCHEMA_FILE)
   assert parameter(pipeline_spec, 'ServedBaselineEvaluator', 'serving_model_dir') == (
