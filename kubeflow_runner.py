@@ -150,6 +150,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   beam.add_argument('--beam-arg', action='append', default=[], metavar='--FLAG=VALUE',
                     help='Beam pipeline option passed through (repeatable), '
                          'e.g. --beam-arg=--project=my-project')
+  beam.add_argument('--job-endpoint', metavar='HOST:PORT',
+                    help='for --beam-runner PortableRunner: the Flink or Spark job '
+                         'server (the same as --beam-arg=--job_endpoint=HOST:PORT)')
 
   kfp = parser.add_argument_group('Kubeflow Pipelines')
   kfp.add_argument('--host', help='KFP API endpoint, e.g. http://localhost:8080')
@@ -173,6 +176,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.error(f'--token-file {args.token_file!r} is not a file')
   if args.gpus < 0:
     parser.error(f'--gpus must be 0 or more, got {args.gpus}')
+  if args.job_endpoint and args.beam_runner != beam_runners.PORTABLE_RUNNER:
+    parser.error(f'--job-endpoint applies to --beam-runner {beam_runners.PORTABLE_RUNNER} only')
   return args
 
 
@@ -207,7 +212,9 @@ def build_configs(args: argparse.Namespace
                                    batch_size=args.batch_size),
       enable_cache=not args.no_cache,
       beam_pipeline_args=beam_runners.beam_pipeline_args(
-          args.beam_runner, args.beam_arg, args.image,
+          args.beam_runner,
+          [f'--job_endpoint={args.job_endpoint}'] * bool(args.job_endpoint) + args.beam_arg,
+          args.image,
           direct_num_workers=max(1, int(args.cpu))))
   return pipeline_config, platform
 

@@ -21,6 +21,7 @@ from tfx import v1 as tfx
 from components import data_audit
 from components.validation_gate import DataAnomaliesError
 from models import backbones
+from pipeline import beam_runners
 from pipeline import configs
 from pipeline import pipeline as pipeline_lib
 from pipeline import progress
@@ -97,6 +98,13 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                            'process; 0: one worker process per core, for folders far '
                            'larger than BUSI). On BUSI, in-process Beam measured 2.3x '
                            'less CPU and half the peak memory (bench/README.md)')
+  parser.add_argument('--beam-runner', choices=('direct', 'portable'), default='direct',
+                      help="direct (default): Beam's DirectRunner, see --beam-workers; "
+                           "portable: Beam's PortableRunner at --job-endpoint")
+  parser.add_argument('--job-endpoint', default=beam_runners.EMBEDDED_JOB_SERVICE,
+                      help='for --beam-runner portable: a Beam job server (Flink, Spark) '
+                           f'at HOST:PORT, or {beam_runners.EMBEDDED_JOB_SERVICE} '
+                           '(the default) for Beam\'s own, in this process')
   parser.add_argument('--no-cache', action='store_true',
                       help='rerun every component instead of reusing cached results')
   parser.add_argument('--max-quarantined-fraction', type=_fraction,
@@ -110,6 +118,11 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                       help='the same or near-same image under two classes: drop '
                            'the whole group (default), keep it, or fail the run')
   args = parser.parse_args(argv)
+  if args.beam_runner == 'portable':
+    try:
+      args.portable_beam_args = beam_runners.portable_loopback_args(args.job_endpoint)
+    except beam_runners.BeamArgsError as e:
+      parser.error(str(e))
   if args.ensemble_size < 1:
     parser.error(f'--ensemble-size must be at least 1, got {args.ensemble_size}')
   if args.ensemble_size > 1 and args.model != 'busi_net':
@@ -148,7 +161,8 @@ def build_config(args: argparse.Namespace, data_root: str) -> configs.PipelineCo
           regression_tolerance=args.regression_tolerance),
       keep_served_versions=args.keep_versions,
       enable_cache=not args.no_cache,
-      beam_pipeline_args=beam_args(args.beam_workers))
+      beam_pipeline_args=(args.portable_beam_args if args.beam_runner == 'portable'
+                          else beam_args(args.beam_workers)))
 
 
 def beam_args(workers: int) -> tuple:

@@ -48,3 +48,10 @@ def test_portable_job_server_workers_run_the_pipeline_image_unless_told_otherwis
 def test_missing_runner_options_are_named(runner, args, missing):
   with pytest.raises(beam_runners.BeamArgsError, match=missing.replace('.', r'\.')):
     beam_runners.beam_pipeline_args(runner, args, IMAGE, 2)
+
+
+@pytest.mark.parametrize('endpoint', ['embed', 'localhost:8099'])
+def test_portable_loopback_runs_the_workers_in_the_submitting_process(endpoint):
+  parsed = options(beam_runners.portable_loopback_args(endpoint))
+  assert (parsed['runner'], parsed['job_endpoint'], parsed['environment_type']) == (
+      'PortableRunner', endpoint, 'LOOPBACK')

@@ -156,6 +156,7 @@ def test_cpu_only_training_has_no_gpu_request_or_pinning(tmp_path):
     (['--gpu-node-selector', 'pool'], '--gpu-node-selector'),
     (['--epochs', '0'], '--epochs'),
     (['--resources', 'Transform=4'], '--resources'),
+    (['--job-endpoint', 'flink:8099'], '--job-endpoint'),
 ])
 def test_bad_flags_are_one_line_usage_errors(flags, flag_named, capsys):
   with pytest.raises(SystemExit) as exit_info:
@@ -180,3 +181,14 @@ def test_resources_for_a_component_the_pipeline_lacks_are_refused(tmp_path, caps
   message = capsys.readouterr().err.splitlines()[-1]
   assert 'Tranform' in message and 'Transform' in message
   assert not path.exists()
+
+
+def test_a_portable_job_server_is_given_by_its_endpoint(tmp_path):
+  path = tmp_path / 'pipeline.yaml'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + [
+      '--output', str(path), '--beam-runner', 'PortableRunner',
+      '--job-endpoint', 'flink-jobserver:8099']) == 0
+  pipeline_spec, _ = read_package(path)
+  _, statistics_gen = executor_of(pipeline_spec, 'StatisticsGen')
+  args = list(statistics_gen.container.args)
+  assert '--runner=PortableRunner' in args and '--job_endpoint=flink-jobserver:8099' in args
