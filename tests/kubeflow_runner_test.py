@@ -10,7 +10,9 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 import kubeflow_runner
+from pipeline import kubeflow_compiler
 from pipeline import kubeflow_configs
+from pipeline import kubeflow_entrypoint
 
 IMAGE = 'registry.example/busi-tfx:abc123'
 PIPELINE_ROOT = 'gs://busi-bucket/tfx'
@@ -116,6 +118,17 @@ def test_every_executor_is_a_container_of_the_configured_image(package):
     assert '--runner=DirectRunner' in executor.container.args, task
 
 
+def test_every_task_runs_the_project_entrypoint_and_the_trainer_requires_its_gpus(package):
+  pipeline_spec, _ = package
+  for task in EXPECTED_EDGES:
+    _, executor = executor_of(pipeline_spec, task)
+    assert tuple(executor.container.command) == kubeflow_compiler.ENTRYPOINT_COMMAND, task
+    requires_gpus = kubeflow_entrypoint.REQUIRE_GPUS_FLAG in executor.container.args
+    assert requires_gpus == (task == kubeflow_configs.TRAINER_ID), task
+  _, trainer = executor_of(pipeline_spec, kubeflow_configs.TRAINER_ID)
+  assert list(trainer.container.args[:2]) == [kubeflow_entrypoint.REQUIRE_GPUS_FLAG, '2']
+
+
 def test_pipeline_root_and_parameters_are_the_configured_ones(package):
   pipeline_spec, _ = package
   assert pipeline_spec.pipeline_info.name == kubeflow_configs.PIPELINE_NAME
@@ -145,6 +158,7 @@ def test_cpu_only_training_has_no_gpu_request_or_pinning(tmp_path):
   pipeline_spec, platform_spec = read_package(path)
   _, trainer = executor_of(pipeline_spec, kubeflow_configs.TRAINER_ID)
   assert not trainer.container.resources.HasField('accelerator')
+  assert kubeflow_entrypoint.REQUIRE_GPUS_FLAG not in trainer.container.args
   assert not platform_spec.platforms
 
 
