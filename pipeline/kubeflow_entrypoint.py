@@ -22,6 +22,8 @@ import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 from absl import app
+import tensorflow as tf
+from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
 INVOCATION_FLAG = '--json_serialized_invocation_args'
 INPUTS_SPEC_FLAG = '--json_serialized_inputs_spec_args'
@@ -63,7 +65,6 @@ def check_gpus(required: int, visible: Optional[int] = None) -> None:
   if required <= 0:
     return
   if visible is None:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     visible = len(tf.config.list_physical_devices('GPU'))
   if visible < required:
     raise MissingGpuError(
@@ -101,22 +102,18 @@ def rewrite_arguments(argv: List[str]) -> Tuple[List[str], int]:
 
 def parse_flags(argv: List[str]):
   """absl's flags parser for `app.run`: checks, then TFX's own parser."""
-  from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor  # pylint: disable=g-import-not-at-top
   program, arguments = argv[0], argv[1:]
   rewritten, required_gpus = rewrite_arguments(arguments)
   check_gpus(required_gpus)
-  return kubeflow_v2_run_executor._parse_flags([program] + rewritten)  # pylint: disable=protected-access
-
-
-def main(parsed_argv) -> None:
-  from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor  # pylint: disable=g-import-not-at-top
-  kubeflow_v2_run_executor.main(parsed_argv)
+  # TFX's own parser (pinned TFX 1.16), so its entrypoint sees what it expects.
+  return kubeflow_v2_run_executor._parse_flags(  # pylint: disable=protected-access
+      [program] + rewritten)
 
 
 def run(argv: List[str]) -> int:
   """Runs a task; a missing GPU is one line on stderr and exit status 1."""
   try:
-    app.run(main, argv=argv, flags_parser=parse_flags)
+    app.run(kubeflow_v2_run_executor.main, argv=argv, flags_parser=parse_flags)
   except MissingGpuError as e:
     print(f'kubeflow_entrypoint: {e}', file=sys.stderr)
     return 1
