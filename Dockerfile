@@ -10,7 +10,7 @@
 # and write the result here, e.g. FROM tensorflow/tfx:1.16.0@sha256:<digest>.
 FROM tensorflow/tfx:1.16.0
 
-# pipeline/kubeflow_configs.py's IMAGE_PROJECT_DIR: the compiled spec refers
+# orchestration/kubeflow/configs.py's IMAGE_PROJECT_DIR: the compiled spec refers
 # to files below it, such as the curated schema.
 WORKDIR /pipeline
 
@@ -20,9 +20,13 @@ WORKDIR /pipeline
 COPY requirements.lock .
 RUN pip install --no-cache-dir --no-deps -r requirements.lock
 
+COPY contracts/ contracts/
+COPY dataset/ dataset/
 COPY components/ components/
 COPY models/ models/
 COPY pipeline/ pipeline/
+# The tasks' entrypoint, orchestration/kubeflow/entrypoint.py.
+COPY orchestration/ orchestration/
 COPY schema/ schema/
 
 # The steps need no root: they read and write object storage and /tmp only.

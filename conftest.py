@@ -1,3 +1,5 @@
-"""Test setup shared by every test: Keras 2 before TensorFlow, and synthetic data."""
+"""Test setup shared by every test: Keras 2 before any test imports TensorFlow."""
 
-import models  # noqa: F401  (selects Keras 2 before any test imports TensorFlow)
+import models
+
+models.configure_tensorflow()

@@ -21,12 +21,13 @@ from kfp_server_api import ApiException
 from tfx import v1 as tfx
 import urllib3
 
-from pipeline import beam_runners
-from pipeline import configs
-from pipeline import kubeflow_compiler
-from pipeline import kubeflow_configs
-from pipeline import kubeflow_platform
-from pipeline import kubeflow_submit
+from contracts import configs
+from orchestration import beam_runners
+from orchestration import config_flags
+from orchestration.kubeflow import compiler as kubeflow_compiler
+from orchestration.kubeflow import configs as kubeflow_configs
+from orchestration.kubeflow import platform as kubeflow_platform
+from orchestration.kubeflow import submit as kubeflow_submit
 from pipeline import pipeline as pipeline_lib
 
 # Schemes TensorFlow's file system reads and writes from inside the pods
@@ -110,9 +111,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                      help='where the compiled package is written')
 
   training = parser.add_argument_group('training')
-  training.add_argument('--epochs', type=_positive(int), default=training_defaults.epochs)
-  training.add_argument('--batch-size', type=_positive(int),
-                        default=training_defaults.batch_size)
+  # Checked by the config itself (configs.ConfigError), as local_runner.py's are.
+  training.add_argument('--epochs', type=int, default=training_defaults.epochs)
+  training.add_argument('--batch-size', type=int, default=training_defaults.batch_size)
   training.add_argument('--no-cache', action='store_true',
                         help='rerun every component instead of reusing cached results')
 
@@ -222,10 +223,14 @@ def build_configs(args: argparse.Namespace
 def main(argv: List[str]) -> int:
   args = parse_args(argv)
   try:
-    pipeline_config, platform = build_configs(args)
+    built, message = config_flags.config_or_message(
+        'kubeflow_runner.py', lambda: build_configs(args))
   except beam_runners.BeamArgsError as e:
-    print(f'kubeflow_runner.py: {e}', file=sys.stderr)
+    message = f'kubeflow_runner.py: {e}'
+  if message:
+    print(message, file=sys.stderr)
     return 2
+  pipeline_config, platform = built
   try:
     kubeflow_compiler.compile_package(
         pipeline_lib.create_pipeline(pipeline_config), platform, args.output)

@@ -3,7 +3,8 @@
     python local_runner.py --data-root PATH [--model seed_cnn] [--epochs 5] ...
 
 With no --data-root it looks for BUSI at $BUSI_DIR, data/Dataset_BUSI_with_GT
-and ../shared/data/busi/Dataset_BUSI_with_GT, in that order.
+and ../shared/data/busi/Dataset_BUSI_with_GT, in that order. The run itself is
+`orchestration.local.run`; this program turns flags into its config.
 """
 
 import argparse
@@ -13,33 +14,25 @@ import fcntl
 import os
 import sys
 import time
-from typing import List, Optional
+from typing import List
 
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from tfx import v1 as tfx
 
-from components import data_audit
 from components.validation_gate import DataAnomaliesError
-from models import backbones
-from pipeline import beam_runners
-from pipeline import configs
-from pipeline import pipeline as pipeline_lib
-from pipeline import progress
-from pipeline import run_summary
+from contracts import configs
+from dataset import data_audit
+from dataset import data_root
+from dataset import image_files
+from models import registry
+from orchestration import beam_runners
+from orchestration import config_flags
+from orchestration import local
+from orchestration import metadata_health
+from orchestration import run_failures
 from run_report import build as report_build
 
-_PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 # Held (flock) in the output dir while a run uses it; see `exclusive_output_dir`.
 LOCK_FILE_NAME = '.run.lock'
-
-
-def find_data_root(explicit: Optional[str]) -> Optional[str]:
-  candidates = [explicit] if explicit else [
-      os.environ.get(configs.BUSI_ENV_VAR), *configs.BUSI_DEFAULT_DIRS]
-  for candidate in candidates:
-    if candidate and os.path.isdir(candidate):
-      return os.path.abspath(candidate)
-  return None
 
 
 def _split_ratios(text: str) -> configs.SplitConfig:
@@ -70,17 +63,18 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   parser.add_argument('--data-root', help='folder with one sub-folder per class')
   parser.add_argument('--output-dir', default='outputs',
                       help='pipeline artifacts, ML Metadata and serving_model/ go here')
-  parser.add_argument('--model', choices=configs.MODEL_CHOICES, default=defaults.model.name)
+  parser.add_argument('--model', choices=registry.MODEL_CHOICES, default=defaults.model.name)
   parser.add_argument('--image-size', type=int, default=None,
-                      help='side of the square model input (default: 180 for '
-                           f'seed_cnn, {defaults.model.image_size} otherwise)')
+                      help='side of the square model input (default: ' + ', '.join(
+                          f'{name} {registry.spec(name).image_size}'
+                          for name in registry.MODEL_CHOICES) + ')')
   parser.add_argument('--ensemble-size', type=int, default=defaults.model.ensemble_size,
                       help='busi_net networks trained from different seeds and '
                            f'served as their average (default {defaults.model.ensemble_size})')
   parser.add_argument('--backbone-weights', default='',
-                      help='for --model mobilenet_v2 or efficientnet_b0: a Keras .h5 file '
-                           'of the ImageNet weights without the top (default: random '
-                           'initial weights; nothing is downloaded)')
+                      help=f'for --model {" or ".join(registry.BACKBONE_WEIGHTS_MODELS)}: '
+                           'a Keras .h5 file of the ImageNet weights without the top '
+                           '(default: random initial weights; nothing is downloaded)')
   parser.add_argument('--epochs', type=int, default=defaults.training.epochs)
   parser.add_argument('--batch-size', type=int, default=defaults.training.batch_size)
   parser.add_argument('--splits', type=_split_ratios, default=defaults.data.splits,
@@ -118,6 +112,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                       help='the same or near-same image under two classes: drop '
                            'the whole group (default), keep it, or fail the run')
   args = parser.parse_args(argv)
+  if args.beam_workers < 0:
+    parser.error(f'--beam-workers must be 0 (one per core) or more, got {args.beam_workers}')
   if args.beam_runner == 'portable':
     try:
       args.portable_beam_args = beam_runners.portable_loopback_args(args.job_endpoint)
@@ -125,33 +121,36 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
       parser.error(str(e))
   if args.ensemble_size < 1:
     parser.error(f'--ensemble-size must be at least 1, got {args.ensemble_size}')
-  if args.ensemble_size > 1 and args.model != 'busi_net':
-    parser.error(f'--ensemble-size applies to busi_net only, not {args.model}')
+  model_spec = registry.spec(args.model)
+  if args.ensemble_size > 1 and not model_spec.ensembles:
+    parser.error(f'--ensemble-size applies to {" or ".join(registry.ENSEMBLE_MODELS)} '
+                 f'only, not {args.model}')
+  if args.image_size is not None and (
+      args.image_size < 1 or args.image_size % model_spec.image_size_multiple):
+    multiple = (f'a multiple of {model_spec.image_size_multiple}'
+                if model_spec.image_size_multiple > 1 else 'positive')
+    parser.error(f'--image-size must be {multiple} for {args.model}, got {args.image_size}')
   if args.backbone_weights:
-    if args.model not in backbones.NAMES:
-      parser.error(f'--backbone-weights applies to {" or ".join(backbones.NAMES)}, '
-                   f'not {args.model}')
+    if not model_spec.takes_backbone_weights:
+      parser.error('--backbone-weights applies to '
+                   f'{" or ".join(registry.BACKBONE_WEIGHTS_MODELS)}, not {args.model}')
     if not os.path.isfile(args.backbone_weights):
       parser.error(f'--backbone-weights {args.backbone_weights!r} is not a file')
     args.backbone_weights = os.path.abspath(args.backbone_weights)
   return args
 
 
-def build_config(args: argparse.Namespace, data_root: str) -> configs.PipelineConfig:
-  output_dir = os.path.abspath(args.output_dir)
-  image_size = args.image_size or (180 if args.model == 'seed_cnn'
-                                   else configs.ModelConfig().image_size)
-  return configs.PipelineConfig(
-      pipeline_root=os.path.join(output_dir, 'tfx'),
-      serving_dir=os.path.join(output_dir, 'serving_model'),
-      metadata_path=os.path.join(output_dir, 'metadata.sqlite'),
-      data=dataclasses.replace(configs.DataConfig(), data_root=data_root,
-                               splits=args.splits,
+def build_config(args: argparse.Namespace, data_root_dir: str) -> configs.PipelineConfig:
+  return local.local_config(
+      data_root_dir, args.output_dir,
+      data=dataclasses.replace(configs.DataConfig(), splits=args.splits,
                                max_quarantined_fraction=args.max_quarantined_fraction,
                                strict=args.strict,
                                label_conflicts=args.label_conflicts),
       model=dataclasses.replace(configs.ModelConfig(), name=args.model,
-                                image_size=image_size, ensemble_size=args.ensemble_size,
+                                image_size=(registry.spec(args.model).image_size
+                                            if args.image_size is None else args.image_size),
+                                ensemble_size=args.ensemble_size,
                                 backbone_weights=args.backbone_weights),
       training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
                                    batch_size=args.batch_size),
@@ -161,36 +160,37 @@ def build_config(args: argparse.Namespace, data_root: str) -> configs.PipelineCo
           regression_tolerance=args.regression_tolerance),
       keep_served_versions=args.keep_versions,
       enable_cache=not args.no_cache,
+      beam_workers=args.beam_workers,
       beam_pipeline_args=(args.portable_beam_args if args.beam_runner == 'portable'
-                          else beam_args(args.beam_workers)))
-
-
-def beam_args(workers: int) -> tuple:
-  if workers == 1:
-    return ('--direct_running_mode=in_memory', '--direct_num_workers=1')
-  return ('--direct_running_mode=multi_processing', f'--direct_num_workers={workers}')
+                          else None))
 
 
 def run(config: configs.PipelineConfig) -> int:
   """Runs the pipeline and prints its summary; returns the process exit code."""
-  # Beam's worker processes import the components and models by module path.
-  os.environ['PYTHONPATH'] = os.pathsep.join(
-      p for p in (_PROJECT_DIR, os.environ.get('PYTHONPATH')) if p)
-  os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
+  output_dir = os.path.dirname(config.pipeline_root)
+  problem = metadata_health.store_problem(config.metadata_path)
+  if problem:
+    print(problem, file=sys.stderr)
+    return 1
+  for gone in metadata_health.forget_missing_pushes(config.metadata_path):
+    print(f'The model version pushed to {gone} is no longer on disk; it will be '
+          'pushed again if blessed.')
   started = time.time()
   try:
-    with progress.component_progress():
-      tfx.orchestration.LocalDagRunner().run(pipeline_lib.create_pipeline(config))
+    summary = local.run(config)
   except DataAnomaliesError as e:
     print(f'\nStopped at data validation: {e}', file=sys.stderr)
     return 1
   except data_audit.DataAuditError as e:
     print(f'\nStopped at the data audit: {e}', file=sys.stderr)
     return 1
-  summary = run_summary.summarize(config.metadata_path, config.pipeline_name,
-                                  config.data.class_names)
+  except Exception as e:  # pylint: disable=broad-except
+    advice = run_failures.advice(e, output_dir)
+    if advice is None:
+      raise
+    print(f'\nStopped: {advice}', file=sys.stderr)
+    return 1
   print('\n' + summary.format())
-  output_dir = os.path.dirname(config.pipeline_root)
   print(f'\nFinished in {time.time() - started:.0f} s. Outputs under {output_dir}')
   print(f'Report: {report_build.build_report(output_dir, summary.run_id, config.pipeline_name)}')
   return 0
@@ -198,19 +198,27 @@ def run(config: configs.PipelineConfig) -> int:
 
 def main(argv: List[str]) -> int:
   args = parse_args(argv)
-  data_root = find_data_root(args.data_root)
-  if data_root is None:
-    where = (args.data_root if args.data_root else
-             f'${configs.BUSI_ENV_VAR}, ' + ', '.join(configs.BUSI_DEFAULT_DIRS))
-    print(f'No dataset found (looked at: {where}).\n'
-          f'Download BUSI (Dataset_BUSI_with_GT) from {configs.BUSI_DOWNLOAD_URL}, '
-          f'unpack it to data/Dataset_BUSI_with_GT or set {configs.BUSI_ENV_VAR}, '
-          'or pass --data-root.', file=sys.stderr)
+  if args.data_root and not os.path.isdir(args.data_root):
+    problem = image_files.layout_problem(args.data_root, configs.DataConfig().class_names)
+    print(f'--data-root: {problem}.', file=sys.stderr)
+    return 2
+  data_root_dir = data_root.find_data_root(args.data_root)
+  if data_root_dir is None:
+    print(data_root.not_found_message(args.data_root), file=sys.stderr)
+    return 2
+  config, message = config_flags.config_or_message(
+      'local_runner.py', lambda: build_config(args, data_root_dir))
+  if message:
+    print(message, file=sys.stderr)
+    return 2
+  problem = image_files.layout_problem(data_root_dir, config.data.class_names)
+  if problem:
+    print(f'--data-root: {problem}.', file=sys.stderr)
     return 2
   output_dir = os.path.abspath(args.output_dir)
   try:
     with exclusive_output_dir(output_dir):
-      return run(build_config(args, data_root))
+      return run(config)
   except OutputDirBusyError as e:
     print(e, file=sys.stderr)
     return 2

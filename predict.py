@@ -20,14 +20,11 @@ import urllib.error
 import urllib.request
 from typing import Dict, List, Optional, Sequence
 
-from pipeline import configs
+from contracts import features
+from contracts import names
+from contracts import serving
 
-SERVING_IMAGES = 'serving_images'  # models.signatures.SERVING_IMAGES, without TensorFlow
-DEFAULT_MODEL_DIR = os.path.join('outputs', 'serving_model', configs.MODEL_NAME)
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
-# BUSI keeps lesion masks beside the scans (`x_mask.png`, `x_mask_1.png`); a
-# folder walk skips them, as ExampleGen does (components/image_files.py).
-_MASK_NAME = re.compile(r'_mask(_\d+)?$', re.IGNORECASE)
+DEFAULT_MODEL_DIR = os.path.join('outputs', 'serving_model', names.MODEL_NAME)
 _TF_ERROR_NOISE = ('[[', 'Graph execution error', 'Detected at node', '<stack traces')
 
 
@@ -56,9 +53,9 @@ def tf_error_reason(message: str) -> str:
 
 def _prediction(outputs: Dict[str, Sequence]) -> Prediction:
   return Prediction(
-      label=outputs['label'],
-      probabilities={name: float(score)
-                     for name, score in zip(outputs['classes'], outputs['scores'])})
+      label=outputs[serving.LABEL_OUTPUT],
+      probabilities={name: float(score) for name, score in zip(
+          outputs[serving.CLASSES_OUTPUT], outputs[serving.SCORES_OUTPUT])})
 
 
 class LocalModel:
@@ -71,7 +68,7 @@ class LocalModel:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from components import serving_dir  # pylint: disable=g-import-not-at-top
     self._tf = tf
-    if os.path.isfile(os.path.join(model_dir, serving_dir.SAVED_MODEL_FILE)):
+    if os.path.isfile(os.path.join(model_dir, serving.SAVED_MODEL_FILE)):
       saved_model_dir = model_dir
     else:
       saved_model_dir = serving_dir.latest_model_path(model_dir)
@@ -84,20 +81,21 @@ class LocalModel:
     except (OSError, ValueError, tf.errors.OpError) as error:
       raise UsageError(f'--model-dir {saved_model_dir}: not a loadable SavedModel: '
                        f'{tf_error_reason(str(error))}') from None
-    if SERVING_IMAGES not in saved_model.signatures:
+    if serving.SERVING_IMAGES not in saved_model.signatures:
       raise UsageError(f'--model-dir {saved_model_dir}: the model has no '
-                       f'{SERVING_IMAGES} signature')
-    self._signature = saved_model.signatures[SERVING_IMAGES]
+                       f'{serving.SERVING_IMAGES} signature')
+    self._signature = saved_model.signatures[serving.SERVING_IMAGES]
 
   def predict(self, image: bytes) -> Prediction:
     try:
-      outputs = self._signature(image_bytes=self._tf.constant([image]))
+      outputs = self._signature(**{serving.IMAGE_BYTES_INPUT: self._tf.constant([image])})
     except self._tf.errors.InvalidArgumentError as error:
       raise PredictionError(tf_error_reason(error.message)) from None
     return _prediction({
-        'label': outputs['label'].numpy()[0].decode(),
-        'classes': [name.decode() for name in outputs['classes'].numpy()[0]],
-        'scores': outputs['scores'].numpy()[0].tolist(),
+        serving.LABEL_OUTPUT: outputs[serving.LABEL_OUTPUT].numpy()[0].decode(),
+        serving.CLASSES_OUTPUT: [
+            name.decode() for name in outputs[serving.CLASSES_OUTPUT].numpy()[0]],
+        serving.SCORES_OUTPUT: outputs[serving.SCORES_OUTPUT].numpy()[0].tolist(),
     })
 
 
@@ -110,7 +108,7 @@ class ServedModel:
 
   def predict(self, image: bytes) -> Prediction:
     body = json.dumps({
-        'signature_name': SERVING_IMAGES,
+        'signature_name': serving.SERVING_IMAGES,
         'instances': [{'b64': base64.b64encode(image).decode('ascii')}],
     }).encode()
     request = urllib.request.Request(
@@ -148,11 +146,11 @@ def find_images(paths: Sequence[str]) -> List[str]:
       found = sorted(
           os.path.join(folder, name)
           for folder, _, names in os.walk(path) for name in names
-          if name.lower().endswith(IMAGE_EXTENSIONS)
-          and not _MASK_NAME.search(os.path.splitext(name)[0]))
+          if name.lower().endswith(serving.IMAGE_EXTENSIONS)
+          and not features.MASK_NAME_PATTERN.fullmatch(os.path.splitext(name)[0]))
       if not found:
-        raise UsageError(f'{path}: folder holds no {"/".join(IMAGE_EXTENSIONS)} '
-                         'images')
+        raise UsageError(f'{path}: folder holds no '
+                         f'{"/".join(serving.IMAGE_EXTENSIONS)} images')
       images.extend(found)
     else:
       raise UsageError(f'{path}: no such file or folder')
@@ -178,7 +176,7 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
                            'whose newest version is used (default: %(default)s)')
   target.add_argument('--server', help='TF Serving REST address, e.g. '
                                        'http://localhost:8501')
-  parser.add_argument('--model-name', default=configs.MODEL_NAME,
+  parser.add_argument('--model-name', default=names.MODEL_NAME,
                       help='model name on the server (default: %(default)s)')
   parser.add_argument('--timeout', type=float, default=30.0,
                       help='seconds to wait for each server reply')

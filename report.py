@@ -10,9 +10,9 @@ import argparse
 import sys
 from typing import List
 
-import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+import models
 
-from pipeline import configs
+from contracts import names
 from run_report import build
 
 
@@ -22,8 +22,9 @@ def main(argv: List[str]) -> int:
                       help='the --output-dir the pipeline ran with')
   parser.add_argument('--run-id', help='the run to report (default: the newest); '
                                        'local_runner.py prints it as "Run <id>"')
-  parser.add_argument('--pipeline-name', default=configs.PIPELINE_NAME)
+  parser.add_argument('--pipeline-name', default=names.PIPELINE_NAME)
   args = parser.parse_args(argv)
+  models.configure_tensorflow()  # Grad-CAM traces the network
   try:
     path = build.build_report(args.output_dir, args.run_id, args.pipeline_name)
   except ValueError as e:

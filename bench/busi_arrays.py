@@ -12,13 +12,12 @@ from typing import Dict, List, Sequence
 import numpy as np
 import tensorflow as tf
 
-from components import group_split
-from components import image_files
-from components.image_example_gen import component_config
-from components.image_example_gen import executor
-from models import features
+from contracts import configs
+from contracts import features
+from dataset import group_split
+from dataset import image_files
+from dataset import split_plan
 from models import preprocessing
-from pipeline import configs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,12 +58,12 @@ def load(data: configs.DataConfig, image_size: int) -> TransformedImages:
       fingerprints.append(image_files.fingerprint(data.data_root, image_file))
     except image_files.InvalidImageError:
       continue
-  plan = executor.plan_splits(
-      fingerprints, component_config.ImageExampleGenConfig.from_data_config(data),
-      data.splits.as_dict())
-  fingerprints = sorted((f for f in fingerprints if f.relpath in plan['assignment']),
+  plan = split_plan.plan_splits(fingerprints, data.splits.as_dict(),
+                                data.near_duplicate_max_bits, data.split_seed,
+                                data.label_conflicts)
+  fingerprints = sorted((f for f in fingerprints if f.relpath in plan.assignment),
                         key=lambda f: f.relpath)
-  groups = {path: group for path, (group, _) in plan['assignment'].items()}
+  groups = {path: group for path, (group, _) in plan.assignment.items()}
   images, masks = [], []
   for fp in fingerprints:
     mask_png, _ = image_files.union_mask(data.data_root, fp.mask_relpaths,

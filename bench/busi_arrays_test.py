@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from bench import busi_arrays
-from models import features
-from pipeline import configs
-from tests import synthetic_busi
+from bench import synthetic_busi
+from contracts import configs
+from contracts import features
 
 
 @pytest.fixture(scope='module')

@@ -21,7 +21,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from components import image_files
+from dataset import image_files
 
 MIN_WIDTH, MAX_WIDTH = 190, 1048  # BUSI's narrowest and widest image
 _NOISE_SD = 3.0

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from bench import busi_like
-from components import image_files
-from tests import synthetic_busi
+from bench import synthetic_busi
+from dataset import image_files
 
 
 @pytest.fixture(scope='module')

@@ -15,6 +15,7 @@ table and writes bench/results/pipeline.json.
 """
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -25,20 +26,22 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from tfx import v1 as tfx
 
-import local_runner
 from bench import busi_arrays
 from bench import run_profile
+from contracts import configs
+from contracts import names
+from dataset import data_root
+from models import registry
 from models import training
-from pipeline import configs
+from orchestration import local
 from pipeline import pipeline as pipeline_lib
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUTPUT = os.path.join(_PROJECT_DIR, 'bench', 'results', 'pipeline.json')
 DEFAULT_WORK_DIR = os.path.join(_PROJECT_DIR, 'outputs', 'bench', 'pipeline')
-TRAINER = 'Trainer'
-# Issue 8's targets on two cores.
+# The targets on two cores: the whole run within 1.5x its training alone, and
+# at most 90 s of it outside the Trainer.
 MAX_RATIO_TO_FLOOR = 1.5
 MAX_NON_TRAINING_S = 90.0
 
@@ -58,7 +61,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--data-root', default='',
                       help='BUSI folder (Dataset_BUSI_with_GT); default: as `make run`')
-  parser.add_argument('--model', choices=configs.MODEL_CHOICES,
+  parser.add_argument('--model', choices=registry.MODEL_CHOICES,
                       default=configs.ModelConfig.name)
   parser.add_argument('--epochs', type=int, default=configs.TrainingConfig.epochs,
                       help='epochs for both the pipeline and the floor '
@@ -78,13 +81,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   return args
 
 
-def _pipeline_config(args: argparse.Namespace, data_root: str, output_dir: str,
-                     beam_workers: int):
-  """Exactly what `local_runner.py` would run with these flags, uncached."""
-  return local_runner.build_config(local_runner.parse_args([
-      '--data-root', data_root, '--output-dir', output_dir, '--model', args.model,
-      '--epochs', str(args.epochs), '--beam-workers', str(beam_workers),
-      '--no-cache']), data_root)
+def _pipeline_config(args: argparse.Namespace, busi_root: str, output_dir: str,
+                     beam_workers: int) -> configs.PipelineConfig:
+  """What `local_runner.py` runs with --model, --epochs and --beam-workers, uncached."""
+  return local.local_config(
+      busi_root, output_dir,
+      model=dataclasses.replace(configs.ModelConfig(), name=args.model,
+                                image_size=registry.spec(args.model).image_size),
+      training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs),
+      enable_cache=False, beam_workers=beam_workers)
 
 
 def _floor_stage(config) -> Dict[str, object]:
@@ -104,9 +109,8 @@ def _floor_stage(config) -> Dict[str, object]:
 
 
 def _pipeline_stage(config) -> Dict[str, object]:
-  os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
   start = time.time()
-  tfx.orchestration.LocalDagRunner().run(pipeline_lib.create_pipeline(config))
+  local.run_dag(pipeline_lib.create_pipeline(config), config.metadata_path)
   return {'runner': [start, time.time()]}
 
 
@@ -162,15 +166,15 @@ def measure_pipeline(args: argparse.Namespace, data_root: str, beam_workers: int
   child, result, load = _measure(args, data_root, 'pipeline', beam_workers)
   runner_start, runner_end = result['runner']
   metadata_path = os.path.join(_run_dir(args, beam_workers), 'metadata.sqlite')
-  windows = run_profile.component_windows(metadata_path, configs.PIPELINE_NAME)
+  windows = run_profile.component_windows(metadata_path, names.PIPELINE_NAME)
   components = run_profile.component_rows(windows, child.samples)
   runner_seconds = runner_end - runner_start
-  trainer_seconds = sum(w.seconds for w in windows if w.name == TRAINER)
+  trainer_seconds = sum(w.seconds for w in windows if w.name == names.TRAINER)
   non_training = runner_seconds - trainer_seconds
   ratio = runner_seconds / floor['train_seconds']
   runner_cpu = run_profile.cpu_seconds_by_window(
       child.samples, [run_profile.Window('runner', runner_start, runner_end)])['runner']
-  trainer_cpu = sum(c['cpu_seconds'] for c in components if c['component'] == TRAINER)
+  trainer_cpu = sum(c['cpu_seconds'] for c in components if c['component'] == names.TRAINER)
   return {
       'beam_workers': beam_workers,
       'beam_pipeline_args': list(_pipeline_config(
@@ -233,24 +237,22 @@ def format_table(floor: Dict[str, object], runs: List[Dict[str, object]]) -> str
 
 def main(argv: Sequence[str]) -> int:
   args = parse_args(argv)
-  data_root = local_runner.find_data_root(args.data_root or None)
-  if data_root is None:
-    raise SystemExit('bench/pipeline_bench.py: ' + (
-        f'--data-root {args.data_root!r} is not a folder.' if args.data_root else
-        'BUSI not found; pass --data-root or set $BUSI_DIR.'))
+  busi_root = data_root.find_data_root(args.data_root or None)
+  if busi_root is None:
+    raise SystemExit('bench/pipeline_bench.py: ' + data_root.not_found_message(args.data_root))
   if args.stage:
-    _run_stage(args, data_root)
+    _run_stage(args, busi_root)
     return 0
 
   os.makedirs(os.path.abspath(args.work_dir), exist_ok=True)
   started = datetime.datetime.now(datetime.timezone.utc)
-  floor = measure_floor(args, data_root)
+  floor = measure_floor(args, busi_root)
   runs = []
   for workers in args.beam_workers:
-    runs.append(measure_pipeline(args, data_root, workers, floor))
+    runs.append(measure_pipeline(args, busi_root, workers, floor))
     table = format_table(floor, runs)
     print('\n' + table, flush=True)
-    _write(args, argv, started, data_root, floor, runs, table)
+    _write(args, argv, started, busi_root, floor, runs, table)
   return 0
 
 
@@ -264,14 +266,14 @@ _NOTE = ('machine_load is the 1-minute load average before and after each '
 
 
 def _write(args: argparse.Namespace, argv: Sequence[str], started: datetime.datetime,
-           data_root: str, floor: Dict[str, object], runs: List[Dict[str, object]],
+           busi_root: str, floor: Dict[str, object], runs: List[Dict[str, object]],
            table: str) -> None:
   """Writes the results so far: a long run interrupted still leaves its numbers."""
   results = {
       'date': started.isoformat(timespec='seconds'),
       'command': 'python -m bench.pipeline_bench ' + ' '.join(shlex.quote(a) for a in argv),
       'note': _NOTE,
-      'data_root': data_root, 'model': args.model, 'epochs': args.epochs,
+      'busi_root': busi_root, 'model': args.model, 'epochs': args.epochs,
       'beam_workers_planned': args.beam_workers,
       'floor': floor, 'pipeline_runs': runs, 'table': table,
   }

@@ -26,13 +26,16 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-import models  # pylint: disable=unused-import  (Keras 2 and autograph setup)
+import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
 from bench import busi_arrays
 from bench import classification_metrics
+from contracts import configs
+from contracts import features
+from dataset import data_root
+from models import registry
 from models import training
-from pipeline import configs
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 # Columns of the printed table: (metric key, header).
@@ -42,19 +45,6 @@ COLUMNS = (
     ('malignant_specificity', 'mal.spec'), ('benign_vs_malignant_auc', 'B/M AUC'),
     ('ece', 'ECE'), ('train_seconds', 'train s'), ('parameters', 'params'),
 )
-
-
-def _data_root(flag: str) -> str:
-  candidates = [flag] if flag else [os.environ.get(configs.BUSI_ENV_VAR, '')] + [
-      os.path.join(os.path.dirname(configs.SCHEMA_DIR), d)
-      for d in configs.BUSI_DEFAULT_DIRS]
-  for candidate in candidates:
-    if candidate and os.path.isdir(candidate):
-      return candidate
-  where = f'--data-root {flag!r} is not a folder' if flag else (
-      f'BUSI not found (set --data-root or ${configs.BUSI_ENV_VAR}; looked in '
-      f'{", ".join(configs.BUSI_DEFAULT_DIRS)})')
-  raise SystemExit(f'bench/quality.py: {where}.')
 
 
 def _train_and_score(model_config: configs.ModelConfig,
@@ -70,7 +60,7 @@ def _train_and_score(model_config: configs.ModelConfig,
   seconds = time.monotonic() - start
   probs = result.scores(scored.images)
   report = classification_metrics.classification_report(
-      scored.labels, probs, list(class_names), configs.MALIGNANT_CLASS)
+      scored.labels, probs, list(class_names), features.MALIGNANT_CLASS)
   report.update(train_seconds=seconds, epochs_run=result.epochs_run,
                 best_epochs=[member.best_epoch for member in result.members],
                 temperature=result.temperature,
@@ -113,7 +103,7 @@ def main(argv: Sequence[str]) -> int:
   parser.add_argument('--folds', type=int, default=0,
                       help='k-fold group-stratified cross-validation; 0: the pipeline split')
   parser.add_argument('--models', default='seed_cnn,busi_net',
-                      help='comma-separated, from: ' + ', '.join(configs.MODEL_CHOICES))
+                      help='comma-separated, from: ' + ', '.join(registry.MODEL_CHOICES))
   parser.add_argument('--backbone-weights', default='',
                       help='ImageNet weights file (.h5, no top) for mobilenet_v2 or '
                            'efficientnet_b0; default: random initial weights')
@@ -130,10 +120,10 @@ def main(argv: Sequence[str]) -> int:
                                         'quality.json, or quality_cv<K>.json with --folds K)')
   args = parser.parse_args(argv)
   model_names = [m for m in args.models.split(',') if m]
-  unknown = sorted(set(model_names) - set(configs.MODEL_CHOICES))
+  unknown = sorted(set(model_names) - set(registry.MODEL_CHOICES))
   if unknown or not model_names:
     parser.error(f'--models: unknown {unknown or "(none given)"}; '
-                 f'choose from {", ".join(configs.MODEL_CHOICES)}')
+                 f'choose from {", ".join(registry.MODEL_CHOICES)}')
   if args.backbone_weights and not os.path.isfile(args.backbone_weights):
     parser.error(f'--backbone-weights {args.backbone_weights!r} is not a file')
   for flag, value in (('--epochs', args.epochs), ('--patience', args.patience),
@@ -141,7 +131,10 @@ def main(argv: Sequence[str]) -> int:
     if value < 1:
       parser.error(f'{flag} must be at least 1, got {value}')
 
-  data_config = configs.DataConfig(data_root=_data_root(args.data_root))
+  busi_root = data_root.find_data_root(args.data_root)
+  if busi_root is None:
+    raise SystemExit('bench/quality.py: ' + data_root.not_found_message(args.data_root))
+  data_config = configs.DataConfig(data_root=busi_root)
   try:
     data = busi_arrays.load(data_config, configs.ModelConfig().image_size)
     splits = (busi_arrays.cross_validation_folds(data, data_config, args.folds)
@@ -161,7 +154,7 @@ def main(argv: Sequence[str]) -> int:
       report = _train_and_score(
           dataclasses.replace(model_config, name=model_name,
                               ensemble_size=model_config.ensemble_size
-                              if model_name == 'busi_net' else 1), data, split,
+                              if registry.spec(model_name).ensembles else 1), data, split,
           training_config, class_names, args.score_split)
       runs[model_name].append(report)
       print(f'[fold {k + 1}/{len(splits)}] {model_name}: ' + ', '.join(

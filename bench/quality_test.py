@@ -5,8 +5,8 @@ import json
 import pytest
 
 from bench import quality
-from pipeline import configs
-from tests import synthetic_busi
+from bench import synthetic_busi
+from contracts import configs
 
 
 @pytest.fixture(scope='module')

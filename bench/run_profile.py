@@ -157,14 +157,10 @@ def cpu_seconds_by_window(samples: Sequence[Sample],
 
 def component_windows(metadata_path: str, pipeline_name: str) -> List[Window]:
   """The newest run's component executions, in the order they started."""
-  from pipeline import run_summary  # TFMA and ML Metadata: import only when used
+  from observability import metadata_run  # ML Metadata: import only when used
 
-  store = run_summary.open_store(metadata_path)
-  run = run_summary.find_run(store, pipeline_name)
-  return [Window(run_summary.component_name(store, e),
-                 e.create_time_since_epoch / 1000.0,
-                 e.last_update_time_since_epoch / 1000.0)
-          for e in run_summary.run_executions(store, run)]
+  return [Window(e.component, e.started, e.finished)
+          for e in metadata_run.read(metadata_path, pipeline_name).executions]
 
 
 def component_rows(windows: Sequence[Window],

@@ -9,11 +9,12 @@ exponents of time and memory against n (1 and 0 are linear time and flat
 memory), for wall and for CPU seconds. Prints a
 table and writes bench/results/scale.json.
 
-  make bench-scale                      # 1x, 10x, 50x (issue 8)
+  make bench-scale                      # 1x, 10x, 50x
   make bench-scale ARGS="--sizes 1,2,3"
 """
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -26,12 +27,13 @@ from typing import Dict, List, Sequence
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from tfx import v1 as tfx
 
-import local_runner
 from bench import busi_like
 from bench import growth
 from bench import run_profile
-from components.image_example_gen.component import image_example_gen
-from pipeline import configs
+from contracts import configs
+from contracts import names
+from dataset import data_root
+from orchestration import local
 from pipeline import pipeline as pipeline_lib
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,10 +83,10 @@ def _config(dataset_root: str, output_dir: str, beam_workers: int) -> configs.Pi
   (1000 of 7800 files at 10x). The default policy would drop those groups and
   stop the run; the bench measures what every image costs, so it keeps them.
   """
-  return local_runner.build_config(local_runner.parse_args([
-      '--data-root', dataset_root, '--output-dir', output_dir,
-      '--beam-workers', str(beam_workers), '--no-cache',
-      '--label-conflicts', 'keep']), dataset_root)
+  return local.local_config(
+      dataset_root, output_dir,
+      data=dataclasses.replace(configs.DataConfig(), label_conflicts='keep'),
+      enable_cache=False, beam_workers=beam_workers)
 
 
 def data_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
@@ -93,8 +95,8 @@ def data_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
   The Transform reads the imported schema directly: the validation gate in
   between only passes it on.
   """
-  example_gen = image_example_gen(config.data).with_id('ImageExampleGen')
-  schema_importer = tfx.components.ImportSchemaGen(schema_file=config.schema_file)
+  example_gen = pipeline_lib.example_gen_component(config)
+  schema_importer = pipeline_lib.schema_component(config)
   statistics_gen = pipeline_lib.statistics_component(example_gen.outputs['examples'],
                                                      schema_importer.outputs['schema'])
   transform = pipeline_lib.transform_component(
@@ -110,9 +112,8 @@ def data_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
 
 def _run_stage(args: argparse.Namespace) -> None:
   config = _config(args.stage_dataset, args.work_dir, args.beam_workers)
-  os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
   start = time.time()
-  tfx.orchestration.LocalDagRunner().run(data_pipeline(config))
+  local.run_dag(data_pipeline(config), config.metadata_path)
   with open(args.stage_result, 'w') as f:
     json.dump({'runner': [start, time.time()], 'metadata_path': config.metadata_path}, f)
 
@@ -145,7 +146,7 @@ def measure_size(args: argparse.Namespace, busi_root: str, size: int) -> Dict[st
   runner_seconds = runner_end - runner_start
   runner_cpu = run_profile.cpu_seconds_by_window(
       child.samples, [run_profile.Window('runner', runner_start, runner_end)])['runner']
-  windows = run_profile.component_windows(result['metadata_path'], configs.PIPELINE_NAME)
+  windows = run_profile.component_windows(result['metadata_path'], names.PIPELINE_NAME)
   images = count_images(dataset_root)
   return {
       'size': size, 'images': images,
@@ -187,11 +188,9 @@ def main(argv: Sequence[str]) -> int:
   if args.stage_dataset:
     _run_stage(args)
     return 0
-  busi_root = local_runner.find_data_root(args.data_root or None)
+  busi_root = data_root.find_data_root(args.data_root or None)
   if busi_root is None:
-    raise SystemExit('bench/scale_bench.py: ' + (
-        f'--data-root {args.data_root!r} is not a folder.' if args.data_root else
-        'BUSI not found; pass --data-root or set $BUSI_DIR.'))
+    raise SystemExit('bench/scale_bench.py: ' + data_root.not_found_message(args.data_root))
   started = datetime.datetime.now(datetime.timezone.utc)
   runs = []
   for size in args.sizes:

@@ -7,7 +7,7 @@ from tfx.components.statistics_gen import executor as statistics_gen_executor
 from tfx_bsl.coders import batch_util
 
 from components import byte_batched
-from pipeline import configs
+from contracts import configs
 from pipeline import pipeline as pipeline_lib
 
 

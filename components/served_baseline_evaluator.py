@@ -28,9 +28,9 @@ from tfx.utils import json_utils
 from tfx.utils import path_utils
 
 from components import serving_dir
+from contracts import names
 
 SERVING_MODEL_DIR_KEY = 'serving_model_dir'
-BASELINE_VERSION_KEY = 'baseline_served_version'
 _BASELINE_SUBDIR = 'served_baseline'
 
 
@@ -47,7 +47,7 @@ class Executor(evaluator_executor.Executor):
     if served is None:
       logging.info('No model is served under %s yet: evaluating against the '
                    'thresholds only.', model_base_dir)
-      blessing.set_string_custom_property(BASELINE_VERSION_KEY, '')
+      blessing.set_string_custom_property(names.BASELINE_VERSION_PROPERTY, '')
     else:
       baseline = standard_artifacts.Model()
       baseline.uri = os.path.join(
@@ -56,7 +56,7 @@ class Executor(evaluator_executor.Executor):
       io_utils.copy_dir(served, path_utils.serving_model_dir(baseline.uri))
       version = os.path.basename(served)
       logging.info('Baseline: served model version %s from %s.', version, served)
-      blessing.set_string_custom_property(BASELINE_VERSION_KEY, version)
+      blessing.set_string_custom_property(names.BASELINE_VERSION_PROPERTY, version)
       input_dict = {**input_dict, standard_component_specs.BASELINE_MODEL_KEY: [baseline]}
     super().Do(input_dict, output_dict, exec_properties)
     # TFX records the baseline's ML Metadata id, which the served copy does not

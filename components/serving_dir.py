@@ -9,7 +9,7 @@ from typing import List, Optional
 
 from tfx.dsl.io import fileio
 
-SAVED_MODEL_FILE = 'saved_model.pb'
+from contracts import serving
 
 
 def served_versions(model_base_dir: str) -> List[int]:
@@ -20,7 +20,7 @@ def served_versions(model_base_dir: str) -> List[int]:
   for entry in fileio.listdir(model_base_dir):
     name = entry.rstrip('/')
     if name.isdigit() and fileio.exists(
-        os.path.join(model_base_dir, name, SAVED_MODEL_FILE)):
+        os.path.join(model_base_dir, name, serving.SAVED_MODEL_FILE)):
       versions.append(int(name))
   return sorted(versions)
 

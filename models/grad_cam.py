@@ -16,8 +16,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from contracts import configs
 from models import model as model_lib
-from pipeline import configs
+from models import registry
 
 
 def last_feature_map_layer(model: keras.Model) -> keras.layers.Layer:
@@ -28,6 +29,17 @@ def last_feature_map_layer(model: keras.Model) -> keras.layers.Layer:
         layer, (keras.layers.InputLayer, keras.Sequential)):
       return layer
   raise ValueError(f'Model {model.name!r} has no layer with a [batch, h, w, c] output.')
+
+
+def explained_layer(model: keras.Model, model_name: str) -> Optional[keras.layers.Layer]:
+  """The layer Grad-CAM explains for the family `model_name`, as its spec names it.
+
+  None lets `grad_cam` take the deepest spatial layer (per member, for an
+  ensemble). lesion_net names its whole-image feature map: its deepest
+  spatial layers read the lesion crop, whose coordinates are not the image's.
+  """
+  layer_name = registry.spec(model_name).explained_layer
+  return model.get_layer(layer_name) if layer_name else None
 
 
 def grad_cam(model: keras.Model, images: np.ndarray, class_indices: np.ndarray,
@@ -82,11 +94,11 @@ def load_serving_model(saved_model_dir: str, model_config: configs.ModelConfig,
   (`models/signatures.py` saves the network as the module's `model`).
 
   Raises ValueError when the export's variables do not fit the network that
-  the current `models/model.py` builds, i.e. the model code has changed since.
+  the current model code builds, i.e. the model code has changed since.
   """
   # The export holds every weight: a backbone need not (and, on another
   # machine, may not be able to) read its initial weights file again.
-  _, serving_model = model_lib.build_model(
+  _, serving_model = registry.build_model(
       dataclasses.replace(model_config, backbone_weights=''), num_classes)
   checkpoint = tf.train.Checkpoint(model=serving_model)
   try:
@@ -94,6 +106,6 @@ def load_serving_model(saved_model_dir: str, model_config: configs.ModelConfig,
     status.expect_partial().assert_existing_objects_matched()
   except (ValueError, AssertionError) as e:
     raise ValueError(f'{saved_model_dir} does not fit the {model_config.name} that '
-                     f'models/model.py builds now (the code changed since it was '
+                     f'model code builds now (the code changed since it was '
                      f'trained?): {str(e).splitlines()[0]}') from None
   return serving_model

@@ -7,9 +7,11 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from contracts import configs
 from models import grad_cam
+from models import lesion_net
 from models import model as model_lib
-from pipeline import configs
+from models import registry
 
 _SIZE = 32
 _BOX = 8
@@ -67,7 +69,7 @@ def test_heatmap_peaks_inside_the_box_with_the_class_evidence(box_model):
 
 def test_the_feature_map_is_the_last_spatial_layer(box_model):
   assert grad_cam.last_feature_map_layer(box_model).name == 'last_conv'
-  _, busi_net = model_lib.build_model(
+  _, busi_net = registry.build_model(
       configs.ModelConfig(image_size=32, ensemble_size=1), 3)
   pooling = next(layer for layer in busi_net.layers
                  if isinstance(layer, keras.layers.GlobalAveragePooling2D))
@@ -82,7 +84,7 @@ def _write_export(model: keras.Model, export_dir) -> None:
 
 def test_an_export_of_another_network_is_refused(tmp_path):
   config = configs.ModelConfig(name='seed_cnn', image_size=32)
-  _, seed_cnn = model_lib.build_model(config, 3)
+  _, seed_cnn = registry.build_model(config, 3)
   _write_export(seed_cnn, tmp_path)
   assert grad_cam.load_serving_model(str(tmp_path), config, 3).count_params() == \
       seed_cnn.count_params()
@@ -102,7 +104,7 @@ def test_peak_inside_reads_the_argmax():
 
 def test_an_ensembles_heatmap_is_the_mean_of_its_members(tmp_path):
   config = configs.ModelConfig(image_size=32, ensemble_size=2)
-  _, ensemble = model_lib.build_model(config, 3)
+  _, ensemble = registry.build_model(config, 3)
   _write_export(ensemble, tmp_path)
   loaded = grad_cam.load_serving_model(str(tmp_path), config, 3)
   images = np.random.default_rng(0).uniform(size=(4, 32, 32, 1)).astype(np.float32)
@@ -119,7 +121,7 @@ def test_an_ensembles_heatmap_is_the_mean_of_its_members(tmp_path):
 
 def test_a_backbone_export_loads_without_its_initial_weights_file(tmp_path):
   config = configs.ModelConfig(name='mobilenet_v2', image_size=32)
-  _, trained = model_lib.build_model(config, 3)
+  _, trained = registry.build_model(config, 3)
   export_dir = tmp_path / 'export'
   _write_export(trained, export_dir)
   moved_away = dataclasses.replace(config, backbone_weights=str(tmp_path / 'gone.h5'))
@@ -128,3 +130,31 @@ def test_a_backbone_export_loads_without_its_initial_weights_file(tmp_path):
   np.testing.assert_allclose(loaded(images), trained(images), rtol=1e-5)
   heatmaps = grad_cam.grad_cam(loaded, images, np.array([0, 2]))
   assert heatmaps.shape == (2, 32, 32)
+
+
+def test_lesion_nets_heatmap_explains_the_whole_image_not_the_crop():
+  size = 64
+  _, serving_model = registry.build_model(
+      configs.ModelConfig(name='lesion_net', image_size=size), 3)
+  layer = grad_cam.explained_layer(serving_model, 'lesion_net')
+  assert layer.name == lesion_net.CONTEXT_FEATURE_MAP
+  # A bright square off centre: the predicted box is not the whole image, so
+  # the crop pass's maps are in other coordinates than the image's.
+  images = np.full((2, size, size, 1), 0.2, np.float32)
+  images[:, 8:24, 36:52] = 0.9
+  backbone = next(l for l in serving_model.layers
+                  if l.name == 'efficientnet_lite0_features')
+  probe = keras.Model(serving_model.inputs,
+                      [layer.get_output_at(-1), backbone.get_output_at(-1)[2]])
+  explained, crop_map = probe(images, training=False)
+  whole_image = backbone(np.repeat(images, 3, axis=-1) * 255.0, training=False)[2]
+  np.testing.assert_allclose(explained, whole_image, rtol=1e-4, atol=1e-4)
+  assert not np.allclose(crop_map, whole_image, atol=1e-2)
+  heatmaps = grad_cam.grad_cam(serving_model, images, np.array([0, 1]), layer)
+  assert heatmaps.shape == (2, size, size)
+  assert heatmaps.min() >= 0.0 and heatmaps.max() <= 1.0
+
+
+def test_the_other_families_explain_their_deepest_spatial_layer():
+  _, busi_net = registry.build_model(configs.ModelConfig(image_size=32), 3)
+  assert grad_cam.explained_layer(busi_net, 'busi_net') is None

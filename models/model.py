@@ -1,8 +1,9 @@
-"""The Keras networks: the seed notebook's CNN, the project's default, and
-optional ImageNet backbones (models/backbones.py).
+"""The Keras networks trained from scratch: the seed notebook's CNN and the
+project's default (the ImageNet backbones are in models/backbones.py;
+models/registry.py says which family is which).
 
 All take the transformed image (`image_xf`, float32 [size, size, 1] in [0, 1])
-and end in a softmax over `configs.CLASS_NAMES`. The default also predicts the
+and end in a softmax over `features.CLASS_NAMES`. The default also predicts the
 lesion mask during training: on a few hundred images, being told where the
 lesion is teaches the encoder far more than the class label alone. Only the
 classification output is exported for serving.
@@ -17,9 +18,8 @@ from typing import List, Tuple
 import tf_keras as keras
 from tf_keras import layers
 
-from models import backbones
-from models import features
-from pipeline import configs
+from contracts import configs
+from contracts import features
 
 CLASS_OUTPUT = 'class_probs'
 MASK_OUTPUT = 'mask_probs'
@@ -127,28 +127,13 @@ def _average(members: List[keras.Model], size: int) -> keras.Model:
   return keras.Model(inputs, outputs, name='ensemble')
 
 
-def build_model(config: configs.ModelConfig,
-                num_classes: int) -> Tuple[List[keras.Model], keras.Model]:
+def build_busi_net_ensemble(config: configs.ModelConfig,
+                            num_classes: int) -> Tuple[List[keras.Model], keras.Model]:
   """([training model of each ensemble member], serving model).
 
   The members are trained one after another; the serving model shares their
-  layers, so it is ready as soon as the last one finishes. The seed's network
-  is always a single model, as the notebook had it.
+  layers, so it is ready as soon as the last one finishes.
   """
-  if config.name == 'seed_cnn':
-    model = build_seed_cnn(config, num_classes)
-    return [model], model
-  if config.name in backbones.NAMES:
-    if config.ensemble_size != 1:
-      raise ValueError(f'ensemble_size must be 1 for {config.name}: only busi_net '
-                       f'is served as an ensemble, got {config.ensemble_size}')
-    model = backbones.build_backbone_classifier(config, num_classes, CLASS_OUTPUT)
-    return [model], model
-  if config.name != 'busi_net':
-    raise ValueError(f'Unknown model {config.name!r}; choose one of '
-                     f'{", ".join(configs.MODEL_CHOICES)}')
-  if config.ensemble_size < 1:
-    raise ValueError(f'ensemble_size must be at least 1, got {config.ensemble_size}')
   if config.ensemble_size == 1:
     training_model, serving_model = build_busi_net(config, num_classes)
     return [training_model], serving_model

@@ -10,13 +10,9 @@ from typing import Any, Dict, Sequence
 
 import tensorflow as tf
 
-from models import features
+from contracts import features
+from contracts import limits
 
-
-# Largest image a payload may declare, in pixels: ExampleGen's bound
-# (components/image_files.py), so anything ingested also transforms, while a
-# decompression bomb (say a 20000x20000 PNG header) fails before allocating.
-MAX_IMAGE_PIXELS = 50_000_000
 
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 _JPEG_SIGNATURE = b'\xff\xd8\xff'
@@ -66,15 +62,16 @@ def decode_image(encoded: tf.Tensor, size: int) -> tf.Tensor:
   """One encoded PNG/JPEG (any channels, 8 or 16 bit) to float32 [size, size, 1].
 
   The header is checked first, so a payload that is not an image, or declares
-  more than MAX_IMAGE_PIXELS, fails with a message instead of being decoded.
+  more than `limits.MAX_IMAGE_PIXELS` (ExampleGen's bound too, so anything
+  ingested also transforms), fails with a message instead of being decoded.
   """
   height_width = tf.cast(declared_height_width(encoded), tf.int64)
   checked = tf.debugging.Assert(
       tf.reduce_all(height_width > 0) &
-      (tf.reduce_prod(height_width) <= MAX_IMAGE_PIXELS),
+      (tf.reduce_prod(height_width) <= limits.MAX_IMAGE_PIXELS),
       [tf.strings.format(
           'Invalid image: {}x{} pixels; the limit is {} pixels in all',
-          (height_width[1], height_width[0], MAX_IMAGE_PIXELS))])
+          (height_width[1], height_width[0], limits.MAX_IMAGE_PIXELS))])
   with tf.control_dependencies([checked]):
     image = tf.io.decode_image(encoded, channels=1, dtype=tf.uint8,
                                expand_animations=False)
@@ -108,7 +105,7 @@ def label_index(labels: tf.Tensor, class_names: Sequence[str]) -> tf.Tensor:
 
 def preprocessing_fn(inputs: Dict[str, tf.Tensor],
                      custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:
-  """The Transform entry point; `custom_config` comes from pipeline.configs."""
+  """The Transform entry point; `custom_config` comes from contracts.configs."""
   size = custom_config['model']['image_size']
   return {
       features.IMAGE_XF: decode_batch(inputs[features.IMAGE_KEY], size),

@@ -7,11 +7,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from models import features
+from contracts import features
 from models import preprocessing
-from pipeline import configs
 
-_CONFIG = {'model': {'image_size': 16}, 'class_names': list(configs.CLASS_NAMES)}
+_CONFIG = {'model': {'image_size': 16}, 'class_names': list(features.CLASS_NAMES)}
 
 
 def _encode(pixels: np.ndarray, fmt: str = 'PNG', mode: str = None) -> bytes:

@@ -23,12 +23,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from models import features
+import models
+from contracts import features
+from contracts import serving
 from models import inference
-
-SERVING_DEFAULT = 'serving_default'
-SERVING_IMAGES = 'serving_images'
-
 
 class _ServingModule(tf.Module):
   """Holds the network, the transform layer and the class names for export."""
@@ -49,17 +47,20 @@ class _ServingModule(tf.Module):
     scores = inference.class_scores(self.model, transformed[features.IMAGE_XF],
                                     self._temperature, self._flip_average)
     classes = tf.tile(self.class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
-    return {'scores': scores, 'classes': classes}
+    return {serving.SCORES_OUTPUT: scores, serving.CLASSES_OUTPUT: classes}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  @tf.function(input_signature=[
+      tf.TensorSpec([None], tf.string, name=serving.EXAMPLES_INPUT)])
   def serve_examples(self, serialized_examples):
     parsed = tf.io.parse_example(serialized_examples, self._image_spec)
     return self.predict(parsed[features.IMAGE_KEY])
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')])
+  @tf.function(input_signature=[
+      tf.TensorSpec([None], tf.string, name=serving.IMAGE_BYTES_INPUT)])
   def serve_images(self, image_bytes):
     outputs = self.predict(image_bytes)
-    outputs['label'] = tf.gather(self.class_names, tf.argmax(outputs['scores'], axis=1))
+    outputs[serving.LABEL_OUTPUT] = tf.gather(
+        self.class_names, tf.argmax(outputs[serving.SCORES_OUTPUT], axis=1))
     return outputs
 
 
@@ -72,9 +73,10 @@ def export_serving_model(model: keras.Model,
   `temperature` and `flip_average` are baked into the graph as constants, so
   the served scores are `inference.class_scores` of the network.
   """
+  models.configure_tensorflow()
   module = _ServingModule(model, tf_transform_output, class_names, temperature,
                           flip_average)
   tf.saved_model.save(module, export_dir, signatures={
-      SERVING_DEFAULT: module.serve_examples,
-      SERVING_IMAGES: module.serve_images,
+      serving.SERVING_DEFAULT: module.serve_examples,
+      serving.SERVING_IMAGES: module.serve_images,
   })

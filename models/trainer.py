@@ -10,12 +10,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
+from contracts import configs
+from contracts import names
 from models import signatures
 from models import training
-from pipeline import configs
-
-TRAINING_SUMMARY_FILE = 'training_summary.json'
-
 
 def _examples(file_patterns: List[str],
               tf_transform_output: tft.TFTransformOutput) -> tf.data.Dataset:
@@ -60,5 +58,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
              'temperature': result.temperature, 'flip_average': result.flip_average,
              'parameters': int(result.serving_model.count_params())}
   with tf.io.gfile.GFile(
-      os.path.join(fn_args.model_run_dir, TRAINING_SUMMARY_FILE), 'w') as f:
+      os.path.join(fn_args.model_run_dir, names.TRAINING_SUMMARY_FILE), 'w') as f:
     json.dump(summary, f, indent=1, default=float)

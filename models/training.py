@@ -9,19 +9,19 @@ import dataclasses
 import functools
 import math
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+import models
+from contracts import configs
+from contracts import features
 from models import calibration
-from models import features
 from models import inference
 from models import model as model_lib
-from pipeline import configs
-
-_MASK_LOSS_WEIGHT = 0.5
+from models import registry
 
 
 @dataclasses.dataclass
@@ -49,10 +49,16 @@ class TrainResult:
 
   def scores(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """The scores the exported model returns, for transformed images."""
-    return np.concatenate([
-        inference.class_scores(self.serving_model, tf.constant(images[i:i + batch_size]),
-                               self.temperature, self.flip_average).numpy()
-        for i in range(0, len(images), batch_size)])
+    return _scores(self.serving_model, images, self.temperature, self.flip_average,
+                   batch_size)
+
+
+def _scores(serving_model: keras.Model, images: np.ndarray, temperature: float,
+            flip_average: bool, batch_size: int = 64) -> np.ndarray:
+  return np.concatenate([
+      inference.class_scores(serving_model, tf.constant(images[i:i + batch_size]),
+                             temperature, flip_average).numpy()
+      for i in range(0, len(images), batch_size)])
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -80,7 +86,12 @@ def _augment(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor):
   return image, mask
 
 
-def _to_model_inputs(weights: tf.Tensor, augment: bool, multitask: bool, seed: int):
+def _to_model_inputs(weights: tf.Tensor, augment: bool, multitask: bool, seed: int,
+                     normal_index: int):
+  """A function from (index, example) to the model's (inputs, targets, weights).
+
+  `normal_index` is the label index whose empty masks are targets (-1: none).
+  """
 
   def convert(index, example):
     image, mask = example[features.IMAGE_XF], example[features.MASK_XF]
@@ -90,19 +101,22 @@ def _to_model_inputs(weights: tf.Tensor, augment: bool, multitask: bool, seed: i
     weight = tf.gather(weights, label)
     if not multitask:
       return image, label, weight
-    # An empty mask may be a missing annotation rather than "no lesion" (the
-    # copy of BUSI here has almost all masks blank), so only annotated images
-    # teach the mask head.
-    annotated = tf.cast(tf.reduce_max(example[features.MASK_XF]) > 0, tf.float32)
+    # An empty mask on a lesion image is a missing annotation, not "no
+    # lesion", so it teaches the mask head nothing; a normal scan's empty mask
+    # is the truth when the family learns it (`normal_mask_is_target`).
+    mask_is_target = tf.logical_or(tf.reduce_max(example[features.MASK_XF]) > 0,
+                                   tf.equal(label, normal_index))
     return (image,
             {model_lib.CLASS_OUTPUT: label, model_lib.MASK_OUTPUT: mask},
-            {model_lib.CLASS_OUTPUT: weight, model_lib.MASK_OUTPUT: annotated})
+            {model_lib.CLASS_OUTPUT: weight,
+             model_lib.MASK_OUTPUT: tf.cast(mask_is_target, tf.float32)})
 
   return convert
 
 
 def _batches(dataset: tf.data.Dataset, weights: np.ndarray, batch_size: int, seed: int,
-             training: bool, augment: bool, multitask: bool) -> tf.data.Dataset:
+             training: bool, augment: bool, multitask: bool,
+             normal_index: int) -> tf.data.Dataset:
   """Batches of (image, label(s), weight(s)); `multitask` adds the mask target."""
   dataset = dataset.cache()
   if training:
@@ -111,46 +125,10 @@ def _batches(dataset: tf.data.Dataset, weights: np.ndarray, batch_size: int, see
   # yet reproducible, augmentation seed.
   dataset = dataset.enumerate()
   dataset = dataset.map(
-      _to_model_inputs(tf.constant(weights), training and augment, multitask, seed),
+      _to_model_inputs(tf.constant(weights), training and augment, multitask, seed,
+                       normal_index),
       num_parallel_calls=tf.data.AUTOTUNE)
   return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def _dice_bce(y_true, y_pred):
-  bce = keras.losses.binary_crossentropy(y_true, y_pred)
-  intersection = tf.reduce_sum(y_true * y_pred, axis=[1, 2, 3])
-  total = tf.reduce_sum(y_true + y_pred, axis=[1, 2, 3])
-  dice = 1.0 - (2.0 * intersection + 1.0) / (total + 1.0)
-  return tf.reduce_mean(bce, axis=[1, 2]) + dice
-
-
-def _compile(training_model: keras.Model, model_name: str,
-             training_config: configs.TrainingConfig, steps: int) -> str:
-  """Compiles for the network's outputs; returns the metric early stopping watches."""
-  schedule = keras.optimizers.schedules.CosineDecay(
-      training_config.learning_rate, decay_steps=max(1, steps))
-  accuracy = keras.metrics.SparseCategoricalAccuracy(name='accuracy')
-  if model_name == 'seed_cnn':
-    training_model.compile(
-        optimizer=keras.optimizers.Adam(training_config.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        weighted_metrics=[accuracy])
-    return 'val_loss'
-  optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)
-  if len(training_model.outputs) == 1:
-    training_model.compile(optimizer=optimizer,
-                           loss=keras.losses.SparseCategoricalCrossentropy(),
-                           weighted_metrics=[accuracy])
-    return 'val_loss'
-  training_model.compile(
-      optimizer=optimizer,
-      loss={model_lib.CLASS_OUTPUT: keras.losses.SparseCategoricalCrossentropy(),
-            model_lib.MASK_OUTPUT: _dice_bce},
-      loss_weights={model_lib.CLASS_OUTPUT: 1.0,
-                    model_lib.MASK_OUTPUT: _MASK_LOSS_WEIGHT},
-      jit_compile=False,
-      weighted_metrics={model_lib.CLASS_OUTPUT: [accuracy]})
-  return f'val_{model_lib.CLASS_OUTPUT}_loss'
 
 
 def train(model_config: configs.ModelConfig,
@@ -166,46 +144,91 @@ def train(model_config: configs.ModelConfig,
   `strategy` (default: the current one) holds the variables; the batch size is
   the global batch, split across its replicas.
   """
+  models.configure_tensorflow()
   strategy = strategy or tf.distribute.get_strategy()
+  model_spec = registry.spec(model_config.name)
   keras.utils.set_random_seed(training_config.seed)
   num_classes = len(class_names)
+  labels = _train_labels(train_examples)
+  _check_eval_split(eval_examples)
+  weights = class_weights(labels, num_classes)
+  steps_per_epoch = math.ceil(labels.size / training_config.batch_size)
+  with strategy.scope():
+    training_models, serving_model = registry.build_model(model_config, num_classes)
+  members = []
+  for k, training_model in enumerate(training_models):
+    member_log_dir = log_dir and (
+        os.path.join(log_dir, training_model.name) if len(training_models) > 1 else log_dir)
+    members.append(_train_member(
+        model_spec, training_model, training_config, training_config.seed + k,
+        steps_per_epoch, weights, _normal_index(model_spec, class_names),
+        member_log_dir, train_examples, eval_examples, strategy))
+  temperature, flip_average = _calibration(model_spec, model_config, serving_model,
+                                           eval_examples)
+  return TrainResult(serving_model, members, temperature, flip_average)
+
+
+def _train_labels(train_examples: tf.data.Dataset) -> np.ndarray:
+  """The train split's label indices; class weights and the step count need them."""
   labels = np.array([int(e[features.LABEL_XF]) for e in
                      train_examples.map(lambda e: {features.LABEL_XF: e[features.LABEL_XF]})
                      .as_numpy_iterator()])
   if labels.size == 0:
     raise ValueError('The train split holds no examples.')
+  return labels
+
+
+def _normal_index(model_spec: registry.ModelSpec, class_names: Sequence[str]) -> int:
+  """The label index whose empty masks the mask head learns from; -1: none."""
+  if not model_spec.normal_mask_is_target:
+    return -1
+  if features.NORMAL_CLASS not in class_names:
+    raise ValueError(f'{model_spec.name} learns "no lesion" from the '
+                     f'{features.NORMAL_CLASS!r} class, which is not among the '
+                     f'classes {", ".join(class_names)}')
+  return list(class_names).index(features.NORMAL_CLASS)
+
+
+def _check_eval_split(eval_examples: tf.data.Dataset) -> None:
   if not any(True for _ in eval_examples.take(1)):
     raise ValueError('The eval split holds no examples: early stopping and '
                      'calibration need it.')
-  weights = class_weights(labels, num_classes)
-  steps_per_epoch = math.ceil(labels.size / training_config.batch_size)
+
+
+def _train_member(model_spec: registry.ModelSpec, training_model: keras.Model,
+                  training_config: configs.TrainingConfig, seed: int,
+                  steps_per_epoch: int, weights: np.ndarray, normal_index: int,
+                  log_dir: Optional[str],
+                  train_examples: tf.data.Dataset, eval_examples: tf.data.Dataset,
+                  strategy: tf.distribute.Strategy) -> MemberRun:
+  """Compiles and fits one network of the ensemble."""
   with strategy.scope():
-    training_models, serving_model = model_lib.build_model(model_config, num_classes)
-  # The seed's network augments inside itself, as the notebook did; the others
-  # are augmented in the input pipeline, where the mask can follow the image.
-  augment = model_config.name != 'seed_cnn'
-  members = []
-  for k, training_model in enumerate(training_models):
-    seed = training_config.seed + k
-    member_log_dir = log_dir and (
-        os.path.join(log_dir, training_model.name) if len(training_models) > 1 else log_dir)
-    with strategy.scope():
-      monitor = _compile(training_model, model_config.name, training_config,
-                         steps_per_epoch * training_config.epochs)
-    batches = functools.partial(_batches, weights=weights,
-                                batch_size=training_config.batch_size, seed=seed,
-                                augment=augment,
-                                multitask=len(training_model.outputs) > 1)
-    members.append(_fit(training_model, monitor, training_config, seed, member_log_dir,
-                        batches(train_examples, training=True),
-                        batches(eval_examples, training=False)))
-  result = TrainResult(serving_model, members, temperature=1.0, flip_average=False)
-  if model_config.name != 'seed_cnn':
-    result.flip_average = model_config.test_time_flip
-    eval_images, eval_labels = _arrays(eval_examples)
-    result.temperature = calibration.fit_temperature(result.scores(eval_images),
-                                                     eval_labels)
-  return result
+    monitor = model_spec.compile(training_model, training_config,
+                                 steps_per_epoch * training_config.epochs)
+  batches = functools.partial(_batches, weights=weights,
+                              batch_size=training_config.batch_size, seed=seed,
+                              augment=model_spec.augments_in_input_pipeline,
+                              multitask=model_spec.has_mask_head,
+                              normal_index=normal_index)
+  return _fit(training_model, monitor, training_config, seed, log_dir,
+              batches(train_examples, training=True),
+              batches(eval_examples, training=False))
+
+
+def _calibration(model_spec: registry.ModelSpec, model_config: configs.ModelConfig,
+                 serving_model: keras.Model,
+                 eval_examples: tf.data.Dataset) -> Tuple[float, bool]:
+  """(temperature, flip_average) the served scores use.
+
+  The temperature is fitted on the eval split to the scores the model serves
+  before scaling, flip average included.
+  """
+  if not model_spec.calibrated:
+    return 1.0, False
+  flip_average = model_config.test_time_flip
+  eval_images, eval_labels = _arrays(eval_examples)
+  uncalibrated = _scores(serving_model, eval_images, 1.0, flip_average)
+  return calibration.fit_temperature(uncalibrated, eval_labels), flip_average
 
 
 def _fit(training_model: keras.Model, monitor: str,

@@ -4,11 +4,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import features
+from bench import exported_model
+from bench import synthetic_busi
+from contracts import configs
+from contracts import features
+from contracts import serving
+from models import model as model_lib
+from models import preprocessing
+from models import registry
+from models import signatures
 from models import trainer
 from models import training
-from pipeline import configs
-from tests import synthetic_busi
 
 _SIZE = 32
 
@@ -16,7 +22,7 @@ _SIZE = 32
 def _examples(per_class: int, seed: int) -> tf.data.Dataset:
   rng = np.random.default_rng(seed)
   images, masks, labels = [], [], []
-  for index, label in enumerate(configs.CLASS_NAMES):
+  for index, label in enumerate(features.CLASS_NAMES):
     for _ in range(per_class):
       image, mask = synthetic_busi.make_image(label, rng, _SIZE, _SIZE)
       images.append(image[..., np.newaxis] / 255.0)
@@ -60,13 +66,19 @@ def test_augmentation_moves_image_and_mask_together():
   assert moved >= 4
 
 
-@pytest.mark.parametrize('model_name', configs.MODEL_CHOICES)
+# Trained, exported and served by the `exported` fixture below, at the size
+# their backbone needs.
+_EXPORTED_FAMILIES = ('efficientnet_lite0', 'lesion_net')
+
+
+@pytest.mark.parametrize('model_name', [name for name in registry.MODEL_CHOICES
+                                        if name not in _EXPORTED_FAMILIES])
 def test_one_epoch_returns_a_serving_model(model_name):
   model_config = configs.ModelConfig(name=model_name, image_size=_SIZE)
   result = training.train(
       model_config, configs.TrainingConfig(epochs=1, batch_size=8, seed=5),
-      configs.CLASS_NAMES, _examples(4, seed=0), _examples(2, seed=1))
-  members = 1 if model_name == 'seed_cnn' else model_config.ensemble_size
+      features.CLASS_NAMES, _examples(4, seed=0), _examples(2, seed=1))
+  members = model_config.ensemble_size
   assert [(m.epochs_run, m.best_epoch, m.seed) for m in result.members] == [
       (1, 0, 5 + k) for k in range(members)]
   assert result.epochs_run == members
@@ -74,7 +86,7 @@ def test_one_epoch_returns_a_serving_model(model_name):
   probs = result.scores(images)
   assert probs.shape == (3, 3)
   np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
-  if model_name == 'seed_cnn':  # the notebook's network, served as it was
+  if not registry.spec(model_name).calibrated:  # the notebook's network, served as it was
     assert (result.temperature, result.flip_average) == (1.0, False)
   else:
     assert result.temperature > 0
@@ -85,13 +97,13 @@ def test_empty_train_split_is_a_clear_error():
   empty = _examples(1, seed=0).take(0)
   with pytest.raises(ValueError, match='train split holds no examples'):
     training.train(configs.ModelConfig(image_size=_SIZE), configs.TrainingConfig(),
-                   configs.CLASS_NAMES, empty, _examples(1, seed=1))
+                   features.CLASS_NAMES, empty, _examples(1, seed=1))
 
 
 def test_empty_eval_split_is_a_clear_error():
   with pytest.raises(ValueError, match='eval split holds no examples'):
     training.train(configs.ModelConfig(image_size=_SIZE), configs.TrainingConfig(),
-                   configs.CLASS_NAMES, _examples(1, seed=0), _examples(1, seed=1).take(0))
+                   features.CLASS_NAMES, _examples(1, seed=0), _examples(1, seed=1).take(0))
 
 
 def test_train_places_the_variables_with_the_given_strategy():
@@ -99,7 +111,7 @@ def test_train_places_the_variables_with_the_given_strategy():
   result = training.train(
       configs.ModelConfig(name='seed_cnn', image_size=_SIZE),
       configs.TrainingConfig(epochs=1, batch_size=8),
-      configs.CLASS_NAMES, _examples(2, seed=0), _examples(1, seed=1),
+      features.CLASS_NAMES, _examples(2, seed=0), _examples(1, seed=1),
       strategy=strategy)
   assert all(strategy.extended.variable_created_in_scope(w)
              for w in result.serving_model.weights)
@@ -109,3 +121,97 @@ def test_trainer_without_a_gpu_uses_the_default_strategy():
   if tf.config.list_physical_devices('GPU'):
     pytest.skip('a GPU is visible: the Trainer mirrors across it')
   assert trainer.distribution_strategy() is tf.distribute.get_strategy()
+
+
+def _mask_weights(model_name: str, labels, masks) -> np.ndarray:
+  """The mask head's weight of each example, as `train` gives it."""
+  model_spec = registry.spec(model_name)
+  convert = training._to_model_inputs(
+      tf.ones([len(features.CLASS_NAMES)]), False, True, 0,
+      training._normal_index(model_spec, features.CLASS_NAMES))
+  weights = []
+  for index, (label, mask) in enumerate(zip(labels, masks)):
+    _, _, weight = convert(tf.constant(index, tf.int64), {
+        features.IMAGE_XF: tf.zeros([_SIZE, _SIZE, 1]),
+        features.MASK_XF: tf.constant(mask, tf.float32),
+        features.LABEL_XF: tf.constant(label, tf.int64)})
+    weights.append(float(weight[model_lib.MASK_OUTPUT]))
+  return np.array(weights)
+
+
+def test_a_normal_scans_empty_mask_is_a_target_only_where_the_spec_says():
+  lesion = np.zeros((_SIZE, _SIZE, 1), np.float32)
+  lesion[4:12, 4:12] = 1.0
+  empty = np.zeros_like(lesion)
+  benign, normal = (features.CLASS_NAMES.index(c) for c in ('benign', features.NORMAL_CLASS))
+  # An annotated lesion, a lesion image missing its mask, a normal scan.
+  labels, masks = [benign, benign, normal], [lesion, empty, empty]
+  np.testing.assert_array_equal(_mask_weights('lesion_net', labels, masks), [1, 0, 1])
+  np.testing.assert_array_equal(_mask_weights('busi_net', labels, masks), [1, 0, 0])
+
+
+def test_a_family_that_learns_from_normal_scans_needs_the_normal_class():
+  with pytest.raises(ValueError, match="from the 'normal' class, which is not among"):
+    training._normal_index(registry.spec('lesion_net'), ('benign', 'malignant'))
+
+
+_EXPORT_SIZE = 64
+
+
+def _lesion_and_normal(seed: int) -> tf.data.Dataset:
+  """A benign scan with its mask and a normal scan with an empty one."""
+  rng = np.random.default_rng(seed)
+  pairs = [synthetic_busi.make_image(label, rng, _EXPORT_SIZE, _EXPORT_SIZE)
+           for label in ('benign', features.NORMAL_CLASS)]
+  assert pairs[0][1].any() and not pairs[1][1].any()
+  return tf.data.Dataset.from_tensor_slices({
+      features.IMAGE_XF: np.array([p[0][..., None] / 255.0 for p in pairs], np.float32),
+      features.MASK_XF: np.array([p[1][..., None] for p in pairs], np.float32),
+      features.LABEL_XF: np.array([features.CLASS_NAMES.index('benign'),
+                                   features.CLASS_NAMES.index(features.NORMAL_CLASS)],
+                                  np.int64)})
+
+
+@pytest.fixture(scope='module')
+def transform_output(tmp_path_factory):
+  return exported_model.run_transform(
+      _EXPORT_SIZE, str(tmp_path_factory.mktemp('transform_output')))
+
+
+@pytest.fixture(scope='module', params=_EXPORTED_FAMILIES)
+def exported(request, transform_output, tmp_path_factory):
+  """(TrainResult, loaded SavedModel) of one step of training, exported as run_fn does."""
+  model_config = configs.ModelConfig(name=request.param, image_size=_EXPORT_SIZE)
+  result = training.train(
+      model_config, configs.TrainingConfig(epochs=1, batch_size=2, seed=3),
+      features.CLASS_NAMES, _lesion_and_normal(0), _lesion_and_normal(1))
+  export_dir = str(tmp_path_factory.mktemp(request.param) / 'serving_model')
+  signatures.export_serving_model(result.serving_model, transform_output,
+                                  features.CLASS_NAMES, export_dir, result.temperature,
+                                  result.flip_average)
+  return result, tf.saved_model.load(export_dir)
+
+
+def test_an_imagenet_family_trains_one_step_on_a_lesion_and_a_normal_scan(exported):
+  result, _ = exported
+  assert [(m.epochs_run, m.best_epoch, m.seed) for m in result.members] == [(1, 0, 3)]
+  assert all(np.isfinite(values[0]) for values in result.members[0].history.values())
+  assert result.temperature > 0 and not result.flip_average
+
+
+def test_its_two_signatures_serve_the_trained_networks_scores(exported):
+  result, served = exported
+  rng = np.random.default_rng(4)
+  pngs = [exported_model.encode_png(synthetic_busi.make_image(label, rng)[0])
+          for label in features.CLASS_NAMES]
+  examples = [tf.train.Example(features=tf.train.Features(feature={
+      features.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[png]))
+  })).SerializeToString() for png in pngs]
+  by_bytes = served.signatures[serving.SERVING_IMAGES](
+      **{serving.IMAGE_BYTES_INPUT: tf.constant(pngs)})[serving.SCORES_OUTPUT].numpy()
+  by_example = served.signatures[serving.SERVING_DEFAULT](
+      **{serving.EXAMPLES_INPUT: tf.constant(examples)})[serving.SCORES_OUTPUT].numpy()
+  np.testing.assert_allclose(by_bytes, by_example, rtol=1e-5, atol=1e-6)
+  transformed = np.stack([preprocessing.decode_image(tf.constant(png), _EXPORT_SIZE).numpy()
+                          for png in pngs])
+  np.testing.assert_allclose(by_bytes, result.scores(transformed), rtol=1e-4, atol=1e-5)

@@ -12,9 +12,10 @@ from typing import List, Sequence
 
 import tensorflow_model_analysis as tfma
 
-from models import features
+from contracts import configs
+from contracts import features
+from contracts import serving
 from pipeline import clinical_metrics
-from pipeline import configs
 
 ACCURACY = 'accuracy'
 MALIGNANT_SENSITIVITY = 'malignant_sensitivity'
@@ -59,10 +60,10 @@ def _per_class(class_names: Sequence[str]) -> List[tfma.MetricConfig]:
 
 def create_eval_config(evaluation: configs.EvaluationConfig,
                        class_names: Sequence[str]) -> tfma.EvalConfig:
-  malignant = list(class_names).index(configs.MALIGNANT_CLASS)
+  malignant = list(class_names).index(features.MALIGNANT_CLASS)
   tolerance = evaluation.regression_tolerance
   return tfma.EvalConfig(
-      model_specs=[tfma.ModelSpec(signature_name='serving_default',
+      model_specs=[tfma.ModelSpec(signature_name=serving.SERVING_DEFAULT,
                                   label_key=features.LABEL_KEY)],
       slicing_specs=[tfma.SlicingSpec(),
                      tfma.SlicingSpec(feature_keys=[features.LABEL_KEY])],

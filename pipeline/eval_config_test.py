@@ -4,13 +4,14 @@ import json
 
 import tensorflow_model_analysis as tfma
 
-from pipeline import configs
+from contracts import configs
+from contracts import features
 from pipeline import eval_config
 
 
 def _config(**overrides):
   return eval_config.create_eval_config(
-      configs.EvaluationConfig(**overrides), configs.CLASS_NAMES)
+      configs.EvaluationConfig(**overrides), features.CLASS_NAMES)
 
 
 def _thresholds(config):

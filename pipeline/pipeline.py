@@ -15,8 +15,20 @@ from components import byte_batched
 from components.image_example_gen.component import image_example_gen
 from components.served_baseline_evaluator import ServedBaselineEvaluator
 from components.validation_gate import DataValidationGate
-from pipeline import configs
+from contracts import configs
+from contracts import names
 from pipeline import eval_config
+
+
+def example_gen_component(config: configs.PipelineConfig):
+  """ImageExampleGen on the configured data root, under its node id."""
+  return image_example_gen(config.data).with_id(names.EXAMPLE_GEN)
+
+
+def schema_component(config: configs.PipelineConfig) -> tfx.components.ImportSchemaGen:
+  """The curated schema, as the orchestrator's containers see its file."""
+  return tfx.components.ImportSchemaGen(
+      schema_file=config.schema_file).with_id(names.SCHEMA_IMPORTER)
 
 
 def statistics_component(examples: tfx.types.BaseChannel,
@@ -32,7 +44,8 @@ def statistics_component(examples: tfx.types.BaseChannel,
   """
   return byte_batched.StatisticsGen(
       examples=examples, schema=schema,
-      stats_options=tfdv.StatsOptions(use_sketch_based_topk_uniques=True))
+      stats_options=tfdv.StatsOptions(use_sketch_based_topk_uniques=True)
+  ).with_id(names.STATISTICS_GEN)
 
 
 def transform_component(config: configs.PipelineConfig, examples: tfx.types.BaseChannel,
@@ -48,42 +61,42 @@ def transform_component(config: configs.PipelineConfig, examples: tfx.types.Base
   return tfx.components.Transform(
       examples=examples,
       schema=schema,
-      preprocessing_fn=configs.PREPROCESSING_FN,
+      preprocessing_fn=names.PREPROCESSING_FN,
       custom_config=config.custom_config(),
       splits_config=tfx.proto.SplitsConfig(analyze=['train'],
                                            transform=['train', 'eval']),
-      disable_statistics=True)
+      disable_statistics=True).with_id(names.TRANSFORM)
 
 
 def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
-  example_gen = image_example_gen(config.data).with_id('ImageExampleGen')
-  schema_importer = tfx.components.ImportSchemaGen(schema_file=config.schema_file)
+  example_gen = example_gen_component(config)
+  schema_importer = schema_component(config)
   statistics_gen = statistics_component(example_gen.outputs['examples'],
                                         schema_importer.outputs['schema'])
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'],
-      schema=schema_importer.outputs['schema'])
+      schema=schema_importer.outputs['schema']).with_id(names.EXAMPLE_VALIDATOR)
   validation_gate = DataValidationGate(
       anomalies=example_validator.outputs['anomalies'],
-      schema=schema_importer.outputs['schema'])
+      schema=schema_importer.outputs['schema']).with_id(names.VALIDATION_GATE)
   validated_schema = validation_gate.outputs['validated_schema']
   transform = transform_component(config, example_gen.outputs['examples'],
                                   validated_schema)
   trainer = tfx.components.Trainer(
-      run_fn=configs.RUN_FN,
+      run_fn=names.RUN_FN,
       examples=transform.outputs['transformed_examples'],
       transform_graph=transform.outputs['transform_graph'],
       schema=validated_schema,
       train_args=tfx.proto.TrainArgs(splits=['train']),
       eval_args=tfx.proto.EvalArgs(splits=['eval']),
-      custom_config=config.custom_config())
+      custom_config=config.custom_config()).with_id(names.TRAINER)
   evaluator = ServedBaselineEvaluator(
       examples=example_gen.outputs['examples'],
       model=trainer.outputs['model'],
       eval_config=eval_config.create_eval_config(config.evaluation,
                                                  config.data.class_names),
       example_splits=[config.evaluation.eval_split],
-      serving_model_dir=config.model_serving_dir)
+      serving_model_dir=config.model_serving_dir).with_id(names.EVALUATOR)
   pusher = tfx.components.Pusher(
       model=trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],
@@ -91,7 +104,8 @@ def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
           filesystem=tfx.proto.PushDestination.Filesystem(
               base_directory=config.model_serving_dir)),
       custom_config={atomic_pusher.KEEP_VERSIONS_KEY: config.keep_served_versions},
-      custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor))
+      custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor)
+  ).with_id(names.PUSHER)
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,

@@ -24,24 +24,21 @@ from google.protobuf import json_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.utils import path_utils
 
+from contracts import configs
+from contracts import features
+from contracts import names
 from models import grad_cam
 from models import model as model_lib
-from models import trainer
-from pipeline import configs
-from pipeline import run_summary
+from observability import run_record
+from observability import run_summary
 from run_report import curves
 from run_report import examples as examples_lib
 from run_report import explanations as explanations_lib
 from run_report import html
 from run_report import plots
-from run_report import run_record
 
 REPORTS_DIR = 'reports'
 SECTIONS = ('summary', 'data', 'training', 'evaluation', 'explanations')
-_EXAMPLE_GEN = 'ImageExampleGen'
-_TRAINER = 'Trainer'
-_EVALUATOR = 'ServedBaselineEvaluator'
-_AUDIT_FILE = 'data_audit.json'
 # The name TFX's Evaluator gives the baseline in a model comparison.
 _TFMA_BASELINE_MODEL = 'baseline'
 _AUDIT_ROWS_SHOWN = 25
@@ -65,7 +62,7 @@ def report_path(output_dir: str, run_id: str) -> str:
 
 
 def build_report(output_dir: str, run_id: Optional[str] = None,
-                 pipeline_name: str = configs.PIPELINE_NAME) -> str:
+                 pipeline_name: str = names.PIPELINE_NAME) -> str:
   """Writes the report of run `run_id` (default: the newest); returns its path.
 
   Raises ValueError when `output_dir` holds no ML Metadata or no such run.
@@ -74,7 +71,7 @@ def build_report(output_dir: str, run_id: Optional[str] = None,
   if not os.path.isfile(metadata_path):
     raise ValueError(f'{metadata_path} does not exist: no pipeline has run with '
                      f'--output-dir {output_dir}.')
-  record = run_record.load(metadata_path, pipeline_name, configs.CLASS_NAMES, run_id)
+  record = run_record.load(metadata_path, pipeline_name, features.CLASS_NAMES, run_id)
   context = _context(record)
   page = html.Page(f'BUSI pipeline run {record.summary.run_id}')
   page.section('summary', 'Run summary', _summary_section(context))
@@ -93,12 +90,12 @@ def build_report(output_dir: str, run_id: Optional[str] = None,
 
 
 def _context(record: run_record.RunRecord) -> _Context:
-  custom_config = json.loads(record.properties.get(_TRAINER, {}).get('custom_config')
+  custom_config = json.loads(record.properties.get(names.TRAINER, {}).get('custom_config')
                              or '{}')
-  class_names = custom_config.get('class_names') or list(configs.CLASS_NAMES)
-  examples_uri = record.uri(_EXAMPLE_GEN, 'Examples')
+  class_names = custom_config.get('class_names') or list(features.CLASS_NAMES)
+  examples_uri = record.uri(names.EXAMPLE_GEN, 'Examples')
   splits = {}
-  evaluator = record.properties.get(_EVALUATOR, {})
+  evaluator = record.properties.get(names.EVALUATOR, {})
   test_split = (json.loads(evaluator['example_splits'])[0]
                 if evaluator.get('example_splits') else configs.EvaluationConfig().eval_split)
   if examples_uri:
@@ -145,7 +142,7 @@ def _thresholds(eval_config_json: str) -> List[Dict[str, Any]]:
 
 def _summary_section(context: _Context) -> List[str]:
   record, summary = context.record, context.record.summary
-  example_gen = record.properties.get(_EXAMPLE_GEN, {})
+  example_gen = record.properties.get(names.EXAMPLE_GEN, {})
   ingested = sum(len(s) for s in context.splits.values())
   facts = [
       ('Run', summary.run_id),
@@ -168,7 +165,7 @@ def _summary_section(context: _Context) -> List[str]:
                 else 'none: nothing was served yet, so only the floors apply')
     parts.append(f'<p>Blessed: {html.badge(summary.blessed, "yes", "no")}. '
                  f'Baseline: {html.text(baseline)}.</p>')
-    rules = _thresholds(record.properties.get(_EVALUATOR, {}).get('eval_config', '{}'))
+    rules = _thresholds(record.properties.get(names.EVALUATOR, {}).get('eval_config', '{}'))
     rows = [(rule['metric'], summary.metrics.get(rule['metric'], float('nan')),
              rule['floor'] if rule['floor'] is not None else '',
              rule['max_drop'] if rule['max_drop'] is not None else '',
@@ -215,7 +212,7 @@ def _audit_parts(audit: Mapping[str, Any]) -> List[str]:
         parts.append(html.preformatted('\n'.join(json.dumps(v) for v in shown)))
       if len(value) > len(shown):
         parts.append(html.paragraph(f'... and {len(value) - len(shown)} more in '
-                                    f'{_AUDIT_FILE}.', note=True))
+                                    f'{names.DATA_AUDIT_FILE}.', note=True))
     elif isinstance(value, dict) and key != 'split_counts':
       parts.append(f'<h4>{html.text(key)}</h4>' +
                    html.preformatted(json.dumps(value, indent=1, sort_keys=True)))
@@ -291,14 +288,14 @@ def _data_section(context: _Context) -> List[str]:
                   'Image size and intensity distributions per split; similar '
                   'shapes mean the splits come from the same population.'),
   ]
-  audit_path = os.path.join(record.uri(_EXAMPLE_GEN, 'Examples'), _AUDIT_FILE)
+  audit_path = os.path.join(record.uri(names.EXAMPLE_GEN, 'Examples'), names.DATA_AUDIT_FILE)
   parts.append('<h3>Data audit</h3>')
   if tf.io.gfile.exists(audit_path):
     with tf.io.gfile.GFile(audit_path) as f:
       parts += _audit_parts(json.load(f))
   else:
     parts.append(html.paragraph('This run wrote no data audit.'))
-  statistics_uri = record.uri('StatisticsGen', 'ExampleStatistics')
+  statistics_uri = record.uri(names.STATISTICS_GEN, 'ExampleStatistics')
   if statistics_uri:
     parts.append('<h3>TFDV statistics</h3>')
     parts += _statistics_parts(statistics_uri)
@@ -313,8 +310,8 @@ def _data_section(context: _Context) -> List[str]:
 
 
 def _training_section(context: _Context) -> List[str]:
-  model_run = context.record.uri(_TRAINER, 'ModelRun')
-  summary_path = model_run and os.path.join(model_run, trainer.TRAINING_SUMMARY_FILE)
+  model_run = context.record.uri(names.TRAINER, 'ModelRun')
+  summary_path = model_run and os.path.join(model_run, names.TRAINING_SUMMARY_FILE)
   if not summary_path or not tf.io.gfile.exists(summary_path):
     return [html.paragraph('The Trainer did not run, or wrote no training summary.')]
   with tf.io.gfile.GFile(summary_path) as f:
@@ -344,7 +341,7 @@ def _training_section(context: _Context) -> List[str]:
 
 
 def _candidate_dir(record: run_record.RunRecord) -> Optional[str]:
-  model_uri = record.uri(_TRAINER, 'Model')
+  model_uri = record.uri(names.TRAINER, 'Model')
   return path_utils.serving_model_dir(model_uri) if model_uri else None
 
 
@@ -356,7 +353,7 @@ def _metrics_against_baseline(context: _Context) -> List[str]:
   baseline = {}
   if summary.baseline_version:
     baseline = run_summary.overall_metrics(
-        context.record.uri(_EVALUATOR, 'ModelEvaluation'), context.class_names,
+        context.record.uri(names.EVALUATOR, 'ModelEvaluation'), context.class_names,
         model_name=_TFMA_BASELINE_MODEL)
   headers = ['Metric (TFMA)', 'Candidate']
   if baseline:
@@ -385,7 +382,7 @@ def _evaluation_section(context: _Context):
   probabilities = examples_lib.predict(candidate, test.serialized)
   labels, scores = test.labels[known], probabilities[known]
   counts = curves.confusion_matrix(labels, scores.argmax(axis=1), len(names))
-  malignant = list(names).index(configs.MALIGNANT_CLASS)
+  malignant = list(names).index(features.MALIGNANT_CLASS)
   parts = [
       html.figure(plots.confusion_matrix(counts, names),
                   f'Confusion matrix, {len(labels)} test images, decision = top class.'),
@@ -394,7 +391,7 @@ def _evaluation_section(context: _Context):
                   'ROC per class, one against the rest.'),
       html.figure(plots.precision_recall(
           curves.precision_recall(scores[:, malignant], labels == malignant),
-          configs.MALIGNANT_CLASS, float(np.mean(labels == malignant))),
+          features.MALIGNANT_CLASS, float(np.mean(labels == malignant))),
                   'Precision against recall for malignant, over p(malignant).'),
       html.figure(plots.reliability(curves.reliability(scores, labels)),
                   'Reliability: accuracy against stated confidence, per confidence '
@@ -419,7 +416,8 @@ def _explanations_section(context: _Context,
     return [html.paragraph(f'Grad-CAM needs the network rebuilt from models/model.py: {e}')]
   result = explanations_lib.explain(
       model, context.splits[context.test_split], probabilities,
-      model_config.image_size, context.class_names)
+      model_config.image_size, context.class_names,
+      layer=grad_cam.explained_layer(model, model_config.name))
   score = (f'{result.pointing_score:.2f} ({result.pointing_hits} of '
            f'{result.pointing_total} test images with a lesion mask)'
            if result.pointing_total else 'n/a (no test image has a lesion mask)')

@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from models import features
-from models import signatures
+from contracts import features
+from contracts import serving
 
 _BATCH = 32
 
@@ -78,7 +78,8 @@ def read_split(examples_uri: str, split: str, class_names: Sequence[str],
 
 def predict(saved_model_dir: str, serialized: Sequence[bytes]) -> np.ndarray:
   """Class probabilities [N, classes] from the model's `serving_default` signature."""
-  serve = tf.saved_model.load(saved_model_dir).signatures[signatures.SERVING_DEFAULT]
-  scores = [serve(examples=tf.constant(list(serialized[start:start + _BATCH])))['scores']
-            .numpy() for start in range(0, len(serialized), _BATCH)]
+  serve = tf.saved_model.load(saved_model_dir).signatures[serving.SERVING_DEFAULT]
+  scores = [serve(**{serving.EXAMPLES_INPUT: tf.constant(
+                list(serialized[start:start + _BATCH]))})[serving.SCORES_OUTPUT].numpy()
+            for start in range(0, len(serialized), _BATCH)]
   return np.concatenate(scores)

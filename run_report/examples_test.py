@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import features
+from bench import exported_model
+from contracts import features
 from run_report import examples
-from tests.serving import exported_model
 
 _CLASSES = ('benign', 'malignant', 'normal')
 

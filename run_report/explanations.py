@@ -51,9 +51,10 @@ def _model_inputs(split: examples_lib.SplitExamples, size: int):
   return images, [m if m is not None and m.any() else None for m in masks]
 
 
-def _heatmaps(model: keras.Model, images: np.ndarray, classes: np.ndarray) -> np.ndarray:
+def _heatmaps(model: keras.Model, images: np.ndarray, classes: np.ndarray,
+              layer: Optional[keras.layers.Layer]) -> np.ndarray:
   return np.concatenate([
-      grad_cam.grad_cam(model, images[i:i + _BATCH], classes[i:i + _BATCH])
+      grad_cam.grad_cam(model, images[i:i + _BATCH], classes[i:i + _BATCH], layer)
       for i in range(0, len(images), _BATCH)])
 
 
@@ -69,21 +70,27 @@ def _pick(labels, predicted, num_classes: int, per_group: int) -> List[int]:
 
 def explain(model: keras.Model, split: examples_lib.SplitExamples,
             probabilities: np.ndarray, image_size: int, class_names: Sequence[str],
+            layer: Optional[keras.layers.Layer] = None,
             per_group: int = 2) -> Explanations:
-  """Grad-CAM gallery and pointing game for the examples of `split`."""
+  """Grad-CAM gallery and pointing game for the examples of `split`.
+
+  `layer` is the feature map explained (`grad_cam.explained_layer`); None:
+  the deepest spatial one.
+  """
   images, masks = _model_inputs(split, image_size)
   labels, predicted = split.labels, probabilities.argmax(axis=1)
   known = labels >= 0
   with_lesion = np.array([m is not None for m in masks]) & known
   hits, total = 0, int(with_lesion.sum())
   if total:
-    true_class_maps = _heatmaps(model, images[with_lesion], labels[with_lesion])
+    true_class_maps = _heatmaps(model, images[with_lesion], labels[with_lesion],
+                                layer)
     lesion_masks = [m for m, keep in zip(masks, with_lesion) if keep]
     hits = sum(grad_cam.peak_inside(h, m) for h, m in zip(true_class_maps, lesion_masks))
   chosen = _pick(labels, predicted, len(class_names), per_group)
   gallery = []
   if chosen:
-    chosen_maps = _heatmaps(model, images[chosen], predicted[chosen])
+    chosen_maps = _heatmaps(model, images[chosen], predicted[chosen], layer)
     gallery = [Explanation(split.filenames[i], int(labels[i]), int(predicted[i]),
                            float(probabilities[i].max()), images[i, ..., 0], heatmap,
                            masks[i])

@@ -91,3 +91,22 @@ def write_bytes(path: str, data: bytes) -> str:
   with open(path, 'wb') as f:
     f.write(data)
   return path
+
+
+def _png_bytes(seed: int) -> bytes:
+  buffer = io.BytesIO()
+  Image.fromarray(_speckle(seed)).save(buffer, format='PNG')
+  return buffer.getvalue()
+
+
+def png_with_bad_crc(path: str, seed: int = 10) -> str:
+  """A PNG whose pixel chunk's checksum is wrong; PIL reads it anyway."""
+  data = bytearray(_png_bytes(seed))
+  end_of_idat = data.index(b'IEND') - 4  # IEND's length field follows IDAT's CRC.
+  data[end_of_idat - 1] ^= 0xFF
+  return write_bytes(path, bytes(data))
+
+
+def png_without_end(path: str, seed: int = 11, missing: int = 12) -> str:
+  """A PNG cut short by `missing` bytes (its IEND chunk is 12); PIL reads it anyway."""
+  return write_bytes(path, _png_bytes(seed)[:-missing])

@@ -10,7 +10,7 @@ from apache_beam.runners.portability import portable_runner
 import pytest
 
 import local_runner
-from tests import synthetic_busi
+from bench import synthetic_busi
 
 
 @pytest.fixture

@@ -12,12 +12,13 @@ import subprocess
 import sys
 from typing import Dict, List, Tuple
 
-from pipeline import kubeflow_configs
+from orchestration.kubeflow import configs as kubeflow_configs
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _HADOLINT = os.path.join(os.path.dirname(sys.executable), 'hadolint')
 # Packages the executors import beyond the standard library, TFX and its dependencies.
-_PROJECT_PACKAGES = ('components', 'models', 'pipeline')
+_PROJECT_PACKAGES = ('contracts', 'dataset', 'components', 'models', 'pipeline',
+                     'orchestration')
 
 
 def _normalized(name: str) -> str:

@@ -16,12 +16,12 @@ import os
 import pytest
 
 import kubeflow_runner
-from pipeline import configs
-from pipeline import kubeflow_compiler
-from pipeline import kubeflow_configs
+from bench import synthetic_busi
+from contracts import configs
+from orchestration.kubeflow import compiler as kubeflow_compiler
+from orchestration.kubeflow import configs as kubeflow_configs
 from pipeline import pipeline as pipeline_lib
 from tests import kfp_launcher
-from tests import synthetic_busi
 from tests.kubeflow_runner_test import REQUIRED_FLAGS
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

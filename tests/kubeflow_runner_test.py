@@ -10,9 +10,9 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 import kubeflow_runner
-from pipeline import kubeflow_compiler
-from pipeline import kubeflow_configs
-from pipeline import kubeflow_entrypoint
+from orchestration.kubeflow import compiler as kubeflow_compiler
+from orchestration.kubeflow import configs as kubeflow_configs
+from orchestration.kubeflow import entrypoint as kubeflow_entrypoint
 
 IMAGE = 'registry.example/busi-tfx:abc123'
 PIPELINE_ROOT = 'gs://busi-bucket/tfx'
@@ -168,7 +168,6 @@ def test_cpu_only_training_has_no_gpu_request_or_pinning(tmp_path):
     (['--submit'], '--host'),
     (['--gpu-toleration', 'nvidia.com/gpu:Sometimes'], '--gpu-toleration'),
     (['--gpu-node-selector', 'pool'], '--gpu-node-selector'),
-    (['--epochs', '0'], '--epochs'),
     (['--resources', 'Transform=4'], '--resources'),
     (['--job-endpoint', 'flink:8099'], '--job-endpoint'),
 ])
@@ -177,6 +176,19 @@ def test_bad_flags_are_one_line_usage_errors(flags, flag_named, capsys):
     kubeflow_runner.parse_args(REQUIRED_FLAGS + flags)
   assert exit_info.value.code == 2
   assert flag_named in capsys.readouterr().err.splitlines()[-1]
+
+
+@pytest.mark.parametrize('flags, line', [
+    (['--epochs', '0'], '--epochs must be at least 1'),
+    (['--batch-size', '-2'], '--batch-size must be at least 1'),
+])
+def test_a_value_the_config_refuses_is_one_line_naming_the_flag(flags, line, tmp_path,
+                                                               capsys):
+  path = tmp_path / 'pipeline.yaml'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + ['--output', str(path)] + flags) == 2
+  assert capsys.readouterr().err.splitlines() == [
+      f'kubeflow_runner.py: error: {line} (a whole number), got {flags[1]}']
+  assert not path.exists()
 
 
 def test_a_remote_beam_runner_without_its_required_options_is_refused(tmp_path, capsys):

@@ -6,7 +6,7 @@ import kfp
 import pytest
 
 import kubeflow_runner
-from pipeline import kubeflow_configs
+from orchestration.kubeflow import configs as kubeflow_configs
 from tests.fake_kfp_server import FakeKfpServer
 from tests.kubeflow_runner_test import REQUIRED_FLAGS
 

@@ -5,28 +5,29 @@ import os
 import pytest
 
 import local_runner
-from pipeline import configs
+from contracts import configs
+from dataset import data_root
 
 
 def test_missing_dataset_says_where_to_get_it(tmp_path, monkeypatch, capsys):
   monkeypatch.chdir(tmp_path)
-  monkeypatch.setenv(configs.BUSI_ENV_VAR, str(tmp_path / 'nowhere'))
-  monkeypatch.setattr(configs, 'BUSI_DEFAULT_DIRS', ('data/Dataset_BUSI_with_GT',))
+  monkeypatch.setenv(data_root.ENV_VAR, str(tmp_path / 'nowhere'))
+  monkeypatch.setattr(data_root, 'DEFAULT_DIRS', ('data/Dataset_BUSI_with_GT',))
   assert local_runner.main([]) == 2
   message = capsys.readouterr().err
-  assert configs.BUSI_DOWNLOAD_URL in message
-  assert configs.BUSI_ENV_VAR in message
+  assert data_root.DOWNLOAD_URL in message
+  assert data_root.ENV_VAR in message
 
 
 def test_dataset_is_found_in_the_documented_order(tmp_path, monkeypatch):
   env_dir, local_dir = tmp_path / 'env', tmp_path / 'data' / 'Dataset_BUSI_with_GT'
   local_dir.mkdir(parents=True)
   monkeypatch.chdir(tmp_path)
-  monkeypatch.setenv(configs.BUSI_ENV_VAR, str(env_dir))
-  assert local_runner.find_data_root(None) == os.path.abspath(local_dir)
+  monkeypatch.setenv(data_root.ENV_VAR, str(env_dir))
+  assert data_root.find_data_root(None) == os.path.abspath(local_dir)
   env_dir.mkdir()
-  assert local_runner.find_data_root(None) == str(env_dir)
-  assert local_runner.find_data_root(str(local_dir)) == str(local_dir)
+  assert data_root.find_data_root(None) == str(env_dir)
+  assert data_root.find_data_root(str(local_dir)) == str(local_dir)
 
 
 @pytest.mark.parametrize('bad', ['70,30', '70,15,x', '70,0,30'])
@@ -75,6 +76,11 @@ def test_model_flags_reach_the_model_config(tmp_path):
     (['--model', 'seed_cnn', '--ensemble-size', '2'], 'busi_net only, not seed_cnn'),
     (['--backbone-weights', 'w.h5'], 'applies to mobilenet_v2 or efficientnet_b0'),
     (['--model', 'mobilenet_v2', '--backbone-weights', 'absent.h5'], "'absent.h5' is not a file"),
+    (['--model', 'efficientnet_lite0', '--backbone-weights', 'w.h5'],
+     'applies to mobilenet_v2 or efficientnet_b0, not efficientnet_lite0'),
+    (['--model', 'lesion_net', '--image-size', '100'],
+     '--image-size must be a multiple of 32 for lesion_net, got 100'),
+    (['--image-size', '0'], '--image-size must be positive for busi_net, got 0'),
 ])
 def test_model_flags_that_cannot_apply_are_usage_errors(flags, message, capsys):
   with pytest.raises(SystemExit) as exit_info:

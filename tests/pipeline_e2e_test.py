@@ -18,14 +18,14 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
+from contracts import names
 import local_runner
 import report
+from bench import synthetic_busi
 from components import serving_dir
-from pipeline import configs
-from components.image_example_gen import executor as example_gen_executor
+from contracts import configs
 from run_report import build as report_build
 from tests import headless_browser
-from tests import synthetic_busi
 
 _FAST = ['--image-size', '32', '--epochs', '2', '--beam-workers', '1']
 
@@ -88,7 +88,7 @@ def test_first_run_report_has_every_section_and_renders_offline(workspace, tmp_p
 def test_examples_keep_near_duplicates_in_one_split_and_report_them(workspace):
   audits = tf.io.gfile.glob(os.path.join(
       workspace['out'], 'tfx', 'ImageExampleGen', 'examples', '*',
-      example_gen_executor.AUDIT_FILE_NAME))
+      names.DATA_AUDIT_FILE))
   audit = json.loads(open(audits[0]).read())
   assert audit['ingested'] == 30
   assert sum(sum(c.values()) for c in audit['split_counts'].values()) == 30

@@ -2,22 +2,25 @@
 
 The resume test makes the Evaluator fail once (its split does not exist), then
 reruns with the split fixed and reads ML Metadata: everything upstream of the
-Evaluator must be CACHED, not recomputed. The lock test holds the output
-dir's lock from a second process, as a concurrent run would.
+Evaluator must be CACHED, not recomputed. It then deletes the serving
+directory and reruns: the Pusher must push again rather than report the
+deleted version from its cache. The lock test holds the output dir's lock from
+a second process, as a concurrent run would.
 """
 
 import dataclasses
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 import local_runner
-from pipeline import configs
-from pipeline import run_summary
-from tests import synthetic_busi
+from bench import synthetic_busi
+from contracts import features
+from observability import run_summary
 
 _FAST = ['--image-size', '32', '--epochs', '1', '--beam-workers', '1',
          '--min-accuracy', '0', '--min-malignant-recall', '0']
@@ -37,12 +40,19 @@ def test_a_failed_run_resumes_from_cached_upstream_outputs(tmp_path):
 
   assert local_runner.run(config) == 0
   summary = run_summary.summarize(config.metadata_path, config.pipeline_name,
-                                  configs.CLASS_NAMES)
+                                  features.CLASS_NAMES)
   cached = {c.component: c.cached for c in summary.components}
   assert all(cached[name] for name in _UPSTREAM), cached
   assert not cached['ServedBaselineEvaluator'] and not cached['Pusher']
   assert summary.pushed_path
   assert summary.data_audit.startswith('Data audit: 24 images ingested')
+
+  shutil.rmtree(config.serving_dir)
+  assert local_runner.run(config) == 0
+  rerun = run_summary.summarize(config.metadata_path, config.pipeline_name,
+                                features.CLASS_NAMES)
+  assert not {c.component: c.cached for c in rerun.components}['Pusher']
+  assert rerun.pushed_path and os.path.isdir(rerun.pushed_path)
 
 
 def test_a_second_run_on_the_same_output_dir_is_refused(tmp_path, capsys):

@@ -13,7 +13,7 @@ from tfx.proto import example_gen_pb2
 from components.image_example_gen import component_config
 from components.image_example_gen import driver
 from components.image_example_gen import executor
-from pipeline import configs
+from contracts import configs
 
 # Every file one level below a class folder, as FileBasedExampleGen's input.
 _FILES_PATTERN = '*/*'

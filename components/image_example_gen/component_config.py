@@ -10,12 +10,13 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components import data_audit
-from pipeline import configs
+from contracts import configs
+from dataset import data_audit
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageExampleGenConfig:
+  """The `DataConfig` fields the executor reads; each has a field of that name there."""
   near_duplicate_max_bits: int
   split_seed: int
   class_names: Tuple[str, ...]
@@ -25,12 +26,8 @@ class ImageExampleGenConfig:
 
   @classmethod
   def from_data_config(cls, data: configs.DataConfig) -> 'ImageExampleGenConfig':
-    return cls(near_duplicate_max_bits=data.near_duplicate_max_bits,
-               split_seed=data.split_seed,
-               class_names=tuple(data.class_names),
-               max_quarantined_fraction=data.max_quarantined_fraction,
-               strict=data.strict,
-               label_conflicts=data.label_conflicts)
+    return _from_values(cls, {field.name: getattr(data, field.name)
+                              for field in dataclasses.fields(cls)})
 
   def data_policy(self, split_names: Sequence[str]) -> data_audit.DataPolicy:
     return data_audit.DataPolicy(
@@ -55,11 +52,12 @@ def from_exec_properties(exec_properties: Dict[str, Any]) -> ImageExampleGenConf
       exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY], custom_config)
   struct = struct_pb2.Struct()
   custom_config.custom_config.Unpack(struct)
-  values = json_format.MessageToDict(struct)
-  return ImageExampleGenConfig(
-      near_duplicate_max_bits=int(values['near_duplicate_max_bits']),
-      split_seed=int(values['split_seed']),
-      class_names=tuple(values['class_names']),
-      max_quarantined_fraction=float(values['max_quarantined_fraction']),
-      strict=bool(values['strict']),
-      label_conflicts=values['label_conflicts'])
+  return _from_values(ImageExampleGenConfig, json_format.MessageToDict(struct))
+
+
+def _from_values(cls, values: Dict[str, Any]) -> ImageExampleGenConfig:
+  """Each field's value as its declared type (a protobuf Struct holds every
+  number as a float and every list as a list)."""
+  return cls(**{field.name: (tuple(values[field.name]) if field.type == Tuple[str, ...]
+                             else field.type(values[field.name]))
+                for field in dataclasses.fields(cls)})

@@ -1,38 +1,68 @@
 """ImageExampleGen's driver: fingerprints the data folder without tripping on it.
 
 FileBasedExampleGen's driver fingerprints the input by stat-ing every file its
-pattern matches, so a dangling symbolic link stops the run with a traceback
-before the executor can quarantine it. This driver fingerprints the class
-folders itself: an entry it cannot stat counts by its name alone, and the
-executor reports it. Any added, removed or rewritten file still changes the
-fingerprint, which is what invalidates the cached ExampleGen run.
+pattern matches. That misses changes: a data root whose path holds glob
+characters (`scans[1]`) matches nothing, and a file replaced by one of the same
+size and modification time looks unchanged; a dangling symbolic link stops the
+run with a traceback. This driver lists the two levels the executor reads
+(files beside the class folders and inside them) without globbing and hashes
+each file's content: reading BUSI's 1578 files (109 MB) took 0.13 s from the
+page cache and 1.0 s cold, against 0.02 s for stat-ing them (bench/README.md),
+and only content sees every change on every file system. An entry it cannot
+read counts by its name alone, and the executor reports it. Any added,
+removed or rewritten file changes the fingerprint, which is what invalidates
+the cached ExampleGen run.
 """
 
 import hashlib
 import os
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, Iterator, Optional, Tuple
 
 from tfx.components.example_gen import driver
 from tfx.components.example_gen import input_processor
 from tfx.dsl.io import fileio
-from tfx.dsl.io import filesystem
 from tfx.proto import example_gen_pb2
 from tfx.proto import range_config_pb2
 
-# Files beside the class folders and inside them: all the executor reads.
-_PATTERNS = ('*', '*/*')
+_CHUNK_BYTES = 1 << 20
+
+
+def _entries(folder: str) -> list:
+  return sorted(entry.rstrip('/') for entry in fileio.listdir(folder))
+
+
+def _listed(root: str) -> Iterator[Tuple[str, str]]:
+  """(path relative to root, absolute path) of what the executor may read."""
+  for name in _entries(root):
+    path = os.path.join(root, name)
+    yield name, path
+    if (not name.startswith('.') and not os.path.islink(path)
+        and fileio.isdir(path)):
+      for inner in _entries(path):
+        yield f'{name}/{inner}', os.path.join(path, inner)
+
+
+def _content(path: str) -> str:
+  if os.path.islink(path):
+    return f'link to {os.readlink(path)}'
+  if fileio.isdir(path):
+    return 'folder'
+  digest = hashlib.sha256()
+  with fileio.open(path, 'rb') as f:
+    for chunk in iter(lambda: f.read(_CHUNK_BYTES), b''):
+      digest.update(chunk)
+  return digest.hexdigest()
 
 
 def folder_fingerprint(root: str) -> str:
   digest = hashlib.sha256()
-  for path in sorted({p for pattern in _PATTERNS
-                      for p in fileio.glob(os.path.join(root, pattern))}):
-    try:
-      stat = fileio.stat(path)
-      entry = f'{path}\t{stat.length}\t{stat.mtime_nsec}'
-    except filesystem.NotFoundError:
-      entry = f'{path}\tunreadable'
-    digest.update(entry.encode('utf-8') + b'\n')
+  if fileio.isdir(root):
+    for relpath, path in _listed(root):
+      try:
+        content = _content(path)
+      except Exception:  # OSError or TensorFlow's file errors: the executor reports it.
+        content = 'unreadable'
+      digest.update(f'{relpath}\t{content}\n'.encode('utf-8', 'surrogateescape'))
   return f'image folder {root}: sha256 {digest.hexdigest()}'
 
 

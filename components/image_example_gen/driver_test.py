@@ -39,3 +39,27 @@ def test_changed_added_and_stray_files_change_the_fingerprint(tmp_path):
 
 def test_the_component_uses_this_driver():
   assert component.ImageExampleGen.DRIVER_CLASS is driver.ImageFolderDriver
+
+
+def test_a_root_with_glob_characters_still_sees_deletions(tmp_path):
+  root = tmp_path / 'scans[1]'
+  first = bad_inputs.grey_png(str(root / 'benign' / 'a.png'), seed=1)
+  bad_inputs.grey_png(str(root / 'benign' / 'b.png'), seed=2)
+  before = _fingerprint(str(root))
+  os.remove(first)
+  assert _fingerprint(str(root)) != before
+
+
+def test_a_same_size_replacement_with_the_old_times_is_seen(tmp_path):
+  image = bad_inputs.grey_png(str(tmp_path / 'benign' / 'a.png'), seed=1)
+  stat = os.stat(image)
+  before = _fingerprint(str(tmp_path))
+  replacement = bad_inputs.grey_png(str(tmp_path / 'b.png'), seed=2)
+  with open(replacement, 'rb') as f:
+    data = f.read()
+  assert len(data) == stat.st_size
+  with open(image, 'r+b') as f:
+    f.write(data)
+  os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+  os.remove(replacement)
+  assert _fingerprint(str(tmp_path)) != before

@@ -1,11 +1,14 @@
 """ImageExampleGen's executor: image folders to leak-free TFRecord splits.
 
 Two passes over the files keep memory flat however large the folder is: the
-first decodes each image once for its content and perceptual hashes (a few
-bytes each, gathered to group near-duplicates, resolve label conflicts and
-assign groups to splits); the second reads the bytes again and writes the
-tf.Examples of each split. Every file found is accounted for in the data audit
-written beside the splits (see components/data_audit.py), never dropped
+first decodes each image for its content and perceptual hashes (a few bytes
+each, gathered to group near-duplicates, resolve label conflicts and assign
+groups to splits), and again with the model's own decoder, so that nothing
+Transform or serving cannot read is ingested (decoder_check.py); the second
+reads the bytes again and writes the tf.Examples of each split. A file that
+cannot be read again then is quarantined, not written. Every file found is
+accounted for in the data audit
+written beside the splits (see dataset/data_audit.py), never dropped
 silently; the run stops with `DataAuditError` when the audit breaks the policy.
 
 The splits are plain TFRecords, not TFX's usual GZIP: PNG and JPEG bytes are
@@ -27,16 +30,21 @@ from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components import data_audit
-from components import group_split
-from components import image_files
 from components.image_example_gen import component_config
-from models import features
-from pipeline import configs
+from components.image_example_gen import decoder_check
+from contracts import features
+from contracts import names
+from dataset import data_audit
+from dataset import image_files
+from dataset import split_plan
 
-AUDIT_FILE_NAME = data_audit.JSON_FILE_NAME
 _QUARANTINED = 'quarantined'
 _NOTES = 'notes'
+# Images planned for a split that could not be read again to be written.
+_LOST = 'lost'
+# Where a stopped audit's report is copied, beside the ExampleGen node's
+# artifact folders: TFX deletes a failed execution's output folder.
+STOPPED_AUDIT_FOLDER = 'stopped_data_audit'
 
 
 class _Fingerprint(beam.DoFn):
@@ -47,42 +55,19 @@ class _Fingerprint(beam.DoFn):
 
   def process(self, image_file: image_files.ImageFile):
     try:
-      yield image_files.fingerprint(self._root, image_file)
-    except image_files.InvalidImageError as e:
+      yield image_files.fingerprint(self._root, image_file,
+                                    decoder_check.decoder_error)
+    except (image_files.InvalidImageError, image_files.UnreadableFileError) as e:
       yield beam.pvalue.TaggedOutput(
           _QUARANTINED, data_audit.quarantine_entry(
               image_file.relpath, e.reason, image_file.mask_relpaths))
-    except OSError as e:
-      yield beam.pvalue.TaggedOutput(
-          _QUARANTINED, data_audit.quarantine_entry(
-              image_file.relpath, f'unreadable ({e})', image_file.mask_relpaths))
 
 
-def plan_splits(fingerprints: List[image_files.ImageFingerprint],
-                config: component_config.ImageExampleGenConfig,
-                ratios: Dict[str, int]) -> Dict[str, Any]:
-  """Groups near-duplicates, applies the label-conflict policy, assigns splits.
-
-  Returns {'assignment': relpath -> (group id, split) of every image to ingest,
-  'labels': relpath -> class of every readable image, 'groups': the duplicate
-  groups, 'dropped': quarantine entries}.
-  """
-  groups = image_files.group_key(fingerprints, config.near_duplicate_max_bits)
-  labels = {f.relpath: f.label for f in fingerprints}
-  duplicates = data_audit.duplicate_groups(
-      groups, labels, {f.relpath: f.sha256 for f in fingerprints})
-  masks = {f.relpath: f.mask_relpaths for f in fingerprints}
-  dropped = []
-  if config.label_conflicts == 'drop':
-    for group in data_audit.label_conflicts(duplicates):
-      reason = data_audit.conflict_reason(group)
-      dropped += [data_audit.quarantine_entry(m['file'], reason, masks[m['file']])
-                  for m in group['files']]
-  kept = sorted(set(groups) - {d['file'] for d in dropped})
-  splits = group_split.assign_groups_to_splits(
-      [(groups[path], labels[path]) for path in kept], ratios, config.split_seed)
-  return {'assignment': {path: (groups[path], splits[groups[path]]) for path in kept},
-          'labels': labels, 'groups': duplicates, 'dropped': dropped}
+def _plan_splits(fingerprints: List[image_files.ImageFingerprint],
+                 config: component_config.ImageExampleGenConfig,
+                 ratios: Dict[str, int]) -> split_plan.SplitPlan:
+  return split_plan.plan_splits(fingerprints, ratios, config.near_duplicate_max_bits,
+                                config.split_seed, config.label_conflicts)
 
 
 def _bytes(value: str) -> tf.train.Feature:
@@ -110,20 +95,25 @@ class _ToExample(beam.DoFn):
   def __init__(self, root: str):
     self._root = root
 
-  def process(self, fp: image_files.ImageFingerprint, plan: Dict[str, Any]):
-    if fp.relpath not in plan['assignment']:
+  def process(self, fp: image_files.ImageFingerprint, plan: split_plan.SplitPlan):
+    if fp.relpath not in plan.assignment:
       return
-    group_id, split = plan['assignment'][fp.relpath]
+    group_id, split = plan.assignment[fp.relpath]
     mask_png, notes = image_files.union_mask(
         self._root, fp.mask_relpaths, (fp.width, fp.height),
-        expect_lesion=fp.label != configs.NORMAL_CLASS)
+        expect_lesion=fp.label != features.NORMAL_CLASS)
     if not fp.mask_relpaths:
       notes.append('no mask file; the mask feature is empty')
+    try:
+      image = image_files.read_bytes(self._root, fp.relpath)
+      if fp.needs_conversion:
+        image = image_files.decodable_bytes(image, fp.relpath)
+    except (image_files.InvalidImageError, image_files.UnreadableFileError) as e:
+      yield beam.pvalue.TaggedOutput(_LOST, data_audit.quarantine_entry(
+          fp.relpath, f'{e.reason}, after it was first read', fp.mask_relpaths))
+      return
     for note in (*fp.notes, *notes):
       yield beam.pvalue.TaggedOutput(_NOTES, {'file': fp.relpath, 'note': note})
-    image = image_files.read_bytes(self._root, fp.relpath)
-    if fp.needs_conversion:
-      image = image_files.decodable_bytes(image, fp.relpath)
     example = tf.train.Example(features=tf.train.Features(feature={
         features.IMAGE_KEY: _bytes(image),
         features.LABEL_KEY: _bytes(fp.label.encode()),
@@ -139,30 +129,46 @@ class _ToExample(beam.DoFn):
     yield split, example
 
 
-def _write_audit(plan: Dict[str, Any],
+def _write_audit(plan: split_plan.SplitPlan,
                  unreadable: List[Dict[str, str]],
                  notes: List[Dict[str, str]],
+                 lost: List[Dict[str, str]],
                  scan: image_files.FolderScan,
                  root: str,
                  config: component_config.ImageExampleGenConfig,
                  policy: data_audit.DataPolicy,
                  folder: str) -> None:
+  lost_files = {entry['file'] for entry in lost}
   audit = data_audit.build(
       data_root=root,
       policy=policy,
       near_duplicate_max_bits=config.near_duplicate_max_bits,
-      assignment={path: split for path, (_, split) in plan['assignment'].items()},
-      labels=plan['labels'],
-      groups=plan['groups'],
+      assignment={path: split for path, split in plan.splits().items()
+                  if path not in lost_files},
+      labels=plan.labels,
+      groups=plan.groups,
       quarantined=[*(data_audit.quarantine_entry(q.file, q.reason, q.masks)
                      for q in scan.quarantined),
-                   *unreadable, *plan['dropped']],
+                   *unreadable, *plan.dropped, *lost],
       ignored=[vars(i) for i in scan.ignored],
-      notes=notes)
+      notes=notes,
+      masks=plan.masks)
   data_audit.write(audit, folder)
   for problem in audit['quarantined']:
     logging.warning('Quarantined %s: %s', problem['file'], problem['reason'])
   logging.info('ImageExampleGen: %s', data_audit.summary_line(audit))
+
+
+def stopped_report_path(examples_uri: str) -> str:
+  """Where the report of an audit that stops the run is kept.
+
+  TFX lays artifacts out as `<pipeline root>/<node>/<output>/<execution id>`
+  and deletes the folder of a failed execution, so the report goes to
+  `<pipeline root>/<node>/stopped_data_audit/<execution id>/` instead.
+  """
+  output_folder, execution = os.path.split(examples_uri.rstrip('/'))
+  return os.path.join(os.path.dirname(output_folder), STOPPED_AUDIT_FOLDER,
+                      execution, names.DATA_AUDIT_REPORT_FILE)
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -183,6 +189,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         output_dict[standard_component_specs.EXAMPLES_KEY])
     examples.split_names = artifact_utils.encode_split_names(list(ratios))
 
+    problem = image_files.layout_problem(root, config.class_names)
+    if problem:
+      raise data_audit.DataAuditError(f'{problem}.')
     scan = image_files.scan_folder(root, config.class_names)
     logging.info('ImageExampleGen: %d images found under %s.', len(scan.images), root)
     with self._make_beam_pipeline() as pipeline:
@@ -195,12 +204,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       plan = (
           images
           | 'GatherFingerprints' >> beam.combiners.ToList()
-          | 'PlanSplits' >> beam.Map(plan_splits, config, ratios))
+          | 'PlanSplits' >> beam.Map(_plan_splits, config, ratios))
       built = (
           images
           | 'ToExample' >> beam.ParDo(
               _ToExample(root), beam.pvalue.AsSingleton(plan)).with_outputs(
-                  _NOTES, main='examples'))
+                  _NOTES, _LOST, main='examples'))
       by_split = built.examples | 'BySplit' >> beam.Partition(
           lambda kv, _: list(ratios).index(kv[0]), len(ratios))
       for index, split in enumerate(ratios):
@@ -213,10 +222,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
            | 'WriteAudit' >> beam.Map(
                _write_audit,
                beam.pvalue.AsList(fingerprinted[_QUARANTINED]),
-               beam.pvalue.AsList(built[_NOTES]), scan, root, config, policy,
-               examples.uri))
-    data_audit.enforce(data_audit.read(examples.uri), policy,
-                       os.path.join(examples.uri, data_audit.REPORT_FILE_NAME))
+               beam.pvalue.AsList(built[_NOTES]), beam.pvalue.AsList(built[_LOST]),
+               scan, root, config, policy, examples.uri))
+    audit = data_audit.read(examples.uri)
+    try:
+      data_audit.enforce(audit, policy, stopped_report_path(examples.uri))
+    except data_audit.DataAuditError:
+      data_audit.write(audit, os.path.dirname(stopped_report_path(examples.uri)))
+      raise
     examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
     # TFX names every TFRecord format 'tfrecords_gzip'; its readers take the
     # compression from the file name, so these plain files read as plain.

@@ -21,14 +21,17 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components import data_audit
-from components import image_files
+from bench import synthetic_busi
 from components.image_example_gen import component_config
+from components.image_example_gen import decoder_check
 from components.image_example_gen import executor
-from models import features
+from contracts import features
+from contracts import names
+from dataset import data_audit
+from dataset import image_files
+from dataset import split_plan
 from models import preprocessing
 from tests import bad_inputs
-from tests import synthetic_busi
 
 _CLASSES = ('benign', 'malignant', 'normal')
 _SPLITS = {'train': 60, 'eval': 20, 'test': 20}
@@ -36,7 +39,8 @@ _CONFIG = component_config.ImageExampleGenConfig(
     near_duplicate_max_bits=10, split_seed=42, class_names=_CLASSES,
     max_quarantined_fraction=1.0, strict=False, label_conflicts='drop')
 _ACCEPTED = ('benign/jpeg inside.png', 'benign/sixteen bit.png', 'benign/rgba.png',
-             'benign/palette.png', 'benign/cmyk.jpg', 'benign/échographie ü 1.png')
+             'benign/palette.png', 'benign/échographie ü 1.png')
+_NEWLINE_MASK = 'benign/benign (6)\n_mask.png'
 
 
 def run_executor(root: str, out: str, **overrides) -> str:
@@ -100,8 +104,15 @@ def write_messy_folder(root: str) -> str:
   bad_inputs.sixteen_bit_png(os.path.join(root, _ACCEPTED[1]))
   bad_inputs.rgba_png(os.path.join(root, _ACCEPTED[2]))
   bad_inputs.palette_png(os.path.join(root, _ACCEPTED[3]))
-  bad_inputs.cmyk_jpeg(os.path.join(root, _ACCEPTED[4]))
-  bad_inputs.grey_png(os.path.join(root, _ACCEPTED[5]), seed=7)
+  bad_inputs.grey_png(os.path.join(root, _ACCEPTED[4]), seed=7)
+  # What PIL reads but TensorFlow's decoder, in Transform and serving, does not.
+  bad_inputs.cmyk_jpeg(os.path.join(benign, 'cmyk.jpg'))
+  bad_inputs.png_with_bad_crc(os.path.join(benign, 'bad crc.png'))
+  bad_inputs.png_without_end(os.path.join(benign, 'no end.png'))
+  # Names that a folder listing keeps apart but a stem-keyed table would not.
+  bad_inputs.jpeg_named_png(os.path.join(benign, 'benign (4).jpg'), seed=13)
+  bad_inputs.grey_png(os.path.join(benign, 'benign (5).PNG'), seed=12)
+  bad_inputs.mask_png(os.path.join(root, _NEWLINE_MASK))
   bad_inputs.grey_png(os.path.join(benign, 'nested', 'inner.png'), seed=8)
   bad_inputs.not_an_image(os.path.join(benign, '.DS_Store'))
   os.symlink(os.path.join(benign, 'benign (3).png'), os.path.join(benign, 'link.png'))
@@ -136,6 +147,12 @@ def _quarantine_reasons(audit):
     ('benign/link.png', 'symbolic link'),
     ('linked_class', 'symbolic link'),
     ('cyst/cyst (1).png', "unknown class folder 'cyst'"),
+    ('benign/cmyk.jpg', 'jpeg::Uncompress failed'),
+    ('benign/bad crc.png', 'Invalid PNG data'),
+    ('benign/no end.png', 'Invalid PNG data'),
+    ('benign/benign (4).png', 'same name as benign/benign (4).jpg'),
+    ('benign/benign (5).png', 'same name as benign/benign (5).PNG'),
+    (_NEWLINE_MASK, 'control character'),
 ])
 def test_each_bad_file_is_quarantined_with_its_reason(messy, relpath, reason):
   assert reason in _quarantine_reasons(messy['audit'])[relpath]
@@ -149,18 +166,23 @@ def test_hidden_and_non_data_files_are_ignored_with_a_reason(messy):
                      'empty_folder': 'empty class folder'}
 
 
-def test_every_file_is_accounted_for(messy):
+def test_every_file_is_accounted_for_exactly_once(messy):
   audit = messy['audit']
-  ingested_masks = {m for _, example in messy['examples'].values()
-                    for m in _mask_files(messy['root'], example)}
-  quarantined_masks = {m for q in audit['quarantined'] for m in q.get('masks', ())}
-  accounted = (set(messy['examples']) | ingested_masks | quarantined_masks |
-               set(_quarantine_reasons(audit)) | {i['file'] for i in audit['ignored']})
-  for folder, _, files in os.walk(messy['root']):
-    for name in files:
-      relpath = os.path.relpath(os.path.join(folder, name), messy['root'])
-      assert any(relpath == entry or relpath.startswith(entry + '/')
-                 for entry in accounted), relpath
+  outcomes = data_audit.outcomes(audit)
+  listed = set()  # A class folder counts by its files, an empty one by its name.
+  for name in os.listdir(messy['root']):
+    path = os.path.join(messy['root'], name)
+    inside = (os.listdir(path) if os.path.isdir(path) and not os.path.islink(path)
+              else [])
+    listed.update([f'{name}/{inner}' for inner in inside] or [name])
+  assert set(outcomes) == listed
+  entries = [*audit['ingested_files'], *audit['quarantined'], *audit['ignored']]
+  named = [n for entry in entries for n in (entry['file'], *entry.get('masks', ()))]
+  assert len(named) == len(set(named)) == len(listed)
+  assert {f for f, outcome in outcomes.items() if outcome == 'ingested'
+          and '_mask' not in f} == set(messy['examples'])
+  for _, example in messy['examples'].values():
+    assert set(_mask_files(messy['root'], example)) <= set(outcomes)
 
 
 def _mask_files(root, example):
@@ -175,6 +197,19 @@ def test_odd_but_valid_images_are_accepted_and_decodable(messy, relpath):
   decoded = preprocessing.decode_image(tf.constant(_feature(example, features.IMAGE_KEY)), 32)
   assert decoded.shape == (32, 32, 1)
   assert float(tf.reduce_max(decoded)) > 0.0
+
+
+def test_what_the_audit_ingests_transform_and_serving_decode_and_nothing_else(messy):
+  """Transform decodes the stored bytes; a serving client sends the original file."""
+  decode = lambda data: preprocessing.decode_batch(tf.constant([data]), 32)
+  for relpath, (_, example) in messy['examples'].items():
+    assert decode(_feature(example, features.IMAGE_KEY)).shape == (1, 32, 32, 1)
+    with open(os.path.join(messy['root'], relpath), 'rb') as f:
+      assert decode(f.read()).shape == (1, 32, 32, 1), relpath
+  for relpath in ('benign/cmyk.jpg', 'benign/bad crc.png', 'benign/no end.png'):
+    with open(os.path.join(messy['root'], relpath), 'rb') as f:
+      with pytest.raises(tf.errors.InvalidArgumentError):
+        decode(f.read())
 
 
 def test_converted_images_keep_their_intensities(messy):
@@ -229,7 +264,7 @@ def test_label_conflicts_are_dropped_whole_and_reported(messy):
   for relpath in conflict:
     assert relpath not in messy['examples']
     assert 'label conflict' in _quarantine_reasons(audit)[relpath]
-  report = open(os.path.join(messy['out'], data_audit.REPORT_FILE_NAME)).read()
+  report = open(os.path.join(messy['out'], names.DATA_AUDIT_REPORT_FILE)).read()
   assert 'benign/benign (copy).png (benign), malignant/malignant (2).png (malignant)' in report
 
 
@@ -238,25 +273,27 @@ def _plan(root, **overrides):
   fingerprints = []
   for image_file in scan.images:
     try:
-      fingerprints.append(image_files.fingerprint(root, image_file))
+      fingerprints.append(image_files.fingerprint(root, image_file,
+                                                  decoder_check.decoder_error))
     except image_files.InvalidImageError:
       pass
   random.Random(len(overrides)).shuffle(fingerprints)
-  return executor.plan_splits(
-      fingerprints, dataclasses.replace(_CONFIG, **overrides), _SPLITS)
+  config = dataclasses.replace(_CONFIG, **overrides)
+  return split_plan.plan_splits(fingerprints, _SPLITS, config.near_duplicate_max_bits,
+                                config.split_seed, config.label_conflicts)
 
 
 def test_splits_match_the_plan_whatever_order_beam_delivers(messy):
   written = {name: split for name, (split, _) in messy['examples'].items()}
-  assert {path: split for path, (_, split) in _plan(messy['root'])['assignment'].items()
+  assert {path: split for path, (_, split) in _plan(messy['root']).assignment.items()
           } == written
 
 
 def test_keep_policy_ingests_conflicting_copies_in_one_split(messy):
   plan = _plan(messy['root'], label_conflicts='keep')
-  assert not plan['dropped']
-  assert (plan['assignment']['benign/benign (copy).png'] ==
-          plan['assignment']['malignant/malignant (2).png'])
+  assert not plan.dropped
+  assert (plan.assignment['benign/benign (copy).png'] ==
+          plan.assignment['malignant/malignant (2).png'])
 
 
 def test_strict_mode_fails_on_any_quarantined_file(tmp_path):

@@ -3,8 +3,8 @@
 import pytest
 import tensorflow as tf
 
-from pipeline import configs
-from tests.serving import exported_model
+from bench import exported_model
+from contracts import configs
 
 # The smaller network exports in a fifth of busi_net's time; the serving
 # contract does not depend on which network sits behind it.

@@ -11,8 +11,9 @@ import pytest
 import tensorflow as tf
 from tfx.utils import io_utils
 
-from models import signatures
-from pipeline import configs
+from contracts import features
+from contracts import names
+from contracts import serving
 from tests.serving import fake_tf_serving
 from tests.serving import payloads
 
@@ -24,7 +25,7 @@ _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_
 @pytest.fixture(scope='module')
 def model_base_dir(exported, tmp_path_factory):
   """A serving directory as the Pusher leaves it: numbered versions, newest served."""
-  base = tmp_path_factory.mktemp('serving') / configs.MODEL_NAME
+  base = tmp_path_factory.mktemp('serving') / names.MODEL_NAME
   io_utils.copy_dir(exported.saved_model_dir, str(base / '17'))
   return str(base)
 
@@ -33,7 +34,7 @@ def model_base_dir(exported, tmp_path_factory):
 def image_folder(tmp_path_factory):
   """BUSI's layout: scans with masks beside them, in class folders."""
   root = tmp_path_factory.mktemp('images')
-  for seed, label in enumerate(configs.CLASS_NAMES):
+  for seed, label in enumerate(features.CLASS_NAMES):
     os.makedirs(root / label)
     (root / label / f'{label} (1).png').write_bytes(
         payloads.encode(payloads.scan(seed, label)))
@@ -46,7 +47,7 @@ def image_folder(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def server(served):
-  with fake_tf_serving.serving(served, configs.MODEL_NAME) as url:
+  with fake_tf_serving.serving(served, names.MODEL_NAME) as url:
     yield url
 
 
@@ -64,9 +65,9 @@ def test_folder_with_local_model_matches_the_signature(capsys, served, model_bas
                    'malignant/malignant (1).png', 'normal/normal (1).png']
   for result in results:
     with open(result['image'], 'rb') as f:
-      expected = served.signatures[signatures.SERVING_IMAGES](
+      expected = served.signatures[serving.SERVING_IMAGES](
           image_bytes=tf.constant([f.read()]))
-    assert list(result['probabilities']) == list(configs.CLASS_NAMES)
+    assert list(result['probabilities']) == list(features.CLASS_NAMES)
     np.testing.assert_allclose(list(result['probabilities'].values()),
                                expected['scores'][0], atol=1e-6)
     assert result['label'] == expected['label'][0].numpy().decode()
@@ -97,7 +98,7 @@ def test_a_bad_image_fails_alone_with_its_reason(capsys, tmp_path, server,
   lines = capsys.readouterr().out.splitlines()
   assert status == 1
   assert len(lines) == 3
-  assert lines[0].split('\t')[1] in configs.CLASS_NAMES
+  assert lines[0].split('\t')[1] in features.CLASS_NAMES
   assert lines[1] == (f'{huge}\terror: Invalid image: 20000x20000 pixels; '
                       'the limit is 50000000 pixels in all')
   assert lines[2] == (f'{notes}\terror: Invalid image: expected PNG or JPEG bytes, '
@@ -143,5 +144,5 @@ def test_command_line_over_rest_prints_a_line_per_image(server, image_folder):
       capture_output=True, text=True, timeout=60, check=False)
   assert completed.returncode == 0, completed.stderr
   image, label, scores = completed.stdout.strip().split('\t')
-  assert image.endswith('normal (1).png') and label in configs.CLASS_NAMES
-  assert [s.split('=')[0] for s in scores.split()] == list(configs.CLASS_NAMES)
+  assert image.endswith('normal (1).png') and label in features.CLASS_NAMES
+  assert [s.split('=')[0] for s in scores.split()] == list(features.CLASS_NAMES)

@@ -4,13 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import image_files
-from models import features
+from bench import exported_model
+from contracts import features
+from contracts import serving
 from models import inference
-from models import preprocessing
-from models import signatures
-from pipeline import configs
-from tests.serving import exported_model
 from tests.serving import payloads
 
 _ENCODINGS = {
@@ -33,8 +30,8 @@ def _images(count: int):
 
 
 def test_signatures_declare_the_contract(served):
-  images = served.signatures[signatures.SERVING_IMAGES]
-  default = served.signatures[signatures.SERVING_DEFAULT]
+  images = served.signatures[serving.SERVING_IMAGES]
+  default = served.signatures[serving.SERVING_DEFAULT]
   assert images.structured_input_signature[1] == {
       'image_bytes': tf.TensorSpec([None], tf.string, name='image_bytes')}
   assert default.structured_input_signature[1] == {
@@ -51,23 +48,23 @@ def test_signatures_declare_the_contract(served):
 
 
 def test_serving_images_returns_probabilities_classes_and_label(served):
-  outputs = served.signatures[signatures.SERVING_IMAGES](
+  outputs = served.signatures[serving.SERVING_IMAGES](
       image_bytes=tf.constant(_images(4)))
   scores = outputs['scores'].numpy()
   assert scores.shape == (4, 3)
   np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
-  assert outputs['classes'].numpy().astype(str).tolist() == [list(configs.CLASS_NAMES)] * 4
+  assert outputs['classes'].numpy().astype(str).tolist() == [list(features.CLASS_NAMES)] * 4
   assert outputs['label'].numpy().astype(str).tolist() == [
-      configs.CLASS_NAMES[i] for i in scores.argmax(axis=1)]
+      features.CLASS_NAMES[i] for i in scores.argmax(axis=1)]
 
 
 @pytest.mark.parametrize('encoding', sorted(_ENCODINGS))
 def test_both_signatures_give_the_same_scores(served, encoding):
   images = [_ENCODINGS[encoding](payloads.scan(seed, label))
-            for seed, label in enumerate(configs.CLASS_NAMES)]
-  by_bytes = served.signatures[signatures.SERVING_IMAGES](
+            for seed, label in enumerate(features.CLASS_NAMES)]
+  by_bytes = served.signatures[serving.SERVING_IMAGES](
       image_bytes=tf.constant(images))
-  by_examples = served.signatures[signatures.SERVING_DEFAULT](
+  by_examples = served.signatures[serving.SERVING_DEFAULT](
       examples=tf.constant([_example(image) for image in images]))
   np.testing.assert_allclose(by_bytes['scores'], by_examples['scores'], atol=1e-6)
   np.testing.assert_array_equal(by_bytes['classes'], by_examples['classes'])
@@ -82,7 +79,7 @@ def test_serving_scores_equal_the_training_path(exported, served):
   trained_path = inference.class_scores(
       exported.keras_model, transformed[features.IMAGE_XF], exported.temperature,
       exported.flip_average)
-  served_scores = served.signatures[signatures.SERVING_IMAGES](
+  served_scores = served.signatures[serving.SERVING_IMAGES](
       image_bytes=tf.constant([example[features.IMAGE_KEY][0] for example in raw]))
   np.testing.assert_allclose(served_scores['scores'], trained_path, atol=1e-6)
 
@@ -92,13 +89,9 @@ def test_serving_scores_equal_the_training_path(exported, served):
 def test_bad_payload_fails_its_request_with_a_message(served, name, payload, message):
   del name  # only names the test case
   with pytest.raises(tf.errors.InvalidArgumentError, match=message):
-    served.signatures[signatures.SERVING_IMAGES](
+    served.signatures[serving.SERVING_IMAGES](
         image_bytes=tf.constant([_images(1)[0], payload]))
   with pytest.raises(tf.errors.InvalidArgumentError, match=message):
-    served.signatures[signatures.SERVING_DEFAULT](examples=tf.constant([_example(payload)]))
-  after = served.signatures[signatures.SERVING_IMAGES](image_bytes=tf.constant(_images(1)))
+    served.signatures[serving.SERVING_DEFAULT](examples=tf.constant([_example(payload)]))
+  after = served.signatures[serving.SERVING_IMAGES](image_bytes=tf.constant(_images(1)))
   assert after['scores'].shape == (1, 3)
-
-
-def test_pixel_limit_admits_everything_example_gen_ingests():
-  assert preprocessing.MAX_IMAGE_PIXELS == image_files.MAX_PIXELS

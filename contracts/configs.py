@@ -1,0 +1,237 @@
+"""Every knob of the pipeline, in one place, as typed dataclasses.
+
+Runners build a `PipelineConfig` (from flags or defaults) and hand it to
+`pipeline.create_pipeline`; components receive the parts they need as JSON in
+their `custom_config`, so the Transform, the Trainer and the Evaluator all read
+the same values.
+"""
+
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+from typing import Any, Dict, Optional, Tuple
+
+from contracts import features
+from contracts import names
+
+_PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCHEMA_DIR = os.path.join(_PROJECT_DIR, 'schema')
+
+LABEL_CONFLICT_POLICIES: Tuple[str, ...] = ('drop', 'keep', 'fail')
+# The networks pool their input down several times; below this side there is
+# nothing left to pool, above it one batch no longer fits in memory.
+MIN_IMAGE_SIZE = 32
+MAX_IMAGE_SIZE = 1024
+
+
+class ConfigError(ValueError):
+  """A configuration value outside what the pipeline can run with.
+
+  `field` names the value as `<section>.<name>` (e.g. `training.epochs`), so a
+  runner can name its own flag for it; the message says what is allowed.
+  """
+
+  def __init__(self, field: str, message: str):
+    super().__init__(f'{field} {message}')
+    self.field = field
+    self.message = message
+
+
+def _at_least(field: str, value: Any, lowest: int) -> None:
+  if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+    raise ConfigError(field, f'must be at least {lowest} (a whole number), got {value!r}')
+
+
+def _within(field: str, value: Any, low: float, high: float) -> None:
+  if (isinstance(value, bool) or not isinstance(value, (int, float))
+      or not low <= value <= high):
+    raise ConfigError(field, f'must be a number from {low:g} to {high:g}, got {value!r}')
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+  """Relative sizes of the splits; groups of near-duplicates never straddle two."""
+  train: int = 70
+  eval: int = 15
+  test: int = 15
+
+  def __post_init__(self):
+    for name, size in self.as_dict().items():
+      _at_least(f'data.splits.{name}', size, 1)
+
+  def as_dict(self) -> Dict[str, int]:
+    return {'train': self.train, 'eval': self.eval, 'test': self.test}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """What ExampleGen reads and how it groups near-duplicates."""
+  data_root: str = ''
+  class_names: Tuple[str, ...] = features.CLASS_NAMES
+  splits: SplitConfig = SplitConfig()
+  # Two images whose 64-bit difference hashes differ in at most this many bits
+  # are treated as the same scan. 10 groups BUSI's re-annotated and re-cropped
+  # copies without merging distinct patients (see dataset/perceptual_hash.py).
+  near_duplicate_max_bits: int = 10
+  # Seed of the group-to-split assignment; changing it reshuffles the splits.
+  split_seed: int = 42
+  # The run stops when more than this share of the files (images, stray masks
+  # and other files in class folders) is quarantined as unusable.
+  max_quarantined_fraction: float = 0.05
+  # Stop on any quarantined file.
+  strict: bool = False
+  # A near-duplicate group filed under several classes: 'drop' all its members,
+  # 'keep' them (the group goes to its majority class's split), or 'fail'.
+  label_conflicts: str = 'drop'
+
+  def __post_init__(self):
+    if not self.class_names or len(set(self.class_names)) != len(self.class_names):
+      raise ConfigError('data.class_names', 'must be distinct names, at least one, '
+                        f'got {self.class_names!r}')
+    _at_least('data.near_duplicate_max_bits', self.near_duplicate_max_bits, 0)
+    if self.near_duplicate_max_bits > 64:
+      raise ConfigError('data.near_duplicate_max_bits', 'must be at most 64 (the '
+                        f'hash has 64 bits), got {self.near_duplicate_max_bits}')
+    _at_least('data.split_seed', self.split_seed, 0)
+    _within('data.max_quarantined_fraction', self.max_quarantined_fraction, 0, 1)
+    if self.label_conflicts not in LABEL_CONFLICT_POLICIES:
+      raise ConfigError('data.label_conflicts', f'must be one of '
+                        f'{", ".join(LABEL_CONFLICT_POLICIES)}, got {self.label_conflicts!r}')
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Which network to train and the input it sees."""
+  name: str = 'busi_net'
+  image_size: int = 128
+  dropout: float = 0.3
+  # busi_net networks trained from different seeds and served as their average.
+  # 1: each member costs a full training, and one network on the default
+  # schedule does as well (bench/README.md).
+  ensemble_size: int = 1
+  # Average each prediction with the mirrored image's (the seed's network never
+  # does). Off: it doubles serving compute for no gain on the eval split
+  # (bench/README.md).
+  test_time_flip: bool = False
+  # mobilenet_v2 / efficientnet_b0 only: a Keras .h5 file of the backbone's
+  # ImageNet weights without its top, read from disk (nothing is downloaded).
+  # Empty: random initial weights.
+  backbone_weights: str = ''
+
+  def __post_init__(self):
+    _at_least('model.image_size', self.image_size, MIN_IMAGE_SIZE)
+    if self.image_size > MAX_IMAGE_SIZE:
+      raise ConfigError('model.image_size', f'must be at most {MAX_IMAGE_SIZE}, '
+                        f'got {self.image_size}')
+    if not 0.0 <= self.dropout < 1.0:
+      raise ConfigError('model.dropout', f'must be from 0 to below 1, got {self.dropout!r}')
+    _at_least('model.ensemble_size', self.ensemble_size, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+  """How the network is fitted: schedule, batches, early stopping, seed."""
+  # busi_net's learning rate decays to zero over `epochs` (cosine). The eval
+  # loss is noisy on ~115 images, so the patience is long enough for a run to
+  # reach the end of its schedule (bench/README.md has the comparisons).
+  epochs: int = 80
+  batch_size: int = 32
+  learning_rate: float = 1e-3
+  early_stopping_patience: int = 30
+  seed: int = 42
+
+  def __post_init__(self):
+    _at_least('training.epochs', self.epochs, 1)
+    _at_least('training.batch_size', self.batch_size, 1)
+    if not self.learning_rate > 0:
+      raise ConfigError('training.learning_rate',
+                        f'must be above 0, got {self.learning_rate!r}')
+    _at_least('training.early_stopping_patience', self.early_stopping_patience, 0)
+    _at_least('training.seed', self.seed, 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+  """Blessing rules: absolute floors, plus no regression against the served model."""
+  eval_split: str = 'test'
+  min_accuracy: float = 0.80
+  min_malignant_recall: float = 0.75
+  # How much worse than the model in service a candidate may be (0 = not worse).
+  regression_tolerance: float = 0.0
+
+  def __post_init__(self):
+    _within('evaluation.min_accuracy', self.min_accuracy, 0, 1)
+    _within('evaluation.min_malignant_recall', self.min_malignant_recall, 0, 1)
+    _within('evaluation.regression_tolerance', self.regression_tolerance, 0, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  """Everything `create_pipeline` needs; runners only fill in paths and Beam."""
+  pipeline_root: str
+  serving_dir: str
+  data: DataConfig = DataConfig()
+  model: ModelConfig = ModelConfig()
+  training: TrainingConfig = TrainingConfig()
+  evaluation: EvaluationConfig = EvaluationConfig()
+  pipeline_name: str = names.PIPELINE_NAME
+  model_name: str = names.MODEL_NAME
+  metadata_path: Optional[str] = None
+  beam_pipeline_args: Tuple[str, ...] = ()
+  enable_cache: bool = True
+  # Versions kept in the serving directory; older ones are deleted on push.
+  keep_served_versions: int = 5
+  # The curated schema as the orchestrator's containers see it: this checkout
+  # locally, the copy inside the image on Kubeflow.
+  schema_file: str = os.path.join(SCHEMA_DIR, 'schema.pbtxt')
+
+  def __post_init__(self):
+    _at_least('keep_served_versions', self.keep_served_versions, 1)
+
+  @property
+  def model_serving_dir(self) -> str:
+    """TF Serving's model base path: versions live in numbered folders below it."""
+    return os.path.join(self.serving_dir, self.model_name)
+
+  def custom_config(self) -> Dict[str, Any]:
+    """The part of the configuration that runs inside Transform and Trainer.
+
+    It carries a fingerprint of the model code: Transform and Trainer name their
+    functions by import path, so without it TFX's cache would reuse a model
+    trained by code that has since changed.
+    """
+    return {
+        'class_names': list(self.data.class_names),
+        'model': dataclasses.asdict(self.model),
+        'training': dataclasses.asdict(self.training),
+        'models_code_sha256': models_code_fingerprint(),
+    }
+
+
+# The code Transform and Trainer run: the model package and the contracts it reads.
+_MODEL_CODE_PACKAGES = ('contracts', 'models')
+
+
+def models_code_fingerprint() -> str:
+  digest = hashlib.sha256()
+  paths = sorted(path for package in _MODEL_CODE_PACKAGES
+                 for path in glob.glob(os.path.join(_PROJECT_DIR, package, '*.py')))
+  for path in paths:
+    if not path.endswith('_test.py'):
+      with open(path, 'rb') as f:
+        digest.update(f.read())
+  return digest.hexdigest()
+
+
+def model_config_from(custom_config: Dict[str, Any]) -> ModelConfig:
+  return ModelConfig(**custom_config['model'])
+
+
+def training_config_from(custom_config: Dict[str, Any]) -> TrainingConfig:
+  return TrainingConfig(**custom_config['training'])
+
+
+def to_json(config: PipelineConfig) -> str:
+  return json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True)

@@ -1,0 +1,32 @@
+"""Names the pipeline's parts find each other by: pipeline, nodes, files, properties.
+
+ML Metadata records the run under these names, so the run summary, the report,
+the Kubeflow compiler and the benches read what `create_pipeline` wrote.
+"""
+
+PIPELINE_NAME = 'busi_ultrasound'
+MODEL_NAME = 'busi_classifier'
+
+# Node ids of `create_pipeline`'s components.
+EXAMPLE_GEN = 'ImageExampleGen'
+SCHEMA_IMPORTER = 'ImportSchemaGen'
+STATISTICS_GEN = 'StatisticsGen'
+EXAMPLE_VALIDATOR = 'ExampleValidator'
+VALIDATION_GATE = 'DataValidationGate'
+TRANSFORM = 'Transform'
+TRAINER = 'Trainer'
+EVALUATOR = 'ServedBaselineEvaluator'
+PUSHER = 'Pusher'
+
+# ImageExampleGen's data audit, beside its splits: for programs, and for people.
+DATA_AUDIT_FILE = 'data_audit.json'
+DATA_AUDIT_REPORT_FILE = 'data_audit.md'
+# What the Trainer's run_fn writes beside the model: epochs, members, temperature.
+TRAINING_SUMMARY_FILE = 'training_summary.json'
+# Custom property of the Evaluator's blessing: the served version it compared
+# against ('' when nothing was served yet).
+BASELINE_VERSION_PROPERTY = 'baseline_served_version'
+
+# Module paths of the functions Transform and Trainer import.
+PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
+RUN_FN = 'models.trainer.run_fn'

@@ -1,0 +1,1 @@
+"""Plain data libraries the components use: image files, hashes, splits, the audit."""

@@ -1,0 +1,93 @@
+"""The data policy and the report, on audits built from plain values."""
+
+import dataclasses
+
+import pytest
+
+from dataset import data_audit
+
+_POLICY = data_audit.DataPolicy(class_names=('benign', 'malignant', 'normal'),
+                                split_names=('train', 'eval', 'test'))
+_SPLITS = ('train', 'eval', 'test')
+
+
+def _audit(per_class=(4, 4, 4), quarantined=0, policy=_POLICY, conflict=False):
+  assignment, labels, sha256 = {}, {}, {}
+  for label, count in zip(policy.class_names, per_class):
+    for n in range(count):
+      path = f'{label}/{label} ({n}).png'
+      assignment[path], labels[path], sha256[path] = _SPLITS[n % 3], label, path
+  groups = {path: path for path in labels}
+  if conflict:
+    labels['benign/copy.png'] = 'benign'
+    sha256['benign/copy.png'] = sha256['malignant/malignant (0).png']
+    groups['benign/copy.png'] = groups['malignant/malignant (0).png']
+  return data_audit.build(
+      data_root='/data', policy=policy, near_duplicate_max_bits=10,
+      assignment=assignment, labels=labels,
+      groups=data_audit.duplicate_groups(groups, labels, sha256),
+      quarantined=[data_audit.quarantine_entry(f'benign/bad {n}.png', 'empty file')
+                   for n in range(quarantined)],
+      ignored=[{'file': 'benign/.DS_Store', 'reason': 'hidden file or folder'}],
+      notes=[])
+
+
+def test_quarantine_within_the_limit_passes():
+  data_audit.enforce(_audit(per_class=(40, 40, 40), quarantined=6), _POLICY, 'r.md')
+
+
+def test_quarantine_over_the_limit_fails_naming_files_and_report():
+  with pytest.raises(data_audit.DataAuditError) as error:
+    data_audit.enforce(_audit(per_class=(40, 40, 40), quarantined=7), _POLICY, 'r.md')
+  assert str(error.value).splitlines() == [
+      '7 of 127 files quarantined (5.5%); the limit is 5.0% of files:',
+      *[f'  benign/bad {n}.png: empty file' for n in range(7)],
+      'Full report: r.md']
+
+
+def test_strict_fails_on_a_single_file():
+  strict = dataclasses.replace(_POLICY, strict=True)
+  with pytest.raises(data_audit.DataAuditError, match='strict mode allows none'):
+    data_audit.enforce(_audit(per_class=(40, 40, 40), quarantined=1), strict, 'r.md')
+
+
+def test_long_lists_are_cut_in_the_message():
+  with pytest.raises(data_audit.DataAuditError, match=r'\.\.\. and 2 more'):
+    data_audit.enforce(_audit(quarantined=12), _POLICY, 'r.md')
+
+
+def test_fail_policy_stops_on_a_label_conflict():
+  fail = dataclasses.replace(_POLICY, label_conflicts='fail')
+  audit = _audit(conflict=True, policy=fail)
+  with pytest.raises(data_audit.DataAuditError,
+                     match=r'benign/copy.png \(benign\), malignant/malignant \(0\).png'):
+    data_audit.enforce(audit, fail, 'r.md')
+  data_audit.enforce(audit, _POLICY, 'r.md')
+
+
+@pytest.mark.parametrize('per_class, short', [((4, 2, 4), 'malignant'),
+                                               ((4, 4, 0), 'normal')])
+def test_a_class_too_small_for_the_splits_fails(per_class, short):
+  with pytest.raises(data_audit.DataAuditError,
+                     match=f"class '{short}': {min(per_class)} independent images, "
+                           'the 3 splits'):
+    data_audit.enforce(_audit(per_class=per_class), _POLICY, 'r.md')
+
+
+def test_unknown_policy_is_refused():
+  with pytest.raises(ValueError, match='label_conflicts must be one of'):
+    dataclasses.replace(_POLICY, label_conflicts='merge')
+
+
+def test_report_lists_every_section():
+  report = data_audit.markdown_report(_audit(quarantined=1, conflict=True))
+  for heading in ('## Images per split', '## Quarantined (1)', '## Label conflicts (1)',
+                  '## Near-duplicate groups (1)', '## Ignored (1)'):
+    assert heading in report
+  assert '| benign/bad 0.png | empty file |' in report
+
+
+def test_summary_line_counts_everything():
+  assert data_audit.summary_line(_audit(quarantined=1, conflict=True)) == (
+      'Data audit: 12 images ingested (benign 4, malignant 4, normal 4), 1 quarantined, '
+      '1 ignored; 1 near-duplicate groups (1 exact), 1 label conflicts (dropped).')

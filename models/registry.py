@@ -1,0 +1,162 @@
+"""The model families, one `ModelSpec` each: everything that differs between them.
+
+Callers look a family up here instead of testing its name, so adding a model is
+one new module with its builder and one entry in `_SPECS`.
+"""
+
+import dataclasses
+import functools
+from typing import Callable, Dict, List, Optional, Tuple
+
+import tf_keras as keras
+
+from contracts import configs
+from models import backbones
+from models import compiling
+from models import lesion_net
+from models import model as model_lib
+
+# ([training model of each member], serving model); one member unless ensembled.
+Builder = Callable[[configs.ModelConfig, int], Tuple[List[keras.Model], keras.Model]]
+# Compiles a training model for this many optimizer steps; returns the metric
+# early stopping watches.
+Compiler = Callable[[keras.Model, configs.TrainingConfig, int], str]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """One model family, as training, serving and the runners need to know it."""
+  name: str
+  build: Builder
+  compile: Compiler
+  # The input side a run uses when none is given.
+  image_size: int
+  # Augmented in the input pipeline, where the lesion mask follows the image;
+  # False: the network augments inside itself (the seed notebook's way).
+  augments_in_input_pipeline: bool
+  # Predicts the lesion mask while training; the mask then is a training target.
+  has_mask_head: bool
+  # A temperature is fitted on the eval split and `ModelConfig.test_time_flip`
+  # applies; False: the scores are the network's softmax as it is.
+  calibrated: bool
+  # Served as the average of `ModelConfig.ensemble_size` members.
+  ensembles: bool = False
+  # Starts from `ModelConfig.backbone_weights` when given.
+  takes_backbone_weights: bool = False
+  # A normal scan's empty mask is a target ("no lesion here", weight 1); False:
+  # only images with a non-empty mask teach the mask head. A lesion image with
+  # an empty mask is a missing annotation either way and teaches nothing.
+  normal_mask_is_target: bool = False
+  # The layer whose output Grad-CAM explains; None: the deepest spatial layer
+  # (`grad_cam.last_feature_map_layer`). Its map must be in image coordinates.
+  explained_layer: Optional[str] = None
+  # The input side must be a multiple of this (lesion_net's decoder adds maps
+  # of strides 8 to 32, which must halve evenly).
+  image_size_multiple: int = 1
+
+
+def _single(build_one: Callable[[configs.ModelConfig, int], keras.Model]) -> Builder:
+  """A builder for a family whose one network trains and serves."""
+
+  def build(config: configs.ModelConfig, num_classes: int):
+    model = build_one(config, num_classes)
+    return [model], model
+
+  return build
+
+
+_DEFAULT_IMAGE_SIZE = configs.ModelConfig.image_size
+# The Lite0 families' input side: divisible by the backbone's stride 32, and
+# small enough that one image through lesion_net's two backbone passes serves
+# quickly on a CPU (the cost grows with the square of the side).
+_LITE0_IMAGE_SIZE = 128
+
+
+def _backbone_spec(name: str) -> ModelSpec:
+  return ModelSpec(
+      name=name,
+      build=_single(functools.partial(backbones.build_backbone_classifier,
+                                      class_output=model_lib.CLASS_OUTPUT)),
+      compile=compiling.compile_classifier,
+      image_size=_DEFAULT_IMAGE_SIZE,
+      augments_in_input_pipeline=True,
+      has_mask_head=False,
+      calibrated=True,
+      takes_backbone_weights=True)
+
+
+def _build_lesion_net(config: configs.ModelConfig, num_classes: int):
+  net = lesion_net.build_lesion_net(config.image_size, num_classes,
+                                    model_lib.CLASS_OUTPUT, model_lib.MASK_OUTPUT,
+                                    dropout=config.dropout)
+  return [net.training], net.serving
+
+
+_SPECS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
+    ModelSpec(name='busi_net',
+              build=model_lib.build_busi_net_ensemble,
+              compile=compiling.compile_with_mask_head,
+              image_size=_DEFAULT_IMAGE_SIZE,
+              augments_in_input_pipeline=True,
+              has_mask_head=True,
+              calibrated=True,
+              ensembles=True),
+    # The seed notebook's network, trained and served as the notebook had it,
+    # at the notebook's input size.
+    ModelSpec(name='seed_cnn',
+              build=_single(model_lib.build_seed_cnn),
+              compile=compiling.compile_seed_cnn,
+              image_size=180,
+              augments_in_input_pipeline=False,
+              has_mask_head=False,
+              calibrated=False),
+    *(_backbone_spec(name) for name in backbones.NAMES),
+    # ImageNet-initialised from the installed weights package: no file to give.
+    ModelSpec(name='efficientnet_lite0',
+              build=_single(functools.partial(
+                  backbones.build_efficientnet_lite0_classifier,
+                  class_output=model_lib.CLASS_OUTPUT)),
+              compile=compiling.compile_classifier,
+              image_size=_LITE0_IMAGE_SIZE,
+              augments_in_input_pipeline=True,
+              has_mask_head=False,
+              calibrated=True),
+    # Finds the lesion with its mask head and classifies a crop of it beside
+    # the whole image (models/lesion_net.py); normal scans teach it "no
+    # lesion", which widens its crop to the whole image.
+    ModelSpec(name='lesion_net',
+              build=_build_lesion_net,
+              compile=compiling.compile_with_mask_head,
+              image_size=_LITE0_IMAGE_SIZE,
+              augments_in_input_pipeline=True,
+              has_mask_head=True,
+              calibrated=True,
+              normal_mask_is_target=True,
+              explained_layer=lesion_net.CONTEXT_FEATURE_MAP,
+              image_size_multiple=lesion_net.BACKBONE_STRIDE),
+)}
+
+MODEL_CHOICES: Tuple[str, ...] = tuple(_SPECS)
+ENSEMBLE_MODELS: Tuple[str, ...] = tuple(n for n, s in _SPECS.items() if s.ensembles)
+BACKBONE_WEIGHTS_MODELS: Tuple[str, ...] = tuple(
+    n for n, s in _SPECS.items() if s.takes_backbone_weights)
+
+
+def spec(name: str) -> ModelSpec:
+  """The family called `name`; a ValueError naming the choices otherwise."""
+  if name not in _SPECS:
+    raise ValueError(f'Unknown model {name!r}; choose one of {", ".join(MODEL_CHOICES)}')
+  return _SPECS[name]
+
+
+def build_model(config: configs.ModelConfig,
+                num_classes: int) -> Tuple[List[keras.Model], keras.Model]:
+  """([training model of each ensemble member], serving model) of `config.name`."""
+  model_spec = spec(config.name)
+  if config.ensemble_size < 1:
+    raise ValueError(f'ensemble_size must be at least 1, got {config.ensemble_size}')
+  if config.ensemble_size != 1 and not model_spec.ensembles:
+    raise ValueError(f'ensemble_size must be 1 for {config.name}: only '
+                     f'{" or ".join(ENSEMBLE_MODELS)} is served as an ensemble, '
+                     f'got {config.ensemble_size}')
+  return model_spec.build(config, num_classes)

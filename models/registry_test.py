@@ -1,0 +1,64 @@
+"""The registry: every family builds, and callers get its settings from its spec."""
+
+import numpy as np
+import pytest
+
+from contracts import configs
+from contracts import features
+from models import efficientnet_lite
+from models import model as model_lib
+from models import registry
+from models import torch_legacy_checkpoint
+
+_SIZE = 32
+
+
+@pytest.mark.parametrize('name', registry.MODEL_CHOICES)
+def test_every_family_builds_a_classifier_of_the_transformed_image(name):
+  spec = registry.spec(name)
+  training_models, serving_model = registry.build_model(
+      configs.ModelConfig(name=name, image_size=_SIZE), len(features.CLASS_NAMES))
+  assert serving_model.input_names == [features.IMAGE_XF]
+  assert serving_model.output_shape == (None, len(features.CLASS_NAMES))
+  [training_model] = training_models
+  has_mask_output = model_lib.MASK_OUTPUT in training_model.output_names
+  assert has_mask_output == spec.has_mask_head
+
+
+def test_the_seed_cnn_keeps_the_notebooks_input_size_and_the_others_the_default():
+  assert registry.spec('seed_cnn').image_size == 180
+  others = [name for name in registry.MODEL_CHOICES if name != 'seed_cnn']
+  assert {registry.spec(name).image_size for name in others} == {
+      configs.ModelConfig().image_size}
+
+
+def test_an_unknown_family_names_the_choices():
+  with pytest.raises(ValueError, match="Unknown model 'resnet'; choose one of busi_net"):
+    registry.spec('resnet')
+
+
+def test_only_families_that_ensemble_take_more_than_one_member():
+  assert registry.ENSEMBLE_MODELS == ('busi_net',)
+  with pytest.raises(ValueError, match='ensemble_size must be 1 for seed_cnn'):
+    registry.build_model(configs.ModelConfig(name='seed_cnn', ensemble_size=2), 3)
+
+
+@pytest.mark.parametrize('name', ['efficientnet_lite0', 'lesion_net'])
+def test_the_lite0_families_start_from_the_installed_imagenet_weights(name):
+  _, serving_model = registry.build_model(
+      configs.ModelConfig(name=name, image_size=_SIZE), len(features.CLASS_NAMES))
+  state = torch_legacy_checkpoint.read_state_dict(efficientnet_lite.imagenet_weights_path())
+  [head] = [w for w in serving_model.weights if 'head_conv' in w.name]
+  np.testing.assert_array_equal(head.numpy(),
+                                state['_conv_head.weight'].transpose(2, 3, 1, 0))
+  [moving_mean] = [w for w in serving_model.weights
+                   if 'block15_project_bn' in w.name and 'moving_mean' in w.name]
+  np.testing.assert_array_equal(moving_mean.numpy(), state['_blocks.15._bn2.running_mean'])
+  assert not registry.spec(name).takes_backbone_weights
+
+
+def test_only_lesion_net_learns_no_lesion_from_normal_scans():
+  assert [name for name in registry.MODEL_CHOICES
+          if registry.spec(name).normal_mask_is_target] == ['lesion_net']
+  assert all(registry.spec(name).has_mask_head for name in registry.MODEL_CHOICES
+             if registry.spec(name).normal_mask_is_target)

@@ -1,0 +1,147 @@
+"""What a finished run did, read back from ML Metadata and its artifacts.
+
+The summary covers the newest run of the pipeline: wall time per component
+(cached ones marked), the Evaluator's metrics, whether the model was blessed
+and, if not, which rule failed, and where the Pusher put it: only what is on
+disk now, so a version deleted since its push is reported as missing.
+"""
+
+import dataclasses
+import os
+import re
+from typing import Dict, List, Optional, Sequence
+
+import tensorflow_model_analysis as tfma
+from tfx.dsl.io import fileio
+
+from contracts import names
+from dataset import data_audit
+from observability import metadata_run
+
+
+@dataclasses.dataclass
+class ComponentTime:
+  component: str
+  seconds: float
+  cached: bool
+
+
+@dataclasses.dataclass
+class RunSummary:
+  run_id: str
+  components: List[ComponentTime]
+  metrics: Dict[str, float]
+  blessed: Optional[bool]
+  failed_checks: List[str]
+  baseline_version: Optional[str]
+  pushed_path: Optional[str]
+  # One line on what ImageExampleGen ingested and quarantined (data_audit.md).
+  data_audit: Optional[str] = None
+  # A version ML Metadata records as pushed that is no longer on disk.
+  missing_push: Optional[str] = None
+
+  def format(self) -> str:
+    lines = [f'Run {self.run_id}', '', 'Component wall time:']
+    for c in self.components:
+      note = ' (cached)' if c.cached else ''
+      lines.append(f'  {c.component:<22} {c.seconds:8.1f} s{note}')
+    lines.append(f'  {"total":<22} {sum(c.seconds for c in self.components):8.1f} s')
+    if self.metrics:
+      lines += ['', 'Evaluation (held-out test split):']
+      lines += [f'  {name:<28} {value:.4f}' for name, value in sorted(self.metrics.items())]
+    lines.append('')
+    baseline = (f'served version {self.baseline_version}' if self.baseline_version
+                else 'none served yet')
+    if self.blessed is None:
+      lines.append('Blessed: no evaluation ran.')
+    elif self.blessed:
+      lines.append(f'Blessed: yes (thresholds met; baseline: {baseline}).')
+    else:
+      lines.append(f'Blessed: no (baseline: {baseline}). Failed checks:')
+      lines += [f'  - {check}' for check in self.failed_checks]
+    if self.pushed_path:
+      lines.append(f'Pushed: {self.pushed_path}')
+    elif self.missing_push:
+      lines.append(f'Pushed: nothing on disk; {self.missing_push} was pushed but has '
+                   'since been deleted. Rerun to push it again.')
+    else:
+      lines.append('Pushed: nothing.')
+    if self.data_audit:
+      lines.append(self.data_audit)
+    return '\n'.join(lines)
+
+
+def overall_metrics(evaluation_uri: str, class_names: Sequence[str],
+                    model_name: Optional[str] = None) -> Dict[str, float]:
+  """Metrics of the whole split; binarized ones get their class name appended.
+
+  `model_name` picks the model of a comparison (e.g. 'baseline'); None: the candidate.
+  """
+  result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
+  metrics = {}
+  for slice_key, by_output in result.slicing_metrics:
+    if slice_key:
+      continue
+    for sub_key, values in by_output.get('', {}).items():
+      binarized = re.fullmatch(r'classId:(\d+)', sub_key)
+      suffix = f'_{class_names[int(binarized.group(1))]}' if binarized else ''
+      for name, value in values.items():
+        if 'doubleValue' in value:
+          metrics[name + suffix] = float(value['doubleValue'])
+  return metrics
+
+
+def _describe_failure(failure) -> str:
+  name = failure.metric_key.name
+  value = failure.metric_value.double_value.value
+  if failure.metric_key.is_diff:
+    tolerance = failure.metric_threshold.change_threshold.absolute.value
+    return (f'{name} is {value:+.4f} against the served model '
+            f'(allowed: {tolerance:+.4f} or better)')
+  if failure.message:
+    return f'{name}: {failure.message}'
+  bound = failure.metric_threshold.value_threshold.lower_bound.value
+  return f'{name} = {value:.4f}, below the required {bound:.4f}'
+
+
+def _failed_checks(evaluation_uri: str) -> List[str]:
+  validation = tfma.load_validation_result(evaluation_uri)
+  return [_describe_failure(failure)
+          for per_slice in validation.metric_validations_per_slice
+          for failure in per_slice.failures]
+
+
+def summarize(metadata_path: str, pipeline_name: str, class_names: Sequence[str],
+              run_id: Optional[str] = None) -> RunSummary:
+  """Reads run `run_id` (default: the newest) of `pipeline_name` from the SQLite
+  store at `metadata_path`."""
+  return summarize_run(metadata_run.read(metadata_path, pipeline_name, run_id),
+                       class_names)
+
+
+def summarize_run(run: metadata_run.MetadataRun,
+                  class_names: Sequence[str]) -> RunSummary:
+  components = [ComponentTime(e.component, e.seconds, e.cached) for e in run.executions]
+  metrics, failed, blessed, baseline, pushed, audit = {}, [], None, None, None, None
+  missing = None
+  for evaluation in run.outputs('ModelEvaluation'):
+    if fileio.glob(os.path.join(evaluation.uri, 'metrics*')):
+      metrics = overall_metrics(evaluation.uri, class_names)
+      failed = _failed_checks(evaluation.uri)
+  for blessing in run.outputs('ModelBlessing'):
+    blessed = blessing.custom_properties['blessed'].int_value == 1
+    baseline = blessing.custom_properties[
+        names.BASELINE_VERSION_PROPERTY].string_value or None
+  for push in run.outputs('PushedModel'):
+    if push.custom_properties['pushed'].int_value == 1:
+      destination = push.custom_properties['pushed_destination'].string_value
+      if fileio.exists(destination):
+        pushed = destination
+      else:
+        missing = destination
+  for examples in run.outputs('Examples'):
+    if fileio.exists(os.path.join(examples.uri, names.DATA_AUDIT_FILE)):
+      audit = (f'{data_audit.summary_line(data_audit.read(examples.uri))} Report: '
+               f'{os.path.join(examples.uri, names.DATA_AUDIT_REPORT_FILE)}')
+  return RunSummary(run.run_id, components, metrics, blessed, failed, baseline, pushed,
+                    audit, missing)

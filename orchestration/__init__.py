@@ -1,0 +1,1 @@
+"""How the one DAG is run: Beam arguments, and Kubeflow Pipelines in `kubeflow/`."""

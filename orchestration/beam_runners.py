@@ -1,0 +1,98 @@
+"""Beam arguments for the data components (ExampleGen, StatisticsGen, Transform, Evaluator).
+
+Locally, DirectRunner runs in the orchestrator's process or in worker processes;
+on Kubeflow it runs Beam inside each component's pod, which suits BUSI's size.
+For more data, the same components hand their Beam work to an existing engine:
+Google Cloud Dataflow, or Flink or Spark through Beam's portable job server.
+The remote workers import this project's components and model code, so by
+default they run the pipeline's own image.
+
+On one machine, `portable_loopback_args` runs them through the same job API
+that Flink's and Spark's job servers implement, with Beam's embedded job
+service (`embed`) or a job server at HOST:PORT, and the SDK workers in the
+submitting process (LOOPBACK).
+"""
+
+from typing import Dict, Sequence, Tuple
+
+DIRECT_RUNNER = 'DirectRunner'
+DATAFLOW_RUNNER = 'DataflowRunner'
+PORTABLE_RUNNER = 'PortableRunner'
+RUNNERS = (DIRECT_RUNNER, DATAFLOW_RUNNER, PORTABLE_RUNNER)
+
+# Without these the runner cannot start a job; we say so before anything is uploaded.
+REQUIRED_ARGS: Dict[str, Tuple[str, ...]] = {
+    DIRECT_RUNNER: (),
+    DATAFLOW_RUNNER: ('--project', '--region', '--temp_location'),
+    PORTABLE_RUNNER: ('--job_endpoint',),
+}
+
+
+# The job endpoint that starts Beam's own job service inside the process.
+EMBEDDED_JOB_SERVICE = 'embed'
+
+
+class BeamArgsError(ValueError):
+  """Beam arguments that cannot start a job; the message names what is missing."""
+
+
+def direct_args(num_workers: int, in_process: bool = False) -> Tuple[str, ...]:
+  """DirectRunner's running mode and worker count.
+
+  `in_process` runs Beam inside the calling process (one worker); otherwise
+  `num_workers` processes, 0 meaning one per core.
+  """
+  mode = 'in_memory' if in_process else 'multi_processing'
+  return (f'--direct_running_mode={mode}', f'--direct_num_workers={num_workers}')
+
+
+def local_direct_args(workers: int) -> Tuple[str, ...]:
+  """A local run's DirectRunner: 1, in this process; otherwise `workers` processes.
+
+  On BUSI, in-process Beam took less CPU and half the peak memory of worker
+  processes (bench/README.md); more data can need the processes.
+  """
+  return direct_args(1, in_process=True) if workers == 1 else direct_args(workers)
+
+
+def _flag_names(args: Sequence[str]) -> set:
+  return {arg.split('=', 1)[0] for arg in args if arg.startswith('--')}
+
+
+def beam_pipeline_args(runner: str, extra_args: Sequence[str], image: str,
+                       direct_num_workers: int) -> Tuple[str, ...]:
+  """The runner, its worker image, and the user's own arguments last.
+
+  Args:
+    runner: one of RUNNERS.
+    extra_args: `--flag=value` Beam options passed through; they override ours.
+    image: the pipeline's container image, used for remote Beam workers.
+    direct_num_workers: DirectRunner processes per component pod.
+  """
+  if runner not in RUNNERS:
+    raise BeamArgsError(f'--beam-runner must be one of {", ".join(RUNNERS)}, got {runner!r}')
+  given = _flag_names(extra_args)
+  missing = [flag for flag in REQUIRED_ARGS[runner] if flag not in given]
+  if missing:
+    raise BeamArgsError(
+        f'--beam-runner {runner} needs ' +
+        ', '.join(f'--beam-arg={flag}=...' for flag in missing))
+  args = [f'--runner={runner}']
+  if runner == DIRECT_RUNNER:
+    args += direct_args(direct_num_workers)
+  elif runner == DATAFLOW_RUNNER and '--sdk_container_image' not in given:
+    args.append(f'--sdk_container_image={image}')
+  elif runner == PORTABLE_RUNNER and '--environment_type' not in given:
+    args += ['--environment_type=DOCKER', f'--environment_config={image}']
+  return tuple(args) + tuple(extra_args)
+
+
+def portable_loopback_args(job_endpoint: str) -> Tuple[str, ...]:
+  """PortableRunner at `job_endpoint` (HOST:PORT or `embed`), workers in this process."""
+  host, _, port = job_endpoint.rpartition(':')
+  if job_endpoint != EMBEDDED_JOB_SERVICE and not (host and port.isdigit()):
+    raise BeamArgsError(
+        f'--job-endpoint takes HOST:PORT (e.g. localhost:8099) or '
+        f'{EMBEDDED_JOB_SERVICE}, got {job_endpoint!r}')
+  return (f'--runner={PORTABLE_RUNNER}', f'--job_endpoint={job_endpoint}',
+          '--environment_type=LOOPBACK')
