@@ -93,6 +93,30 @@ def _placeholders(executor_input: Dict[str, Any]) -> Dict[str, str]:
   return result
 
 
+def _definition(spec: Mapping[str, Any], name: str) -> Tuple[Any, Any, Any]:
+  """What KFP's cache key of a task reads from the spec: the task, its component, its executor."""
+  task = spec['root']['dag']['tasks'][name]
+  component = spec['components'][task['componentRef']['name']]
+  return task, component, spec['deploymentSpec']['executors'][component['executorLabel']]
+
+
+def changed_tasks(spec: Mapping[str, Any], earlier_spec: Mapping[str, Any]) -> List[str]:
+  """The tasks of `spec` whose inputs differ from `earlier_spec`'s, in dependency order.
+
+  A task's inputs differ when its own definition (parameters, container) does,
+  or when a task it reads from differs. The others would be cache hits of a
+  run of `earlier_spec` on the same data.
+  """
+  tasks = spec['root']['dag']['tasks']
+  changed: List[str] = []
+  for name in _topological_order(tasks):
+    if (name not in earlier_spec['root']['dag']['tasks']
+        or _definition(spec, name) != _definition(earlier_spec, name)
+        or set(tasks[name].get('dependentTasks', [])) & set(changed)):
+      changed.append(name)
+  return changed
+
+
 class Launcher:
   """Executes one compiled package; `run` is one pipeline run."""
 
@@ -140,9 +164,8 @@ class Launcher:
 
   def _run_task(self, name: str, run_id: str, run_parameters: Mapping[str, Any],
                 recorded: Dict[Tuple[str, str], Dict[str, Any]]) -> Dict[str, Any]:
-    task = self.spec['root']['dag']['tasks'][name]
-    component = self.spec['components'][task['componentRef']['name']]
-    container = self.spec['deploymentSpec']['executors'][component['executorLabel']]['container']
+    task, component, executor = _definition(self.spec, name)
+    container = executor['container']
     pipeline_root = self.spec['defaultPipelineRoot']
     task_dir = os.path.join(self.work_dir, run_id, name)
     os.makedirs(task_dir, exist_ok=True)
@@ -198,9 +221,14 @@ class Launcher:
     """Runs the tasks in dependency order; raises TaskFailed on the first failure.
 
     With `reuse`, only the tasks in `execute` run; the others hand on the
-    outputs they produced in that earlier run, as KFP does for cache hits.
+    outputs they produced in that earlier run (of this package or another),
+    as KFP does for cache hits.
     """
     recorded: Dict[Tuple[str, str], Dict[str, Any]] = {}
+    if reuse is not None:
+      # New artifacts get ids the reused ones do not have, as ML Metadata's would.
+      self._next_id = max([self._next_id - 1] + [
+          artifact['id'] for artifact in reuse.recorded.values()]) + 1
     outputs, seconds = {}, {}
     for name in _topological_order(self.spec['root']['dag']['tasks']):
       if reuse is not None and name not in execute:
