@@ -12,15 +12,18 @@ spec fingerprints the model code it was compiled with. See docs/kubeflow.md.
 
 import argparse
 import dataclasses
+import os
 import sys
 from typing import List, Tuple
 
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from kfp_server_api import ApiException
+from tfx import v1 as tfx
 import urllib3
 
 from contracts import configs
 from orchestration import beam_runners
+from orchestration import config_flags
 from orchestration.kubeflow import compiler as kubeflow_compiler
 from orchestration.kubeflow import configs as kubeflow_configs
 from orchestration.kubeflow import platform as kubeflow_platform
@@ -108,9 +111,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                      help='where the compiled package is written')
 
   training = parser.add_argument_group('training')
-  training.add_argument('--epochs', type=_positive(int), default=training_defaults.epochs)
-  training.add_argument('--batch-size', type=_positive(int),
-                        default=training_defaults.batch_size)
+  # Checked by the config itself (configs.ConfigError), as local_runner.py's are.
+  training.add_argument('--epochs', type=int, default=training_defaults.epochs)
+  training.add_argument('--batch-size', type=int, default=training_defaults.batch_size)
   training.add_argument('--no-cache', action='store_true',
                         help='rerun every component instead of reusing cached results')
 
@@ -148,18 +151,34 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   beam.add_argument('--beam-arg', action='append', default=[], metavar='--FLAG=VALUE',
                     help='Beam pipeline option passed through (repeatable), '
                          'e.g. --beam-arg=--project=my-project')
+  beam.add_argument('--job-endpoint', metavar='HOST:PORT',
+                    help='for --beam-runner PortableRunner: the Flink or Spark job '
+                         'server (the same as --beam-arg=--job_endpoint=HOST:PORT)')
 
   kfp = parser.add_argument_group('Kubeflow Pipelines')
   kfp.add_argument('--host', help='KFP API endpoint, e.g. http://localhost:8080')
   kfp.add_argument('--submit', action='store_true', help='upload and start a run now')
   kfp.add_argument('--schedule', type=_cron, metavar='CRON',
                    help="upload and retrain on KFP's 6-field cron, e.g. '0 0 3 * * 1'")
-  kfp.add_argument('--experiment', default=kubeflow_configs.PIPELINE_NAME)
+  kfp.add_argument('--experiment', default=kubeflow_configs.PIPELINE_NAME,
+                   help='experiment name; created if missing')
+  kfp.add_argument('--experiment-id',
+                   help='an existing experiment to run in, instead of --experiment')
+  kfp.add_argument('--namespace',
+                   help='the Kubeflow user namespace (multi-user deployments)')
+  kfp.add_argument('--token-file',
+                   help='file holding a bearer token for the KFP API, re-read on '
+                        'each request (multi-user deployments), e.g. the output '
+                        'of kubectl create token')
   args = parser.parse_args(argv)
   if (args.submit or args.schedule) and not args.host:
     parser.error('--submit and --schedule need --host (the KFP API endpoint)')
+  if args.token_file and not os.path.isfile(args.token_file):
+    parser.error(f'--token-file {args.token_file!r} is not a file')
   if args.gpus < 0:
     parser.error(f'--gpus must be 0 or more, got {args.gpus}')
+  if args.job_endpoint and args.beam_runner != beam_runners.PORTABLE_RUNNER:
+    parser.error(f'--job-endpoint applies to --beam-runner {beam_runners.PORTABLE_RUNNER} only')
   return args
 
 
@@ -185,12 +204,18 @@ def build_configs(args: argparse.Namespace
       pipeline_root=args.pipeline_root,
       serving_dir=args.serving_dir,
       schema_file=kubeflow_configs.IMAGE_SCHEMA_FILE,
-      data=dataclasses.replace(configs.DataConfig(), data_root=args.data_root),
+      # The compiled default; each run may set another (KFP's run parameters).
+      data=dataclasses.replace(
+          configs.DataConfig(), data_root=tfx.dsl.experimental.RuntimeParameter(
+              name=kubeflow_configs.DATA_ROOT_PARAMETER, ptype=str,
+              default=args.data_root)),
       training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
                                    batch_size=args.batch_size),
       enable_cache=not args.no_cache,
       beam_pipeline_args=beam_runners.beam_pipeline_args(
-          args.beam_runner, args.beam_arg, args.image,
+          args.beam_runner,
+          [f'--job_endpoint={args.job_endpoint}'] * bool(args.job_endpoint) + args.beam_arg,
+          args.image,
           direct_num_workers=max(1, int(args.cpu))))
   return pipeline_config, platform
 
@@ -198,10 +223,14 @@ def build_configs(args: argparse.Namespace
 def main(argv: List[str]) -> int:
   args = parse_args(argv)
   try:
-    pipeline_config, platform = build_configs(args)
+    built, message = config_flags.config_or_message(
+        'kubeflow_runner.py', lambda: build_configs(args))
   except beam_runners.BeamArgsError as e:
-    print(f'kubeflow_runner.py: {e}', file=sys.stderr)
+    message = f'kubeflow_runner.py: {e}'
+  if message:
+    print(message, file=sys.stderr)
     return 2
+  pipeline_config, platform = built
   try:
     kubeflow_compiler.compile_package(
         pipeline_lib.create_pipeline(pipeline_config), platform, args.output)
@@ -213,8 +242,9 @@ def main(argv: List[str]) -> int:
     return 0
   try:
     submission = kubeflow_submit.submit(
-        args.host, args.output, pipeline_config.pipeline_name, args.experiment,
-        run_now=args.submit, cron=args.schedule)
+        kubeflow_submit.Connection(args.host, args.namespace, args.token_file),
+        args.output, pipeline_config.pipeline_name, args.experiment,
+        run_now=args.submit, cron=args.schedule, experiment_id=args.experiment_id)
   except ApiException as e:
     body = ' '.join(str(e.body or '').split())
     print(f'kubeflow_runner.py: Kubeflow Pipelines at {args.host} answered '

@@ -25,6 +25,8 @@ from dataset import data_audit
 from dataset import data_root
 from dataset import image_files
 from models import registry
+from orchestration import beam_runners
+from orchestration import config_flags
 from orchestration import local
 from orchestration import metadata_health
 from orchestration import run_failures
@@ -32,18 +34,6 @@ from run_report import build as report_build
 
 # Held (flock) in the output dir while a run uses it; see `exclusive_output_dir`.
 LOCK_FILE_NAME = '.run.lock'
-# The flag that sets each config value `configs.ConfigError` can name.
-_FLAG_OF_FIELD = {
-    'model.image_size': '--image-size',
-    'model.ensemble_size': '--ensemble-size', 'training.epochs': '--epochs',
-    'training.batch_size': '--batch-size', 'evaluation.min_accuracy': '--min-accuracy',
-    'evaluation.min_malignant_recall': '--min-malignant-recall',
-    'evaluation.regression_tolerance': '--regression-tolerance',
-    'keep_served_versions': '--keep-versions',
-    'data.max_quarantined_fraction': '--max-quarantined-fraction',
-    'data.label_conflicts': '--label-conflicts',
-    **{f'data.splits.{name}': '--splits' for name in ('train', 'eval', 'test')},
-}
 
 
 def _split_ratios(text: str) -> configs.SplitConfig:
@@ -103,6 +93,13 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                            'process; 0: one worker process per core, for folders far '
                            'larger than BUSI). On BUSI, in-process Beam measured 2.3x '
                            'less CPU and half the peak memory (bench/README.md)')
+  parser.add_argument('--beam-runner', choices=('direct', 'portable'), default='direct',
+                      help="direct (default): Beam's DirectRunner, see --beam-workers; "
+                           "portable: Beam's PortableRunner at --job-endpoint")
+  parser.add_argument('--job-endpoint', default=beam_runners.EMBEDDED_JOB_SERVICE,
+                      help='for --beam-runner portable: a Beam job server (Flink, Spark) '
+                           f'at HOST:PORT, or {beam_runners.EMBEDDED_JOB_SERVICE} '
+                           '(the default) for Beam\'s own, in this process')
   parser.add_argument('--no-cache', action='store_true',
                       help='rerun every component instead of reusing cached results')
   parser.add_argument('--max-quarantined-fraction', type=_fraction,
@@ -118,6 +115,11 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   args = parser.parse_args(argv)
   if args.beam_workers < 0:
     parser.error(f'--beam-workers must be 0 (one per core) or more, got {args.beam_workers}')
+  if args.beam_runner == 'portable':
+    try:
+      args.portable_beam_args = beam_runners.portable_loopback_args(args.job_endpoint)
+    except beam_runners.BeamArgsError as e:
+      parser.error(str(e))
   if args.ensemble_size < 1:
     parser.error(f'--ensemble-size must be at least 1, got {args.ensemble_size}')
   model_spec = registry.spec(args.model)
@@ -157,7 +159,9 @@ def build_config(args: argparse.Namespace, data_root_dir: str) -> configs.Pipeli
           regression_tolerance=args.regression_tolerance),
       keep_served_versions=args.keep_versions,
       enable_cache=not args.no_cache,
-      beam_workers=args.beam_workers)
+      beam_workers=args.beam_workers,
+      beam_pipeline_args=(args.portable_beam_args if args.beam_runner == 'portable'
+                          else None))
 
 
 def run(config: configs.PipelineConfig) -> int:
@@ -194,15 +198,6 @@ def run(config: configs.PipelineConfig) -> int:
   return 0
 
 
-def config_or_message(args: argparse.Namespace, data_root: str):
-  """(the run's config, None), or (None, one line naming the flag at fault)."""
-  try:
-    return build_config(args, data_root), None
-  except configs.ConfigError as e:
-    flag = _FLAG_OF_FIELD.get(e.field, e.field)
-    return None, f'local_runner.py: error: {flag} {e.message}'
-
-
 def main(argv: List[str]) -> int:
   args = parse_args(argv)
   if args.data_root and not os.path.isdir(args.data_root):
@@ -213,7 +208,8 @@ def main(argv: List[str]) -> int:
   if data_root_dir is None:
     print(data_root.not_found_message(args.data_root), file=sys.stderr)
     return 2
-  config, message = config_or_message(args, data_root_dir)
+  config, message = config_flags.config_or_message(
+      'local_runner.py', lambda: build_config(args, data_root_dir))
   if message:
     print(message, file=sys.stderr)
     return 2

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Sequence
 from absl import logging
 import tensorflow_model_analysis as tfma
 from tfx import types
+from tfx.components.evaluator import constants as evaluator_constants
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.components.base import executor_spec
@@ -59,6 +60,11 @@ class Executor(evaluator_executor.Executor):
       blessing.set_string_custom_property(names.BASELINE_VERSION_PROPERTY, version)
       input_dict = {**input_dict, standard_component_specs.BASELINE_MODEL_KEY: [baseline]}
     super().Do(input_dict, output_dict, exec_properties)
+    # TFX records the baseline's ML Metadata id, which the served copy does not
+    # have (0); Kubeflow's entrypoint would look that id up among the task's
+    # inputs and fail. The served version above says which model it was.
+    blessing.mlmd_artifact.custom_properties.pop(
+        evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, None)
 
 
 class ServedBaselineEvaluatorSpec(standard_component_specs.EvaluatorSpec):

@@ -6,6 +6,11 @@ For more data, the same components hand their Beam work to an existing engine:
 Google Cloud Dataflow, or Flink or Spark through Beam's portable job server.
 The remote workers import this project's components and model code, so by
 default they run the pipeline's own image.
+
+On one machine, `portable_loopback_args` runs them through the same job API
+that Flink's and Spark's job servers implement, with Beam's embedded job
+service (`embed`) or a job server at HOST:PORT, and the SDK workers in the
+submitting process (LOOPBACK).
 """
 
 from typing import Dict, Sequence, Tuple
@@ -21,6 +26,10 @@ REQUIRED_ARGS: Dict[str, Tuple[str, ...]] = {
     DATAFLOW_RUNNER: ('--project', '--region', '--temp_location'),
     PORTABLE_RUNNER: ('--job_endpoint',),
 }
+
+
+# The job endpoint that starts Beam's own job service inside the process.
+EMBEDDED_JOB_SERVICE = 'embed'
 
 
 class BeamArgsError(ValueError):
@@ -76,3 +85,14 @@ def beam_pipeline_args(runner: str, extra_args: Sequence[str], image: str,
   elif runner == PORTABLE_RUNNER and '--environment_type' not in given:
     args += ['--environment_type=DOCKER', f'--environment_config={image}']
   return tuple(args) + tuple(extra_args)
+
+
+def portable_loopback_args(job_endpoint: str) -> Tuple[str, ...]:
+  """PortableRunner at `job_endpoint` (HOST:PORT or `embed`), workers in this process."""
+  host, _, port = job_endpoint.rpartition(':')
+  if job_endpoint != EMBEDDED_JOB_SERVICE and not (host and port.isdigit()):
+    raise BeamArgsError(
+        f'--job-endpoint takes HOST:PORT (e.g. localhost:8099) or '
+        f'{EMBEDDED_JOB_SERVICE}, got {job_endpoint!r}')
+  return (f'--runner={PORTABLE_RUNNER}', f'--job_endpoint={job_endpoint}',
+          '--environment_type=LOOPBACK')

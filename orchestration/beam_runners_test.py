@@ -50,6 +50,13 @@ def test_missing_runner_options_are_named(runner, args, missing):
     beam_runners.beam_pipeline_args(runner, args, IMAGE, 2)
 
 
+@pytest.mark.parametrize('endpoint', ['embed', 'localhost:8099'])
+def test_portable_loopback_runs_the_workers_in_the_submitting_process(endpoint):
+  parsed = options(beam_runners.portable_loopback_args(endpoint))
+  assert (parsed['runner'], parsed['job_endpoint'], parsed['environment_type']) == (
+      'PortableRunner', endpoint, 'LOOPBACK')
+
+
 def test_a_local_run_keeps_one_worker_in_process_and_more_in_processes():
   in_process = options(beam_runners.local_direct_args(1))
   assert (in_process['direct_running_mode'], in_process['direct_num_workers']) == (

@@ -6,6 +6,7 @@ code; both run it here, so a benchmark measures what `make run` runs.
 
 import dataclasses
 import os
+from typing import Optional, Tuple
 
 from tfx import v1 as tfx
 
@@ -25,12 +26,16 @@ def local_config(data_root: str, output_dir: str, *,
                  evaluation: configs.EvaluationConfig = configs.EvaluationConfig(),
                  keep_served_versions: int = configs.PipelineConfig.keep_served_versions,
                  enable_cache: bool = True,
-                 beam_workers: int = 1) -> configs.PipelineConfig:
+                 beam_workers: int = 1,
+                 beam_pipeline_args: Optional[Tuple[str, ...]] = None
+                 ) -> configs.PipelineConfig:
   """The configuration of a local run reading `data_root`, writing under `output_dir`.
 
   Artifacts go to `<output_dir>/tfx`, ML Metadata to `<output_dir>/metadata.sqlite`
-  and pushed models to `<output_dir>/serving_model`. `beam_workers` as
-  `beam_runners.local_direct_args` takes it.
+  and pushed models to `<output_dir>/serving_model`. Beam runs DirectRunner with
+  `beam_workers` as `beam_runners.local_direct_args` takes it, unless
+  `beam_pipeline_args` names other Beam arguments (e.g.
+  `beam_runners.portable_loopback_args`).
   """
   output_dir = os.path.abspath(output_dir)
   return configs.PipelineConfig(
@@ -43,7 +48,8 @@ def local_config(data_root: str, output_dir: str, *,
       evaluation=evaluation,
       keep_served_versions=keep_served_versions,
       enable_cache=enable_cache,
-      beam_pipeline_args=beam_runners.local_direct_args(beam_workers))
+      beam_pipeline_args=(beam_runners.local_direct_args(beam_workers)
+                          if beam_pipeline_args is None else beam_pipeline_args))
 
 
 def run_dag(dag: tfx.dsl.Pipeline, metadata_path: str) -> None:

@@ -1,8 +1,9 @@
 """The Dockerfile, checked without a Docker engine: lint, pins, and what the spec expects.
 
 No image can be built here, so these are the ways it can silently drift: a
-version that differs from the lock the tests ran with, or a path the compiled
-pipeline refers to that the image does not have.
+version that differs from the lock the tests ran with, a package installed
+outside the lock, or a path the compiled pipeline refers to that the image
+does not have.
 """
 
 import os
@@ -16,7 +17,8 @@ from orchestration.kubeflow import configs as kubeflow_configs
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _HADOLINT = os.path.join(os.path.dirname(sys.executable), 'hadolint')
 # Packages the executors import beyond the standard library, TFX and its dependencies.
-_PROJECT_PACKAGES = ('contracts', 'dataset', 'components', 'models', 'pipeline')
+_PROJECT_PACKAGES = ('contracts', 'dataset', 'components', 'models', 'pipeline',
+                     'orchestration')
 
 
 def _normalized(name: str) -> str:
@@ -52,15 +54,36 @@ def test_hadolint_finds_nothing():
 
 
 def test_base_image_is_the_locked_tfx_release():
-  assert arguments_of('FROM') == [f'tensorflow/tfx:{locked_versions()["tfx"]}']
+  [base] = arguments_of('FROM')
+  assert re.fullmatch(rf'tensorflow/tfx:{re.escape(locked_versions()["tfx"])}'
+                      r'(@sha256:[0-9a-f]{64})?', base), base
 
 
-def test_every_pip_pin_matches_the_lock():
-  locked = locked_versions()
-  pins = re.findall(r'([A-Za-z0-9_.-]+)==(\S+)', ' '.join(arguments_of('RUN')))
-  assert pins
-  for name, version in pins:
-    assert locked.get(_normalized(name)) == version, name
+def lock_lines() -> List[str]:
+  with open(os.path.join(_PROJECT_DIR, 'requirements.lock')) as f:
+    return [line.strip() for line in f
+            if line.strip() and not line.lstrip().startswith('#')]
+
+
+def test_the_lock_pins_every_package_exactly():
+  unpinned = [line for line in lock_lines()
+              if not re.fullmatch(r'[A-Za-z0-9_.-]+==[A-Za-z0-9_.+!-]+', line)]
+  assert not unpinned
+
+
+def test_the_image_installs_the_lock_and_nothing_else():
+  assert 'requirements.lock .' in arguments_of('COPY')
+  install = 'pip install --no-cache-dir --no-deps -r requirements.lock'
+  assert [arguments for arguments in arguments_of('RUN') if 'pip' in arguments.split()] == [
+      install]
+  # Installed before the code is copied, so a code change reuses that layer.
+  assert DOCKERFILE.index(('RUN', install)) < DOCKERFILE.index(
+      ('COPY', 'components/ components/'))
+
+
+def test_the_steps_run_as_a_user_without_root():
+  users = arguments_of('USER')
+  assert users and users[-1] not in ('root', '0')
 
 
 def test_the_project_lands_where_the_compiled_spec_looks():

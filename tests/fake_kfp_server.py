@@ -24,6 +24,7 @@ class Request:
   query: Dict[str, str]
   json: Optional[Dict[str, Any]] = None
   files: Dict[str, bytes] = dataclasses.field(default_factory=dict)
+  headers: Dict[str, str] = dataclasses.field(default_factory=dict)  # lower-case names
 
 
 def _multipart_files(content_type: str, body: bytes) -> Dict[str, bytes]:
@@ -111,7 +112,8 @@ class FakeKfpServer:
 
       def _serve(self):
         url = urllib.parse.urlsplit(self.path)
-        request = Request(self.command, url.path, dict(urllib.parse.parse_qsl(url.query)))
+        request = Request(self.command, url.path, dict(urllib.parse.parse_qsl(url.query)),
+                          headers={k.lower(): v for k, v in self.headers.items()})
         body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
         content_type = self.headers.get('Content-Type', '')
         if content_type.startswith('multipart/form-data'):

@@ -10,7 +10,9 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 import kubeflow_runner
+from orchestration.kubeflow import compiler as kubeflow_compiler
 from orchestration.kubeflow import configs as kubeflow_configs
+from orchestration.kubeflow import entrypoint as kubeflow_entrypoint
 
 IMAGE = 'registry.example/busi-tfx:abc123'
 PIPELINE_ROOT = 'gs://busi-bucket/tfx'
@@ -116,11 +118,25 @@ def test_every_executor_is_a_container_of_the_configured_image(package):
     assert '--runner=DirectRunner' in executor.container.args, task
 
 
+def test_every_task_runs_the_project_entrypoint_and_the_trainer_requires_its_gpus(package):
+  pipeline_spec, _ = package
+  for task in EXPECTED_EDGES:
+    _, executor = executor_of(pipeline_spec, task)
+    assert tuple(executor.container.command) == kubeflow_compiler.ENTRYPOINT_COMMAND, task
+    requires_gpus = kubeflow_entrypoint.REQUIRE_GPUS_FLAG in executor.container.args
+    assert requires_gpus == (task == kubeflow_configs.TRAINER_ID), task
+  _, trainer = executor_of(pipeline_spec, kubeflow_configs.TRAINER_ID)
+  assert list(trainer.container.args[:2]) == [kubeflow_entrypoint.REQUIRE_GPUS_FLAG, '2']
+
+
 def test_pipeline_root_and_parameters_are_the_configured_ones(package):
   pipeline_spec, _ = package
   assert pipeline_spec.pipeline_info.name == kubeflow_configs.PIPELINE_NAME
   assert pipeline_spec.default_pipeline_root == PIPELINE_ROOT
-  assert parameter(pipeline_spec, 'ImageExampleGen', 'input_base') == DATA_ROOT
+  data_root = pipeline_spec.root.dag.tasks['ImageExampleGen'].inputs.parameters['input_base']
+  assert data_root.component_input_parameter == kubeflow_configs.DATA_ROOT_PARAMETER
+  assert pipeline_spec.root.input_definitions.parameters[
+      kubeflow_configs.DATA_ROOT_PARAMETER].default_value.string_value == DATA_ROOT
   assert parameter(pipeline_spec, 'ImportSchemaGen', 'schema_file') == (
       kubeflow_configs.IMAGE_SCHEMA_FILE)
   assert parameter(pipeline_spec, 'ServedBaselineEvaluator', 'serving_model_dir') == (
@@ -142,6 +158,7 @@ def test_cpu_only_training_has_no_gpu_request_or_pinning(tmp_path):
   pipeline_spec, platform_spec = read_package(path)
   _, trainer = executor_of(pipeline_spec, kubeflow_configs.TRAINER_ID)
   assert not trainer.container.resources.HasField('accelerator')
+  assert kubeflow_entrypoint.REQUIRE_GPUS_FLAG not in trainer.container.args
   assert not platform_spec.platforms
 
 
@@ -151,14 +168,27 @@ def test_cpu_only_training_has_no_gpu_request_or_pinning(tmp_path):
     (['--submit'], '--host'),
     (['--gpu-toleration', 'nvidia.com/gpu:Sometimes'], '--gpu-toleration'),
     (['--gpu-node-selector', 'pool'], '--gpu-node-selector'),
-    (['--epochs', '0'], '--epochs'),
     (['--resources', 'Transform=4'], '--resources'),
+    (['--job-endpoint', 'flink:8099'], '--job-endpoint'),
 ])
 def test_bad_flags_are_one_line_usage_errors(flags, flag_named, capsys):
   with pytest.raises(SystemExit) as exit_info:
     kubeflow_runner.parse_args(REQUIRED_FLAGS + flags)
   assert exit_info.value.code == 2
   assert flag_named in capsys.readouterr().err.splitlines()[-1]
+
+
+@pytest.mark.parametrize('flags, line', [
+    (['--epochs', '0'], '--epochs must be at least 1'),
+    (['--batch-size', '-2'], '--batch-size must be at least 1'),
+])
+def test_a_value_the_config_refuses_is_one_line_naming_the_flag(flags, line, tmp_path,
+                                                               capsys):
+  path = tmp_path / 'pipeline.yaml'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + ['--output', str(path)] + flags) == 2
+  assert capsys.readouterr().err.splitlines() == [
+      f'kubeflow_runner.py: error: {line} (a whole number), got {flags[1]}']
+  assert not path.exists()
 
 
 def test_a_remote_beam_runner_without_its_required_options_is_refused(tmp_path, capsys):
@@ -177,3 +207,14 @@ def test_resources_for_a_component_the_pipeline_lacks_are_refused(tmp_path, caps
   message = capsys.readouterr().err.splitlines()[-1]
   assert 'Tranform' in message and 'Transform' in message
   assert not path.exists()
+
+
+def test_a_portable_job_server_is_given_by_its_endpoint(tmp_path):
+  path = tmp_path / 'pipeline.yaml'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + [
+      '--output', str(path), '--beam-runner', 'PortableRunner',
+      '--job-endpoint', 'flink-jobserver:8099']) == 0
+  pipeline_spec, _ = read_package(path)
+  _, statistics_gen = executor_of(pipeline_spec, 'StatisticsGen')
+  args = list(statistics_gen.container.args)
+  assert '--runner=PortableRunner' in args and '--job_endpoint=flink-jobserver:8099' in args

@@ -84,3 +84,32 @@ def test_a_rejected_request_is_a_one_line_error_with_the_servers_reason(
       '--output', str(tmp_path / 'pipeline.yaml'), '--host', server.url, '--submit']) == 1
   message = capsys.readouterr().err.splitlines()[-1]
   assert '400 Bad Request' in message and 'pipeline spec is invalid' in message
+
+
+def test_multi_user_submit_sends_the_namespace_and_the_token(server, tmp_path):
+  token = tmp_path / 'token'
+  token.write_text('sa-token-123\n')
+  run_runner(server, tmp_path, '--submit', '--namespace', 'team-imaging',
+             '--token-file', str(token))
+  [experiment] = server.find('POST', '/experiments')
+  assert experiment.json['namespace'] == 'team-imaging'
+  for request in server.requests:
+    assert request.headers.get('authorization') == 'Bearer sa-token-123', request.path
+
+
+def test_an_existing_experiment_id_is_used_as_is(server, tmp_path):
+  run_runner(server, tmp_path, '--submit', '--schedule', CRON,
+             '--experiment-id', 'experiment-from-admin')
+  assert not server.find('POST', '/experiments')
+  [run] = server.find('POST', '/runs')
+  [recurring] = server.find('POST', '/recurringruns')
+  assert run.json['experiment_id'] == recurring.json['experiment_id'] == (
+      'experiment-from-admin')
+
+
+def test_a_missing_token_file_is_a_usage_error(tmp_path, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    kubeflow_runner.parse_args(REQUIRED_FLAGS + [
+        '--submit', '--host', 'http://h', '--token-file', str(tmp_path / 'none')])
+  assert exit_info.value.code == 2
+  assert '--token-file' in capsys.readouterr().err.splitlines()[-1]

@@ -18,6 +18,10 @@ PIPELINE_NAME = names.PIPELINE_NAME.replace('_', '-')
 IMAGE_PROJECT_DIR = '/pipeline'
 IMAGE_SCHEMA_FILE = f'{IMAGE_PROJECT_DIR}/schema/schema.pbtxt'
 
+# Pipeline parameters of the compiled package: a run or a recurring run can set
+# them without recompiling (in the KFP UI, or the `params` of kfp.Client's runs).
+DATA_ROOT_PARAMETER = 'data_root'
+
 # The component that gets the GPUs; every other one asks for CPU and memory only.
 TRAINER_ID = names.TRAINER
 

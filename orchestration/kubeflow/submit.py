@@ -11,6 +11,7 @@ import hashlib
 from typing import Optional, Tuple
 
 import kfp
+from kfp import client as kfp_client
 
 # KFP's scheduler reads cron with a leading seconds field (robfig/cron).
 CRON_FIELDS = 6
@@ -23,6 +24,29 @@ class Submission:
   version_id: str
   run_id: Optional[str] = None
   recurring_run_id: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Connection:
+  """How to reach and authenticate to the KFP API.
+
+  Multi-user Kubeflow rejects requests without a user namespace and a token:
+  `token_file` holds a bearer token (e.g. `kubectl create token` output, or
+  the projected service-account token inside a pod), read again on every
+  request so a refreshed token is picked up.
+  """
+  host: str
+  namespace: Optional[str] = None
+  token_file: Optional[str] = None
+
+
+def client_for(connection: Connection) -> kfp.Client:
+  credentials = (kfp_client.ServiceAccountTokenVolumeCredentials(connection.token_file)
+                 if connection.token_file else None)
+  if connection.namespace:
+    return kfp.Client(host=connection.host, namespace=connection.namespace,
+                      credentials=credentials)
+  return kfp.Client(host=connection.host, credentials=credentials)
 
 
 def check_cron(expression: str) -> str:
@@ -57,18 +81,24 @@ def upload(client: kfp.Client, package_path: str, pipeline_name: str,
   return pipeline_id, version.pipeline_version_id
 
 
-def submit(host: str, package_path: str, pipeline_name: str, experiment: str,
-           run_now: bool, cron: Optional[str],
+def submit(connection: Connection, package_path: str, pipeline_name: str,
+           experiment: str, run_now: bool, cron: Optional[str],
+           experiment_id: Optional[str] = None,
            now: Optional[datetime.datetime] = None) -> Submission:
   """Uploads, then starts a run (run_now) and/or a recurring run (cron).
 
+  The run goes into `experiment_id` when given (an experiment that exists,
+  e.g. one a Kubeflow admin created in the user's namespace), otherwise into
+  the experiment named `experiment`, created in the namespace if missing.
   The recurring run allows one run at a time and, when the schedule was paused
   or the backend was down, starts one run rather than one per missed slot.
   """
   now = now or datetime.datetime.now(datetime.timezone.utc)
-  client = kfp.Client(host=host)
+  client = client_for(connection)
   pipeline_id, version_id = upload(client, package_path, pipeline_name, now)
-  experiment_id = client.create_experiment(experiment).experiment_id
+  if not experiment_id:
+    experiment_id = client.create_experiment(
+        experiment, namespace=connection.namespace).experiment_id
   run_id = recurring_run_id = None
   if run_now:
     run_id = client.run_pipeline(

@@ -1,0 +1,77 @@
+"""The task entrypoint: input types completed from the spec, missing GPUs refused."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from orchestration.kubeflow import entrypoint as kubeflow_entrypoint
+
+_PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_EXAMPLES_TYPE = {'instanceSchema': 'title: tfx.Examples\ntype: object\n'}
+INPUTS_SPEC = {'artifacts': {'examples': {'artifactType': _EXAMPLES_TYPE}},
+               'parameters': {'exclude_splits': {'parameterType': 'STRING'}}}
+
+
+def executor_input(artifact_type):
+  return {'inputs': {'artifacts': {'examples': {'artifacts': [
+      {'name': '7', 'uri': 'gs://b/examples/1', 'type': artifact_type,
+       'metadata': {'split_names': '["train"]'}}]}}}}
+
+
+def input_type(completed):
+  return completed['inputs']['artifacts']['examples']['artifacts'][0]['type']
+
+
+@pytest.mark.parametrize('sent', [{'instanceSchema': ''}, {}])
+def test_untyped_inputs_of_the_open_source_backend_get_the_spec_type(sent):
+  completed = kubeflow_entrypoint.complete_input_types(executor_input(sent), INPUTS_SPEC)
+  assert input_type(completed) == _EXAMPLES_TYPE
+  assert completed['inputs']['artifacts']['examples']['artifacts'][0]['name'] == '7'
+
+
+def test_typed_inputs_of_vertex_are_left_as_sent():
+  sent = {'schemaTitle': 'tfx.Examples'}
+  completed = kubeflow_entrypoint.complete_input_types(executor_input(sent), INPUTS_SPEC)
+  assert input_type(completed) == sent
+
+
+def test_an_input_the_spec_does_not_type_is_named():
+  with pytest.raises(ValueError, match="'examples'"):
+    kubeflow_entrypoint.complete_input_types(executor_input({'instanceSchema': ''}),
+                                             {'artifacts': {}})
+
+
+def test_arguments_reach_tfx_unchanged_but_the_executor_input():
+  argv = ['--executor_class_path', 'm.Executor',
+          '--json_serialized_invocation_args',
+          json.dumps(executor_input({'instanceSchema': ''})),
+          '--json_serialized_inputs_spec_args', json.dumps(INPUTS_SPEC),
+          '--runner=DirectRunner', '--require_gpus', '2']
+  rewritten, gpus = kubeflow_entrypoint.rewrite_arguments(argv)
+  assert gpus == 2
+  assert rewritten[:3] == argv[:3] and rewritten[4:] == argv[4:7]
+  assert input_type(json.loads(rewritten[3])) == _EXAMPLES_TYPE
+
+
+def test_a_task_that_asked_for_a_gpu_stops_when_none_is_visible():
+  # This machine has no GPU: the task must stop before TFX runs anything.
+  argv = ['--require_gpus', '1',
+          '--executor_class_path', 'tfx.components.trainer.executor.GenericExecutor',
+          '--json_serialized_invocation_args', json.dumps(executor_input({}))]
+  result = subprocess.run(
+      [sys.executable, '-m', kubeflow_entrypoint.__name__, *argv], cwd=_PROJECT_DIR,
+      env={**os.environ, 'PYTHONPATH': _PROJECT_DIR, 'CUDA_VISIBLE_DEVICES': ''},
+      capture_output=True, text=True, check=False)
+  assert result.returncode == 1
+  last_line = result.stderr.strip().splitlines()[-1]
+  assert 'asked for 1 GPU(s) but TensorFlow sees 0' in last_line
+
+
+def test_gpu_check_passes_when_enough_are_visible_or_none_was_asked_for():
+  kubeflow_entrypoint.check_gpus(2, visible=2)
+  kubeflow_entrypoint.check_gpus(0, visible=0)
+  with pytest.raises(kubeflow_entrypoint.MissingGpuError):
+    kubeflow_entrypoint.check_gpus(2, visible=1)

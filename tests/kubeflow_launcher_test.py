@@ -1,0 +1,135 @@
+"""The compiled Kubeflow package, executed task by task as KFP's launcher runs it.
+
+Packages are compiled for one local pipeline root (floors of 0, so tiny data
+can be blessed; 32-pixel images, five scans a class, the fewest that put each
+class in every split) and run by tests/kfp_launcher.py:
+
+1. the whole DAG with the open-source backend's input artifacts; it pushes;
+2. a package compiled with another training seed, on the same data, with the
+   open-source backend's inputs again. The tasks whose inputs are unchanged
+   (the data tasks before Transform) hand on run 1's outputs, as KFP's cache
+   reuses a task whose inputs are unchanged; Transform and the Trainer (the
+   seed is in their config), the Evaluator, now with run 1's pushed model as
+   its served baseline (reason 3 of issue 17), and the Pusher execute. On a
+   cluster ImageExampleGen is never cached (so that new images are read) and
+   the whole DAG reruns; run 1 already ran those tasks from open-source inputs;
+3. the Evaluator and the Pusher of run 2 again, with Vertex AI's inputs.
+
+Each task costs TensorFlow's and TFX's start-up (10 to 20 s), so no task runs
+more often than one of these points needs.
+"""
+
+import dataclasses
+import os
+
+import pytest
+import yaml
+
+import kubeflow_runner
+from bench import synthetic_busi
+from contracts import configs
+from contracts import names
+from orchestration.kubeflow import compiler as kubeflow_compiler
+from orchestration.kubeflow import configs as kubeflow_configs
+from pipeline import pipeline as pipeline_lib
+from tests import kfp_launcher
+from tests.kubeflow_runner_test import REQUIRED_FLAGS
+
+_PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RETRAINED = [names.TRANSFORM, names.TRAINER, names.EVALUATOR, names.PUSHER]
+
+
+@pytest.fixture(scope='module')
+def pipeline_root(tmp_path_factory):
+  """The one folder every case's packages, data, artifacts and served models live in."""
+  root = tmp_path_factory.mktemp('kfp_launcher')
+  data_root = synthetic_busi.write_dataset(str(root / 'data'), per_class=5)
+  return root, data_root
+
+
+def compile_package(root, file_name: str, seed: int):
+  """A package as kubeflow_runner.py compiles it, pointed at the local root."""
+  args = kubeflow_runner.parse_args(REQUIRED_FLAGS + [
+      '--epochs', '1', '--cpu', '1', '--gpus', '0',
+      '--beam-arg=--direct_running_mode=in_memory'])
+  pipeline_config, platform = kubeflow_runner.build_configs(args)
+  pipeline_config = dataclasses.replace(
+      pipeline_config,
+      pipeline_root=str(root / 'tfx'), serving_dir=str(root / 'serving'),
+      schema_file=os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt'),
+      model=dataclasses.replace(pipeline_config.model, image_size=32),
+      training=dataclasses.replace(pipeline_config.training, seed=seed),
+      evaluation=dataclasses.replace(pipeline_config.evaluation, min_accuracy=0.0,
+                                     min_malignant_recall=0.0))
+  package = str(root / file_name)
+  kubeflow_compiler.compile_package(pipeline_lib.create_pipeline(pipeline_config),
+                                    platform, package)
+  return package, pipeline_config.model_serving_dir
+
+
+def pipeline_spec(package: str):
+  with open(package) as f:
+    return next(yaml.safe_load_all(f))
+
+
+def blessing_of(result):
+  return result.outputs[names.EVALUATOR]['blessing']['metadata']
+
+
+def served_versions(model_serving_dir):
+  return sorted(name for name in os.listdir(model_serving_dir) if name.isdigit())
+
+
+@pytest.fixture(scope='module')
+def open_source_runs(pipeline_root):
+  root, data_root = pipeline_root
+  first_package, model_serving_dir = compile_package(root, 'pipeline.yaml', seed=42)
+  second_package, _ = compile_package(root, 'pipeline_seed_43.yaml', seed=43)
+  # The data root is a run parameter: the compiled default is a gs:// path.
+  parameters = {kubeflow_configs.DATA_ROOT_PARAMETER: data_root}
+  first = kfp_launcher.Launcher(first_package, str(root / 'launcher'), _PROJECT_DIR,
+                                kfp_launcher.OPEN_SOURCE).run('run-1', parameters)
+  pushed_first = served_versions(model_serving_dir)
+  changed = kfp_launcher.changed_tasks(pipeline_spec(second_package),
+                                       pipeline_spec(first_package))
+  second = kfp_launcher.Launcher(second_package, str(root / 'launcher'), _PROJECT_DIR,
+                                 kfp_launcher.OPEN_SOURCE).run(
+                                     'run-2', parameters, reuse=first, execute=changed)
+  return first, pushed_first, changed, second, second_package, model_serving_dir
+
+
+def test_open_source_first_run_pushes_a_model(open_source_runs):
+  first, pushed_first, *_ = open_source_runs
+  assert set(first.seconds) == set(first.outputs)
+  assert blessing_of(first)['blessed'] == 1
+  assert blessing_of(first)['baseline_served_version'] == ''
+  assert len(pushed_first) == 1
+  pushed = first.outputs[names.PUSHER]['pushed_model']['metadata']
+  assert pushed['pushed'] == 1
+
+
+def test_open_source_second_run_retrains_against_the_served_model_and_finishes(
+    open_source_runs):
+  first, pushed_first, changed, second, *_ = open_source_runs
+  assert changed == RETRAINED
+  assert sorted(second.seconds) == sorted(RETRAINED)
+  assert (second.outputs[names.TRAINER]['model']['uri']
+          != first.outputs[names.TRAINER]['model']['uri'])
+  blessing = blessing_of(second)
+  assert blessing['baseline_served_version'] == pushed_first[0]
+  assert 'baseline_model_id' not in blessing
+  assert blessing['blessed'] in (0, 1)
+  assert names.PUSHER in second.outputs
+
+
+def test_vertex_shaped_inputs_run_against_the_served_model(pipeline_root, open_source_runs):
+  root, _ = pipeline_root
+  *_, second, second_package, model_serving_dir = open_source_runs
+  served = served_versions(model_serving_dir)
+  launcher = kfp_launcher.Launcher(second_package, str(root / 'launcher'), _PROJECT_DIR,
+                                   kfp_launcher.VERTEX)
+  result = launcher.run('run-vertex', reuse=second,
+                        execute=(names.EVALUATOR, names.PUSHER))
+  assert sorted(result.seconds) == sorted([names.EVALUATOR, names.PUSHER])
+  assert blessing_of(result)['baseline_served_version'] == served[-1]
+  assert names.PUSHER in result.outputs
