@@ -150,7 +150,7 @@ class DataAudit:
 
   @classmethod
   def from_json(cls, text: str) -> 'DataAudit':
-    """The audit of data_audit.json; the counts it derives are not read back."""
+    """The audit of data_audit.json; what it derives from other keys is not read."""
     audit = json.loads(text)
     policy = dict(audit['policy'])
     near_duplicate_max_bits = policy.pop('near_duplicate_max_bits')
