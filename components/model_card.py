@@ -72,9 +72,9 @@ def data_summary(examples_uri: str, fingerprint: str) -> DataSummary:
   """Counts from the data audit ImageExampleGen wrote beside its splits."""
   audit = data_audit.read(examples_uri)
   return DataSummary(fingerprint=fingerprint,
-                     class_counts=dict(audit['class_counts']),
+                     class_counts=dict(audit.class_counts),
                      split_counts={split: dict(counts)
-                                   for split, counts in audit['split_counts'].items()})
+                                   for split, counts in audit.split_counts.items()})
 
 
 def now() -> str:

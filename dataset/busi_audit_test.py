@@ -37,19 +37,17 @@ def busi_audit():
   audit = data_audit.build(
       data_root=_BUSI, policy=policy, near_duplicate_max_bits=data.near_duplicate_max_bits,
       assignment=plan.splits(), labels=plan.labels, groups=plan.groups,
-      quarantined=[*(data_audit.quarantine_entry(q.file, q.reason, q.masks)
-                     for q in scan.quarantined), *plan.dropped],
-      ignored=[vars(i) for i in scan.ignored], notes=[])
+      quarantined=[*scan.quarantined, *plan.dropped], ignored=scan.ignored, notes=[])
   data_audit.enforce(audit, policy, 'data_audit.md')
   return audit
 
 
 def test_the_known_conflict_is_found_and_dropped(busi_audit):
-  conflicts = [[m['file'] for m in g['files']] for g in busi_audit['label_conflicts']]
+  conflicts = [[m.file for m in g.files] for g in busi_audit.label_conflicts]
   assert _KNOWN_CONFLICT in conflicts
-  exact = [[m['file'] for m in g['files']] for g in busi_audit['exact_duplicate_groups']]
+  exact = [[m.file for m in g.files] for g in busi_audit.exact_duplicate_groups]
   assert _KNOWN_CONFLICT in exact
-  reasons = {q['file']: q['reason'] for q in busi_audit['quarantined']}
+  reasons = {q.file: q.reason for q in busi_audit.quarantined}
   for relpath in _KNOWN_CONFLICT:
     assert reasons[relpath].startswith('label conflict')
   assert 'benign/benign (433).png (with benign/benign (433)_mask.png)' in (
@@ -57,7 +55,7 @@ def test_the_known_conflict_is_found_and_dropped(busi_audit):
 
 
 def test_near_duplicate_groups_are_listed_with_their_labels(busi_audit):
-  groups = busi_audit['near_duplicate_groups']
+  groups = busi_audit.near_duplicate_groups
   assert len(groups) > 100
   report = data_audit.markdown_report(busi_audit)
   assert f'## Near-duplicate groups ({len(groups)})' in report
@@ -65,6 +63,6 @@ def test_near_duplicate_groups_are_listed_with_their_labels(busi_audit):
 
 
 def test_everything_else_is_ingested_within_the_default_policy(busi_audit):
-  assert busi_audit['ingested'] + len(busi_audit['quarantined']) == 780
-  assert busi_audit['quarantined_fraction'] <= configs.DataConfig().max_quarantined_fraction
-  assert {q['reason'].split(':')[0] for q in busi_audit['quarantined']} == {'label conflict'}
+  assert busi_audit.ingested + len(busi_audit.quarantined) == 780
+  assert busi_audit.quarantined_fraction <= configs.DataConfig().max_quarantined_fraction
+  assert {q.reason.split(':')[0] for q in busi_audit.quarantined} == {'label conflict'}

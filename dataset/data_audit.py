@@ -16,13 +16,14 @@ import collections
 import dataclasses
 import json
 import os
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
 
 from tfx.dsl.io import fileio
 
 from contracts import configs
 from contracts import names
 from dataset import group_split
+from dataset import image_files
 
 
 LABEL_CONFLICT_POLICIES = configs.LABEL_CONFLICT_POLICIES
@@ -53,17 +54,146 @@ class DataPolicy:
                        f'{self.max_quarantined_fraction}')
 
 
-def quarantine_entry(relpath: str, reason: str,
-                     masks: Sequence[str] = ()) -> Dict[str, Any]:
-  """One quarantined file; an image's masks are listed with it, not counted apart."""
-  entry: Dict[str, Any] = {'file': relpath, 'reason': reason}
-  if masks:
-    entry['masks'] = list(masks)
-  return entry
+@dataclasses.dataclass(frozen=True)
+class DuplicateMember:
+  file: str
+  label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DuplicateGroup:
+  """Images that are copies or near copies of one another, kept in one split."""
+  group_id: str
+  files: Tuple[DuplicateMember, ...]
+  # The members' classes, sorted; more than one makes a label conflict.
+  labels: Tuple[str, ...]
+  # Every member has the same content hash.
+  exact: bool
+  # The splits its ingested members went to; `build` fills them in.
+  splits: Tuple[str, ...] = ()
+
+  @property
+  def is_label_conflict(self) -> bool:
+    return len(self.labels) > 1
+
+  def members_text(self) -> str:
+    """The members with their labels, as messages and the report name them."""
+    return ', '.join(f'{m.file} ({m.label})' for m in self.files)
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestedFile:
+  file: str
+  split: str
+  masks: Tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class FileNote:
+  """A remark on an ingested file, such as a mask that could not be used."""
+  file: str
+  note: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DataAudit:
+  """What happened to every file; `to_json` and `from_json` keep data_audit.json."""
+  data_root: str
+  policy: DataPolicy
+  near_duplicate_max_bits: int
+  ingested: int
+  # Each ingested image with its split; audits of runs that counted the
+  # ingested images without listing them have none.
+  ingested_files: Tuple[IngestedFile, ...]
+  # class -> ingested images.
+  class_counts: Dict[str, int]
+  independent_images_per_class: Dict[str, int]
+  # split -> class -> ingested images.
+  split_counts: Dict[str, Dict[str, int]]
+  quarantined: Tuple[image_files.ExcludedFile, ...]
+  ignored: Tuple[image_files.ExcludedFile, ...]
+  notes: Tuple[FileNote, ...]
+  near_duplicate_groups: Tuple[DuplicateGroup, ...]
+
+  @property
+  def quarantined_fraction(self) -> float:
+    considered = self.ingested + len(self.quarantined)
+    return len(self.quarantined) / considered if considered else 0.0
+
+  @property
+  def exact_duplicate_groups(self) -> List[DuplicateGroup]:
+    return [g for g in self.near_duplicate_groups if g.exact]
+
+  @property
+  def label_conflicts(self) -> List[DuplicateGroup]:
+    return [g for g in self.near_duplicate_groups if g.is_label_conflict]
+
+  def to_json(self) -> str:
+    return json.dumps({
+        'data_root': self.data_root,
+        'policy': dict(dataclasses.asdict(self.policy),
+                       near_duplicate_max_bits=self.near_duplicate_max_bits),
+        'ingested': self.ingested,
+        'ingested_files': [_masks_if_any(f) for f in self.ingested_files],
+        'class_counts': self.class_counts,
+        'independent_images_per_class': self.independent_images_per_class,
+        'split_counts': self.split_counts,
+        'quarantined': [_masks_if_any(q) for q in self.quarantined],
+        'quarantined_fraction': self.quarantined_fraction,
+        # Ignored entries list their masks even when there are none.
+        'ignored': _as_json(self.ignored),
+        'notes': _as_json(self.notes),
+        'exact_duplicate_groups': _as_json(self.exact_duplicate_groups),
+        'near_duplicate_groups': _as_json(self.near_duplicate_groups),
+        'label_conflicts': _as_json(self.label_conflicts),
+    }, indent=1, sort_keys=True, ensure_ascii=False)
+
+  @classmethod
+  def from_json(cls, text: str) -> 'DataAudit':
+    """The audit of data_audit.json; what it derives from other keys is not read."""
+    audit = json.loads(text)
+    policy = dict(audit['policy'])
+    near_duplicate_max_bits = policy.pop('near_duplicate_max_bits')
+    return cls(
+        data_root=audit['data_root'],
+        policy=DataPolicy(**dict(policy, class_names=tuple(policy['class_names']),
+                                 split_names=tuple(policy['split_names']))),
+        near_duplicate_max_bits=near_duplicate_max_bits,
+        ingested=audit['ingested'],
+        ingested_files=tuple(IngestedFile(f['file'], f['split'], tuple(f.get('masks', ())))
+                             for f in audit.get('ingested_files', ())),
+        class_counts=audit['class_counts'],
+        independent_images_per_class=audit['independent_images_per_class'],
+        split_counts=audit['split_counts'],
+        quarantined=tuple(_excluded_file(q) for q in audit['quarantined']),
+        ignored=tuple(_excluded_file(i) for i in audit['ignored']),
+        notes=tuple(FileNote(n['file'], n['note']) for n in audit['notes']),
+        near_duplicate_groups=tuple(
+            DuplicateGroup(g['group_id'],
+                           tuple(DuplicateMember(m['file'], m['label']) for m in g['files']),
+                           tuple(g['labels']), g['exact'], tuple(g['splits']))
+            for g in audit['near_duplicate_groups']))
+
+
+def _as_json(entries: Sequence[Any]) -> List[Dict[str, Any]]:
+  return [dataclasses.asdict(e) for e in entries]
+
+
+def _excluded_file(entry: Mapping[str, Any]) -> image_files.ExcludedFile:
+  return image_files.ExcludedFile(entry['file'], entry['reason'],
+                                  tuple(entry.get('masks', ())))
+
+
+def _masks_if_any(entry: Union[IngestedFile, image_files.ExcludedFile]) -> Dict[str, Any]:
+  """An entry's JSON, with `masks` only when it has some."""
+  value = dataclasses.asdict(entry)
+  if not value['masks']:
+    del value['masks']
+  return value
 
 
 def duplicate_groups(groups: Mapping[str, str], labels: Mapping[str, str],
-                     sha256: Mapping[str, str]) -> List[Dict[str, Any]]:
+                     sha256: Mapping[str, str]) -> List[DuplicateGroup]:
   """Groups with more than one member, each with its files, labels and kind.
 
   Args:
@@ -76,136 +206,126 @@ def duplicate_groups(groups: Mapping[str, str], labels: Mapping[str, str],
   for relpath, group in sorted(groups.items()):
     members[group].append(relpath)
   return [
-      {'group_id': group,
-       'files': [{'file': f, 'label': labels[f]} for f in files],
-       'labels': sorted({labels[f] for f in files}),
-       'exact': len({sha256[f] for f in files}) == 1}
+      DuplicateGroup(group_id=group,
+                     files=tuple(DuplicateMember(f, labels[f]) for f in files),
+                     labels=tuple(sorted({labels[f] for f in files})),
+                     exact=len({sha256[f] for f in files}) == 1)
       for group, files in sorted(members.items()) if len(files) > 1]
 
 
-def label_conflicts(groups: Sequence[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
-  return [g for g in groups if len(g['labels']) > 1]
-
-
-def conflict_reason(group: Mapping[str, Any]) -> str:
-  others = ', '.join(f"{m['file']} ({m['label']})" for m in group['files'])
-  return f'label conflict: same or near-same image under {others}; whole group dropped'
+def conflict_reason(group: DuplicateGroup) -> str:
+  return (f'label conflict: same or near-same image under {group.members_text()}; '
+          'whole group dropped')
 
 
 def build(*, data_root: str, policy: DataPolicy, near_duplicate_max_bits: int,
           assignment: Mapping[str, str], labels: Mapping[str, str],
-          groups: Sequence[Mapping[str, Any]],
-          quarantined: Sequence[Mapping[str, str]],
-          ignored: Sequence[Mapping[str, str]],
-          notes: Sequence[Mapping[str, str]],
-          masks: Mapping[str, Sequence[str]] = {}) -> Dict[str, Any]:
-  """The audit as a JSON-ready dict.
+          groups: Sequence[DuplicateGroup],
+          quarantined: Sequence[image_files.ExcludedFile],
+          ignored: Sequence[image_files.ExcludedFile],
+          notes: Sequence[FileNote],
+          masks: Mapping[str, Sequence[str]] = {}) -> DataAudit:
+  """The audit of one ImageExampleGen run.
 
   Args:
     assignment: relpath -> split, for every ingested image.
     masks: relpath -> its mask files, for images that have any.
     labels: relpath -> class, for every readable image.
     groups: `duplicate_groups` of every readable image.
-    quarantined, ignored: {'file', 'reason'} per file not ingested.
-    notes: {'file', 'note'} per remark on an ingested file.
+    quarantined, ignored: the files not ingested, with the reason.
+    notes: the remarks on ingested files.
   """
   counts: Dict[str, Dict[str, int]] = collections.defaultdict(collections.Counter)
   for relpath, split in assignment.items():
     counts[split][labels[relpath]] += 1
   class_counts = collections.Counter(labels[r] for r in assignment)
-  splits_of = {g['group_id']: sorted({assignment[m['file']] for m in g['files']
-                                      if m['file'] in assignment})
-               for g in groups}
-  groups = [dict(g, splits=splits_of[g['group_id']]) for g in groups]
-  considered = len(assignment) + len(quarantined)
-  return {
-      'data_root': data_root,
-      'policy': dict(dataclasses.asdict(policy),
-                     near_duplicate_max_bits=near_duplicate_max_bits),
-      'ingested': len(assignment),
-      'ingested_files': [
-          dict({'file': relpath, 'split': split},
-               **({'masks': list(masks[relpath])} if masks.get(relpath) else {}))
-          for relpath, split in sorted(assignment.items())],
-      'class_counts': {c: class_counts.get(c, 0) for c in policy.class_names},
-      'independent_images_per_class': _independent_images(
+  groups = tuple(
+      dataclasses.replace(g, splits=tuple(sorted({assignment[m.file] for m in g.files
+                                                  if m.file in assignment})))
+      for g in groups)
+  return DataAudit(
+      data_root=data_root,
+      policy=policy,
+      near_duplicate_max_bits=near_duplicate_max_bits,
+      ingested=len(assignment),
+      ingested_files=tuple(IngestedFile(relpath, split, tuple(masks.get(relpath, ())))
+                           for relpath, split in sorted(assignment.items())),
+      class_counts={c: class_counts.get(c, 0) for c in policy.class_names},
+      independent_images_per_class=_independent_images(
           assignment, labels, groups, policy.class_names),
-      'split_counts': {split: dict(sorted(c.items())) for split, c in sorted(counts.items())},
-      'quarantined': sorted(quarantined, key=lambda q: q['file']),
-      'quarantined_fraction': len(quarantined) / considered if considered else 0.0,
-      'ignored': sorted(ignored, key=lambda q: q['file']),
-      'notes': sorted(notes, key=lambda n: (n['file'], n['note'])),
-      'exact_duplicate_groups': [g for g in groups if g['exact']],
-      'near_duplicate_groups': groups,
-      'label_conflicts': label_conflicts(groups),
-  }
+      split_counts={split: dict(sorted(c.items())) for split, c in sorted(counts.items())},
+      quarantined=tuple(sorted(quarantined, key=lambda q: q.file)),
+      ignored=tuple(sorted(ignored, key=lambda i: i.file)),
+      notes=tuple(sorted(notes, key=lambda n: (n.file, n.note))),
+      near_duplicate_groups=groups)
 
 
-def outcomes(audit: Mapping[str, Any]) -> Dict[str, str]:
+def outcomes(audit: DataAudit) -> Dict[str, str]:
   """Each file and folder the audit names -> 'ingested', 'quarantined' or 'ignored'.
 
   An image's masks share its outcome. A folder the scan does not enter (a
   hidden or nested one) is one entry, however many files it holds.
   """
   found: Dict[str, str] = {}
-  for outcome in ('ingested', 'quarantined', 'ignored'):
-    for entry in audit[f'{outcome}_files' if outcome == 'ingested' else outcome]:
-      for name in (entry['file'], *entry.get('masks', ())):
+  for outcome, entries in (('ingested', audit.ingested_files),
+                           ('quarantined', audit.quarantined),
+                           ('ignored', audit.ignored)):
+    for entry in entries:
+      for name in (entry.file, *entry.masks):
         found.setdefault(name, outcome)
   return found
 
 
-def write(audit: Mapping[str, Any], folder: str) -> None:
+def write(audit: DataAudit, folder: str) -> None:
   fileio.makedirs(folder)
   with fileio.open(os.path.join(folder, names.DATA_AUDIT_FILE), 'w') as f:
-    f.write(json.dumps(audit, indent=1, sort_keys=True, ensure_ascii=False))
+    f.write(audit.to_json())
   with fileio.open(os.path.join(folder, names.DATA_AUDIT_REPORT_FILE), 'w') as f:
     f.write(markdown_report(audit))
 
 
-def read(folder: str) -> Dict[str, Any]:
+def read(folder: str) -> DataAudit:
   with fileio.open(os.path.join(folder, names.DATA_AUDIT_FILE), 'r') as f:
-    return json.loads(f.read())
+    return DataAudit.from_json(f.read())
 
 
-def enforce(audit: Mapping[str, Any], policy: DataPolicy, report_path: str) -> None:
+def enforce(audit: DataAudit, policy: DataPolicy, report_path: str) -> None:
   """Raises DataAuditError when the audited data breaks `policy`."""
   problems = _class_shortfalls(audit, policy)
   if problems:
     raise DataAuditError(_message(
         'Too few independent images to put every class in every split', problems,
         report_path))
-  conflicts = audit['label_conflicts']
+  conflicts = audit.label_conflicts
   if conflicts and policy.label_conflicts == 'fail':
     raise DataAuditError(_message(
         f'{len(conflicts)} label conflicts (policy: fail)',
-        [', '.join(f"{m['file']} ({m['label']})" for m in g['files'])
-         for g in conflicts], report_path))
-  quarantined = audit['quarantined']
+        [g.members_text() for g in conflicts], report_path))
+  quarantined = audit.quarantined
   limit = 0.0 if policy.strict else policy.max_quarantined_fraction
-  if quarantined and audit['quarantined_fraction'] > limit:
+  if quarantined and audit.quarantined_fraction > limit:
     rule = ('strict mode allows none' if policy.strict
             else f'the limit is {limit:.1%} of files')
     raise DataAuditError(_message(
-        f"{len(quarantined)} of {audit['ingested'] + len(quarantined)} files "
-        f"quarantined ({audit['quarantined_fraction']:.1%}); {rule}",
-        [f"{q['file']}: {q['reason']}" for q in quarantined], report_path))
+        f'{len(quarantined)} of {audit.ingested + len(quarantined)} files '
+        f'quarantined ({audit.quarantined_fraction:.1%}); {rule}',
+        [f'{q.file}: {q.reason}' for q in quarantined], report_path))
 
 
-def _class_shortfalls(audit: Mapping[str, Any], policy: DataPolicy) -> List[str]:
+def _class_shortfalls(audit: DataAudit, policy: DataPolicy) -> List[str]:
   """A class needs one independent image per split, or some split lacks it."""
   needed = len(policy.split_names)
-  independent = audit['independent_images_per_class']
+  independent = audit.independent_images_per_class
   return [f'class {name!r}: {independent[name]} independent images, the '
           f'{needed} splits ({", ".join(policy.split_names)}) need at least {needed}'
           for name in policy.class_names if independent[name] < needed]
 
 
 def _independent_images(assignment: Mapping[str, str], labels: Mapping[str, str],
-                        groups: Sequence[Mapping[str, Any]],
+                        groups: Sequence[DuplicateGroup],
                         class_names: Sequence[str]) -> Dict[str, int]:
   """Ingested near-duplicate groups per class (a group counts for its majority)."""
-  group_of = {m['file']: g['group_id'] for g in groups for m in g['files']}
+  group_of = {m.file: g.group_id for g in groups for m in g.files}
   members: Dict[str, List[str]] = collections.defaultdict(list)
   for relpath in assignment:
     members[group_of.get(relpath, relpath)].append(labels[relpath])
@@ -221,60 +341,60 @@ def _message(headline: str, lines: Sequence[str], report_path: str) -> str:
   return '\n'.join([f'{headline}:', *shown, f'Full report: {report_path}'])
 
 
-def summary_line(audit: Mapping[str, Any]) -> str:
-  classes = ', '.join(f'{name} {n}' for name, n in audit['class_counts'].items())
-  conflicts = len(audit['label_conflicts'])
+def summary_line(audit: DataAudit) -> str:
+  classes = ', '.join(f'{name} {n}' for name, n in audit.class_counts.items())
+  conflicts = len(audit.label_conflicts)
   action = {'drop': ' (dropped)', 'keep': ' (kept)', 'fail': ' (run stopped)'}[
-      audit['policy']['label_conflicts']] if conflicts else ''
-  return (f"Data audit: {audit['ingested']} images ingested ({classes}), "
-          f"{len(audit['quarantined'])} quarantined, {len(audit['ignored'])} ignored; "
-          f"{len(audit['near_duplicate_groups'])} near-duplicate groups "
-          f"({len(audit['exact_duplicate_groups'])} exact), "
-          f"{conflicts} label conflicts{action}.")
+      audit.policy.label_conflicts] if conflicts else ''
+  return (f'Data audit: {audit.ingested} images ingested ({classes}), '
+          f'{len(audit.quarantined)} quarantined, {len(audit.ignored)} ignored; '
+          f'{len(audit.near_duplicate_groups)} near-duplicate groups '
+          f'({len(audit.exact_duplicate_groups)} exact), '
+          f'{conflicts} label conflicts{action}.')
 
 
-def markdown_report(audit: Mapping[str, Any]) -> str:
-  policy = audit['policy']
+def markdown_report(audit: DataAudit) -> str:
+  policy = audit.policy
   lines = [
       '# Data audit', '',
-      f"Data root: `{audit['data_root']}`", '',
+      f'Data root: `{audit.data_root}`', '',
       summary_line(audit), '',
-      f"Policy: label conflicts `{policy['label_conflicts']}`; at most "
-      f"{policy['max_quarantined_fraction']:.1%} of files quarantined"
-      f"{' (strict: none)' if policy['strict'] else ''}; near-duplicates are "
-      f"images whose 64-bit difference hashes differ in at most "
-      f"{policy['near_duplicate_max_bits']} bits.", '',
+      f'Policy: label conflicts `{policy.label_conflicts}`; at most '
+      f'{policy.max_quarantined_fraction:.1%} of files quarantined'
+      f"{' (strict: none)' if policy.strict else ''}; near-duplicates are "
+      f'images whose 64-bit difference hashes differ in at most '
+      f'{audit.near_duplicate_max_bits} bits.', '',
       '## Images per split', '',
-      '| split | ' + ' | '.join(policy['class_names']) + ' |',
-      '|---' * (len(policy['class_names']) + 1) + '|']
-  for split, counts in audit['split_counts'].items():
+      '| split | ' + ' | '.join(policy.class_names) + ' |',
+      '|---' * (len(policy.class_names) + 1) + '|']
+  for split, counts in audit.split_counts.items():
     lines.append(f'| {split} | ' + ' | '.join(
-        str(counts.get(c, 0)) for c in policy['class_names']) + ' |')
-  lines += _file_table('Quarantined', audit['quarantined'], 'reason')
-  lines += _file_table('Label conflicts', [
-      {'file': ', '.join(f"{m['file']} ({m['label']})" for m in g['files']),
-       'action': audit['policy']['label_conflicts']}
-      for g in audit['label_conflicts']], 'action')
-  lines += _file_table('Near-duplicate groups', [
-      {'file': ', '.join(f"{m['file']} ({m['label']})" for m in g['files']),
-       'split': ', '.join(g['splits']) or 'not ingested',
-       } for g in audit['near_duplicate_groups']], 'split')
-  lines += _file_table('Notes on ingested files', audit['notes'], 'note')
-  lines += _file_table('Ignored', audit['ignored'], 'reason')
+        str(counts.get(c, 0)) for c in policy.class_names) + ' |')
+  lines += _file_table('Quarantined', 'reason', [
+      (_with_masks(q.file, q.masks), q.reason) for q in audit.quarantined])
+  lines += _file_table('Label conflicts', 'action', [
+      (g.members_text(), policy.label_conflicts) for g in audit.label_conflicts])
+  lines += _file_table('Near-duplicate groups', 'split', [
+      (g.members_text(), ', '.join(g.splits) or 'not ingested')
+      for g in audit.near_duplicate_groups])
+  lines += _file_table('Notes on ingested files', 'note',
+                       [(n.file, n.note) for n in audit.notes])
+  lines += _file_table('Ignored', 'reason', [
+      (_with_masks(i.file, i.masks), i.reason) for i in audit.ignored])
   return '\n'.join(lines) + '\n'
 
 
-def _file_table(title: str, rows: Sequence[Mapping[str, str]], column: str) -> List[str]:
+def _file_table(title: str, column: str, rows: Sequence[Tuple[str, str]]) -> List[str]:
+  """A table of (file, `column`) rows under a heading that counts them."""
   lines = ['', f'## {title} ({len(rows)})', '']
   if not rows:
     return lines + ['None.']
   lines += [f'| file | {column} |', '|---|---|']
-  return lines + [f'| {_cell(_with_masks(r))} | {_cell(r[column])} |' for r in rows]
+  return lines + [f'| {_cell(file)} | {_cell(value)} |' for file, value in rows]
 
 
-def _with_masks(row: Mapping[str, Any]) -> str:
-  masks = row.get('masks')
-  return f"{row['file']} (with {', '.join(masks)})" if masks else row['file']
+def _with_masks(file: str, masks: Sequence[str]) -> str:
+  return f"{file} (with {', '.join(masks)})" if masks else file
 
 
 def _cell(text: str) -> str:

@@ -1,10 +1,13 @@
 """The data policy and the report, on audits built from plain values."""
 
 import dataclasses
+import json
 
 import pytest
 
+from contracts import names
 from dataset import data_audit
+from dataset import image_files
 
 _POLICY = data_audit.DataPolicy(class_names=('benign', 'malignant', 'normal'),
                                 split_names=('train', 'eval', 'test'))
@@ -26,9 +29,9 @@ def _audit(per_class=(4, 4, 4), quarantined=0, policy=_POLICY, conflict=False):
       data_root='/data', policy=policy, near_duplicate_max_bits=10,
       assignment=assignment, labels=labels,
       groups=data_audit.duplicate_groups(groups, labels, sha256),
-      quarantined=[data_audit.quarantine_entry(f'benign/bad {n}.png', 'empty file')
+      quarantined=[image_files.ExcludedFile(f'benign/bad {n}.png', 'empty file')
                    for n in range(quarantined)],
-      ignored=[{'file': 'benign/.DS_Store', 'reason': 'hidden file or folder'}],
+      ignored=[image_files.ExcludedFile('benign/.DS_Store', 'hidden file or folder')],
       notes=[])
 
 
@@ -91,3 +94,68 @@ def test_summary_line_counts_everything():
   assert data_audit.summary_line(_audit(quarantined=1, conflict=True)) == (
       'Data audit: 12 images ingested (benign 4, malignant 4, normal 4), 1 quarantined, '
       '1 ignored; 1 near-duplicate groups (1 exact), 1 label conflicts (dropped).')
+
+
+def _small_audit():
+  """Two images ingested, one with a mask; one conflicting copy and one empty file."""
+  labels = {'benign/a.png': 'benign', 'malignant/b.png': 'malignant',
+            'benign/c.png': 'benign'}
+  groups = {'benign/a.png': 'a', 'malignant/b.png': 'g1', 'benign/c.png': 'g1'}
+  sha256 = {'benign/a.png': 'x', 'malignant/b.png': 'y', 'benign/c.png': 'y'}
+  return data_audit.build(
+      data_root='/data', policy=_POLICY, near_duplicate_max_bits=10,
+      assignment={'malignant/b.png': 'eval', 'benign/a.png': 'train'}, labels=labels,
+      groups=data_audit.duplicate_groups(groups, labels, sha256),
+      quarantined=[image_files.ExcludedFile('normal/bad.png', 'empty file'),
+                   image_files.ExcludedFile('benign/c.png', 'copy', ('benign/c_mask.png',))],
+      ignored=[image_files.ExcludedFile('.DS_Store', 'hidden file or folder')],
+      notes=[data_audit.FileNote('benign/a.png', 'mask resized')],
+      masks={'benign/a.png': ('benign/a_mask.png',)})
+
+
+def test_the_audit_file_keeps_its_format(tmp_path):
+  data_audit.write(_small_audit(), str(tmp_path))
+  with open(tmp_path / names.DATA_AUDIT_FILE, encoding='utf-8') as f:
+    written = json.load(f)
+  group = {'group_id': 'g1', 'exact': True, 'labels': ['benign', 'malignant'],
+           'splits': ['eval'], 'files': [{'file': 'benign/c.png', 'label': 'benign'},
+                                         {'file': 'malignant/b.png', 'label': 'malignant'}]}
+  assert written == {
+      'data_root': '/data',
+      'policy': {'class_names': ['benign', 'malignant', 'normal'],
+                 'split_names': ['train', 'eval', 'test'], 'max_quarantined_fraction': 0.05,
+                 'strict': False, 'label_conflicts': 'drop', 'near_duplicate_max_bits': 10},
+      'ingested': 2,
+      'ingested_files': [{'file': 'benign/a.png', 'split': 'train',
+                          'masks': ['benign/a_mask.png']},
+                         {'file': 'malignant/b.png', 'split': 'eval'}],
+      'class_counts': {'benign': 1, 'malignant': 1, 'normal': 0},
+      'independent_images_per_class': {'benign': 1, 'malignant': 1, 'normal': 0},
+      'split_counts': {'eval': {'malignant': 1}, 'train': {'benign': 1}},
+      'quarantined': [{'file': 'benign/c.png', 'reason': 'copy',
+                       'masks': ['benign/c_mask.png']},
+                      {'file': 'normal/bad.png', 'reason': 'empty file'}],
+      'quarantined_fraction': 0.5,
+      'ignored': [{'file': '.DS_Store', 'reason': 'hidden file or folder', 'masks': []}],
+      'notes': [{'file': 'benign/a.png', 'note': 'mask resized'}],
+      'exact_duplicate_groups': [group],
+      'near_duplicate_groups': [group],
+      'label_conflicts': [group],
+  }
+
+
+def test_an_audit_reads_back_as_written(tmp_path):
+  audit = _small_audit()
+  data_audit.write(audit, str(tmp_path))
+  assert data_audit.read(str(tmp_path)) == audit
+  with open(tmp_path / names.DATA_AUDIT_REPORT_FILE, encoding='utf-8') as f:
+    assert f.read() == data_audit.markdown_report(audit)
+
+
+def test_an_audit_that_only_counts_its_ingested_images_still_reads(tmp_path):
+  with open(tmp_path / names.DATA_AUDIT_FILE, 'w', encoding='utf-8') as f:
+    f.write(json.dumps({k: v for k, v in json.loads(_small_audit().to_json()).items()
+                        if k != 'ingested_files'}))
+  audit = data_audit.read(str(tmp_path))
+  assert (audit.ingested, audit.ingested_files) == (2, ())
+  assert data_audit.summary_line(audit) == data_audit.summary_line(_small_audit())

@@ -6,7 +6,7 @@ it once over all fingerprints; the benches run it to split as the pipeline does.
 """
 
 import dataclasses
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 from dataset import data_audit
 from dataset import group_split
@@ -20,9 +20,9 @@ class SplitPlan:
   # relpath -> class of every readable image, ingested or not.
   labels: Dict[str, str]
   # The exact and near-duplicate groups, as the data audit lists them.
-  groups: List[Dict[str, Any]]
-  # Quarantine entries of the images the label-conflict policy drops.
-  dropped: List[Dict[str, Any]]
+  groups: List[data_audit.DuplicateGroup]
+  # The images the label-conflict policy drops, as the audit quarantines them.
+  dropped: List[image_files.ExcludedFile]
   # relpath -> its mask files, of every readable image.
   masks: Dict[str, Tuple[str, ...]]
 
@@ -47,11 +47,11 @@ def plan_splits(fingerprints: Sequence[image_files.ImageFingerprint],
   masks = {f.relpath: f.mask_relpaths for f in fingerprints}
   dropped = []
   if label_conflicts == 'drop':
-    for group in data_audit.label_conflicts(duplicates):
+    for group in (g for g in duplicates if g.is_label_conflict):
       reason = data_audit.conflict_reason(group)
-      dropped += [data_audit.quarantine_entry(m['file'], reason, masks[m['file']])
-                  for m in group['files']]
-  kept = sorted(set(groups) - {d['file'] for d in dropped})
+      dropped += [image_files.ExcludedFile(m.file, reason, masks[m.file])
+                  for m in group.files]
+  kept = sorted(set(groups) - {d.file for d in dropped})
   splits = group_split.assign_groups_to_splits(
       [(groups[path], labels[path]) for path in kept], ratios, split_seed)
   return SplitPlan(assignment={path: (groups[path], splits[groups[path]]) for path in kept},

@@ -59,7 +59,7 @@ class _Fingerprint(beam.DoFn):
                                     decoder_check.decoder_error)
     except (image_files.InvalidImageError, image_files.UnreadableFileError) as e:
       yield beam.pvalue.TaggedOutput(
-          _QUARANTINED, data_audit.quarantine_entry(
+          _QUARANTINED, image_files.ExcludedFile(
               image_file.relpath, e.reason, image_file.mask_relpaths))
 
 
@@ -109,11 +109,11 @@ class _ToExample(beam.DoFn):
       if fp.needs_conversion:
         image = image_files.decodable_bytes(image, fp.relpath)
     except (image_files.InvalidImageError, image_files.UnreadableFileError) as e:
-      yield beam.pvalue.TaggedOutput(_LOST, data_audit.quarantine_entry(
+      yield beam.pvalue.TaggedOutput(_LOST, image_files.ExcludedFile(
           fp.relpath, f'{e.reason}, after it was first read', fp.mask_relpaths))
       return
     for note in (*fp.notes, *notes):
-      yield beam.pvalue.TaggedOutput(_NOTES, {'file': fp.relpath, 'note': note})
+      yield beam.pvalue.TaggedOutput(_NOTES, data_audit.FileNote(fp.relpath, note))
     example = tf.train.Example(features=tf.train.Features(feature={
         features.IMAGE_KEY: _bytes(image),
         features.LABEL_KEY: _bytes(fp.label.encode()),
@@ -130,15 +130,15 @@ class _ToExample(beam.DoFn):
 
 
 def _write_audit(plan: split_plan.SplitPlan,
-                 unreadable: List[Dict[str, str]],
-                 notes: List[Dict[str, str]],
-                 lost: List[Dict[str, str]],
+                 unreadable: List[image_files.ExcludedFile],
+                 notes: List[data_audit.FileNote],
+                 lost: List[image_files.ExcludedFile],
                  scan: image_files.FolderScan,
                  root: str,
                  config: component_config.ImageExampleGenConfig,
                  policy: data_audit.DataPolicy,
                  folder: str) -> None:
-  lost_files = {entry['file'] for entry in lost}
+  lost_files = {entry.file for entry in lost}
   audit = data_audit.build(
       data_root=root,
       policy=policy,
@@ -147,15 +147,13 @@ def _write_audit(plan: split_plan.SplitPlan,
                   if path not in lost_files},
       labels=plan.labels,
       groups=plan.groups,
-      quarantined=[*(data_audit.quarantine_entry(q.file, q.reason, q.masks)
-                     for q in scan.quarantined),
-                   *unreadable, *plan.dropped, *lost],
-      ignored=[vars(i) for i in scan.ignored],
+      quarantined=[*scan.quarantined, *unreadable, *plan.dropped, *lost],
+      ignored=scan.ignored,
       notes=notes,
       masks=plan.masks)
   data_audit.write(audit, folder)
-  for problem in audit['quarantined']:
-    logging.warning('Quarantined %s: %s', problem['file'], problem['reason'])
+  for problem in audit.quarantined:
+    logging.warning('Quarantined %s: %s', problem.file, problem.reason)
   logging.info('ImageExampleGen: %s', data_audit.summary_line(audit))
 
 

@@ -133,7 +133,7 @@ def messy(tmp_path_factory):
 
 
 def _quarantine_reasons(audit):
-  return {q['file']: q['reason'] for q in audit['quarantined']}
+  return {q.file: q.reason for q in audit.quarantined}
 
 
 @pytest.mark.parametrize('relpath, reason', [
@@ -160,7 +160,7 @@ def test_each_bad_file_is_quarantined_with_its_reason(messy, relpath, reason):
 
 
 def test_hidden_and_non_data_files_are_ignored_with_a_reason(messy):
-  ignored = {i['file']: i['reason'] for i in messy['audit']['ignored']}
+  ignored = {i.file: i.reason for i in messy['audit'].ignored}
   assert ignored == {'benign/.DS_Store': 'hidden file or folder',
                      'README.md': 'file outside a class folder',
                      'empty_folder': 'empty class folder'}
@@ -176,8 +176,8 @@ def test_every_file_is_accounted_for_exactly_once(messy):
               else [])
     listed.update([f'{name}/{inner}' for inner in inside] or [name])
   assert set(outcomes) == listed
-  entries = [*audit['ingested_files'], *audit['quarantined'], *audit['ignored']]
-  named = [n for entry in entries for n in (entry['file'], *entry.get('masks', ()))]
+  entries = [*audit.ingested_files, *audit.quarantined, *audit.ignored]
+  named = [n for entry in entries for n in (entry.file, *entry.masks)]
   assert len(named) == len(set(named)) == len(listed)
   assert {f for f, outcome in outcomes.items() if outcome == 'ingested'
           and '_mask' not in f} == set(messy['examples'])
@@ -232,7 +232,7 @@ def test_labels_and_masks_are_attached_not_examples(messy):
   np.testing.assert_array_equal(mask[..., 0] > 0, expected)
   _, unmasked = examples['benign/échographie ü 1.png']
   assert _feature(unmasked, features.MASK_COUNT_KEY) == 0
-  notes = {(n['file'], n['note']) for n in messy['audit']['notes']}
+  notes = {(n.file, n.note) for n in messy['audit'].notes}
   assert ('benign/échographie ü 1.png', 'no mask file; the mask feature is empty') in notes
 
 
@@ -240,8 +240,8 @@ def test_a_mask_of_another_size_is_resized_and_noted(messy):
   _, example = messy['examples']['benign/benign (2).png']
   mask = tf.io.decode_png(_feature(example, features.MASK_KEY))
   assert mask.shape[:2] == (60, 72)
-  assert any('mask is 24x20, image is 72x60' in n['note'] for n in messy['audit']['notes']
-             if n['file'] == 'benign/benign (2).png')
+  assert any('mask is 24x20, image is 72x60' in n.note for n in messy['audit'].notes
+             if n.file == 'benign/benign (2).png')
 
 
 def test_near_duplicates_share_a_group_and_a_split(messy):
@@ -251,16 +251,16 @@ def test_near_duplicates_share_a_group_and_a_split(messy):
   assert original[0] == annotated[0]
   assert (_feature(original[1], features.GROUP_KEY) ==
           _feature(annotated[1], features.GROUP_KEY))
-  groups = [sorted(m['file'] for m in g['files'])
-            for g in messy['audit']['near_duplicate_groups']]
+  groups = [sorted(m.file for m in g.files)
+            for g in messy['audit'].near_duplicate_groups]
   assert ['benign/benign (1) annotated.png', 'benign/benign (1).png'] in groups
 
 
 def test_label_conflicts_are_dropped_whole_and_reported(messy):
   audit = messy['audit']
   conflict = ['benign/benign (copy).png', 'malignant/malignant (2).png']
-  assert [[m['file'] for m in g['files']] for g in audit['label_conflicts']] == [conflict]
-  assert audit['exact_duplicate_groups'][0]['labels'] == ['benign', 'malignant']
+  assert [[m.file for m in g.files] for g in audit.label_conflicts] == [conflict]
+  assert audit.exact_duplicate_groups[0].labels == ('benign', 'malignant')
   for relpath in conflict:
     assert relpath not in messy['examples']
     assert 'label conflict' in _quarantine_reasons(audit)[relpath]

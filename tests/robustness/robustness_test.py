@@ -124,10 +124,10 @@ def test_the_stopped_audit_accounts_for_every_file_once(messy_run):
   audit = data_audit.read(os.path.dirname(report))
   outcomes = data_audit.outcomes(audit)
   assert set(outcomes) == messy.listing(messy_run['root'])
-  entries = [*audit['ingested_files'], *audit['quarantined'], *audit['ignored']]
-  named = [n for entry in entries for n in (entry['file'], *entry.get('masks', ()))]
+  entries = [*audit.ingested_files, *audit.quarantined, *audit.ignored]
+  named = [n for entry in entries for n in (entry.file, *entry.masks)]
   assert len(named) == len(set(named))
-  reasons = {q['file']: q['reason'] for q in audit['quarantined']}
+  reasons = {q.file: q.reason for q in audit.quarantined}
   for relpath, words in messy.CASES.items():
     assert words in reasons[relpath], (relpath, reasons.get(relpath))
 
@@ -187,7 +187,7 @@ def test_an_unreadable_file_is_quarantined(tmp_path, monkeypatch):
     monkeypatch.setattr(fileio, 'open', guarded)
 
   audit, root = _audit_after(tmp_path, monkeypatch, unreadable)
-  reasons = {q['file']: q['reason'] for q in audit['quarantined']}
+  reasons = {q.file: q.reason for q in audit.quarantined}
   assert 'Permission denied' in reasons['benign/benign (2).png']
   assert set(data_audit.outcomes(audit)) == messy.listing(root)
 
@@ -202,8 +202,8 @@ def test_a_file_that_vanishes_mid_run_is_quarantined(tmp_path, monkeypatch):
     monkeypatch.setattr(split_plan, 'plan_splits', plan_then_delete)
 
   audit, _ = _audit_after(tmp_path, monkeypatch, vanishing)
-  reasons = {q['file']: q['reason'] for q in audit['quarantined']}
+  reasons = {q.file: q.reason for q in audit.quarantined}
   assert 'after it was first read' in reasons['normal/normal (3).png']
-  assert 'normal/normal (3).png' not in {f['file'] for f in audit['ingested_files']}
-  assert audit['ingested'] == 11
-  assert sum(sum(c.values()) for c in audit['split_counts'].values()) == 11
+  assert 'normal/normal (3).png' not in {f.file for f in audit.ingested_files}
+  assert audit.ingested == 11
+  assert sum(sum(c.values()) for c in audit.split_counts.values()) == 11
