@@ -24,8 +24,12 @@ $(STAMP): requirements.lock
 run: setup
 	$(PY) local_runner.py $(ARGS)
 
+# One pytest worker per core, whole files to a worker: the slow end-to-end files
+# (each a chain of pipeline runs) then run beside the unit tests.
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	PYTHONUNBUFFERED=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 # The Kubeflow Pipelines package; ARGS needs --image and the gs:// paths (docs/kubeflow.md).
 compile-kubeflow: setup
