@@ -30,6 +30,9 @@ PHASH_KEY = 'dhash'              # 64-bit perceptual (difference) hash, hex
 GROUP_KEY = 'group_id'           # near-duplicate group; a group stays in one split
 MASK_KEY = 'mask'                # PNG: union of the image's lesion masks
 MASK_COUNT_KEY = 'mask_count'    # how many mask files were merged (0: none)
+SITE_KEY = 'site'                # the named data root (hospital) the image came from
+DEVICE_KEY = 'device'            # the scanner, as the site names it; '' when unknown
+PATIENT_KEY = 'patient_id'       # the patient (or study) id; '' when unknown
 
 # Transformed features, produced by `preprocessing_fn`.
 IMAGE_XF = 'image_xf'            # float32 [size, size, 1], intensities in [0, 1]
