@@ -22,6 +22,7 @@ from tfx import v1 as tfx
 import urllib3
 
 from contracts import configs
+from models import registry
 from orchestration import beam_runners
 from orchestration import config_flags
 from orchestration.kubeflow import compiler as kubeflow_compiler
@@ -112,7 +113,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
 
   training = parser.add_argument_group('training')
   # Checked by the config itself (configs.ConfigError), as local_runner.py's are.
-  training.add_argument('--epochs', type=int, default=training_defaults.epochs)
+  training.add_argument('--epochs', type=int,
+                        default=registry.spec(configs.ModelConfig.name).epochs,
+                        help='default: the model\'s own')
   training.add_argument('--batch-size', type=int, default=training_defaults.batch_size)
   training.add_argument('--no-cache', action='store_true',
                         help='rerun every component instead of reusing cached results')

@@ -76,7 +76,10 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                       help=f'for --model {" or ".join(registry.BACKBONE_WEIGHTS_MODELS)}: '
                            'a Keras .h5 file of the ImageNet weights without the top '
                            '(default: random initial weights; nothing is downloaded)')
-  parser.add_argument('--epochs', type=int, default=defaults.training.epochs)
+  parser.add_argument('--epochs', type=int, default=None,
+                      help='default: the model\'s own (' + ', '.join(
+                          f'{name} {registry.spec(name).epochs}'
+                          for name in registry.MODEL_CHOICES) + ')')
   parser.add_argument('--batch-size', type=int, default=defaults.training.batch_size)
   parser.add_argument('--splits', type=_split_ratios, default=defaults.data.splits,
                       help='train,eval,test relative sizes (default 70,15,15)')
@@ -151,7 +154,9 @@ def build_config(args: argparse.Namespace, data_root_dir: str) -> configs.Pipeli
                                             if args.image_size is None else args.image_size),
                                 ensemble_size=args.ensemble_size,
                                 backbone_weights=args.backbone_weights),
-      training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
+      training=dataclasses.replace(configs.TrainingConfig(),
+                                   epochs=(registry.spec(args.model).epochs
+                                           if args.epochs is None else args.epochs),
                                    batch_size=args.batch_size),
       evaluation=dataclasses.replace(
           configs.EvaluationConfig(), min_accuracy=args.min_accuracy,

@@ -63,9 +63,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       help='BUSI folder (Dataset_BUSI_with_GT); default: as `make run`')
   parser.add_argument('--model', choices=registry.MODEL_CHOICES,
                       default=configs.ModelConfig.name)
-  parser.add_argument('--epochs', type=int, default=configs.TrainingConfig.epochs,
+  parser.add_argument('--epochs', type=int, default=None,
                       help='epochs for both the pipeline and the floor '
-                           '(default: the pipeline default)')
+                           '(default: the model\'s own)')
   parser.add_argument('--beam-workers', type=_beam_workers, default=[1, 0],
                       help='one pipeline run per value, as local_runner --beam-workers '
                            '(0: a worker process per core, 1: in process); default 1,0')
@@ -76,6 +76,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       help=argparse.SUPPRESS)  # one measurement, in a child process
   parser.add_argument('--stage-result', help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
+  if args.epochs is None:
+    args.epochs = registry.spec(args.model).epochs
   if args.epochs < 1:
     parser.error(f'--epochs must be at least 1, got {args.epochs}')
   return args

@@ -1,9 +1,12 @@
-"""Trains the seed CNN and the default model side by side on BUSI and scores them.
+"""Trains the seed CNN, busi_net and the default model side by side on BUSI and scores them.
 
-Both go through `models.training.train`, the Trainer's own code, on the split
-ImageExampleGen makes (or on group-stratified cross-validation folds with
-`--folds`), and are scored on the held-out test images. Prints a table and
-writes bench/results/quality.json (quality_cv5.json with `--folds 5`).
+Each goes through `models.training.train`, the Trainer's own code, at its own
+input size and epochs, on the split ImageExampleGen makes (or on
+group-stratified cross-validation folds with `--folds`), and is scored on the
+held-out test images: the clinical metrics, the pointing game (Grad-CAM), one
+image's latency through the network, and the same model on a second
+hospital's scans (BUS-BRA, bench/cross_site.py). Prints a table and writes
+bench/results/quality.json (quality_cv5.json with `--folds 5`).
 
   make bench-quality                    # the pipeline's train / eval / test split
   make bench-quality ARGS="--folds 5"   # 5-fold cross-validation, mean ± sd
@@ -22,18 +25,21 @@ import platform
 import shlex
 import sys
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
+import tf_keras as keras
 
 from bench import busi_arrays
 from bench import classification_metrics
+from bench import cross_site
 from contracts import configs
 from contracts import features
 from dataset import data_root
+from models import grad_cam
 from models import registry
 from models import training
 
@@ -43,15 +49,51 @@ COLUMNS = (
     ('accuracy', 'acc'), ('balanced_accuracy', 'bal.acc'), ('macro_f1', 'macro-F1'),
     ('macro_auc', 'AUC'), ('malignant_sensitivity', 'mal.sens'),
     ('malignant_specificity', 'mal.spec'), ('benign_vs_malignant_auc', 'B/M AUC'),
-    ('ece', 'ECE'), ('train_seconds', 'train s'), ('parameters', 'params'),
+    ('ece', 'ECE'), ('pointing_game', 'pointing'),
+    ('cross_site_benign_vs_malignant_auc', 'BUS-BRA B/M AUC'),
+    ('cross_site_malignant_sensitivity', 'BUS-BRA mal.sens'),
+    ('train_seconds', 'train s'), ('parameters', 'params'), ('latency_ms', 'ms/image'),
 )
+_GRAD_CAM_BATCH = 32
+# One-image calls timed for the latency column, after one warm-up call.
+_LATENCY_CALLS = 30
+
+
+def pointing_game(model: keras.Model, model_name: str,
+                  scored: busi_arrays.TransformedImages) -> float:
+  """Share of scored lesion images whose true-class Grad-CAM peaks on the lesion."""
+  with_lesion = np.flatnonzero(scored.masks.reshape(len(scored.masks), -1).max(axis=1) > 0)
+  if not with_lesion.size:
+    return float('nan')
+  layer = grad_cam.explained_layer(model, model_name)
+  hits = 0
+  for start in range(0, with_lesion.size, _GRAD_CAM_BATCH):
+    chosen = with_lesion[start:start + _GRAD_CAM_BATCH]
+    heatmaps = grad_cam.grad_cam(model, scored.images[chosen], scored.labels[chosen], layer)
+    hits += sum(grad_cam.peak_inside(h, m[..., 0] > 0.5)
+                for h, m in zip(heatmaps, scored.masks[chosen]))
+  return hits / with_lesion.size
+
+
+def one_image_latency_ms(model: keras.Model, image: np.ndarray) -> float:
+  """Median time of one image through the network, traced once beforehand."""
+  call = tf.function(lambda x: model(x, training=False))
+  batch = tf.constant(image[np.newaxis])
+  call(batch)
+  times = []
+  for _ in range(_LATENCY_CALLS):
+    start = time.perf_counter()
+    call(batch).numpy()
+    times.append(time.perf_counter() - start)
+  return float(np.median(times) * 1e3)
 
 
 def _train_and_score(model_config: configs.ModelConfig,
                      data: busi_arrays.TransformedImages,
                      split: Dict[str, np.ndarray],
                      training_config: configs.TrainingConfig,
-                     class_names: Sequence[str], score_split: str) -> Dict[str, float]:
+                     class_names: Sequence[str], score_split: str,
+                     other_site: Optional[cross_site.SiteImages]) -> Dict[str, float]:
   scored = data.subset(split[score_split])
   start = time.monotonic()
   result = training.train(model_config, training_config, class_names,
@@ -65,7 +107,16 @@ def _train_and_score(model_config: configs.ModelConfig,
                 best_epochs=[member.best_epoch for member in result.members],
                 temperature=result.temperature,
                 parameters=int(result.serving_model.count_params()),
-                scored_images=int(scored.labels.size))
+                scored_images=int(scored.labels.size),
+                pointing_game=pointing_game(result.serving_model, model_config.name, scored),
+                latency_ms=one_image_latency_ms(result.serving_model, scored.images[0]))
+  if other_site is not None:
+    site_scores = cross_site.score(other_site, result.scores(other_site.images),
+                                   class_names)
+    report.update(cross_site_images=site_scores.images,
+                  cross_site_benign_vs_malignant_auc=site_scores.benign_vs_malignant_auc,
+                  cross_site_malignant_sensitivity=site_scores.malignant_sensitivity,
+                  cross_site_malignant_specificity=site_scores.malignant_specificity)
   return report
 
 
@@ -76,12 +127,15 @@ def _summary(runs: List[Dict[str, float]]) -> Dict[str, Dict[str, float]]:
           for k in keys}
 
 
-def _format(value: Dict[str, float], key: str, folds: int) -> str:
+def _format(value: Optional[Dict[str, float]], key: str, folds: int) -> str:
+  if value is None or np.isnan(value['mean']):
+    return 'n/a'
   if key == 'parameters':
     return f'{value["mean"] / 1e6:.2f} M'
-  if key == 'train_seconds':
-    text = f'{value["mean"]:.0f}'
-    return text + (f' ± {value["sd"]:.0f}' if folds > 1 else '')
+  if key in ('train_seconds', 'latency_ms'):
+    digits = 0 if key == 'train_seconds' else 1
+    text = f'{value["mean"]:.{digits}f}'
+    return text + (f' ± {value["sd"]:.{digits}f}' if folds > 1 else '')
   text = f'{value["mean"]:.3f}'
   return text + (f' ± {value["sd"]:.3f}' if folds > 1 else '')
 
@@ -92,7 +146,7 @@ def markdown_table(summaries: Dict[str, Dict[str, Dict[str, float]]],
            '|---|' + '---|' * len(COLUMNS)]
   for name, summary in summaries.items():
     lines.append(f'| {name} | ' + ' | '.join(
-        _format(summary[k], k, folds) for k, _ in COLUMNS) + ' |')
+        _format(summary.get(k), k, folds) for k, _ in COLUMNS) + ' |')
   return '\n'.join(lines)
 
 
@@ -102,13 +156,14 @@ def main(argv: Sequence[str]) -> int:
                       help='BUSI folder (Dataset_BUSI_with_GT); default: as `make run`')
   parser.add_argument('--folds', type=int, default=0,
                       help='k-fold group-stratified cross-validation; 0: the pipeline split')
-  parser.add_argument('--models', default='seed_cnn,busi_net',
+  parser.add_argument('--models', default='seed_cnn,busi_net,lesion_net',
                       help='comma-separated, from: ' + ', '.join(registry.MODEL_CHOICES))
   parser.add_argument('--backbone-weights', default='',
                       help='ImageNet weights file (.h5, no top) for mobilenet_v2 or '
                            'efficientnet_b0; default: random initial weights')
-  parser.add_argument('--epochs', type=int, default=configs.TrainingConfig.epochs,
-                      help='maximum epochs (early stopping on the eval split)')
+  parser.add_argument('--epochs', type=int, default=None,
+                      help='maximum epochs (early stopping on the eval split); '
+                           'default: each model\'s own')
   parser.add_argument('--patience', type=int,
                       default=configs.TrainingConfig.early_stopping_patience,
                       help='early-stopping patience in epochs')
@@ -116,6 +171,11 @@ def main(argv: Sequence[str]) -> int:
                       help='busi_net networks averaged')
   parser.add_argument('--score-split', choices=('test', 'eval'), default='test',
                       help='split the table scores; compare recipes on eval, never test')
+  parser.add_argument('--cross-site-root', default='',
+                      help='BUS-BRA folder (bus_data.csv, Images/) to score each '
+                           'BUSI-trained model on; default: ../shared/data/bus_bra')
+  parser.add_argument('--no-cross-site', action='store_true',
+                      help='skip the second-site columns')
   parser.add_argument('--output', help='JSON results file (default: bench/results/'
                                         'quality.json, or quality_cv<K>.json with --folds K)')
   args = parser.parse_args(argv)
@@ -128,34 +188,49 @@ def main(argv: Sequence[str]) -> int:
     parser.error(f'--backbone-weights {args.backbone_weights!r} is not a file')
   for flag, value in (('--epochs', args.epochs), ('--patience', args.patience),
                       ('--ensemble-size', args.ensemble_size)):
-    if value < 1:
+    if value is not None and value < 1:
       parser.error(f'{flag} must be at least 1, got {value}')
 
   busi_root = data_root.find_data_root(args.data_root)
   if busi_root is None:
     raise SystemExit('bench/quality.py: ' + data_root.not_found_message(args.data_root))
+  other_site_root = None
+  if not args.no_cross_site:
+    other_site_root = cross_site.find_root(args.cross_site_root)
+    if other_site_root is None and args.cross_site_root:
+      parser.error(f'--cross-site-root {args.cross_site_root!r} holds no '
+                   f'{cross_site.MANIFEST}')
   data_config = configs.DataConfig(data_root=busi_root)
+  class_names = list(data_config.class_names)
+  sizes = sorted({registry.spec(m).image_size for m in model_names})
   try:
-    data = busi_arrays.load(data_config, configs.ModelConfig().image_size)
+    data_by_size = {size: busi_arrays.load(data_config, size) for size in sizes}
+    other_site_by_size = {size: cross_site.load(other_site_root, size, class_names)
+                          for size in sizes} if other_site_root else {}
+    # The split depends on the files and groups only, not the decoded size.
+    data = data_by_size[sizes[0]]
     splits = (busi_arrays.cross_validation_folds(data, data_config, args.folds)
               if args.folds else [busi_arrays.pipeline_split(data, data_config)])
   except ValueError as e:
     raise SystemExit(f'bench/quality.py: {e}') from None
-  training_config = dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
+  training_config = dataclasses.replace(configs.TrainingConfig(),
                                         early_stopping_patience=args.patience)
   model_config = dataclasses.replace(configs.ModelConfig(),
                                      ensemble_size=args.ensemble_size,
                                      backbone_weights=args.backbone_weights)
-  class_names = list(data_config.class_names)
 
   runs: Dict[str, List[Dict[str, float]]] = {m: [] for m in model_names}
   for k, split in enumerate(splits):
     for model_name in model_names:
+      model_spec = registry.spec(model_name)
       report = _train_and_score(
           dataclasses.replace(model_config, name=model_name,
+                              image_size=model_spec.image_size,
                               ensemble_size=model_config.ensemble_size
-                              if registry.spec(model_name).ensembles else 1), data, split,
-          training_config, class_names, args.score_split)
+                              if model_spec.ensembles else 1),
+          data_by_size[model_spec.image_size], split,
+          dataclasses.replace(training_config, epochs=args.epochs or model_spec.epochs),
+          class_names, args.score_split, other_site_by_size.get(model_spec.image_size))
       runs[model_name].append(report)
       print(f'[fold {k + 1}/{len(splits)}] {model_name}: ' + ', '.join(
           f'{key} {report[key]:.3f}' for key, _ in COLUMNS[:8]), flush=True)
@@ -171,9 +246,11 @@ def main(argv: Sequence[str]) -> int:
                   'tensorflow': tf.__version__},
       'evaluation': (f'{args.folds}-fold group-stratified cross-validation'
                      if args.folds else 'pipeline split') + f', scored on {args.score_split}',
+      'cross_site': other_site_root and os.path.abspath(other_site_root),
       'split_sizes': [{name: int(ix.size) for name, ix in s.items()} for s in splits],
       'model_config': dataclasses.asdict(model_config),
       'training_config': dataclasses.asdict(training_config),
+      'epochs': {m: args.epochs or registry.spec(m).epochs for m in model_names},
       'runs': runs, 'summary': summaries, 'table': table,
   }
   output = args.output or os.path.join(

@@ -103,9 +103,13 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  """Which network to train and the input it sees."""
-  name: str = 'busi_net'
-  image_size: int = 128
+  """Which network to train and the input it sees.
+
+  The defaults are the default family's (models/registry.py gives each family
+  its own input side and epochs; bench/README.md has the comparisons).
+  """
+  name: str = 'lesion_net'
+  image_size: int = 256
   dropout: float = 0.3
   # busi_net networks trained from different seeds and served as their average.
   # 1: each member costs a full training, and one network on the default
@@ -133,10 +137,11 @@ class ModelConfig:
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
   """How the network is fitted: schedule, batches, early stopping, seed."""
-  # busi_net's learning rate decays to zero over `epochs` (cosine). The eval
-  # loss is noisy on ~115 images, so the patience is long enough for a run to
-  # reach the end of its schedule (bench/README.md has the comparisons).
-  epochs: int = 80
+  # The learning rate decays to zero over `epochs` (cosine); the default is the
+  # default family's. The eval loss is noisy on ~115 images, so the patience is
+  # long enough for a run to reach the end of its schedule (bench/README.md has
+  # the comparisons).
+  epochs: int = 30
   batch_size: int = 32
   learning_rate: float = 1e-3
   early_stopping_patience: int = 30

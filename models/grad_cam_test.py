@@ -70,7 +70,7 @@ def test_heatmap_peaks_inside_the_box_with_the_class_evidence(box_model):
 def test_the_feature_map_is_the_last_spatial_layer(box_model):
   assert grad_cam.last_feature_map_layer(box_model).name == 'last_conv'
   _, busi_net = registry.build_model(
-      configs.ModelConfig(image_size=32, ensemble_size=1), 3)
+      configs.ModelConfig(name='busi_net', image_size=32, ensemble_size=1), 3)
   pooling = next(layer for layer in busi_net.layers
                  if isinstance(layer, keras.layers.GlobalAveragePooling2D))
   assert grad_cam.last_feature_map_layer(busi_net).output is pooling.input
@@ -89,7 +89,7 @@ def test_an_export_of_another_network_is_refused(tmp_path):
   assert grad_cam.load_serving_model(str(tmp_path), config, 3).count_params() == \
       seed_cnn.count_params()
   with pytest.raises(ValueError, match='does not fit the busi_net'):
-    grad_cam.load_serving_model(str(tmp_path), configs.ModelConfig(image_size=32), 3)
+    grad_cam.load_serving_model(str(tmp_path), configs.ModelConfig(name='busi_net', image_size=32), 3)
 
 
 def test_peak_inside_reads_the_argmax():
@@ -103,7 +103,7 @@ def test_peak_inside_reads_the_argmax():
 
 
 def test_an_ensembles_heatmap_is_the_mean_of_its_members(tmp_path):
-  config = configs.ModelConfig(image_size=32, ensemble_size=2)
+  config = configs.ModelConfig(name='busi_net', image_size=32, ensemble_size=2)
   _, ensemble = registry.build_model(config, 3)
   _write_export(ensemble, tmp_path)
   loaded = grad_cam.load_serving_model(str(tmp_path), config, 3)
@@ -156,5 +156,5 @@ def test_lesion_nets_heatmap_explains_the_whole_image_not_the_crop():
 
 
 def test_the_other_families_explain_their_deepest_spatial_layer():
-  _, busi_net = registry.build_model(configs.ModelConfig(image_size=32), 3)
+  _, busi_net = registry.build_model(configs.ModelConfig(name='busi_net', image_size=32), 3)
   assert grad_cam.explained_layer(busi_net, 'busi_net') is None

@@ -7,12 +7,12 @@ better, at BUSI and at other sites (bench/README.md, ../shared/BASELINES.md).
 This model makes that crop itself:
 
 1. an ImageNet EfficientNet-Lite0 (models/efficientnet_lite.py) reads the
-   whole image;
+   whole image, downsized to the context size;
 2. a light decoder on its stride-8, -16 and -32 feature maps predicts the
    lesion mask, supervised by the annotated masks;
 3. the mask's soft box, a square around the predicted lesion with a margin,
-   is resampled from the input image at full detail, and the same backbone
-   reads that crop;
+   is resampled from the input image at the input's full resolution (twice
+   the context's, as registered), and the same backbone reads that crop;
 4. the class head reads the whole-image features (context), the crop's
    features (the lesion) and how sure the mask is that there is a lesion.
 
@@ -50,6 +50,9 @@ LESION_PRESENCE = 'lesion_presence'
 # Grad-CAM explains, in image coordinates (the crop pass's maps are in the
 # crop's).
 CONTEXT_FEATURE_MAP = 'context_feature_map'
+
+# The registry's cap on the whole-image pass's side (models/registry.py).
+MAX_CONTEXT_SIZE = 128
 
 _DECODER_FILTERS = 64
 BACKBONE_STRIDE = 32
@@ -172,23 +175,36 @@ def _mask_decoder(stride8, stride16, stride32):
 
 
 def build_lesion_net(image_size: int, num_classes: int, class_output: str,
-                     mask_output: str, crop_size: Optional[int] = None,
+                     mask_output: str, context_size: Optional[int] = None,
+                     crop_size: Optional[int] = None,
                      dropout: float = 0.3, imagenet_weights: bool = True,
                      name: str = 'lesion_net') -> LesionNet:
   """The lesion-focused classifier; see the module docstring.
 
   `class_output` and `mask_output` name the two outputs the training loop
-  fits; `crop_size` (default: `image_size`) is the side the lesion crop is
-  resampled to. `imagenet_weights` starts the backbone from the installed
-  ImageNet weights, else from random ones.
+  fits. The whole-image pass and the mask read the input resized to
+  `context_size` (default: `image_size`); the lesion crop is resampled from
+  the input at its own, finer, resolution to `crop_size` (default:
+  `context_size`), so a larger input adds detail to the lesion alone.
+  `imagenet_weights` starts the backbone from the installed ImageNet weights,
+  else from random ones.
   """
-  if image_size % BACKBONE_STRIDE:
-    raise ValueError(f'lesion_net needs an image size divisible by '
-                     f'{BACKBONE_STRIDE}, got {image_size}')
-  crop_size = crop_size or image_size
+  context_size = context_size or image_size
+  crop_size = crop_size or context_size
+  for what, size in (('context size', context_size), ('crop size', crop_size)):
+    if size % BACKBONE_STRIDE:
+      raise ValueError(f'lesion_net needs a {what} divisible by '
+                       f'{BACKBONE_STRIDE}, got {size}')
+  if context_size > image_size:
+    raise ValueError(f'lesion_net: the context size ({context_size}) cannot '
+                     f'exceed the image size ({image_size})')
   backbone = _backbone(imagenet_weights)
   inputs = keras.Input((image_size, image_size, 1), name=features.IMAGE_XF)
-  stride8, stride16, stride32 = backbone(_to_backbone_range(inputs, 'image'))
+  context_image = inputs
+  if context_size != image_size:
+    context_image = layers.Resizing(context_size, context_size, interpolation='area',
+                                    name='context_resize')(inputs)
+  stride8, stride16, stride32 = backbone(_to_backbone_range(context_image, 'image'))
 
   mask_logits = _mask_decoder(stride8, stride16, stride32)
   coarse_mask = layers.Activation('sigmoid', name='mask_coarse')(mask_logits)

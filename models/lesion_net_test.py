@@ -119,3 +119,21 @@ def test_an_image_size_the_backbone_cannot_halve_is_refused():
   with pytest.raises(ValueError, match='divisible by 32, got 100'):
     lesion_net.build_lesion_net(100, 3, CLASS_OUTPUT, MASK_OUTPUT,
                                 imagenet_weights=False)
+
+
+def test_the_crop_reads_the_input_at_its_own_finer_resolution():
+  net = lesion_net.build_lesion_net(2 * SIZE, 3, CLASS_OUTPUT, MASK_OUTPUT,
+                                    context_size=SIZE, imagenet_weights=False)
+  images = np.random.default_rng(2).random((2, 2 * SIZE, 2 * SIZE, 1), dtype=np.float32)
+  probs, mask = net.training(images, training=False)
+  assert probs.shape == (2, 3) and mask.shape == (2, 2 * SIZE, 2 * SIZE, 1)
+  crop_layer = net.training.get_layer('lesion_crop')
+  assert crop_layer.input[0].shape[1:3] == (2 * SIZE, 2 * SIZE)
+  assert crop_layer.output.shape[1:3] == (SIZE, SIZE)
+  assert net.training.get_layer('context_resize').output.shape[1:3] == (SIZE, SIZE)
+
+
+def test_a_context_larger_than_the_input_is_refused():
+  with pytest.raises(ValueError, match='context size \\(128\\) cannot exceed the image size \\(64\\)'):
+    lesion_net.build_lesion_net(SIZE, 3, CLASS_OUTPUT, MASK_OUTPUT, context_size=128,
+                                imagenet_weights=False)

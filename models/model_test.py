@@ -51,7 +51,7 @@ def test_seed_cnn_is_the_notebooks_network():
 
 def test_busi_net_trains_two_heads_and_serves_one():
   [training_model], serving_model = registry.build_model(
-      configs.ModelConfig(image_size=_SIZE, ensemble_size=1), 3)
+      configs.ModelConfig(name='busi_net', image_size=_SIZE, ensemble_size=1), 3)
   assert training_model.input_names == serving_model.input_names == [features.IMAGE_XF]
   assert training_model.output_names == [model_lib.CLASS_OUTPUT, model_lib.MASK_OUTPUT]
   assert serving_model.output_names == [model_lib.CLASS_OUTPUT]
@@ -66,7 +66,7 @@ def test_busi_net_trains_two_heads_and_serves_one():
 
 def test_ensemble_serves_the_mean_of_its_members():
   members, ensemble = registry.build_model(
-      configs.ModelConfig(image_size=_SIZE, ensemble_size=3), 3)
+      configs.ModelConfig(name='busi_net', image_size=_SIZE, ensemble_size=3), 3)
   assert len(members) == 3
   assert ensemble.input_names == [features.IMAGE_XF]
   assert ensemble.output_names == [model_lib.CLASS_OUTPUT]
@@ -82,14 +82,14 @@ def test_ensemble_serves_the_mean_of_its_members():
 
 
 def test_a_single_network_is_its_own_only_member():
-  _, serving_model = registry.build_model(configs.ModelConfig(ensemble_size=1), 3)
+  _, serving_model = registry.build_model(configs.ModelConfig(name='busi_net', ensemble_size=1), 3)
   assert model_lib.ensemble_members(serving_model) == [serving_model]
   with pytest.raises(ValueError, match='ensemble_size must be at least 1'):
-    registry.build_model(configs.ModelConfig(ensemble_size=0), 3)
+    registry.build_model(configs.ModelConfig(name='busi_net', ensemble_size=0), 3)
 
 
 def test_busi_net_stays_small():
-  _, serving_model = registry.build_model(configs.ModelConfig(ensemble_size=1), 3)
+  _, serving_model = registry.build_model(configs.ModelConfig(name='busi_net', ensemble_size=1), 3)
   assert serving_model.count_params() < 2_000_000
 
 

@@ -31,6 +31,9 @@ class ModelSpec:
   compile: Compiler
   # The input side a run uses when none is given.
   image_size: int
+  # The epochs a run trains for when none is given: the family's recipe
+  # (bench/README.md has the comparisons behind each).
+  epochs: int
   # Augmented in the input pipeline, where the lesion mask follows the image;
   # False: the network augments inside itself (the seed notebook's way).
   augments_in_input_pipeline: bool
@@ -65,11 +68,14 @@ def _single(build_one: Callable[[configs.ModelConfig, int], keras.Model]) -> Bui
   return build
 
 
-_DEFAULT_IMAGE_SIZE = configs.ModelConfig.image_size
-# The Lite0 families' input side: divisible by the backbone's stride 32, and
-# small enough that one image through lesion_net's two backbone passes serves
-# quickly on a CPU (the cost grows with the square of the side).
+# The input side of the families that read the whole image once.
+_WHOLE_IMAGE_SIZE = 128
+# efficientnet_lite0's input side: divisible by the backbone's stride 32.
 _LITE0_IMAGE_SIZE = 128
+# lesion_net's: its whole-image pass reads at most `lesion_net.MAX_CONTEXT_SIZE`
+# (the cost grows with the square of the side), while the lesion crop is
+# resampled from the full input, so the lesion is seen at twice that detail.
+_LESION_NET_IMAGE_SIZE = 256
 
 
 def _backbone_spec(name: str) -> ModelSpec:
@@ -78,7 +84,8 @@ def _backbone_spec(name: str) -> ModelSpec:
       build=_single(functools.partial(backbones.build_backbone_classifier,
                                       class_output=model_lib.CLASS_OUTPUT)),
       compile=compiling.compile_classifier,
-      image_size=_DEFAULT_IMAGE_SIZE,
+      image_size=_WHOLE_IMAGE_SIZE,
+      epochs=80,
       augments_in_input_pipeline=True,
       has_mask_head=False,
       calibrated=True,
@@ -86,9 +93,10 @@ def _backbone_spec(name: str) -> ModelSpec:
 
 
 def _build_lesion_net(config: configs.ModelConfig, num_classes: int):
-  net = lesion_net.build_lesion_net(config.image_size, num_classes,
-                                    model_lib.CLASS_OUTPUT, model_lib.MASK_OUTPUT,
-                                    dropout=config.dropout)
+  net = lesion_net.build_lesion_net(
+      config.image_size, num_classes, model_lib.CLASS_OUTPUT, model_lib.MASK_OUTPUT,
+      context_size=min(config.image_size, lesion_net.MAX_CONTEXT_SIZE),
+      dropout=config.dropout)
   return [net.training], net.serving
 
 
@@ -96,7 +104,8 @@ _SPECS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec(name='busi_net',
               build=model_lib.build_busi_net_ensemble,
               compile=compiling.compile_with_mask_head,
-              image_size=_DEFAULT_IMAGE_SIZE,
+              image_size=_WHOLE_IMAGE_SIZE,
+              epochs=80,
               augments_in_input_pipeline=True,
               has_mask_head=True,
               calibrated=True,
@@ -107,6 +116,7 @@ _SPECS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
               build=_single(model_lib.build_seed_cnn),
               compile=compiling.compile_seed_cnn,
               image_size=180,
+              epochs=15,
               augments_in_input_pipeline=False,
               has_mask_head=False,
               calibrated=False),
@@ -118,6 +128,7 @@ _SPECS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
                   class_output=model_lib.CLASS_OUTPUT)),
               compile=compiling.compile_classifier,
               image_size=_LITE0_IMAGE_SIZE,
+              epochs=20,
               augments_in_input_pipeline=True,
               has_mask_head=False,
               calibrated=True),
@@ -127,7 +138,8 @@ _SPECS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec(name='lesion_net',
               build=_build_lesion_net,
               compile=compiling.compile_with_mask_head,
-              image_size=_LITE0_IMAGE_SIZE,
+              image_size=_LESION_NET_IMAGE_SIZE,
+              epochs=30,
               augments_in_input_pipeline=True,
               has_mask_head=True,
               calibrated=True,

@@ -25,11 +25,20 @@ def test_every_family_builds_a_classifier_of_the_transformed_image(name):
   assert has_mask_output == spec.has_mask_head
 
 
-def test_the_seed_cnn_keeps_the_notebooks_input_size_and_the_others_the_default():
-  assert registry.spec('seed_cnn').image_size == 180
-  others = [name for name in registry.MODEL_CHOICES if name != 'seed_cnn']
-  assert {registry.spec(name).image_size for name in others} == {
-      configs.ModelConfig().image_size}
+def test_the_seed_cnn_keeps_the_notebooks_recipe():
+  assert (registry.spec('seed_cnn').image_size, registry.spec('seed_cnn').epochs) == (180, 15)
+
+
+def test_the_config_defaults_are_the_default_familys_recipe():
+  default = registry.spec(configs.ModelConfig.name)
+  assert default.image_size == configs.ModelConfig.image_size
+  assert default.epochs == configs.TrainingConfig.epochs
+
+
+@pytest.mark.parametrize('name', registry.MODEL_CHOICES)
+def test_every_familys_input_side_suits_it(name):
+  spec = registry.spec(name)
+  assert spec.image_size % spec.image_size_multiple == 0 and spec.epochs >= 1
 
 
 def test_an_unknown_family_names_the_choices():

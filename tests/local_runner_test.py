@@ -7,6 +7,7 @@ import pytest
 import local_runner
 from contracts import configs
 from dataset import data_root
+from models import registry
 
 
 def test_missing_dataset_says_where_to_get_it(tmp_path, monkeypatch, capsys):
@@ -61,14 +62,14 @@ def test_an_empty_ensemble_is_a_usage_error(capsys):
 
 def test_model_flags_reach_the_model_config(tmp_path):
   config = local_runner.build_config(
-      local_runner.parse_args(['--ensemble-size', '3']), '/data')
+      local_runner.parse_args(['--model', 'busi_net', '--ensemble-size', '3']), '/data')
   assert (config.model.name, config.model.ensemble_size) == ('busi_net', 3)
   weights = tmp_path / 'no_top.h5'
   weights.write_bytes(b'')
   config = local_runner.build_config(local_runner.parse_args(
       ['--model', 'mobilenet_v2', '--backbone-weights', str(weights)]), '/data')
   assert config.model.name == 'mobilenet_v2'
-  assert config.model.image_size == configs.ModelConfig().image_size
+  assert config.model.image_size == registry.spec('mobilenet_v2').image_size
   assert config.model.backbone_weights == str(weights)
 
 
