@@ -129,7 +129,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   if args.ensemble_size > 1 and not model_spec.ensembles:
     parser.error(f'--ensemble-size applies to {" or ".join(registry.ENSEMBLE_MODELS)} '
                  f'only, not {args.model}')
-  if args.image_size is not None and args.image_size % model_spec.image_size_multiple:
+  # A size below the floor gets ModelConfig's own message; this check is for the rest.
+  if (args.image_size is not None and args.image_size > 0
+      and args.image_size % model_spec.image_size_multiple):
     parser.error(f'--image-size must be a multiple of {model_spec.image_size_multiple} '
                  f'for {args.model}, got {args.image_size}')
   if args.backbone_weights:
