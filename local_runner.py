@@ -162,9 +162,11 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   return args
 
 
-def build_config(args: argparse.Namespace,
-                 sites: Sequence[configs.Site]) -> configs.PipelineConfig:
-  data_fields = sites_lib.data_fields(sites)
+def build_config(args: argparse.Namespace, data_root_dir: str = '',
+                 sites: Sequence[configs.Site] = ()) -> configs.PipelineConfig:
+  """The run's config: of `sites`, or of `data_root_dir` as the one default site."""
+  data_fields = sites_lib.data_fields(
+      sites or (configs.Site(configs.DEFAULT_SITE, data_root_dir),))
   return local.local_config(
       data_fields['data_root'], args.output_dir,
       data=dataclasses.replace(configs.DataConfig(), sites=data_fields['sites'],
@@ -246,7 +248,7 @@ def main(argv: List[str]) -> int:
       return 2
     sites = (configs.Site(configs.DEFAULT_SITE, found),)
   config, message = config_flags.config_or_message(
-      'local_runner.py', lambda: build_config(args, sites))
+      'local_runner.py', lambda: build_config(args, sites=sites))
   if message:
     print(message, file=sys.stderr)
     return 2
