@@ -55,7 +55,7 @@ def test_a_two_site_run_ends_to_end_with_site_features_and_per_site_counts(two_s
   assert seen == {(True, False, False, 'busi'), (True, True, True, 'bra')}
   (report,) = glob.glob(os.path.join(two_sites['out'], 'reports', '*.html'))
   page = open(report, encoding='utf-8').read()
-  assert '<h4>site_counts</h4>' in page
+  assert '<h4>Images per site</h4>' in page
 
 
 def test_a_bad_site_name_is_a_usage_error(two_sites, capsys):
