@@ -189,10 +189,6 @@ class DataConfig:
       raise ConfigError('data.label_conflicts', f'must be one of '
                         f'{", ".join(LABEL_CONFLICT_POLICIES)}, got {self.label_conflicts!r}')
 
-  def site_list(self) -> Tuple[Site, ...]:
-    """The sites the run reads: the named ones, or `data_root` as the default site."""
-    return self.sites or (Site(DEFAULT_SITE, self.data_root),)
-
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
