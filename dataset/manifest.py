@@ -161,7 +161,7 @@ def _normalised(relpath: str) -> str:
 def _walk(root: str, folder: str = '') -> List[Tuple[str, str]]:
   """(relpath, kind) of everything under root, not entering hidden folders or links.
 
-  kind: 'file', 'link', 'hidden', 'folder' (an empty one, or a hidden one not entered).
+  kind: 'file', 'link', 'hidden' (a hidden file or folder) or 'folder' (an empty one).
   """
   found = []
   entries = image_files.entries(os.path.join(root, folder) if folder else root)
