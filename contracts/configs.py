@@ -79,11 +79,12 @@ class ManifestColumns:
   """How a site's manifest names each image's file, label, masks, patient and device.
 
   A site whose root holds `manifest` is read through it (dataset/manifest.py);
-  any other site is a folder-per-class tree. The path templates build the
-  files from the row: `{COLUMN}` is the column's value, `{COLUMN|removeprefix:X}`
-  the value without a leading X; a mask template may give several files
-  separated by `;`, and a row whose mask columns are empty has no mask. An empty
-  patient or device column name means the manifest has none.
+  any other site is a folder-per-class tree. The `image` column holds the
+  image's path in the site and the `mask` column its masks' (several separated
+  by `;`, none when empty), unless a path template builds them from the row:
+  `{COLUMN}` is the column's value, `{COLUMN|removeprefix:X}` the value without
+  a leading X (a mask template whose columns are empty gives no mask). An
+  empty mask, patient or device column name means the manifest has none.
   """
   manifest: str = 'manifest.csv'
   image: str = 'image'
@@ -91,8 +92,8 @@ class ManifestColumns:
   mask: str = 'mask'
   patient: str = 'patient_id'
   device: str = 'device'
-  image_path: str = '{image}'
-  mask_path: str = '{mask}'
+  image_path: str = ''
+  mask_path: str = ''
 
   def __post_init__(self):
     for field in dataclasses.fields(self):
@@ -100,12 +101,21 @@ class ManifestColumns:
       if not isinstance(value, str):
         raise ConfigError('data.manifest_columns',
                           f'{field.name} must be a string, got {value!r}')
-    for field in ('manifest', 'image', 'label', 'image_path'):
+    for field in ('manifest', 'image', 'label'):
       if not getattr(self, field):
         raise ConfigError('data.manifest_columns', f'{field} must not be empty')
     if not self.manifest.endswith(MANIFEST_EXTENSIONS):
       raise ConfigError('data.manifest_columns', f'manifest must end in '
                         f'{" or ".join(MANIFEST_EXTENSIONS)}, got {self.manifest!r}')
+
+  @property
+  def image_template(self) -> str:
+    return self.image_path or f'{{{self.image}}}'
+
+  @property
+  def mask_template(self) -> str:
+    """'' when the manifest names no masks."""
+    return self.mask_path or (f'{{{self.mask}}}' if self.mask else '')
 
   @classmethod
   def from_dict(cls, values: Dict[str, Any]) -> 'ManifestColumns':

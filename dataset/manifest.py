@@ -90,7 +90,7 @@ def problem(root: str, columns: configs.ManifestColumns) -> Optional[str]:
 
 
 def _required_columns(columns: configs.ManifestColumns) -> List[str]:
-  in_template = [m.group(1) for m in _PLACEHOLDER.finditer(columns.image_path)]
+  in_template = [m.group(1) for m in _PLACEHOLDER.finditer(columns.image_template)]
   return list(dict.fromkeys([columns.label, *in_template]))
 
 
@@ -195,10 +195,10 @@ def scan_manifest(root: str, columns: configs.ManifestColumns,
   by_image: Dict[str, List[ManifestRow]] = {}
   masks_of: Dict[str, Tuple[str, ...]] = {}
   for row in manifest.rows:
-    image = expand(columns.image_path, row.values)
+    image = expand(columns.image_template, row.values)
     masks = tuple(_normalised(m) for m in
-                  expand(columns.mask_path, row.values).split(_MASK_SEPARATOR) if m.strip()
-                  ) if columns.mask_path else ()
+                  expand(columns.mask_template, row.values).split(_MASK_SEPARATOR)
+                  if m.strip())
     reason = (f'no image: column {columns.image!r} is empty' if not image
               else _path_problem(image) or next(filter(None, map(_path_problem, masks)), None))
     if reason:

@@ -163,3 +163,13 @@ def test_patients_never_straddle_splits(tmp_path):
   for fp in fingerprints:
     groups.setdefault(fp.patient_id, set()).add(plan.assignment[fp.relpath][0])
   assert all(len(g) == 1 for g in groups.values())
+
+
+def test_renamed_columns_need_no_template(site):
+  with open(os.path.join(site, 'export.csv'), 'w') as f:
+    f.write('File,Diagnosis\nimages/b001-l.png,benign\n')
+  columns = configs.ManifestColumns(manifest='export.csv', image='File', label='Diagnosis',
+                                    mask='', patient='', device='')
+  scan = _scan(site, columns)
+  assert scan.images == [image_files.ImageFile('images/b001-l.png', 'benign')]
+  assert len(scan.quarantined) == 11 + 12  # the images and masks no row names
