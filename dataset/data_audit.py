@@ -71,10 +71,19 @@ class DuplicateGroup:
   exact: bool
   # The splits its ingested members went to; `build` fills them in.
   splits: Tuple[str, ...] = ()
+  # Distinct patients among the members when the site names every member's
+  # patient; 0 when some member has none.
+  patients: int = 0
 
   @property
   def is_label_conflict(self) -> bool:
-    return len(self.labels) > 1
+    """One scan under several labels.
+
+    Near (not exact) copies of several named patients are several scans that
+    look alike (BUS-BRA's cropped scans do at 10 bits): they share a split,
+    but their labels do not conflict.
+    """
+    return len(self.labels) > 1 and (self.exact or self.patients < 2)
 
   def members_text(self) -> str:
     """The members with their labels, as messages and the report name them."""
@@ -206,7 +215,8 @@ class DataAudit:
         near_duplicate_groups=tuple(
             DuplicateGroup(g['group_id'],
                            tuple(DuplicateMember(m['file'], m['label']) for m in g['files']),
-                           tuple(g['labels']), g['exact'], tuple(g['splits']))
+                           tuple(g['labels']), g['exact'], tuple(g['splits']),
+                           g.get('patients', 0))
             for g in audit['near_duplicate_groups']),
         site_counts={site: SiteCounts(**c) for site, c in audit.get('site_counts', {}).items()},
         patient_conflicts=tuple(
@@ -234,7 +244,8 @@ def _masks_if_any(entry: Union[IngestedFile, image_files.ExcludedFile]) -> Dict[
 
 
 def duplicate_groups(groups: Mapping[str, str], labels: Mapping[str, str],
-                     sha256: Mapping[str, str]) -> List[DuplicateGroup]:
+                     sha256: Mapping[str, str],
+                     patients: Mapping[str, str] = {}) -> List[DuplicateGroup]:
   """Groups with more than one member, each with its files, labels and kind.
 
   Args:
@@ -242,6 +253,8 @@ def duplicate_groups(groups: Mapping[str, str], labels: Mapping[str, str],
     labels: relpath -> class folder.
     sha256: relpath -> content hash; a group whose members all share it holds
       exact copies.
+    patients: relpath -> its patient, unique across sites, for images whose
+      site names one.
   """
   members: Dict[str, List[str]] = collections.defaultdict(list)
   for relpath, group in sorted(groups.items()):
@@ -250,7 +263,9 @@ def duplicate_groups(groups: Mapping[str, str], labels: Mapping[str, str],
       DuplicateGroup(group_id=group,
                      files=tuple(DuplicateMember(f, labels[f]) for f in files),
                      labels=tuple(sorted({labels[f] for f in files})),
-                     exact=len({sha256[f] for f in files}) == 1)
+                     exact=len({sha256[f] for f in files}) == 1,
+                     patients=(len({patients[f] for f in files})
+                               if all(patients.get(f) for f in files) else 0))
       for group, files in sorted(members.items()) if len(files) > 1]
 
 

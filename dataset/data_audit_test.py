@@ -119,7 +119,7 @@ def test_the_audit_file_keeps_its_format(tmp_path):
   with open(tmp_path / names.DATA_AUDIT_FILE, encoding='utf-8') as f:
     written = json.load(f)
   group = {'group_id': 'g1', 'exact': True, 'labels': ['benign', 'malignant'],
-           'splits': ['eval'], 'files': [{'file': 'benign/c.png', 'label': 'benign'},
+           'splits': ['eval'], 'patients': 0, 'files': [{'file': 'benign/c.png', 'label': 'benign'},
                                          {'file': 'malignant/b.png', 'label': 'malignant'}]}
   assert written == {
       'data_root': '/data',

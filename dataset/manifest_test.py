@@ -173,3 +173,27 @@ def test_renamed_columns_need_no_template(site):
   scan = _scan(site, columns)
   assert scan.images == [image_files.ImageFile('images/b001-l.png', 'benign')]
   assert len(scan.quarantined) == 11 + 12  # the images and masks no row names
+
+
+def _near_copy(site, source, target):
+  """`target`: `source` with a caliper mark burned in (a near-duplicate)."""
+  pixels = np.array(Image.open(os.path.join(site, source)))
+  pixels[2:4, 2:10] = 255
+  Image.fromarray(pixels).save(os.path.join(site, target))
+
+
+def test_look_alike_scans_of_two_patients_share_a_split_without_a_label_conflict(site):
+  _near_copy(site, 'images/b001-l.png', 'images/lookalike.png')
+  _append(site, 'images/lookalike.png,malignant,,m077,Scanner A')
+  _near_copy(site, 'images/b002-l.png', 'images/unnamed.png')
+  _append(site, 'images/unnamed.png,malignant,,,Scanner A')
+  scan = _scan(site)
+  plan = split_plan.plan_splits([image_files.fingerprint(site, i) for i in scan.images],
+                                {'train': 60, 'eval': 20, 'test': 20}, 10, 42, 'drop')
+  look_alike, unnamed = (next(g for g in plan.groups if f'images/{name}.png' in
+                              {m.file for m in g.files}) for name in ('lookalike', 'unnamed'))
+  assert (look_alike.patients, look_alike.is_label_conflict) == (2, False)
+  assert plan.splits()['images/lookalike.png'] == plan.splits()['images/b001-l.png']
+  # Without a patient on both sides it may be one scan under two labels: dropped.
+  assert (unnamed.patients, unnamed.is_label_conflict) == (0, True)
+  assert {d.file for d in plan.dropped} == {'images/b002-l.png', 'images/unnamed.png'}

@@ -51,7 +51,8 @@ def plan_splits(fingerprints: Sequence[image_files.ImageFingerprint],
   groups = image_files.group_key(fingerprints, near_duplicate_max_bits)
   labels = {f.relpath: f.label for f in fingerprints}
   duplicates = data_audit.duplicate_groups(
-      groups, labels, {f.relpath: f.sha256 for f in fingerprints})
+      groups, labels, {f.relpath: f.sha256 for f in fingerprints},
+      {f.relpath: f'{f.site}/{f.patient_id}' for f in fingerprints if f.patient_id})
   masks = {f.relpath: f.mask_relpaths for f in fingerprints}
   dropped = []
   if label_conflicts == 'drop':
