@@ -22,6 +22,7 @@ from tfx import v1 as tfx
 import urllib3
 
 from contracts import configs
+from dataset import sites as sites_lib
 from models import registry
 from orchestration import beam_runners
 from orchestration import config_flags
@@ -104,8 +105,14 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                      help='container image built from this checkout (see Dockerfile)')
   paths.add_argument('--pipeline-root', required=True, type=_storage_uri('--pipeline-root'),
                      help='object storage for pipeline artifacts, e.g. gs://BUCKET/tfx')
-  paths.add_argument('--data-root', required=True, type=_storage_uri('--data-root'),
-                     help='BUSI folder (one sub-folder per class) in object storage')
+  paths.add_argument('--data-root', required=True, action='append', metavar='[NAME=]URI',
+                     help='BUSI folder (one sub-folder per class, or a manifest) in '
+                          'object storage; repeat as NAME=URI for several sites (one '
+                          'bare URI stays a run parameter)')
+  paths.add_argument('--manifest-columns', action='append', default=[],
+                     metavar='SITE=PRESET|FILE.json',
+                     help='how SITE\'s manifest names its columns (repeatable; presets: '
+                          f'{", ".join(configs.MANIFEST_PRESETS)})')
   paths.add_argument('--serving-dir', required=True, type=_storage_uri('--serving-dir'),
                      help='TF Serving model root; blessed models are pushed below it')
   paths.add_argument('--output', default='outputs/kubeflow/pipeline.yaml',
@@ -174,6 +181,12 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                         'each request (multi-user deployments), e.g. the output '
                         'of kubectl create token')
   args = parser.parse_args(argv)
+  try:
+    args.sites = tuple(
+        dataclasses.replace(site, root=_storage_uri('--data-root')(site.root))
+        for site in sites_lib.build_sites(args.data_root, args.manifest_columns))
+  except (sites_lib.SiteSpecError, argparse.ArgumentTypeError) as e:
+    parser.error(str(e))
   if (args.submit or args.schedule) and not args.host:
     parser.error('--submit and --schedule need --host (the KFP API endpoint)')
   if args.token_file and not os.path.isfile(args.token_file):
@@ -202,16 +215,19 @@ def build_configs(args: argparse.Namespace
                                                    args.trainer_memory_gb),
       gpu=gpu,
       resources_by_component=tuple(args.resources))
+  data_fields = sites_lib.data_fields(args.sites)
   pipeline_config = configs.PipelineConfig(
       pipeline_name=kubeflow_configs.PIPELINE_NAME,
       pipeline_root=args.pipeline_root,
       serving_dir=args.serving_dir,
       schema_file=kubeflow_configs.IMAGE_SCHEMA_FILE,
-      # The compiled default; each run may set another (KFP's run parameters).
+      # One bare data root is the compiled default; each run may set another
+      # (KFP's run parameters). Named sites are compiled in.
       data=dataclasses.replace(
-          configs.DataConfig(), data_root=tfx.dsl.experimental.RuntimeParameter(
+          configs.DataConfig(), sites=data_fields['sites'],
+          data_root=tfx.dsl.experimental.RuntimeParameter(
               name=kubeflow_configs.DATA_ROOT_PARAMETER, ptype=str,
-              default=args.data_root)),
+              default=data_fields['data_root']) if data_fields['data_root'] else ''),
       training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
                                    batch_size=args.batch_size),
       enable_cache=not args.no_cache,

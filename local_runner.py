@@ -1,6 +1,8 @@
 """Runs the pipeline on this machine: LocalDagRunner, SQLite ML Metadata, local Beam.
 
     python local_runner.py --data-root PATH [--model seed_cnn] [--epochs 5] ...
+    python local_runner.py --data-root busi=PATH --data-root bus_bra=PATH \
+        --manifest-columns bus_bra=bus_bra ...
 
 With no --data-root it looks for BUSI at $BUSI_DIR, data/Dataset_BUSI_with_GT
 and ../shared/data/busi/Dataset_BUSI_with_GT, in that order. The run itself is
@@ -14,7 +16,7 @@ import fcntl
 import os
 import sys
 import time
-from typing import List
+from typing import List, Sequence
 
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 
@@ -24,6 +26,7 @@ from contracts import configs
 from dataset import data_audit
 from dataset import data_root
 from dataset import image_files
+from dataset import sites as sites_lib
 from models import registry
 from orchestration import beam_runners
 from orchestration import config_flags
@@ -61,7 +64,16 @@ def _fraction(text: str) -> float:
 def parse_args(argv: List[str]) -> argparse.Namespace:
   defaults = configs.PipelineConfig(pipeline_root='', serving_dir='')
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--data-root', help='folder with one sub-folder per class')
+  parser.add_argument('--data-root', action='append', default=[], metavar='[NAME=]PATH',
+                      help='a folder with one sub-folder per class, or with a manifest '
+                           '(see --manifest-columns); repeat as NAME=PATH for several '
+                           'sites (a bare PATH is the site named default)')
+  parser.add_argument('--manifest-columns', action='append', default=[],
+                      metavar='SITE=PRESET|FILE.json',
+                      help='how SITE\'s manifest names its columns (repeatable; presets: '
+                           f'{", ".join(configs.MANIFEST_PRESETS)}; default: '
+                           f'{configs.ManifestColumns().manifest} with columns image, '
+                           'label, mask, patient_id, device)')
   parser.add_argument('--output-dir', default='outputs',
                       help='pipeline artifacts, ML Metadata and serving_model/ go here')
   parser.add_argument('--model', choices=registry.MODEL_CHOICES, default=defaults.model.name)
@@ -116,6 +128,12 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                       help='the same or near-same image under two classes: drop '
                            'the whole group (default), keep it, or fail the run')
   args = parser.parse_args(argv)
+  if args.manifest_columns and not args.data_root:
+    parser.error('--manifest-columns needs the --data-root of its site')
+  try:
+    args.sites = sites_lib.build_sites(args.data_root, args.manifest_columns)
+  except sites_lib.SiteSpecError as e:
+    parser.error(str(e))
   if args.beam_workers < 0:
     parser.error(f'--beam-workers must be 0 (one per core) or more, got {args.beam_workers}')
   if args.beam_runner == 'portable':
@@ -144,10 +162,15 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   return args
 
 
-def build_config(args: argparse.Namespace, data_root_dir: str) -> configs.PipelineConfig:
+def build_config(args: argparse.Namespace, data_root_dir: str = '',
+                 sites: Sequence[configs.Site] = ()) -> configs.PipelineConfig:
+  """The run's config: of `sites`, or of `data_root_dir` as the one default site."""
+  data_fields = sites_lib.data_fields(
+      sites or (configs.Site(configs.DEFAULT_SITE, data_root_dir),))
   return local.local_config(
-      data_root_dir, args.output_dir,
-      data=dataclasses.replace(configs.DataConfig(), splits=args.splits,
+      data_fields['data_root'], args.output_dir,
+      data=dataclasses.replace(configs.DataConfig(), sites=data_fields['sites'],
+                               splits=args.splits,
                                max_quarantined_fraction=args.max_quarantined_fraction,
                                strict=args.strict,
                                label_conflicts=args.label_conflicts),
@@ -205,25 +228,35 @@ def run(config: configs.PipelineConfig) -> int:
   return 0
 
 
+def _absolute(site: configs.Site) -> configs.Site:
+  return dataclasses.replace(site, root=os.path.abspath(site.root))
+
+
 def main(argv: List[str]) -> int:
   args = parse_args(argv)
-  if args.data_root and not os.path.isdir(args.data_root):
-    problem = image_files.layout_problem(args.data_root, configs.DataConfig().class_names)
-    print(f'--data-root: {problem}.', file=sys.stderr)
-    return 2
-  data_root_dir = data_root.find_data_root(args.data_root)
-  if data_root_dir is None:
-    print(data_root.not_found_message(args.data_root), file=sys.stderr)
-    return 2
+  for site in args.sites:
+    if not os.path.isdir(site.root):
+      problem = image_files.layout_problem(site.root, configs.DataConfig().class_names)
+      print(f'--data-root: {_where(args.sites, site)}{problem}.', file=sys.stderr)
+      return 2
+  if args.sites:
+    sites = tuple(_absolute(site) for site in args.sites)
+  else:
+    found = data_root.find_data_root()
+    if found is None:
+      print(data_root.not_found_message(None), file=sys.stderr)
+      return 2
+    sites = (configs.Site(configs.DEFAULT_SITE, found),)
   config, message = config_flags.config_or_message(
-      'local_runner.py', lambda: build_config(args, data_root_dir))
+      'local_runner.py', lambda: build_config(args, sites=sites))
   if message:
     print(message, file=sys.stderr)
     return 2
-  problem = image_files.layout_problem(data_root_dir, config.data.class_names)
-  if problem:
-    print(f'--data-root: {problem}.', file=sys.stderr)
-    return 2
+  for site in sites:
+    problem = sites_lib.layout_problem(site, config.data.class_names)
+    if problem:
+      print(f'--data-root: {_where(sites, site)}{problem}.', file=sys.stderr)
+      return 2
   output_dir = os.path.abspath(args.output_dir)
   try:
     with exclusive_output_dir(output_dir):
@@ -231,6 +264,11 @@ def main(argv: List[str]) -> int:
   except OutputDirBusyError as e:
     print(e, file=sys.stderr)
     return 2
+
+
+def _where(sites: Sequence[configs.Site], site: configs.Site) -> str:
+  """`site NAME: ` when the run names its sites."""
+  return '' if [s.name for s in sites] == [configs.DEFAULT_SITE] else f'site {site.name}: '
 
 
 class OutputDirBusyError(RuntimeError):

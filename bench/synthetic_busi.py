@@ -50,3 +50,31 @@ def write_dataset(root: str, per_class: int = 12, seed: int = 0,
       Image.fromarray(image).save(f'{stem}.png')
       Image.fromarray(mask.astype(np.uint8) * 255).save(f'{stem}_mask.png')
   return root
+
+
+def write_manifest_dataset(root: str, patients_per_class: int = 6, seed: int = 1,
+                           classes: Sequence[str] = ('benign', 'malignant'),
+                           devices: Sequence[str] = ('Scanner A', 'Scanner B')) -> str:
+  """Writes a BUS-BRA-like site under `root` (default manifest columns); returns `root`.
+
+  Each patient has two scans (`p<N>-l`, `p<N>-r`) of one class on one device,
+  listed in `manifest.csv` with their masks under `masks/`; by default there
+  is no normal class, as at BUS-BRA.
+  """
+  rng = np.random.default_rng(seed)
+  os.makedirs(os.path.join(root, 'images'), exist_ok=True)
+  os.makedirs(os.path.join(root, 'masks'), exist_ok=True)
+  rows = ['image,label,mask,patient_id,device']
+  for label in classes:
+    for n in range(1, patients_per_class + 1):
+      patient = f'{label[0]}{n:03d}'
+      device = devices[n % len(devices)]
+      for side in ('l', 'r'):
+        image, mask = make_image(label, rng)
+        name = f'{patient}-{side}.png'
+        Image.fromarray(image).save(os.path.join(root, 'images', name))
+        Image.fromarray(mask.astype(np.uint8) * 255).save(os.path.join(root, 'masks', name))
+        rows.append(f'images/{name},{label},masks/{name},{patient},{device}')
+  with open(os.path.join(root, 'manifest.csv'), 'w', encoding='utf-8') as f:
+    f.write('\n'.join(rows) + '\n')
+  return root

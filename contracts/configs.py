@@ -11,6 +11,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 from typing import Any, Dict, Optional, Tuple
 
 from contracts import features
@@ -65,10 +66,100 @@ class SplitConfig:
     return {'train': self.train, 'eval': self.eval, 'test': self.test}
 
 
+# The site of a run that names one data root without a name.
+DEFAULT_SITE = 'default'
+# Site names become path prefixes and feature values: short, lower case, no spaces.
+SITE_NAME_PATTERN = re.compile(r'[a-z0-9_]+')
+# CSV with a header row, or JSON lines (one object per line).
+MANIFEST_EXTENSIONS: Tuple[str, ...] = ('.csv', '.jsonl')
+
+
+@dataclasses.dataclass(frozen=True)
+class ManifestColumns:
+  """How a site's manifest names each image's file, label, masks, patient and device.
+
+  A site whose root holds `manifest` is read through it (dataset/manifest.py);
+  any other site is a folder-per-class tree. The `image` column holds the
+  image's path in the site and the `mask` column its masks' (several separated
+  by `;`, none when empty), unless a path template builds them from the row:
+  `{COLUMN}` is the column's value, `{COLUMN|removeprefix:X}` the value without
+  a leading X (a mask template whose columns are empty gives no mask). An
+  empty mask, patient or device column name means the manifest has none.
+  """
+  manifest: str = 'manifest.csv'
+  image: str = 'image'
+  label: str = 'label'
+  mask: str = 'mask'
+  patient: str = 'patient_id'
+  device: str = 'device'
+  image_path: str = ''
+  mask_path: str = ''
+
+  def __post_init__(self):
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      if not isinstance(value, str):
+        raise ConfigError('data.manifest_columns',
+                          f'{field.name} must be a string, got {value!r}')
+    for field in ('manifest', 'image', 'label'):
+      if not getattr(self, field):
+        raise ConfigError('data.manifest_columns', f'{field} must not be empty')
+    if not self.manifest.endswith(MANIFEST_EXTENSIONS):
+      raise ConfigError('data.manifest_columns', f'manifest must end in '
+                        f'{" or ".join(MANIFEST_EXTENSIONS)}, got {self.manifest!r}')
+
+  @property
+  def image_template(self) -> str:
+    return self.image_path or f'{{{self.image}}}'
+
+  @property
+  def mask_template(self) -> str:
+    """'' when the manifest names no masks."""
+    return self.mask_path or (f'{{{self.mask}}}' if self.mask else '')
+
+  @classmethod
+  def from_dict(cls, values: Dict[str, Any]) -> 'ManifestColumns':
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+      raise ConfigError('data.manifest_columns', f'has no field {", ".join(unknown)} '
+                        f'(fields: {", ".join(f.name for f in dataclasses.fields(cls))})')
+    return cls(**values)
+
+
+MANIFEST_PRESETS: Dict[str, ManifestColumns] = {
+    'default': ManifestColumns(),
+    # BUS-BRA as published (Gomez-Flores et al. 2024): bus_data.csv, Images/, Masks/.
+    'bus_bra': ManifestColumns(
+        manifest='bus_data.csv', image='ID', label='Pathology', mask='',
+        patient='Case', device='Device', image_path='Images/{ID}.png',
+        mask_path='Masks/mask_{ID|removeprefix:bus_}.png'),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Site:
+  """One named data root (a hospital, a public dataset) and how to read it."""
+  name: str
+  root: str
+  columns: ManifestColumns = ManifestColumns()
+
+  def __post_init__(self):
+    if not isinstance(self.name, str) or not SITE_NAME_PATTERN.fullmatch(self.name):
+      raise ConfigError('data.sites', 'names must be lower-case letters, digits and '
+                        f'_ (e.g. bus_bra), got {self.name!r}')
+    if not self.root:
+      raise ConfigError('data.sites', f'site {self.name!r} needs a data root')
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-  """What ExampleGen reads and how it groups near-duplicates."""
+  """What ExampleGen reads and how it groups near-duplicates.
+
+  One data root (`data_root`, the site named `default`, read as a folder tree
+  or through its manifest.csv) or several named `sites`, not both.
+  """
   data_root: str = ''
+  sites: Tuple[Site, ...] = ()
   class_names: Tuple[str, ...] = features.CLASS_NAMES
   splits: SplitConfig = SplitConfig()
   # Two images whose 64-bit difference hashes differ in at most this many bits
@@ -87,6 +178,14 @@ class DataConfig:
   label_conflicts: str = 'drop'
 
   def __post_init__(self):
+    if self.sites and self.data_root:
+      raise ConfigError('data.sites', 'and data_root exclude each other: name the '
+                        f'root {self.data_root!r} as a site')
+    site_names = [site.name for site in self.sites]
+    repeated = sorted({name for name in site_names if site_names.count(name) > 1})
+    if repeated:
+      raise ConfigError('data.sites', f'must have distinct names, got {", ".join(repeated)} '
+                        'more than once')
     if not self.class_names or len(set(self.class_names)) != len(self.class_names):
       raise ConfigError('data.class_names', 'must be distinct names, at least one, '
                         f'got {self.class_names!r}')

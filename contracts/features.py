@@ -22,7 +22,8 @@ MASK_NAME_PATTERN = re.compile(r'(?P<stem>.+)_mask(_\d+)?', re.IGNORECASE | re.D
 # Raw features in each tf.Example.
 IMAGE_KEY = 'image'              # encoded PNG/JPEG bytes, as found on disk
 LABEL_KEY = 'label'              # class folder name: benign, malignant or normal
-FILENAME_KEY = 'filename'        # path relative to the data root
+FILENAME_KEY = 'filename'        # path relative to the data root, after its site's name
+                                 # when the run names its sites
 HEIGHT_KEY = 'height'
 WIDTH_KEY = 'width'
 SHA256_KEY = 'sha256'            # hex digest of the image file's bytes

@@ -16,7 +16,7 @@ import collections
 import dataclasses
 import json
 import os
-from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from tfx.dsl.io import fileio
 
@@ -71,14 +71,53 @@ class DuplicateGroup:
   exact: bool
   # The splits its ingested members went to; `build` fills them in.
   splits: Tuple[str, ...] = ()
+  # Distinct patients among the members when the site names every member's
+  # patient; 0 when some member has none.
+  patients: int = 0
 
   @property
   def is_label_conflict(self) -> bool:
-    return len(self.labels) > 1
+    """One scan under several labels.
+
+    Near (not exact) copies of several named patients are several scans that
+    look alike (BUS-BRA's cropped scans do at 10 bits): they share a split,
+    but their labels do not conflict.
+    """
+    return len(self.labels) > 1 and (self.exact or self.patients < 2)
 
   def members_text(self) -> str:
     """The members with their labels, as messages and the report name them."""
     return ', '.join(f'{m.file} ({m.label})' for m in self.files)
+
+
+@dataclasses.dataclass(frozen=True)
+class PatientConflict:
+  """A patient whose images carry different labels.
+
+  Kept, with the patient's images in one split: two lesions of one patient
+  (left and right breast) may well differ. Under the `fail` label-conflict
+  policy the run stops instead, for the labels to be checked.
+  """
+  site: str
+  patient_id: str
+  files: Tuple[DuplicateMember, ...]
+  labels: Tuple[str, ...]
+
+  def members_text(self) -> str:
+    return (f'patient {self.patient_id} of {self.site}: '
+            + ', '.join(f'{m.file} ({m.label})' for m in self.files))
+
+
+@dataclasses.dataclass(frozen=True)
+class SiteCounts:
+  """One site's share of the audit."""
+  ingested: int
+  quarantined: int
+  ignored: int
+  # class -> ingested images.
+  class_counts: Dict[str, int]
+  # split -> class -> ingested images.
+  split_counts: Dict[str, Dict[str, int]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +153,9 @@ class DataAudit:
   ignored: Tuple[image_files.ExcludedFile, ...]
   notes: Tuple[FileNote, ...]
   near_duplicate_groups: Tuple[DuplicateGroup, ...]
+  # site -> its counts; audits of runs before sites existed have none.
+  site_counts: Dict[str, SiteCounts] = dataclasses.field(default_factory=dict)
+  patient_conflicts: Tuple[PatientConflict, ...] = ()
 
   @property
   def quarantined_fraction(self) -> float:
@@ -146,6 +188,8 @@ class DataAudit:
         'exact_duplicate_groups': _as_json(self.exact_duplicate_groups),
         'near_duplicate_groups': _as_json(self.near_duplicate_groups),
         'label_conflicts': _as_json(self.label_conflicts),
+        'site_counts': {site: dataclasses.asdict(c) for site, c in self.site_counts.items()},
+        'patient_conflicts': _as_json(self.patient_conflicts),
     }, indent=1, sort_keys=True, ensure_ascii=False)
 
   @classmethod
@@ -171,8 +215,15 @@ class DataAudit:
         near_duplicate_groups=tuple(
             DuplicateGroup(g['group_id'],
                            tuple(DuplicateMember(m['file'], m['label']) for m in g['files']),
-                           tuple(g['labels']), g['exact'], tuple(g['splits']))
-            for g in audit['near_duplicate_groups']))
+                           tuple(g['labels']), g['exact'], tuple(g['splits']),
+                           g.get('patients', 0))
+            for g in audit['near_duplicate_groups']),
+        site_counts={site: SiteCounts(**c) for site, c in audit.get('site_counts', {}).items()},
+        patient_conflicts=tuple(
+            PatientConflict(p['site'], p['patient_id'],
+                            tuple(DuplicateMember(m['file'], m['label']) for m in p['files']),
+                            tuple(p['labels']))
+            for p in audit.get('patient_conflicts', ())))
 
 
 def _as_json(entries: Sequence[Any]) -> List[Dict[str, Any]]:
@@ -193,7 +244,8 @@ def _masks_if_any(entry: Union[IngestedFile, image_files.ExcludedFile]) -> Dict[
 
 
 def duplicate_groups(groups: Mapping[str, str], labels: Mapping[str, str],
-                     sha256: Mapping[str, str]) -> List[DuplicateGroup]:
+                     sha256: Mapping[str, str],
+                     patients: Mapping[str, str] = {}) -> List[DuplicateGroup]:
   """Groups with more than one member, each with its files, labels and kind.
 
   Args:
@@ -201,6 +253,8 @@ def duplicate_groups(groups: Mapping[str, str], labels: Mapping[str, str],
     labels: relpath -> class folder.
     sha256: relpath -> content hash; a group whose members all share it holds
       exact copies.
+    patients: relpath -> its patient, unique across sites, for images whose
+      site names one.
   """
   members: Dict[str, List[str]] = collections.defaultdict(list)
   for relpath, group in sorted(groups.items()):
@@ -209,7 +263,9 @@ def duplicate_groups(groups: Mapping[str, str], labels: Mapping[str, str],
       DuplicateGroup(group_id=group,
                      files=tuple(DuplicateMember(f, labels[f]) for f in files),
                      labels=tuple(sorted({labels[f] for f in files})),
-                     exact=len({sha256[f] for f in files}) == 1)
+                     exact=len({sha256[f] for f in files}) == 1,
+                     patients=(len({patients[f] for f in files})
+                               if all(patients.get(f) for f in files) else 0))
       for group, files in sorted(members.items()) if len(files) > 1]
 
 
@@ -224,12 +280,18 @@ def build(*, data_root: str, policy: DataPolicy, near_duplicate_max_bits: int,
           quarantined: Sequence[image_files.ExcludedFile],
           ignored: Sequence[image_files.ExcludedFile],
           notes: Sequence[FileNote],
-          masks: Mapping[str, Sequence[str]] = {}) -> DataAudit:
+          masks: Mapping[str, Sequence[str]] = {},
+          split_groups: Mapping[str, str] = {},
+          site_of: Optional[Callable[[str], str]] = None,
+          patient_conflicts: Sequence[PatientConflict] = ()) -> DataAudit:
   """The audit of one ImageExampleGen run.
 
   Args:
     assignment: relpath -> split, for every ingested image.
     masks: relpath -> its mask files, for images that have any.
+    split_groups: relpath -> the group it was split with (near-duplicates and
+      a patient's images), for ingested images; none: the near-duplicate groups.
+    site_of: the site of a relpath; with it the audit counts per site.
     labels: relpath -> class, for every readable image.
     groups: `duplicate_groups` of every readable image.
     quarantined, ignored: the files not ingested, with the reason.
@@ -252,12 +314,41 @@ def build(*, data_root: str, policy: DataPolicy, near_duplicate_max_bits: int,
                            for relpath, split in sorted(assignment.items())),
       class_counts={c: class_counts.get(c, 0) for c in policy.class_names},
       independent_images_per_class=_independent_images(
-          assignment, labels, groups, policy.class_names),
+          assignment, labels, split_groups or _group_of(groups), policy.class_names),
       split_counts={split: dict(sorted(c.items())) for split, c in sorted(counts.items())},
       quarantined=tuple(sorted(quarantined, key=lambda q: q.file)),
       ignored=tuple(sorted(ignored, key=lambda i: i.file)),
       notes=tuple(sorted(notes, key=lambda n: (n.file, n.note))),
-      near_duplicate_groups=groups)
+      near_duplicate_groups=groups,
+      site_counts=(_site_counts(assignment, labels, quarantined, ignored, site_of,
+                                policy.class_names) if site_of else {}),
+      patient_conflicts=tuple(patient_conflicts))
+
+
+def _site_counts(assignment: Mapping[str, str], labels: Mapping[str, str],
+                 quarantined: Sequence[image_files.ExcludedFile],
+                 ignored: Sequence[image_files.ExcludedFile],
+                 site_of: Callable[[str], str],
+                 class_names: Sequence[str]) -> Dict[str, SiteCounts]:
+  ingested = collections.defaultdict(list)
+  for relpath, split in assignment.items():
+    ingested[site_of(relpath)].append((split, labels[relpath]))
+  excluded = {kind: collections.Counter(site_of(e.file) for e in entries)
+              for kind, entries in (('quarantined', quarantined), ('ignored', ignored))}
+  sites = sorted({*ingested, *excluded['quarantined'], *excluded['ignored']})
+  counts = {}
+  for site in sites:
+    by_split: Dict[str, Dict[str, int]] = collections.defaultdict(collections.Counter)
+    for split, label in ingested[site]:
+      by_split[split][label] += 1
+    by_class = collections.Counter(label for _, label in ingested[site])
+    counts[site] = SiteCounts(
+        ingested=len(ingested[site]),
+        quarantined=excluded['quarantined'][site],
+        ignored=excluded['ignored'][site],
+        class_counts={c: by_class.get(c, 0) for c in class_names},
+        split_counts={split: dict(sorted(c.items())) for split, c in sorted(by_split.items())})
+  return counts
 
 
 def outcomes(audit: DataAudit) -> Dict[str, str]:
@@ -296,7 +387,7 @@ def enforce(audit: DataAudit, policy: DataPolicy, report_path: str) -> None:
     raise DataAuditError(_message(
         'Too few independent images to put every class in every split', problems,
         report_path))
-  conflicts = audit.label_conflicts
+  conflicts = [*audit.label_conflicts, *audit.patient_conflicts]
   if conflicts and policy.label_conflicts == 'fail':
     raise DataAuditError(_message(
         f'{len(conflicts)} label conflicts (policy: fail)',
@@ -321,11 +412,14 @@ def _class_shortfalls(audit: DataAudit, policy: DataPolicy) -> List[str]:
           for name in policy.class_names if independent[name] < needed]
 
 
+def _group_of(groups: Sequence[DuplicateGroup]) -> Dict[str, str]:
+  return {m.file: g.group_id for g in groups for m in g.files}
+
+
 def _independent_images(assignment: Mapping[str, str], labels: Mapping[str, str],
-                        groups: Sequence[DuplicateGroup],
+                        group_of: Mapping[str, str],
                         class_names: Sequence[str]) -> Dict[str, int]:
-  """Ingested near-duplicate groups per class (a group counts for its majority)."""
-  group_of = {m.file: g.group_id for g in groups for m in g.files}
+  """Ingested groups per class (a group counts for its majority)."""
   members: Dict[str, List[str]] = collections.defaultdict(list)
   for relpath in assignment:
     members[group_of.get(relpath, relpath)].append(labels[relpath])
@@ -350,7 +444,19 @@ def summary_line(audit: DataAudit) -> str:
           f'{len(audit.quarantined)} quarantined, {len(audit.ignored)} ignored; '
           f'{len(audit.near_duplicate_groups)} near-duplicate groups '
           f'({len(audit.exact_duplicate_groups)} exact), '
-          f'{conflicts} label conflicts{action}.')
+          f'{conflicts} label conflicts{action}'
+          + (f', {len(audit.patient_conflicts)} patients under two labels (kept)'
+             if audit.patient_conflicts else '') + '.'
+          + _sites_text(audit))
+
+
+def _sites_text(audit: DataAudit) -> str:
+  """Per site, when the run read more than one."""
+  if len(audit.site_counts) < 2:
+    return ''
+  return ' Sites: ' + '; '.join(
+      f'{site} {c.ingested} ingested, {c.quarantined} quarantined'
+      for site, c in audit.site_counts.items()) + '.'
 
 
 def markdown_report(audit: DataAudit) -> str:
@@ -370,10 +476,24 @@ def markdown_report(audit: DataAudit) -> str:
   for split, counts in audit.split_counts.items():
     lines.append(f'| {split} | ' + ' | '.join(
         str(counts.get(c, 0)) for c in policy.class_names) + ' |')
+  if audit.site_counts:
+    lines += ['', '## Images per site', '',
+              '| site | ingested | quarantined | ignored | ' + ' | '.join(
+                  f'{split}: {name}' for split in audit.split_counts
+                  for name in policy.class_names) + ' |',
+              '|---' * (4 + len(audit.split_counts) * len(policy.class_names)) + '|']
+    for site, c in audit.site_counts.items():
+      lines.append(f'| {_cell(site)} | {c.ingested} | {c.quarantined} | {c.ignored} | '
+                   + ' | '.join(str(c.split_counts.get(split, {}).get(name, 0))
+                                for split in audit.split_counts
+                                for name in policy.class_names) + ' |')
   lines += _file_table('Quarantined', 'reason', [
       (_with_masks(q.file, q.masks), q.reason) for q in audit.quarantined])
   lines += _file_table('Label conflicts', 'action', [
       (g.members_text(), policy.label_conflicts) for g in audit.label_conflicts])
+  lines += _file_table('Patients under two labels', 'action', [
+      (p.members_text(), 'fail' if policy.label_conflicts == 'fail' else 'kept')
+      for p in audit.patient_conflicts])
   lines += _file_table('Near-duplicate groups', 'split', [
       (g.members_text(), ', '.join(g.splits) or 'not ingested')
       for g in audit.near_duplicate_groups])

@@ -110,7 +110,8 @@ def _small_audit():
                    image_files.ExcludedFile('benign/c.png', 'copy', ('benign/c_mask.png',))],
       ignored=[image_files.ExcludedFile('.DS_Store', 'hidden file or folder')],
       notes=[data_audit.FileNote('benign/a.png', 'mask resized')],
-      masks={'benign/a.png': ('benign/a_mask.png',)})
+      masks={'benign/a.png': ('benign/a_mask.png',)},
+      site_of=lambda relpath: 'default')
 
 
 def test_the_audit_file_keeps_its_format(tmp_path):
@@ -118,7 +119,7 @@ def test_the_audit_file_keeps_its_format(tmp_path):
   with open(tmp_path / names.DATA_AUDIT_FILE, encoding='utf-8') as f:
     written = json.load(f)
   group = {'group_id': 'g1', 'exact': True, 'labels': ['benign', 'malignant'],
-           'splits': ['eval'], 'files': [{'file': 'benign/c.png', 'label': 'benign'},
+           'splits': ['eval'], 'patients': 0, 'files': [{'file': 'benign/c.png', 'label': 'benign'},
                                          {'file': 'malignant/b.png', 'label': 'malignant'}]}
   assert written == {
       'data_root': '/data',
@@ -141,6 +142,11 @@ def test_the_audit_file_keeps_its_format(tmp_path):
       'exact_duplicate_groups': [group],
       'near_duplicate_groups': [group],
       'label_conflicts': [group],
+      'site_counts': {'default': {
+          'ingested': 2, 'quarantined': 2, 'ignored': 1,
+          'class_counts': {'benign': 1, 'malignant': 1, 'normal': 0},
+          'split_counts': {'eval': {'malignant': 1}, 'train': {'benign': 1}}}},
+      'patient_conflicts': [],
   }
 
 
@@ -159,3 +165,54 @@ def test_an_audit_that_only_counts_its_ingested_images_still_reads(tmp_path):
   audit = data_audit.read(str(tmp_path))
   assert (audit.ingested, audit.ingested_files) == (2, ())
   assert data_audit.summary_line(audit) == data_audit.summary_line(_small_audit())
+
+
+def _two_site_audit(label_conflicts='drop'):
+  """Two sites; patient 7 of site b has a benign and a malignant scan."""
+  labels = {'a/benign/x.png': 'benign', 'b/images/p7-l.png': 'benign',
+            'b/images/p7-r.png': 'malignant', 'b/images/p8-l.png': 'malignant'}
+  conflict = data_audit.PatientConflict(
+      'b', '7', (data_audit.DuplicateMember('b/images/p7-l.png', 'benign'),
+                 data_audit.DuplicateMember('b/images/p7-r.png', 'malignant')),
+      ('benign', 'malignant'))
+  return data_audit.build(
+      data_root='a=/a;b=/b',
+      policy=dataclasses.replace(_POLICY, label_conflicts=label_conflicts),
+      near_duplicate_max_bits=10,
+      assignment={'a/benign/x.png': 'train', 'b/images/p7-l.png': 'test',
+                  'b/images/p7-r.png': 'test', 'b/images/p8-l.png': 'eval'},
+      labels=labels, groups=[],
+      quarantined=[image_files.ExcludedFile('b/manifest.csv:4', 'duplicate row')],
+      ignored=[image_files.ExcludedFile('b/README.md', 'not an image')], notes=[],
+      split_groups={'a/benign/x.png': 'g1', 'b/images/p7-l.png': 'g2',
+                    'b/images/p7-r.png': 'g2', 'b/images/p8-l.png': 'g3'},
+      site_of=lambda relpath: relpath.split('/', 1)[0],
+      patient_conflicts=[conflict])
+
+
+def test_the_audit_counts_per_site_and_lists_patients_under_two_labels(tmp_path):
+  audit = _two_site_audit()
+  assert audit.site_counts['a'] == data_audit.SiteCounts(
+      1, 0, 0, {'benign': 1, 'malignant': 0, 'normal': 0}, {'train': {'benign': 1}})
+  assert audit.site_counts['b'] == data_audit.SiteCounts(
+      3, 1, 1, {'benign': 1, 'malignant': 2, 'normal': 0},
+      {'eval': {'malignant': 1}, 'test': {'benign': 1, 'malignant': 1}})
+  # A patient's two images count once among the independent images.
+  assert audit.independent_images_per_class == {'benign': 2, 'malignant': 1, 'normal': 0}
+  report = data_audit.markdown_report(audit)
+  assert '## Images per site' in report and '| b | 3 | 1 | 1 |' in report
+  assert '## Patients under two labels (1)' in report
+  assert 'patient 7 of b: b/images/p7-l.png (benign), b/images/p7-r.png (malignant)' in report
+  assert 'Sites: a 1 ingested, 0 quarantined; b 3 ingested, 1 quarantined.' in (
+      data_audit.summary_line(audit))
+  data_audit.write(audit, str(tmp_path))
+  assert data_audit.read(str(tmp_path)) == audit
+
+
+def test_a_patient_under_two_labels_is_kept_but_stops_a_fail_policy_run():
+  lenient = dataclasses.replace(_POLICY, class_names=('benign', 'malignant'),
+                                split_names=('train',), max_quarantined_fraction=1)
+  data_audit.enforce(_two_site_audit(), lenient, 'report.md')
+  with pytest.raises(data_audit.DataAuditError, match='1 label conflicts .policy: fail'):
+    data_audit.enforce(_two_site_audit('fail'),
+                       dataclasses.replace(lenient, label_conflicts='fail'), 'report.md')

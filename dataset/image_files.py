@@ -17,12 +17,13 @@ import hashlib
 import io
 import os
 import re
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image
 from tfx.dsl.io import fileio
 
+from contracts import configs
 from contracts import features
 from contracts import limits
 from contracts import serving
@@ -30,7 +31,7 @@ from dataset import perceptual_hash
 
 _BOMB = 'possible decompression bomb, rejected without decoding'
 # Names no report line or shell command can show as they are.
-_CONTROL_CHARACTER = re.compile(r'[\x00-\x1f\x7f]')
+CONTROL_CHARACTER = re.compile(r'[\x00-\x1f\x7f]')
 # Pixel modes the model's decoder reads as they are; others are re-encoded.
 _DECODABLE = {'PNG': ('L', 'RGB'), 'JPEG': ('L', 'RGB')}
 
@@ -58,8 +59,11 @@ class InvalidImageError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class ImageFile:
   relpath: str                      # relative to the data root, with '/'
-  label: str                        # the class folder's name
+  label: str                        # the class folder's name, or the manifest's label
   mask_relpaths: Tuple[str, ...] = ()
+  site: str = ''                    # the named data root it came from
+  patient_id: str = ''              # from a manifest; '' when unknown
+  device: str = ''                  # from a manifest; '' when unknown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +93,61 @@ class ImageFingerprint:
   needs_conversion: bool = False
   # What the audit should know about this file's content, e.g. a JPEG named .png.
   notes: Tuple[str, ...] = ()
+  site: str = ''
+  patient_id: str = ''
+  device: str = ''
+
+
+@dataclasses.dataclass(frozen=True)
+class SiteRoots:
+  """Where the files of a run's sites are, and the names the run gives them.
+
+  With several sites (or one named site) every relpath starts with its site's
+  name (`busi/benign/benign (1).png`), so files of two roots never collide in
+  the examples or the audit; a run of the one `default` site keeps the names
+  relative to its root, as runs had them before sites existed.
+  """
+  roots: Tuple[Tuple[str, str], ...]  # (site name, root folder), in run order
+
+  @property
+  def prefixed(self) -> bool:
+    return [name for name, _ in self.roots] != [configs.DEFAULT_SITE]
+
+  def prefix(self, site: str) -> str:
+    return f'{site}/' if self.prefixed else ''
+
+  def site_of(self, relpath: str) -> str:
+    """The site a run-level relpath belongs to."""
+    if not self.prefixed:
+      return self.roots[0][0]
+    return relpath.split('/', 1)[0]
+
+  def path(self, relpath: str) -> str:
+    """The file behind a run-level relpath."""
+    if not self.prefixed:
+      return os.path.join(self.roots[0][1], relpath)
+    site, _, local = relpath.partition('/')
+    return os.path.join(dict(self.roots)[site], local)
+
+
+# A data root: one folder, or the roots of a run's sites.
+Root = Union[str, SiteRoots]
+
+
+def _file_path(root: Root, relpath: str) -> str:
+  return root.path(relpath) if isinstance(root, SiteRoots) else os.path.join(root, relpath)
+
+
+def with_site(scan: FolderScan, site: str, prefix: str) -> FolderScan:
+  """The scan of one site under the run's names: relpaths prefixed, images tagged."""
+  def excluded(entries: Sequence[ExcludedFile]) -> List[ExcludedFile]:
+    return [ExcludedFile(prefix + e.file, e.reason, tuple(prefix + m for m in e.masks))
+            for e in entries]
+  return FolderScan(
+      images=[dataclasses.replace(i, relpath=prefix + i.relpath, site=site,
+                                  mask_relpaths=tuple(prefix + m for m in i.mask_relpaths))
+              for i in scan.images],
+      quarantined=excluded(scan.quarantined), ignored=excluded(scan.ignored))
 
 
 def scan_folder(root: str,
@@ -105,14 +164,14 @@ def scan_folder(root: str,
   images: List[ImageFile] = []
   quarantined: List[ExcludedFile] = []
   ignored: List[ExcludedFile] = []
-  for name in _entries(root):
+  for name in entries(root):
     path = os.path.join(root, name)
     if name.startswith('.'):
       ignored.append(ExcludedFile(name, 'hidden file or folder'))
     elif os.path.islink(path):
       quarantined.append(ExcludedFile(name, 'symbolic link; links are not followed'))
     elif not fileio.isdir(path):
-      if _is_image_name(name):
+      if is_image_name(name):
         quarantined.append(ExcludedFile(name, 'image outside a class folder'))
       else:
         ignored.append(ExcludedFile(name, 'file outside a class folder'))
@@ -147,7 +206,7 @@ def layout_problem(root: str, class_names: Sequence[str]) -> Optional[str]:
   if not fileio.isdir(root):
     return (f'data root {root} is a file, not a folder; pass the folder that '
             f'holds {expected}')
-  folders = [name for name in _entries(root)
+  folders = [name for name in entries(root)
              if not name.startswith('.') and fileio.isdir(os.path.join(root, name))]
   for name in folders:
     for class_name in class_names:
@@ -165,11 +224,11 @@ def layout_problem(root: str, class_names: Sequence[str]) -> Optional[str]:
   return None
 
 
-def _entries(folder: str) -> List[str]:
+def entries(folder: str) -> List[str]:
   return sorted(entry.rstrip('/') for entry in fileio.listdir(folder))
 
 
-def _is_image_name(name: str) -> bool:
+def is_image_name(name: str) -> bool:
   return os.path.splitext(name)[1].lower() in serving.IMAGE_EXTENSIONS
 
 
@@ -178,13 +237,13 @@ def _scan_class(root: str, label: str) -> FolderScan:
   masks: Dict[str, List[str]] = {}
   quarantined: List[ExcludedFile] = []
   ignored: List[ExcludedFile] = []
-  for name in _entries(os.path.join(root, label)):
+  for name in entries(os.path.join(root, label)):
     relpath = f'{label}/{name}'
     path = os.path.join(root, label, name)
     stem, ext = os.path.splitext(name)
     if name.startswith('.'):
       ignored.append(ExcludedFile(relpath, 'hidden file or folder'))
-    elif _CONTROL_CHARACTER.search(name):
+    elif CONTROL_CHARACTER.search(name):
       quarantined.append(ExcludedFile(
           relpath, 'file name contains a control character (such as a newline); '
           'rename the file'))
@@ -193,7 +252,7 @@ def _scan_class(root: str, label: str) -> FolderScan:
     elif fileio.isdir(path):
       quarantined.append(ExcludedFile(
           relpath, 'sub-folder inside a class folder; its files are not read'))
-    elif not _is_image_name(name):
+    elif not is_image_name(name):
       quarantined.append(ExcludedFile(
           relpath, f'not an image file name (expected {", ".join(serving.IMAGE_EXTENSIONS)})'))
     elif features.MASK_NAME_PATTERN.fullmatch(stem):
@@ -216,10 +275,10 @@ def _scan_class(root: str, label: str) -> FolderScan:
   return FolderScan(images, quarantined, ignored)
 
 
-def read_bytes(root: str, relpath: str) -> bytes:
+def read_bytes(root: Root, relpath: str) -> bytes:
   """The file's bytes; UnreadableFileError when it is gone or unreadable."""
   try:
-    with fileio.open(os.path.join(root, relpath), 'rb') as f:
+    with fileio.open(_file_path(root, relpath), 'rb') as f:
       return f.read()
   except Exception as e:  # OSError, or TensorFlow's NotFoundError and the like.
     detail = getattr(e, 'message', None) or str(e)
@@ -251,7 +310,7 @@ def open_image(data: bytes, relpath: str) -> Image.Image:
   return image
 
 
-def fingerprint(root: str, image_file: ImageFile,
+def fingerprint(root: Root, image_file: ImageFile,
                 decoder_error: Optional[Callable[[bytes], Optional[str]]] = None,
                 ) -> ImageFingerprint:
   """Hashes and measures one image.
@@ -277,7 +336,10 @@ def fingerprint(root: str, image_file: ImageFile,
       width=image.width,
       mask_relpaths=image_file.mask_relpaths,
       needs_conversion=needs_conversion,
-      notes=_content_notes(image, image_file.relpath, needs_conversion))
+      notes=_content_notes(image, image_file.relpath, needs_conversion),
+      site=image_file.site,
+      patient_id=image_file.patient_id,
+      device=image_file.device)
 
 
 def _content_notes(image: Image.Image, relpath: str,
@@ -313,7 +375,7 @@ def decodable_bytes(data: bytes, relpath: str) -> bytes:
   return encode_png(np.asarray(image.convert('L')))
 
 
-def union_mask(root: str, mask_relpaths: Sequence[str], size: Tuple[int, int],
+def union_mask(root: Root, mask_relpaths: Sequence[str], size: Tuple[int, int],
                expect_lesion: bool = False) -> Tuple[bytes, List[str]]:
   """PNG (0/255) of the union of the masks, at the image's (width, height).
 
@@ -348,8 +410,24 @@ def encode_png(pixels: np.ndarray) -> bytes:
 
 def group_key(fingerprints: Sequence[ImageFingerprint], max_bits: int,
               ) -> Dict[str, str]:
-  """Maps each relpath to its near-duplicate group's id (a stable short hash)."""
+  """Maps each relpath to its near-duplicate group's id (a stable short hash).
+
+  Near-duplicates are looked for within each site only: scans of two hospitals
+  are never the same scan, while the 10-bit threshold that holds within a site
+  joins similar-looking scans of different sites. Exact copies (same bytes)
+  are one group whichever sites filed them.
+  """
   ordered = sorted(fingerprints, key=lambda f: f.relpath)
-  first = perceptual_hash.group_near_duplicates(
-      [f.sha256 for f in ordered], [f.dhash for f in ordered], max_bits)
-  return {f.relpath: ordered[g].sha256[:16] for f, g in zip(ordered, first)}
+  groups = perceptual_hash.UnionFind(len(ordered))
+  by_site: Dict[str, List[int]] = {}
+  for i, f in enumerate(ordered):
+    by_site.setdefault(f.site, []).append(i)
+  for indices in by_site.values():
+    first = perceptual_hash.group_near_duplicates(
+        [ordered[i].sha256 for i in indices], [ordered[i].dhash for i in indices], max_bits)
+    for i, g in zip(indices, first):
+      groups.union(i, indices[g])
+  by_content: Dict[str, int] = {}
+  for i, f in enumerate(ordered):
+    groups.union(by_content.setdefault(f.sha256, i), i)
+  return {f.relpath: ordered[groups.find(i)].sha256[:16] for i, f in enumerate(ordered)}

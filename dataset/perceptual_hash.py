@@ -38,7 +38,8 @@ def hamming_distance(a: int, b: int) -> int:
   return bin(a ^ b).count('1')
 
 
-class _UnionFind:
+class UnionFind:
+  """Disjoint sets of 0..size-1; each set's root is its smallest member."""
 
   def __init__(self, size: int):
     self._parent = list(range(size))
@@ -67,7 +68,7 @@ def group_near_duplicates(content_hashes: Sequence[str],
     raise ValueError('content_hashes and perceptual_hashes differ in length')
   if not 0 <= max_bits < HASH_BITS // 2:
     raise ValueError(f'max_bits must be in [0, {HASH_BITS // 2}), got {max_bits}')
-  groups = _UnionFind(len(content_hashes))
+  groups = UnionFind(len(content_hashes))
   _union_equal(groups, content_hashes)
   _union_equal(groups, perceptual_hashes)
   representatives = {}
@@ -117,7 +118,7 @@ def _within(value: int, radius: int) -> Iterable[int]:
       yield value ^ sum(1 << b for b in bits)
 
 
-def _union_equal(groups: _UnionFind, keys: Iterable[str]) -> None:
+def _union_equal(groups: UnionFind, keys: Iterable[str]) -> None:
   for members in _buckets(keys):
     for j in members[1:]:
       groups.union(members[0], j)

@@ -1,16 +1,21 @@
-"""Which images are ingested, in which near-duplicate group and split.
+"""Which images are ingested, in which group and split.
 
 Pure domain logic over the images' fingerprints: group near-duplicates, apply
-the label-conflict policy, assign whole groups to splits. ImageExampleGen runs
-it once over all fingerprints; the benches run it to split as the pipeline does.
+the label-conflict policy, join each patient's images into one group with
+their near-duplicates (union-find: a group is every image linked to another by
+either), and assign whole groups to splits, stratified by site and class.
+ImageExampleGen runs it once over all fingerprints; the benches run it to
+split as the pipeline does.
 """
 
+import collections
 import dataclasses
 from typing import Dict, List, Mapping, Sequence, Tuple
 
 from dataset import data_audit
 from dataset import group_split
 from dataset import image_files
+from dataset import perceptual_hash
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +30,9 @@ class SplitPlan:
   dropped: List[image_files.ExcludedFile]
   # relpath -> its mask files, of every readable image.
   masks: Dict[str, Tuple[str, ...]]
+  # Patients whose images carry more than one label.
+  patient_conflicts: List[data_audit.PatientConflict] = dataclasses.field(
+      default_factory=list)
 
   def splits(self) -> Dict[str, str]:
     """relpath -> split of every image to ingest."""
@@ -43,7 +51,8 @@ def plan_splits(fingerprints: Sequence[image_files.ImageFingerprint],
   groups = image_files.group_key(fingerprints, near_duplicate_max_bits)
   labels = {f.relpath: f.label for f in fingerprints}
   duplicates = data_audit.duplicate_groups(
-      groups, labels, {f.relpath: f.sha256 for f in fingerprints})
+      groups, labels, {f.relpath: f.sha256 for f in fingerprints},
+      {f.relpath: f'{f.site}/{f.patient_id}' for f in fingerprints if f.patient_id})
   masks = {f.relpath: f.mask_relpaths for f in fingerprints}
   dropped = []
   if label_conflicts == 'drop':
@@ -52,8 +61,47 @@ def plan_splits(fingerprints: Sequence[image_files.ImageFingerprint],
       dropped += [image_files.ExcludedFile(m.file, reason, masks[m.file])
                   for m in group.files]
   kept = sorted(set(groups) - {d.file for d in dropped})
+  by_path = {f.relpath: f for f in fingerprints}
+  split_groups = _with_patients(kept, groups, by_path)
   splits = group_split.assign_groups_to_splits(
-      [(groups[path], labels[path]) for path in kept], ratios, split_seed)
-  return SplitPlan(assignment={path: (groups[path], splits[groups[path]]) for path in kept},
+      [(split_groups[path], (by_path[path].site, labels[path])) for path in kept],
+      ratios, split_seed)
+  return SplitPlan(assignment={path: (split_groups[path], splits[split_groups[path]])
+                               for path in kept},
                    labels=labels, groups=duplicates, dropped=dropped,
-                   masks=masks)
+                   masks=masks, patient_conflicts=patient_conflicts(fingerprints))
+
+
+def _with_patients(kept: Sequence[str], groups: Mapping[str, str],
+                   by_path: Mapping[str, image_files.ImageFingerprint]) -> Dict[str, str]:
+  """relpath -> its split group: near-duplicate groups joined by shared patients.
+
+  Patient ids are a site's own (patient 1 of two hospitals are two people).
+  A joined group takes the id of the near-duplicate group of its first image
+  in name order, so images without a patient keep their near-duplicate ids.
+  """
+  joined = perceptual_hash.UnionFind(len(kept))
+  first_of: Dict[object, int] = {}
+  for i, path in enumerate(kept):
+    fp = by_path[path]
+    joined.union(first_of.setdefault(('group', groups[path]), i), i)
+    if fp.patient_id:
+      joined.union(first_of.setdefault(('patient', fp.site, fp.patient_id), i), i)
+  return {path: groups[kept[joined.find(i)]] for i, path in enumerate(kept)}
+
+
+def patient_conflicts(fingerprints: Sequence[image_files.ImageFingerprint]
+                      ) -> List[data_audit.PatientConflict]:
+  """Patients (per site) whose readable images are filed under several labels."""
+  members: Dict[Tuple[str, str], List[image_files.ImageFingerprint]] = (
+      collections.defaultdict(list))
+  for fp in fingerprints:
+    if fp.patient_id:
+      members[(fp.site, fp.patient_id)].append(fp)
+  return [data_audit.PatientConflict(
+              site=site, patient_id=patient,
+              files=tuple(data_audit.DuplicateMember(f.relpath, f.label)
+                          for f in sorted(fps, key=lambda f: f.relpath)),
+              labels=tuple(sorted({f.label for f in fps})))
+          for (site, patient), fps in sorted(members.items())
+          if len({f.label for f in fps}) > 1]

@@ -20,6 +20,8 @@ FLAG_OF_FIELD = {
     'keep_served_versions': '--keep-versions',
     'data.max_quarantined_fraction': '--max-quarantined-fraction',
     'data.label_conflicts': '--label-conflicts',
+    'data.sites': '--data-root',
+    'data.manifest_columns': '--manifest-columns',
     **{f'data.splits.{name}': '--splits' for name in ('train', 'eval', 'test')},
 }
 

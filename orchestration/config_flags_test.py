@@ -20,3 +20,10 @@ def test_a_field_no_flag_sets_is_named_as_the_field():
 def test_a_valid_config_is_returned_as_built():
   assert config_flags.config_or_message('runner.py', configs.TrainingConfig) == (
       configs.TrainingConfig(), None)
+
+
+def test_a_refused_site_names_the_data_root_flag():
+  site = configs.Site('busi', '/data')
+  _, message = config_flags.config_or_message(
+      'runner.py', lambda: configs.DataConfig(sites=(site, site)))
+  assert message == 'runner.py: error: --data-root must have distinct names, got busi more than once'

@@ -213,10 +213,27 @@ def _audit_parts(audit: Mapping[str, Any]) -> List[str]:
       if len(value) > len(shown):
         parts.append(html.paragraph(f'... and {len(value) - len(shown)} more in '
                                     f'{names.DATA_AUDIT_FILE}.', note=True))
+    elif key == 'site_counts' and value:
+      parts += _site_counts_parts(value)
     elif isinstance(value, dict) and key != 'split_counts':
       parts.append(f'<h4>{html.text(key)}</h4>' +
                    html.preformatted(json.dumps(value, indent=1, sort_keys=True)))
   return parts
+
+
+def _site_counts_parts(site_counts: Mapping[str, Any]) -> List[str]:
+  """One row per site: what was ingested, quarantined and ignored, per class and split."""
+  classes = list(dict.fromkeys(c for counts in site_counts.values()
+                               for c in counts['class_counts']))
+  splits = list(dict.fromkeys(s for counts in site_counts.values()
+                              for s in counts['split_counts']))
+  rows = [[site, counts['ingested'], counts['quarantined'], counts['ignored'],
+           *(counts['class_counts'].get(c, 0) for c in classes),
+           *(', '.join(f'{c} {counts["split_counts"].get(s, {}).get(c, 0)}' for c in classes)
+             for s in splits)]
+          for site, counts in site_counts.items()]
+  return ['<h4>Images per site</h4>', html.table(
+      ['site', 'ingested', 'quarantined', 'ignored', *classes, *splits], rows)]
 
 
 def _statistics_parts(statistics_uri: str) -> List[str]:

@@ -218,3 +218,24 @@ def test_a_portable_job_server_is_given_by_its_endpoint(tmp_path):
   _, statistics_gen = executor_of(pipeline_spec, 'StatisticsGen')
   args = list(statistics_gen.container.args)
   assert '--runner=PortableRunner' in args and '--job_endpoint=flink-jobserver:8099' in args
+
+
+def test_named_sites_are_compiled_in_with_their_columns(tmp_path):
+  path = tmp_path / 'pipeline.yaml'
+  flags = ['--image', IMAGE, '--pipeline-root', PIPELINE_ROOT, '--serving-dir', SERVING_DIR]
+  assert kubeflow_runner.main(flags + [
+      '--data-root', f'busi={DATA_ROOT}', '--data-root', 'bus_bra=gs://busi-bucket/bus_bra',
+      '--manifest-columns', 'bus_bra=bus_bra', '--output', str(path)]) == 0
+  pipeline_spec, _ = read_package(path)
+  assert parameter(pipeline_spec, 'ImageExampleGen', 'input_base') == (
+      f'busi={DATA_ROOT};bus_bra=gs://busi-bucket/bus_bra')
+  custom_config = parameter(pipeline_spec, 'ImageExampleGen', 'custom_config')
+  assert 'bus_data.csv' in custom_config and 'gs://busi-bucket/bus_bra' in custom_config
+  assert kubeflow_configs.DATA_ROOT_PARAMETER not in pipeline_spec.root.input_definitions.parameters
+
+
+def test_a_site_outside_object_storage_names_the_flag(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    kubeflow_runner.parse_args(REQUIRED_FLAGS + ['--data-root', 'bus_bra=/local/bus_bra'])
+  assert exit_info.value.code == 2
+  assert "--data-root must be object storage" in capsys.readouterr().err.splitlines()[-1]

@@ -23,11 +23,24 @@ class ImageExampleGen(FileBasedExampleGen):
   DRIVER_CLASS = driver.ImageFolderDriver
 
 
+def input_base(data: configs.DataConfig) -> str:
+  """The one data root, or the sites as `name=root;...`.
+
+  FileBasedExampleGen needs an `input_base`: with one unnamed root it is that
+  root (a Kubeflow run parameter may replace it); with named sites the
+  executor and the driver read the sites from the custom config, and this
+  string names them in ML Metadata and the run report.
+  """
+  if data.sites:
+    return ';'.join(f'{site.name}={site.root}' for site in data.sites)
+  return data.data_root
+
+
 def image_example_gen(data: configs.DataConfig) -> ImageExampleGen:
   splits = [example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=size)
             for name, size in data.splits.as_dict().items()]
   return ImageExampleGen(
-      input_base=data.data_root,
+      input_base=input_base(data),
       input_config=example_gen_pb2.Input(splits=[
           example_gen_pb2.Input.Split(name='images', pattern=_FILES_PATTERN)]),
       output_config=example_gen_pb2.Output(

@@ -23,11 +23,17 @@ class ImageExampleGenConfig:
   max_quarantined_fraction: float
   strict: bool
   label_conflicts: str
+  # The named sites; none: `input_base` is the one site, named default.
+  sites: Tuple[configs.Site, ...] = ()
 
   @classmethod
   def from_data_config(cls, data: configs.DataConfig) -> 'ImageExampleGenConfig':
     return _from_values(cls, {field.name: getattr(data, field.name)
                               for field in dataclasses.fields(cls)})
+
+  def site_list(self, input_base: str) -> Tuple[configs.Site, ...]:
+    """The sites to read: the named ones, or `input_base` as the default site."""
+    return self.sites or (configs.Site(configs.DEFAULT_SITE, input_base),)
 
   def data_policy(self, split_names: Sequence[str]) -> data_audit.DataPolicy:
     return data_audit.DataPolicy(
@@ -40,7 +46,8 @@ class ImageExampleGenConfig:
 
 def to_custom_config(config: ImageExampleGenConfig) -> example_gen_pb2.CustomConfig:
   struct = struct_pb2.Struct()
-  struct.update(dict(dataclasses.asdict(config), class_names=list(config.class_names)))
+  struct.update(dict(dataclasses.asdict(config), class_names=list(config.class_names),
+                     sites=[dataclasses.asdict(site) for site in config.sites]))
   packed = any_pb2.Any()
   packed.Pack(struct)
   return example_gen_pb2.CustomConfig(custom_config=packed)
@@ -57,7 +64,16 @@ def from_exec_properties(exec_properties: Dict[str, Any]) -> ImageExampleGenConf
 
 def _from_values(cls, values: Dict[str, Any]) -> ImageExampleGenConfig:
   """Each field's value as its declared type (a protobuf Struct holds every
-  number as a float and every list as a list)."""
-  return cls(**{field.name: (tuple(values[field.name]) if field.type == Tuple[str, ...]
-                             else field.type(values[field.name]))
-                for field in dataclasses.fields(cls)})
+  number as a float, every list as a list and every dataclass as a dict)."""
+  return cls(**{field.name: _typed(field.type, values[field.name])
+                for field in dataclasses.fields(cls) if field.name in values})
+
+
+def _typed(kind, value):
+  if kind == Tuple[str, ...]:
+    return tuple(value)
+  if kind == Tuple[configs.Site, ...]:
+    return tuple(site if isinstance(site, configs.Site) else configs.Site(
+        name=site['name'], root=site['root'],
+        columns=configs.ManifestColumns(**site['columns'])) for site in value)
+  return kind(value)

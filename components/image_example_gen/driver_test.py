@@ -2,10 +2,13 @@
 
 import os
 
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.proto import example_gen_pb2
+from tfx.utils import proto_utils
 
 from components.image_example_gen import component
 from components.image_example_gen import driver
+from contracts import configs
 from tests import bad_inputs
 
 
@@ -63,3 +66,27 @@ def test_a_same_size_replacement_with_the_old_times_is_seen(tmp_path):
   os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
   os.remove(replacement)
   assert _fingerprint(str(tmp_path)) != before
+
+
+def _exec_properties(data):
+  """The exec properties the component compiles for `data`, as the driver gets them."""
+  example_gen = component.image_example_gen(data)
+  return {key: (proto_utils.proto_to_json(value) if hasattr(value, 'DESCRIPTOR') else value)
+          for key, value in example_gen.exec_properties.items()}
+
+
+def test_the_driver_fingerprints_every_named_site(tmp_path):
+  bad_inputs.grey_png(str(tmp_path / 'a' / 'benign' / 'x.png'), seed=1)
+  second = bad_inputs.grey_png(str(tmp_path / 'b' / 'benign' / 'y.png'), seed=2)
+  data = configs.DataConfig(sites=(configs.Site('a', str(tmp_path / 'a')),
+                                   configs.Site('b', str(tmp_path / 'b'))))
+
+  def fingerprint():
+    resolved = driver.ImageFolderDriver(metadata_handle=None).resolve_exec_properties(
+        _exec_properties(data), None, None)
+    return resolved[example_gen_utils.FINGERPRINT_PROPERTY_NAME]
+
+  before = fingerprint()
+  assert before.startswith(f'sites: a: image folder {tmp_path / "a"}: sha256 ')
+  bad_inputs.grey_png(second, seed=3)
+  assert fingerprint() != before

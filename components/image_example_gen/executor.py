@@ -1,5 +1,10 @@
 """ImageExampleGen's executor: image folders to leak-free TFRecord splits.
 
+It reads one data root or several named sites, each a folder-per-class tree
+or a manifest (dataset/manifest.py); the examples carry their site, device
+and patient, and the split plan keeps each patient's images together and
+spreads every site's classes over the splits (dataset/split_plan.py).
+
 Two passes over the files keep memory flat however large the folder is: the
 first decodes each image for its content and perceptual hashes (a few bytes
 each, gathered to group near-duplicates, resolve label conflicts and assign
@@ -32,10 +37,13 @@ from tfx.utils import proto_utils
 
 from components.image_example_gen import component_config
 from components.image_example_gen import decoder_check
+from contracts import configs
 from contracts import features
 from contracts import names
 from dataset import data_audit
 from dataset import image_files
+from dataset import manifest
+from dataset import sites as sites_lib
 from dataset import split_plan
 
 _QUARANTINED = 'quarantined'
@@ -50,7 +58,7 @@ STOPPED_AUDIT_FOLDER = 'stopped_data_audit'
 class _Fingerprint(beam.DoFn):
   """Hashes and measures each image; unusable files go to `quarantined`."""
 
-  def __init__(self, root: str):
+  def __init__(self, root: image_files.SiteRoots):
     self._root = root
 
   def process(self, image_file: image_files.ImageFile):
@@ -92,7 +100,7 @@ def _serialize(split_and_example: Tuple[str, tf.train.Example]) -> bytes:
 class _ToExample(beam.DoFn):
   """Builds the tf.Example of one ingested image, with its mask and group."""
 
-  def __init__(self, root: str):
+  def __init__(self, root: image_files.SiteRoots):
     self._root = root
 
   def process(self, fp: image_files.ImageFingerprint, plan: split_plan.SplitPlan):
@@ -125,6 +133,9 @@ class _ToExample(beam.DoFn):
         features.GROUP_KEY: _bytes(group_id.encode()),
         features.MASK_KEY: _bytes(mask_png),
         features.MASK_COUNT_KEY: _int(len(fp.mask_relpaths)),
+        features.SITE_KEY: _bytes(fp.site.encode()),
+        features.DEVICE_KEY: _bytes(fp.device.encode()),
+        features.PATIENT_KEY: _bytes(fp.patient_id.encode()),
     }))
     yield split, example
 
@@ -135,6 +146,7 @@ def _write_audit(plan: split_plan.SplitPlan,
                  lost: List[image_files.ExcludedFile],
                  scan: image_files.FolderScan,
                  root: str,
+                 roots: image_files.SiteRoots,
                  config: component_config.ImageExampleGenConfig,
                  policy: data_audit.DataPolicy,
                  folder: str) -> None:
@@ -150,7 +162,10 @@ def _write_audit(plan: split_plan.SplitPlan,
       quarantined=[*scan.quarantined, *unreadable, *plan.dropped, *lost],
       ignored=scan.ignored,
       notes=notes,
-      masks=plan.masks)
+      masks=plan.masks,
+      split_groups={path: group for path, (group, _) in plan.assignment.items()},
+      site_of=roots.site_of,
+      patient_conflicts=plan.patient_conflicts)
   data_audit.write(audit, folder)
   for problem in audit.quarantined:
     logging.warning('Quarantined %s: %s', problem.file, problem.reason)
@@ -169,8 +184,32 @@ def stopped_report_path(examples_uri: str) -> str:
                       execution, names.DATA_AUDIT_REPORT_FILE)
 
 
+def scan_sites(sites: List[configs.Site], class_names: List[str]
+               ) -> Tuple[image_files.SiteRoots, image_files.FolderScan]:
+  """Every site's images and excluded files, under the run's relpaths.
+
+  Raises DataAuditError, naming the site, when a site's layout or manifest
+  cannot be read at all.
+  """
+  roots = image_files.SiteRoots(tuple((site.name, site.root) for site in sites))
+  scans = []
+  for site in sites:
+    problem = sites_lib.layout_problem(site, class_names)
+    if problem:
+      where = f'site {site.name}: ' if roots.prefixed else ''
+      raise data_audit.DataAuditError(f'{where}{problem}.')
+    scan = (manifest.scan_manifest(site.root, site.columns, class_names)
+            if manifest.is_manifest_site(site.root, site.columns)
+            else image_files.scan_folder(site.root, class_names))
+    scans.append(image_files.with_site(scan, site.name, roots.prefix(site.name)))
+  return roots, image_files.FolderScan(
+      images=[i for scan in scans for i in scan.images],
+      quarantined=[q for scan in scans for q in scan.quarantined],
+      ignored=[i for scan in scans for i in scan.ignored])
+
+
 class Executor(base_beam_executor.BaseBeamExecutor):
-  """Reads `input_base` as a folder-per-class tree; see the module docstring."""
+  """Reads the sites (or `input_base`, the one default site); see the module docstring."""
 
   def Do(self, input_dict: Dict[str, List[Any]],
          output_dict: Dict[str, List[Any]],
@@ -187,16 +226,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         output_dict[standard_component_specs.EXAMPLES_KEY])
     examples.split_names = artifact_utils.encode_split_names(list(ratios))
 
-    problem = image_files.layout_problem(root, config.class_names)
-    if problem:
-      raise data_audit.DataAuditError(f'{problem}.')
-    scan = image_files.scan_folder(root, config.class_names)
+    roots, scan = scan_sites(list(config.site_list(root)), list(config.class_names))
     logging.info('ImageExampleGen: %d images found under %s.', len(scan.images), root)
     with self._make_beam_pipeline() as pipeline:
       fingerprinted = (
           pipeline
           | 'ListImages' >> beam.Create(scan.images, reshuffle=True)
-          | 'Fingerprint' >> beam.ParDo(_Fingerprint(root)).with_outputs(
+          | 'Fingerprint' >> beam.ParDo(_Fingerprint(roots)).with_outputs(
               _QUARANTINED, main='images'))
       images = fingerprinted.images
       plan = (
@@ -206,7 +242,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       built = (
           images
           | 'ToExample' >> beam.ParDo(
-              _ToExample(root), beam.pvalue.AsSingleton(plan)).with_outputs(
+              _ToExample(roots), beam.pvalue.AsSingleton(plan)).with_outputs(
                   _NOTES, _LOST, main='examples'))
       by_split = built.examples | 'BySplit' >> beam.Partition(
           lambda kv, _: list(ratios).index(kv[0]), len(ratios))
@@ -221,7 +257,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                _write_audit,
                beam.pvalue.AsList(fingerprinted[_QUARANTINED]),
                beam.pvalue.AsList(built[_NOTES]), beam.pvalue.AsList(built[_LOST]),
-               scan, root, config, policy, examples.uri))
+               scan, root, roots, config, policy, examples.uri))
     audit = data_audit.read(examples.uri)
     try:
       data_audit.enforce(audit, policy, stopped_report_path(examples.uri))
