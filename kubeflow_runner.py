@@ -133,18 +133,21 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                         default=registry.spec(configs.ModelConfig.name).epochs,
                         help='default: the model\'s own')
   training.add_argument('--batch-size', type=int, default=training_defaults.batch_size)
-  evaluation_defaults = configs.EvaluationConfig()
-  training.add_argument('--min-accuracy', type=float,
-                        default=evaluation_defaults.min_accuracy,
-                        help='blessing floor on test accuracy (a run parameter\'s default)')
-  training.add_argument('--min-malignant-recall', type=float,
-                        default=evaluation_defaults.min_malignant_recall,
-                        help='blessing floor on malignant sensitivity (likewise)')
-  training.add_argument('--regression-tolerance', type=float,
-                        default=evaluation_defaults.regression_tolerance,
-                        help='how much worse than the served model a candidate may be')
   training.add_argument('--no-cache', action='store_true',
                         help='rerun every component instead of reusing cached results')
+
+  # The compiled defaults of run parameters, as --epochs is; runs may set others (--param).
+  evaluation_defaults = configs.EvaluationConfig()
+  evaluation = parser.add_argument_group('blessing')
+  evaluation.add_argument('--min-accuracy', type=float,
+                          default=evaluation_defaults.min_accuracy,
+                          help='floor on test accuracy')
+  evaluation.add_argument('--min-malignant-recall', type=float,
+                          default=evaluation_defaults.min_malignant_recall,
+                          help='floor on malignant sensitivity')
+  evaluation.add_argument('--regression-tolerance', type=float,
+                          default=evaluation_defaults.regression_tolerance,
+                          help='how much worse than the served model a candidate may be')
 
   pods = parser.add_argument_group('pods')
   pods.add_argument('--cpu', type=_positive(float),
