@@ -3,7 +3,7 @@
     python kubeflow_runner.py --image REGISTRY/busi-tfx:TAG \\
         --pipeline-root gs://BUCKET/tfx --data-root gs://BUCKET/Dataset_BUSI_with_GT \\
         --serving-dir gs://BUCKET/serving [--submit] [--schedule '0 0 3 * * 1'] \\
-        [--host http://KFP_ENDPOINT] [--gpus 1 --gpu-type Tesla-T4]
+        [--host http://KFP_ENDPOINT] [--gpus 1 --gpu-type Tesla-T4] [--param epochs=5]
 
 Writes outputs/kubeflow/pipeline.yaml (KFP v2 pipeline spec + Kubernetes
 platform spec). The image must be built from this same checkout: the compiled
@@ -14,11 +14,10 @@ import argparse
 import dataclasses
 import os
 import sys
-from typing import List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from kfp_server_api import ApiException
-from tfx import v1 as tfx
 import urllib3
 
 from contracts import configs
@@ -31,6 +30,7 @@ from orchestration.kubeflow import configs as kubeflow_configs
 from orchestration.kubeflow import platform as kubeflow_platform
 from orchestration.kubeflow import submit as kubeflow_submit
 from pipeline import pipeline as pipeline_lib
+from pipeline import run_parameters
 
 # Schemes TensorFlow's file system reads and writes from inside the pods
 # (s3:// needs tensorflow-io in the image).
@@ -89,6 +89,22 @@ def _toleration(text: str) -> kubeflow_configs.Toleration:
   return kubeflow_configs.Toleration(key=key, value=value, effect=effect)
 
 
+def _run_parameter(text: str) -> Tuple[str, Any]:
+  name, sep, value = text.partition('=')
+  if not sep:
+    raise argparse.ArgumentTypeError(f'--param takes NAME=VALUE, got {text!r}')
+  try:
+    return name, run_parameters.parse_value(name, value)
+  except ValueError as e:
+    raise argparse.ArgumentTypeError(str(e))
+
+
+def _webhook(text: str) -> str:
+  if not text.startswith(('https://', 'http://')):
+    raise argparse.ArgumentTypeError(f'--alert-webhook takes an http(s) URL, got {text!r}')
+  return text
+
+
 def _cron(text: str) -> str:
   try:
     return kubeflow_submit.check_cron(text)
@@ -126,6 +142,19 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   training.add_argument('--batch-size', type=int, default=training_defaults.batch_size)
   training.add_argument('--no-cache', action='store_true',
                         help='rerun every component instead of reusing cached results')
+
+  # The compiled defaults of run parameters, as --epochs is; runs may set others (--param).
+  evaluation_defaults = configs.EvaluationConfig()
+  evaluation = parser.add_argument_group('blessing')
+  evaluation.add_argument('--min-accuracy', type=float,
+                          default=evaluation_defaults.min_accuracy,
+                          help='floor on test accuracy')
+  evaluation.add_argument('--min-malignant-recall', type=float,
+                          default=evaluation_defaults.min_malignant_recall,
+                          help='floor on malignant sensitivity')
+  evaluation.add_argument('--regression-tolerance', type=float,
+                          default=evaluation_defaults.regression_tolerance,
+                          help='how much worse than the served model a candidate may be')
 
   pods = parser.add_argument_group('pods')
   pods.add_argument('--cpu', type=_positive(float),
@@ -170,6 +199,15 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   kfp.add_argument('--submit', action='store_true', help='upload and start a run now')
   kfp.add_argument('--schedule', type=_cron, metavar='CRON',
                    help="upload and retrain on KFP's 6-field cron, e.g. '0 0 3 * * 1'")
+  kfp.add_argument('--param', type=_run_parameter, action='append', default=[],
+                   metavar='NAME=VALUE',
+                   help='a run parameter for the run and the recurring run (repeatable; '
+                        f'{", ".join(run_parameters.NAMES)}), e.g. --param epochs=5; '
+                        'unset ones take the compiled value')
+  kfp.add_argument('--alert-webhook', type=_webhook, metavar='URL',
+                   help='POST a JSON alert here when a run does not succeed (an exit '
+                        'handler task; needs KFP 2.14 or later), e.g. a Slack '
+                        'incoming webhook')
   kfp.add_argument('--experiment', default=kubeflow_configs.PIPELINE_NAME,
                    help='experiment name; created if missing')
   kfp.add_argument('--experiment-id',
@@ -189,6 +227,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.error(str(e))
   if (args.submit or args.schedule) and not args.host:
     parser.error('--submit and --schedule need --host (the KFP API endpoint)')
+  if args.param and not (args.submit or args.schedule):
+    parser.error('--param sets a value for --submit and --schedule; compiled '
+                 'defaults come from the other flags (e.g. --epochs)')
   if args.token_file and not os.path.isfile(args.token_file):
     parser.error(f'--token-file {args.token_file!r} is not a file')
   if args.gpus < 0:
@@ -214,22 +255,24 @@ def build_configs(args: argparse.Namespace
       trainer_resources=kubeflow_configs.Resources(args.trainer_cpu,
                                                    args.trainer_memory_gb),
       gpu=gpu,
-      resources_by_component=tuple(args.resources))
+      resources_by_component=tuple(args.resources),
+      alert_webhook=args.alert_webhook or '')
   data_fields = sites_lib.data_fields(args.sites)
   pipeline_config = configs.PipelineConfig(
       pipeline_name=kubeflow_configs.PIPELINE_NAME,
       pipeline_root=args.pipeline_root,
       serving_dir=args.serving_dir,
       schema_file=kubeflow_configs.IMAGE_SCHEMA_FILE,
-      # One bare data root is the compiled default; each run may set another
-      # (KFP's run parameters). Named sites are compiled in.
-      data=dataclasses.replace(
-          configs.DataConfig(), sites=data_fields['sites'],
-          data_root=tfx.dsl.experimental.RuntimeParameter(
-              name=kubeflow_configs.DATA_ROOT_PARAMETER, ptype=str,
-              default=data_fields['data_root']) if data_fields['data_root'] else ''),
+      # One bare data root is the compiled default of the data_root run
+      # parameter (pipeline/run_parameters.py); named sites are compiled in.
+      data=dataclasses.replace(configs.DataConfig(), sites=data_fields['sites'],
+                               data_root=data_fields['data_root']),
       training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
                                    batch_size=args.batch_size),
+      evaluation=dataclasses.replace(
+          configs.EvaluationConfig(), min_accuracy=args.min_accuracy,
+          min_malignant_recall=args.min_malignant_recall,
+          regression_tolerance=args.regression_tolerance),
       enable_cache=not args.no_cache,
       beam_pipeline_args=beam_runners.beam_pipeline_args(
           args.beam_runner,
@@ -250,9 +293,18 @@ def main(argv: List[str]) -> int:
     print(message, file=sys.stderr)
     return 2
   pipeline_config, platform = built
+  parameter_values: Dict[str, Any] = dict(args.param)
   try:
+    run_parameters.with_values(pipeline_config, parameter_values)
+  except configs.ConfigError as e:
+    print(f'kubeflow_runner.py: error: --param {e.field.rsplit(".", 1)[-1]} {e.message}',
+          file=sys.stderr)
+    return 2
+  try:
+    # The configured values are the compiled defaults; a run may set others.
     kubeflow_compiler.compile_package(
-        pipeline_lib.create_pipeline(pipeline_config), platform, args.output)
+        pipeline_lib.create_pipeline(pipeline_config, run_parameters.runtime(pipeline_config)),
+        platform, args.output)
   except kubeflow_platform.PlatformConfigError as e:
     print(f'kubeflow_runner.py: {e}', file=sys.stderr)
     return 2
@@ -263,7 +315,8 @@ def main(argv: List[str]) -> int:
     submission = kubeflow_submit.submit(
         kubeflow_submit.Connection(args.host, args.namespace, args.token_file),
         args.output, pipeline_config.pipeline_name, args.experiment,
-        run_now=args.submit, cron=args.schedule, experiment_id=args.experiment_id)
+        run_now=args.submit, cron=args.schedule, experiment_id=args.experiment_id,
+        parameters=parameter_values)
   except ApiException as e:
     body = ' '.join(str(e.body or '').split())
     print(f'kubeflow_runner.py: Kubeflow Pipelines at {args.host} answered '

@@ -49,6 +49,7 @@ from tfx.utils import proto_utils
 
 from components import evaluation_metrics
 from components import model_card
+from components import served_baseline_evaluator
 from components import serving_config
 from components import serving_dir
 from components import serving_ops
@@ -56,11 +57,11 @@ from contracts import names
 from contracts import serving
 
 KEEP_VERSIONS_KEY = 'keep_versions'
-# The Pusher's custom_config keys for the model card.
+# The Pusher's custom_config keys for the model card. The floors and the
+# training configuration come from the run itself: the blessing and the model
+# record what this run applied (names.BLESSING_RULES_PROPERTY,
+# names.TRAINING_CONFIG_PROPERTY), which a run parameter may have changed.
 CLASS_NAMES_KEY = 'class_names'
-TRAINING_CONFIG_KEY = 'training_config'
-FLOORS_KEY = 'floors'
-REGRESSION_TOLERANCE_KEY = 'regression_tolerance'
 TEST_SPLIT_KEY = 'test_split'
 # Optional inputs beside TFX's Pusher's model and blessing.
 EVALUATION_KEY = 'evaluation'
@@ -241,6 +242,9 @@ class Executor(pusher_executor.Executor):
         input_dict[standard_component_specs.MODEL_BLESSING_KEY])
     baseline = (blessing.get_string_custom_property(names.BASELINE_VERSION_PROPERTY)
                 if blessing.has_custom_property(names.BASELINE_VERSION_PROPERTY) else '')
+    rules = served_baseline_evaluator.recorded_rules(blessing)
+    model = artifact_utils.get_single_instance(
+        input_dict[standard_component_specs.MODEL_KEY])
     return model_card.ModelCard(
         model_name=serving_ops.model_name_of(model_base_dir),
         version=version,
@@ -251,11 +255,12 @@ class Executor(pusher_executor.Executor):
         test_split=custom_config[TEST_SPLIT_KEY],
         test_metrics=evaluation_metrics.overall_metrics(evaluation.uri,
                                                         custom_config[CLASS_NAMES_KEY]),
-        floors=dict(custom_config[FLOORS_KEY]),
-        regression_tolerance=custom_config[REGRESSION_TOLERANCE_KEY],
+        floors=served_baseline_evaluator.floors_of(rules),
+        regression_tolerance=rules.regression_tolerance,
         baseline_version=baseline,
         code_fingerprint=model_card.code_fingerprint(),
-        training_config=custom_config[TRAINING_CONFIG_KEY])
+        training_config=json.loads(
+            model.get_string_custom_property(names.TRAINING_CONFIG_PROPERTY)))
 
 
 class ServingPusherSpec(standard_component_specs.PusherSpec):

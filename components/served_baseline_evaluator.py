@@ -8,10 +8,20 @@ on every orchestrator: this Evaluator takes the version served as `stable` there
 (thresholds only) when nothing is served yet.
 The baseline is copied into the evaluation artifact, so the record says exactly
 which model the candidate was compared with.
+
+The blessing floors and the regression tolerance are execution parameters of
+their own (`min_accuracy`, `min_malignant_recall`, `regression_tolerance`),
+not only values inside `eval_config`: a TFX `RuntimeParameter` cannot sit
+inside the eval config's JSON, and as parameters an orchestrator can bind them
+to run parameters (Kubeflow) or set plain values (local runs). The executor
+writes them into the eval config's thresholds before TFMA runs, and records
+them on the blessing (`names.BLESSING_RULES_PROPERTY`).
 """
 
+import dataclasses
+import json
 import os
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Mapping, Sequence, Union
 
 from absl import logging
 import tensorflow_model_analysis as tfma
@@ -20,6 +30,7 @@ from tfx.components.evaluator import constants as evaluator_constants
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.components.base import executor_spec
+from tfx.orchestration import data_types
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
@@ -27,12 +38,86 @@ from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import io_utils
 from tfx.utils import json_utils
 from tfx.utils import path_utils
+from tfx.utils import proto_utils
 
 from components import serving_dir
+from contracts import configs
 from contracts import names
 
 SERVING_MODEL_DIR_KEY = 'serving_model_dir'
+MIN_ACCURACY_KEY = 'min_accuracy'
+MIN_MALIGNANT_RECALL_KEY = 'min_malignant_recall'
+REGRESSION_TOLERANCE_KEY = 'regression_tolerance'
 _BASELINE_SUBDIR = 'served_baseline'
+# Below any tolerance: "not worse than the served model" must pass an equal score.
+_CHANGE_EPSILON = 1e-9
+
+FloatParameter = Union[float, data_types.RuntimeParameter]
+
+
+def blessing_thresholds(lower_bound: float,
+                        tolerance: float) -> List[tfma.PerSliceMetricThreshold]:
+  """A floor and a no-regression rule, on the whole test split only.
+
+  Per-label slices cannot carry them: a malignant-only slice has no specificity.
+  TFX ignores the change threshold when there is no baseline.
+  """
+  return [tfma.PerSliceMetricThreshold(
+      slicing_specs=[tfma.SlicingSpec()],
+      threshold=tfma.MetricThreshold(
+          value_threshold=tfma.GenericValueThreshold(lower_bound={'value': lower_bound}),
+          change_threshold=tfma.GenericChangeThreshold(
+              direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+              absolute={'value': -tolerance - _CHANGE_EPSILON})))]
+
+
+def metric_name(metric: tfma.MetricConfig) -> str:
+  """The name TFMA reports a configured metric under."""
+  return json.loads(metric.config or '{}').get('name', metric.class_name)
+
+
+def floors_of(rules: configs.EvaluationConfig) -> Dict[str, float]:
+  """Metric name -> the lower bound a candidate must reach."""
+  return {names.ACCURACY_METRIC: rules.min_accuracy,
+          names.MALIGNANT_SENSITIVITY_METRIC: rules.min_malignant_recall}
+
+
+def with_blessing_rules(eval_config: tfma.EvalConfig, floors: Mapping[str, float],
+                        tolerance: float) -> tfma.EvalConfig:
+  """`eval_config` with each floored metric gated by `blessing_thresholds`.
+
+  Raises ValueError when a floor names a metric the config does not compute.
+  """
+  gated = tfma.EvalConfig()
+  gated.CopyFrom(eval_config)
+  found = set()
+  for spec in gated.metrics_specs:
+    for metric in spec.metrics:
+      name = metric_name(metric)
+      if name in floors:
+        del metric.per_slice_thresholds[:]
+        metric.per_slice_thresholds.extend(blessing_thresholds(floors[name], tolerance))
+        found.add(name)
+  missing = sorted(set(floors) - found)
+  if missing:
+    raise ValueError(f'The eval config computes no metric named {", ".join(missing)}, '
+                     'so its floor cannot be applied.')
+  return gated
+
+
+def rules_from(exec_properties: Mapping[str, Any]) -> configs.EvaluationConfig:
+  """The run's floors and tolerance, checked as the configuration checks them."""
+  return dataclasses.replace(
+      configs.EvaluationConfig(),
+      min_accuracy=exec_properties[MIN_ACCURACY_KEY],
+      min_malignant_recall=exec_properties[MIN_MALIGNANT_RECALL_KEY],
+      regression_tolerance=exec_properties[REGRESSION_TOLERANCE_KEY])
+
+
+def recorded_rules(blessing: types.Artifact) -> configs.EvaluationConfig:
+  """The floors and tolerance the Evaluator applied, from its blessing."""
+  return rules_from(json.loads(
+      blessing.get_string_custom_property(names.BLESSING_RULES_PROPERTY)))
 
 
 class Executor(evaluator_executor.Executor):
@@ -41,10 +126,22 @@ class Executor(evaluator_executor.Executor):
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
+    rules = rules_from(exec_properties)
+    eval_config = proto_utils.json_to_proto(
+        exec_properties[standard_component_specs.EVAL_CONFIG_KEY], tfma.EvalConfig())
+    exec_properties = {
+        **exec_properties,
+        standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(
+            with_blessing_rules(eval_config, floors_of(rules),
+                                rules.regression_tolerance))}
     model_base_dir = exec_properties[SERVING_MODEL_DIR_KEY]
     served = serving_dir.served_model_path(model_base_dir)
     blessing = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.BLESSING_KEY])
+    blessing.set_string_custom_property(names.BLESSING_RULES_PROPERTY, json.dumps({
+        MIN_ACCURACY_KEY: rules.min_accuracy,
+        MIN_MALIGNANT_RECALL_KEY: rules.min_malignant_recall,
+        REGRESSION_TOLERANCE_KEY: rules.regression_tolerance}, sort_keys=True))
     if served is None:
       logging.info('No model is served under %s yet: evaluating against the '
                    'thresholds only.', model_base_dir)
@@ -71,23 +168,34 @@ class ServedBaselineEvaluatorSpec(standard_component_specs.EvaluatorSpec):
   PARAMETERS = {
       **standard_component_specs.EvaluatorSpec.PARAMETERS,
       SERVING_MODEL_DIR_KEY: ExecutionParameter(type=str),
+      MIN_ACCURACY_KEY: ExecutionParameter(type=float),
+      MIN_MALIGNANT_RECALL_KEY: ExecutionParameter(type=float),
+      REGRESSION_TOLERANCE_KEY: ExecutionParameter(type=float),
   }
 
 
 class ServedBaselineEvaluator(base_beam_component.BaseBeamComponent):
-  """Evaluator(examples, model, eval_config) + the served model as baseline."""
+  """Evaluator(examples, model, eval_config) + the served model as baseline.
+
+  The floors and the tolerance replace the thresholds of the floored metrics
+  (`floors_of`) in `eval_config`.
+  """
 
   SPEC_CLASS = ServedBaselineEvaluatorSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
   def __init__(self, examples: types.BaseChannel, model: types.BaseChannel,
                eval_config: tfma.EvalConfig, example_splits: Sequence[str],
-               serving_model_dir: str):
+               serving_model_dir: str, min_accuracy: FloatParameter,
+               min_malignant_recall: FloatParameter, regression_tolerance: FloatParameter):
     super().__init__(spec=ServedBaselineEvaluatorSpec(
         examples=examples,
         model=model,
         eval_config=eval_config,
         example_splits=json_utils.dumps(list(example_splits)),
         serving_model_dir=serving_model_dir,
+        min_accuracy=min_accuracy,
+        min_malignant_recall=min_malignant_recall,
+        regression_tolerance=regression_tolerance,
         evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
         blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

@@ -337,5 +337,10 @@ def training_config_from(custom_config: Dict[str, Any]) -> TrainingConfig:
   return TrainingConfig(**custom_config['training'])
 
 
+def with_training(custom_config: Dict[str, Any], training: TrainingConfig) -> Dict[str, Any]:
+  """`custom_config` (of `PipelineConfig.custom_config`) with another training section."""
+  return {**custom_config, 'training': dataclasses.asdict(training)}
+
+
 def to_json(config: PipelineConfig) -> str:
   return json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True)

@@ -26,6 +26,16 @@ TRAINING_SUMMARY_FILE = 'training_summary.json'
 # Custom property of the Evaluator's blessing: the served version it compared
 # against ('' when nothing was served yet).
 BASELINE_VERSION_PROPERTY = 'baseline_served_version'
+# Custom property of the Evaluator's blessing: the floors and the regression
+# tolerance it applied (JSON), which a run may set without recompiling.
+BLESSING_RULES_PROPERTY = 'blessing_rules'
+# Custom property of the Trainer's model: the training configuration it ran
+# with (JSON), the compiled one with the run's epochs.
+TRAINING_CONFIG_PROPERTY = 'training_config'
+
+# TFMA metric names the blessing floors apply to.
+ACCURACY_METRIC = 'accuracy'
+MALIGNANT_SENSITIVITY_METRIC = 'malignant_sensitivity'
 
 # Module paths of the functions Transform and Trainer import.
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'

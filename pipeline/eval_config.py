@@ -4,7 +4,9 @@ Accuracy alone hides a model that misses cancers, so malignant sensitivity and
 specificity (argmax decisions, one class against the rest) are computed and
 gated on, next to per-class precision/recall and one-vs-rest AUC. Every gated
 metric must also not fall below the served model's (change thresholds, which
-TFX ignores when nothing is served yet).
+TFX ignores when nothing is served yet). The floors and the tolerance written
+here are the configured ones; the Evaluator applies a run's own
+(components/served_baseline_evaluator.py) in the same place.
 """
 
 import json
@@ -12,29 +14,14 @@ from typing import List, Sequence
 
 import tensorflow_model_analysis as tfma
 
+from components import served_baseline_evaluator
 from contracts import configs
 from contracts import features
+from contracts import names
 from contracts import serving
 from pipeline import clinical_metrics
 
-ACCURACY = 'accuracy'
-MALIGNANT_SENSITIVITY = 'malignant_sensitivity'
 MALIGNANT_SPECIFICITY = 'malignant_specificity'
-
-
-def _overall_threshold(lower_bound: float,
-                       tolerance: float) -> List[tfma.PerSliceMetricThreshold]:
-  """A floor and a no-regression rule, on the whole test split only.
-
-  Per-label slices cannot carry them: a malignant-only slice has no specificity.
-  """
-  return [tfma.PerSliceMetricThreshold(
-      slicing_specs=[tfma.SlicingSpec()],
-      threshold=tfma.MetricThreshold(
-          value_threshold=tfma.GenericValueThreshold(lower_bound={'value': lower_bound}),
-          change_threshold=tfma.GenericChangeThreshold(
-              direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-              absolute={'value': -tolerance - 1e-9})))]
 
 
 def _metric(class_name: str, per_slice_thresholds=(), **config) -> tfma.MetricConfig:
@@ -70,11 +57,12 @@ def create_eval_config(evaluation: configs.EvaluationConfig,
       metrics_specs=[
           tfma.MetricsSpec(metrics=[
               _metric('ExampleCount'),
-              _metric('SparseCategoricalAccuracy',
-                      _overall_threshold(evaluation.min_accuracy, tolerance), name=ACCURACY),
+              _metric('SparseCategoricalAccuracy', served_baseline_evaluator.blessing_thresholds(
+                  evaluation.min_accuracy, tolerance), name=names.ACCURACY_METRIC),
               _clinical_metric(
-                  MALIGNANT_SENSITIVITY, malignant, 'recall',
-                  _overall_threshold(evaluation.min_malignant_recall, tolerance)),
+                  names.MALIGNANT_SENSITIVITY_METRIC, malignant, 'recall',
+                  served_baseline_evaluator.blessing_thresholds(
+                      evaluation.min_malignant_recall, tolerance)),
               _clinical_metric(MALIGNANT_SPECIFICITY, malignant, 'specificity'),
               _metric('MultiClassConfusionMatrixPlot'),
               *_per_class(class_names),

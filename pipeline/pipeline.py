@@ -3,27 +3,38 @@
 ImageExampleGen -> StatisticsGen -> ExampleValidator (against the curated
 schema) -> DataValidationGate -> Transform -> Trainer -> Evaluator (served model
 as baseline) -> Pusher. Runners choose only the orchestrator, the paths and the
-Beam arguments.
+Beam arguments, and whether the values of `run_parameters` are fixed or set
+per run.
 """
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Union
 
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
+from tfx.orchestration import data_types
 
 from components import atomic_pusher
 from components import byte_batched
-from components.image_example_gen.component import image_example_gen
+from components.epochs_trainer import EpochsTrainer
+from components.image_example_gen import component as example_gen_lib
 from components.served_baseline_evaluator import ServedBaselineEvaluator
 from components.validation_gate import DataValidationGate
 from contracts import configs
 from contracts import names
 from pipeline import eval_config
+from pipeline import run_parameters as run_parameters_lib
 
 
-def example_gen_component(config: configs.PipelineConfig):
-  """ImageExampleGen on the configured data root, under its node id."""
-  return image_example_gen(config.data).with_id(names.EXAMPLE_GEN)
+def example_gen_component(
+    config: configs.PipelineConfig,
+    data_root: Optional[Union[str, data_types.RuntimeParameter]] = None):
+  """ImageExampleGen on `data_root` (default: the configured one), under its node id.
+
+  Named sites are part of the configuration, so `data_root` (a run parameter
+  on Kubeflow) applies to a run of one unnamed root only.
+  """
+  return example_gen_lib.image_example_gen(
+      config.data, None if config.data.sites else data_root).with_id(names.EXAMPLE_GEN)
 
 
 def schema_component(config: configs.PipelineConfig) -> tfx.components.ImportSchemaGen:
@@ -74,17 +85,16 @@ def pusher_config(config: configs.PipelineConfig) -> Dict[str, Any]:
   return {
       atomic_pusher.KEEP_VERSIONS_KEY: config.keep_served_versions,
       atomic_pusher.CLASS_NAMES_KEY: list(config.data.class_names),
-      atomic_pusher.TRAINING_CONFIG_KEY: config.custom_config(),
-      atomic_pusher.FLOORS_KEY: {
-          eval_config.ACCURACY: config.evaluation.min_accuracy,
-          eval_config.MALIGNANT_SENSITIVITY: config.evaluation.min_malignant_recall},
-      atomic_pusher.REGRESSION_TOLERANCE_KEY: config.evaluation.regression_tolerance,
       atomic_pusher.TEST_SPLIT_KEY: config.evaluation.eval_split,
   }
 
 
-def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
-  example_gen = example_gen_component(config)
+def create_pipeline(config: configs.PipelineConfig,
+                    run_parameters: Optional[run_parameters_lib.RunParameters] = None
+                    ) -> tfx.dsl.Pipeline:
+  """The DAG; `run_parameters` default to the configured values (`run_parameters.fixed`)."""
+  parameters = run_parameters or run_parameters_lib.fixed(config)
+  example_gen = example_gen_component(config, parameters.data_root)
   schema_importer = schema_component(config)
   statistics_gen = statistics_component(example_gen.outputs['examples'],
                                         schema_importer.outputs['schema'])
@@ -97,21 +107,25 @@ def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
   validated_schema = validation_gate.outputs['validated_schema']
   transform = transform_component(config, example_gen.outputs['examples'],
                                   validated_schema)
-  trainer = tfx.components.Trainer(
+  trainer = EpochsTrainer(
       run_fn=names.RUN_FN,
       examples=transform.outputs['transformed_examples'],
       transform_graph=transform.outputs['transform_graph'],
       schema=validated_schema,
       train_args=tfx.proto.TrainArgs(splits=['train']),
       eval_args=tfx.proto.EvalArgs(splits=['eval']),
-      custom_config=config.custom_config()).with_id(names.TRAINER)
+      custom_config=config.custom_config(),
+      epochs=parameters.epochs).with_id(names.TRAINER)
   evaluator = ServedBaselineEvaluator(
       examples=example_gen.outputs['examples'],
       model=trainer.outputs['model'],
       eval_config=eval_config.create_eval_config(config.evaluation,
                                                  config.data.class_names),
       example_splits=[config.evaluation.eval_split],
-      serving_model_dir=config.model_serving_dir).with_id(names.EVALUATOR)
+      serving_model_dir=config.model_serving_dir,
+      min_accuracy=parameters.min_accuracy,
+      min_malignant_recall=parameters.min_malignant_recall,
+      regression_tolerance=parameters.regression_tolerance).with_id(names.EVALUATOR)
   pusher = atomic_pusher.ServingPusher(
       model=trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],

@@ -16,7 +16,14 @@ after it. Two shapes of input artifacts:
 
 Outputs are typed as in the component's output definitions; parameter values
 come from the task's constants or the run's pipeline parameters (defaults from
-the root input definitions). The image's `python` is this interpreter.
+the root input definitions). The pipeline's tasks sit in the root DAG, or in
+one sub-DAG beside exit handler tasks (TFX's layout with an exit handler):
+there a task's pipeline parameters resolve through the sub-DAG's own inputs,
+as KFP's driver resolves them, and a parameter the sub-DAG does not declare is
+an error. Exit handler tasks run after the sub-DAG, failed or not, with its
+final status as the open-source driver (KFP 2.14 and later) resolves it: a
+struct with `state`, `pipelineTaskName`, `pipelineJobResourceName` and
+`error`. The image's `python` is this interpreter.
 """
 
 import dataclasses
@@ -93,9 +100,35 @@ def _placeholders(executor_input: Dict[str, Any]) -> Dict[str, str]:
   return result
 
 
+# The trigger strategy of an exit handler task.
+_EXIT_STRATEGY = 'ALL_UPSTREAM_TASKS_COMPLETED'
+
+
+def _sub_dag(spec: Mapping[str, Any]) -> Optional[Tuple[str, Dict[str, Any]]]:
+  """(name, root task) of the root task that is a DAG, if there is one."""
+  for name, task in spec['root']['dag']['tasks'].items():
+    if 'dag' in spec['components'][task['componentRef']['name']]:
+      return name, task
+  return None
+
+
+def pipeline_tasks(spec: Mapping[str, Any]) -> Dict[str, Any]:
+  """The pipeline's own tasks: the sub-DAG's, or the root's but exit handlers."""
+  sub_dag = _sub_dag(spec)
+  if sub_dag is not None:
+    return spec['components'][sub_dag[1]['componentRef']['name']]['dag']['tasks']
+  return {name: task for name, task in spec['root']['dag']['tasks'].items()
+          if task.get('triggerPolicy', {}).get('strategy') != _EXIT_STRATEGY}
+
+
+def exit_tasks(spec: Mapping[str, Any]) -> List[str]:
+  return sorted(name for name, task in spec['root']['dag']['tasks'].items()
+                if task.get('triggerPolicy', {}).get('strategy') == _EXIT_STRATEGY)
+
+
 def _definition(spec: Mapping[str, Any], name: str) -> Tuple[Any, Any, Any]:
   """What KFP's cache key of a task reads from the spec: the task, its component, its executor."""
-  task = spec['root']['dag']['tasks'][name]
+  task = {**spec['root']['dag']['tasks'], **pipeline_tasks(spec)}[name]
   component = spec['components'][task['componentRef']['name']]
   return task, component, spec['deploymentSpec']['executors'][component['executorLabel']]
 
@@ -107,10 +140,10 @@ def changed_tasks(spec: Mapping[str, Any], earlier_spec: Mapping[str, Any]) -> L
   or when a task it reads from differs. The others would be cache hits of a
   run of `earlier_spec` on the same data.
   """
-  tasks = spec['root']['dag']['tasks']
+  tasks = pipeline_tasks(spec)
   changed: List[str] = []
   for name in _topological_order(tasks):
-    if (name not in earlier_spec['root']['dag']['tasks']
+    if (name not in pipeline_tasks(earlier_spec)
         or _definition(spec, name) != _definition(earlier_spec, name)
         or set(tasks[name].get('dependentTasks', [])) & set(changed)):
       changed.append(name)
@@ -135,20 +168,41 @@ class Launcher:
                TF_CPP_MIN_LOG_LEVEL='2')
     return env
 
-  def _parameter_values(self, task: Dict[str, Any],
-                        run_parameters: Mapping[str, Any]) -> Dict[str, Any]:
-    defaults = {name: spec.get('defaultValue') for name, spec in
-                self.spec['root'].get('inputDefinitions', {}).get('parameters', {}).items()}
+  def _root_parameter(self, key: str, run_parameters: Mapping[str, Any]) -> Any:
+    declared = self.spec['root'].get('inputDefinitions', {}).get('parameters', {})
+    if key not in declared:
+      raise ValueError(f'the pipeline has no input parameter {key!r}')
+    return run_parameters.get(key, declared[key].get('defaultValue'))
+
+  def _component_input(self, name: str, key: str,
+                       run_parameters: Mapping[str, Any]) -> Any:
+    """Parameter `key` of the DAG that holds task `name`, as KFP's driver resolves it."""
+    sub_dag = _sub_dag(self.spec)
+    if sub_dag is None or name not in pipeline_tasks(self.spec):
+      return self._root_parameter(key, run_parameters)
+    dag_name, dag_task = sub_dag
+    declared = self.spec['components'][dag_task['componentRef']['name']].get(
+        'inputDefinitions', {}).get('parameters', {})
+    passed = dag_task.get('inputs', {}).get('parameters', {})
+    if key not in declared or key not in passed:
+      raise ValueError(f'task {name}: its DAG {dag_name} has no input parameter {key!r}')
+    return self._root_parameter(passed[key]['componentInputParameter'], run_parameters)
+
+  def _parameter_values(self, name: str, task: Dict[str, Any],
+                        run_parameters: Mapping[str, Any],
+                        final_status: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     values = {}
-    for name, parameter in task.get('inputs', {}).get('parameters', {}).items():
+    for key, parameter in task.get('inputs', {}).get('parameters', {}).items():
       if 'runtimeValue' in parameter:
-        values[name] = parameter['runtimeValue']['constant']
+        values[key] = parameter['runtimeValue']['constant']
       elif 'componentInputParameter' in parameter:
-        key = parameter['componentInputParameter']
-        values[name] = run_parameters.get(key, defaults.get(key))
+        values[key] = self._component_input(
+            name, parameter['componentInputParameter'], run_parameters)
+      elif 'taskFinalStatus' in parameter and final_status is not None:
+        values[key] = final_status
       else:
-        raise ValueError(f'parameter {name}: the emulator knows constants and '
-                         f'pipeline parameters only, got {parameter}')
+        raise ValueError(f'parameter {key}: the emulator knows constants, pipeline '
+                         f'parameters and final statuses only, got {parameter}')
     return values
 
   def _input_artifact(self, recorded: Dict[str, Any]) -> Dict[str, Any]:
@@ -163,7 +217,8 @@ class Launcher:
             'type': {'instanceSchema': ''}}
 
   def _run_task(self, name: str, run_id: str, run_parameters: Mapping[str, Any],
-                recorded: Dict[Tuple[str, str], Dict[str, Any]]) -> Dict[str, Any]:
+                recorded: Dict[Tuple[str, str], Dict[str, Any]],
+                final_status: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     task, component, executor = _definition(self.spec, name)
     container = executor['container']
     pipeline_root = self.spec['defaultPipelineRoot']
@@ -180,7 +235,8 @@ class Launcher:
       inputs[key] = {'artifacts': [self._input_artifact(
           recorded[producer['producerTask'], producer['outputArtifactKey']])]}
     executor_input = {
-        'inputs': {'parameterValues': self._parameter_values(task, run_parameters),
+        'inputs': {'parameterValues': self._parameter_values(
+            name, task, run_parameters, final_status),
                    'artifacts': inputs},
         'outputs': {'artifacts': outputs,
                     'outputFile': os.path.join(task_dir, 'output_metadata.json')},
@@ -222,7 +278,8 @@ class Launcher:
 
     With `reuse`, only the tasks in `execute` run; the others hand on the
     outputs they produced in that earlier run (of this package or another),
-    as KFP does for cache hits.
+    as KFP does for cache hits. Exit handler tasks run last, also after a
+    failure (which is raised after them).
     """
     recorded: Dict[Tuple[str, str], Dict[str, Any]] = {}
     if reuse is not None:
@@ -230,13 +287,36 @@ class Launcher:
       self._next_id = max([self._next_id - 1] + [
           artifact['id'] for artifact in reuse.recorded.values()]) + 1
     outputs, seconds = {}, {}
-    for name in _topological_order(self.spec['root']['dag']['tasks']):
+    failure: Optional[TaskFailed] = None
+    for name in _topological_order(pipeline_tasks(self.spec)):
       if reuse is not None and name not in execute:
         outputs[name] = reuse.outputs[name]
         recorded.update({key: value for key, value in reuse.recorded.items()
                          if key[0] == name})
         continue
       started = time.monotonic()
-      outputs[name] = self._run_task(name, run_id, parameters or {}, recorded)
+      try:
+        outputs[name] = self._run_task(name, run_id, parameters or {}, recorded)
+      except TaskFailed as e:
+        failure = e
+        break
       seconds[name] = time.monotonic() - started
+    for name in exit_tasks(self.spec):
+      started = time.monotonic()
+      outputs[name] = self._run_task(name, run_id, parameters or {}, recorded,
+                                     self._final_status(run_id, failure))
+      seconds[name] = time.monotonic() - started
+    if failure is not None:
+      raise failure
     return RunResult(run_id, outputs, seconds, recorded)
+
+  def _final_status(self, run_id: str, failure: Optional[TaskFailed]) -> Dict[str, Any]:
+    """The sub-DAG's PipelineTaskFinalStatus as the open-source driver resolves it."""
+    sub_dag = _sub_dag(self.spec)
+    status = {'state': 'FAILED' if failure else 'SUCCEEDED',
+              'pipelineJobResourceName': run_id,
+              'pipelineTaskName': sub_dag[0] if sub_dag else '',
+              'error': {}}
+    if failure is not None:
+      status['error'] = {'code': 2, 'message': f'task {failure.task} failed'}
+    return status

@@ -6,20 +6,27 @@ class in every split) and run by tests/kfp_launcher.py:
 
 1. the whole DAG with the open-source backend's input artifacts; it pushes;
 2. a package compiled with another training seed, on the same data, with the
-   open-source backend's inputs again. The tasks whose inputs are unchanged
+   open-source backend's inputs again, and two run parameters set as a
+   scheduled run would set them: 2 epochs (compiled: 1) and an accuracy floor
+   of 1.0 (compiled: 0). The tasks whose inputs are unchanged
    (the data tasks before Transform) hand on run 1's outputs, as KFP's cache
    reuses a task whose inputs are unchanged; Transform and the Trainer (the
    seed is in their config), the Evaluator, now with run 1's pushed model as
    its served baseline (reason 3 of issue 17), and the Pusher execute. On a
    cluster ImageExampleGen is never cached (so that new images are read) and
    the whole DAG reruns; run 1 already ran those tasks from open-source inputs;
-3. the Evaluator and the Pusher of run 2 again, with Vertex AI's inputs.
+3. the Evaluator and the Pusher of run 2 again, with Vertex AI's inputs;
+4. a package with an alert webhook (a local server), whose run is given an
+   empty data root: ImageExampleGen fails, and the exit handler task, run after
+   the failed sub-DAG with the final status the open-source driver sends, posts
+   the alert.
 
 Each task costs TensorFlow's and TFX's start-up (10 to 20 s), so no task runs
 more often than one of these points needs.
 """
 
 import dataclasses
+import json
 import os
 
 import pytest
@@ -27,16 +34,21 @@ import yaml
 
 import kubeflow_runner
 from bench import synthetic_busi
+from components import evaluation_metrics
 from contracts import configs
+from contracts import features
 from contracts import names
 from orchestration.kubeflow import compiler as kubeflow_compiler
-from orchestration.kubeflow import configs as kubeflow_configs
 from pipeline import pipeline as pipeline_lib
+from pipeline import run_parameters
 from tests import kfp_launcher
+from tests.fake_webhook import FakeWebhook
 from tests.kubeflow_runner_test import REQUIRED_FLAGS
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RETRAINED = [names.TRANSFORM, names.TRAINER, names.EVALUATOR, names.PUSHER]
+# What the second run sets; the package was compiled with 1 epoch and floors of 0.
+SECOND_RUN_PARAMETERS = {'epochs': 2, 'min_accuracy': 1.0}
 
 
 @pytest.fixture(scope='module')
@@ -47,11 +59,12 @@ def pipeline_root(tmp_path_factory):
   return root, data_root
 
 
-def compile_package(root, file_name: str, seed: int):
+def compile_package(root, file_name: str, seed: int, alert_webhook: str = ''):
   """A package as kubeflow_runner.py compiles it, pointed at the local root."""
   args = kubeflow_runner.parse_args(REQUIRED_FLAGS + [
       '--epochs', '1', '--cpu', '1', '--gpus', '0',
-      '--beam-arg=--direct_running_mode=in_memory'])
+      '--beam-arg=--direct_running_mode=in_memory'] +
+      ['--alert-webhook', alert_webhook] * bool(alert_webhook))
   pipeline_config, platform = kubeflow_runner.build_configs(args)
   pipeline_config = dataclasses.replace(
       pipeline_config,
@@ -62,8 +75,9 @@ def compile_package(root, file_name: str, seed: int):
       evaluation=dataclasses.replace(pipeline_config.evaluation, min_accuracy=0.0,
                                      min_malignant_recall=0.0))
   package = str(root / file_name)
-  kubeflow_compiler.compile_package(pipeline_lib.create_pipeline(pipeline_config),
-                                    platform, package)
+  kubeflow_compiler.compile_package(
+      pipeline_lib.create_pipeline(pipeline_config, run_parameters.runtime(pipeline_config)),
+      platform, package)
   return package, pipeline_config.model_serving_dir
 
 
@@ -86,7 +100,7 @@ def open_source_runs(pipeline_root):
   first_package, model_serving_dir = compile_package(root, 'pipeline.yaml', seed=42)
   second_package, _ = compile_package(root, 'pipeline_seed_43.yaml', seed=43)
   # The data root is a run parameter: the compiled default is a gs:// path.
-  parameters = {kubeflow_configs.DATA_ROOT_PARAMETER: data_root}
+  parameters = {'data_root': data_root}
   first = kfp_launcher.Launcher(first_package, str(root / 'launcher'), _PROJECT_DIR,
                                 kfp_launcher.OPEN_SOURCE).run('run-1', parameters)
   pushed_first = served_versions(model_serving_dir)
@@ -94,7 +108,8 @@ def open_source_runs(pipeline_root):
                                        pipeline_spec(first_package))
   second = kfp_launcher.Launcher(second_package, str(root / 'launcher'), _PROJECT_DIR,
                                  kfp_launcher.OPEN_SOURCE).run(
-                                     'run-2', parameters, reuse=first, execute=changed)
+                                     'run-2', {**parameters, **SECOND_RUN_PARAMETERS},
+                                     reuse=first, execute=changed)
   return first, pushed_first, changed, second, second_package, model_serving_dir
 
 
@@ -122,6 +137,31 @@ def test_open_source_second_run_retrains_against_the_served_model_and_finishes(
   assert names.PUSHER in second.outputs
 
 
+def training_config_of(result):
+  return json.loads(
+      result.outputs[names.TRAINER]['model']['metadata'][names.TRAINING_CONFIG_PROPERTY])
+
+
+def test_run_parameters_are_obeyed_without_recompiling(open_source_runs):
+  first, pushed_first, _, second, second_package, model_serving_dir = open_source_runs
+  declared = pipeline_spec(second_package)['root']['inputDefinitions']['parameters']
+  assert declared['epochs']['defaultValue'] == 1
+  assert declared['min_accuracy']['defaultValue'] == 0.0
+  assert training_config_of(first)['training']['epochs'] == 1
+  assert training_config_of(second)['training']['epochs'] == 2
+  with open(os.path.join(second.outputs[names.TRAINER]['model_run']['uri'],
+                         names.TRAINING_SUMMARY_FILE)) as f:
+    assert json.load(f)['epochs_run'] == 2
+  rules = json.loads(blessing_of(second)[names.BLESSING_RULES_PROPERTY])
+  assert rules['min_accuracy'] == 1.0 and rules['min_malignant_recall'] == 0.0
+  accuracy = evaluation_metrics.overall_metrics(
+      second.outputs[names.EVALUATOR]['evaluation']['uri'],
+      features.CLASS_NAMES)[names.ACCURACY_METRIC]
+  if accuracy < 1.0:  # a perfect score would pass even a floor of 1
+    assert blessing_of(second)['blessed'] == 0
+    assert served_versions(model_serving_dir) == pushed_first
+
+
 def test_vertex_shaped_inputs_run_against_the_served_model(pipeline_root, open_source_runs):
   root, _ = pipeline_root
   *_, second, second_package, model_serving_dir = open_source_runs
@@ -133,3 +173,24 @@ def test_vertex_shaped_inputs_run_against_the_served_model(pipeline_root, open_s
   assert sorted(result.seconds) == sorted([names.EVALUATOR, names.PUSHER])
   assert blessing_of(result)['baseline_served_version'] == served[-1]
   assert names.PUSHER in result.outputs
+
+
+def test_a_failed_run_is_reported_by_the_exit_handler(pipeline_root):
+  root, _ = pipeline_root
+  empty_data_root = root / 'no_images'
+  empty_data_root.mkdir()
+  with FakeWebhook() as webhook:
+    package, _ = compile_package(root, 'pipeline_alert.yaml', seed=42,
+                                 alert_webhook=webhook.url)
+    launcher = kfp_launcher.Launcher(package, str(root / 'launcher'), _PROJECT_DIR,
+                                     kfp_launcher.OPEN_SOURCE)
+    with pytest.raises(kfp_launcher.TaskFailed) as failed:
+      launcher.run('run-failing', {'data_root': str(empty_data_root)})
+  # The run parameter reached ImageExampleGen through the sub-DAG's inputs.
+  assert failed.value.task == names.EXAMPLE_GEN
+  assert str(empty_data_root) in failed.value.log
+  [alert] = webhook.posts
+  assert alert['json']['state'] == 'FAILED'
+  assert alert['json']['run'] == 'run-failing'
+  assert alert['json']['pipeline'] == 'busi-ultrasound'
+  assert f'task {names.EXAMPLE_GEN} failed' in alert['json']['text']

@@ -8,8 +8,10 @@ import pytest
 import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx.orchestration.kubeflow import utils as kubeflow_utils
 
 import kubeflow_runner
+from pipeline import run_parameters
 from orchestration.kubeflow import compiler as kubeflow_compiler
 from orchestration.kubeflow import configs as kubeflow_configs
 from orchestration.kubeflow import entrypoint as kubeflow_entrypoint
@@ -52,7 +54,8 @@ def package(tmp_path_factory):
       '--output', str(path), '--gpus', '2', '--gpu-type', 'NVIDIA-A100-SXM4-40GB',
       '--gpu-node-selector', 'pool=gpu', '--gpu-toleration', 'dedicated=gpu:NoExecute',
       '--cpu', '3', '--memory-gb', '12', '--trainer-cpu', '6',
-      '--trainer-memory-gb', '24', '--resources', 'Transform=5,20']) == 0
+      '--trainer-memory-gb', '24', '--resources', 'Transform=5,20',
+      '--epochs', '7', '--min-accuracy', '0.85']) == 0
   return read_package(path)
 
 
@@ -133,16 +136,38 @@ def test_pipeline_root_and_parameters_are_the_configured_ones(package):
   pipeline_spec, _ = package
   assert pipeline_spec.pipeline_info.name == kubeflow_configs.PIPELINE_NAME
   assert pipeline_spec.default_pipeline_root == PIPELINE_ROOT
-  data_root = pipeline_spec.root.dag.tasks['ImageExampleGen'].inputs.parameters['input_base']
-  assert data_root.component_input_parameter == kubeflow_configs.DATA_ROOT_PARAMETER
-  assert pipeline_spec.root.input_definitions.parameters[
-      kubeflow_configs.DATA_ROOT_PARAMETER].default_value.string_value == DATA_ROOT
   assert parameter(pipeline_spec, 'ImportSchemaGen', 'schema_file') == (
       kubeflow_configs.IMAGE_SCHEMA_FILE)
   assert parameter(pipeline_spec, 'ServedBaselineEvaluator', 'serving_model_dir') == (
       f'{SERVING_DIR}/busi_classifier')
   assert f'{SERVING_DIR}/busi_classifier' in parameter(
       pipeline_spec, 'Pusher', 'push_destination')
+
+
+# Each run parameter: the task and input it feeds, its KFP type, the compiled default.
+RUN_PARAMETERS = {
+    'data_root': ('ImageExampleGen', 'input_base', 'STRING', DATA_ROOT),
+    'epochs': ('Trainer', 'epochs', 'NUMBER_INTEGER', 7),
+    'min_accuracy': ('ServedBaselineEvaluator', 'min_accuracy', 'NUMBER_DOUBLE', 0.85),
+    'min_malignant_recall': ('ServedBaselineEvaluator', 'min_malignant_recall',
+                             'NUMBER_DOUBLE', 0.75),
+    'regression_tolerance': ('ServedBaselineEvaluator', 'regression_tolerance',
+                             'NUMBER_DOUBLE', 0.0),
+}
+
+
+def test_run_parameters_are_pipeline_inputs_with_the_configured_defaults(package):
+  pipeline_spec, _ = package
+  declared = pipeline_spec.root.input_definitions.parameters
+  assert set(declared) == set(run_parameters.NAMES) == set(RUN_PARAMETERS)
+  for name, (task, task_input, kind, default) in RUN_PARAMETERS.items():
+    spec = declared[name]
+    assert pipeline_spec_pb2.ParameterType.ParameterTypeEnum.Name(
+        spec.parameter_type) == kind, name
+    assert json_format.MessageToDict(spec.default_value) == default, name
+    assert spec.is_optional, name
+    task_parameter = pipeline_spec.root.dag.tasks[task].inputs.parameters[task_input]
+    assert task_parameter.component_input_parameter == name, name
 
 
 def test_new_images_under_the_same_data_root_are_never_served_from_cache(package):
@@ -170,6 +195,11 @@ def test_cpu_only_training_has_no_gpu_request_or_pinning(tmp_path):
     (['--gpu-node-selector', 'pool'], '--gpu-node-selector'),
     (['--resources', 'Transform=4'], '--resources'),
     (['--job-endpoint', 'flink:8099'], '--job-endpoint'),
+    (['--submit', '--host', 'h', '--param', 'epoch=5'], 'unknown run parameter'),
+    (['--submit', '--host', 'h', '--param', 'epochs=many'], 'takes int values'),
+    (['--submit', '--host', 'h', '--param', 'epochs'], 'NAME=VALUE'),
+    (['--param', 'epochs=5'], '--param sets a value for --submit and --schedule'),
+    (['--alert-webhook', 'hooks.example/x'], '--alert-webhook'),
 ])
 def test_bad_flags_are_one_line_usage_errors(flags, flag_named, capsys):
   with pytest.raises(SystemExit) as exit_info:
@@ -188,6 +218,52 @@ def test_a_value_the_config_refuses_is_one_line_naming_the_flag(flags, line, tmp
   assert kubeflow_runner.main(REQUIRED_FLAGS + ['--output', str(path)] + flags) == 2
   assert capsys.readouterr().err.splitlines() == [
       f'kubeflow_runner.py: error: {line} (a whole number), got {flags[1]}']
+  assert not path.exists()
+
+
+def test_an_alert_webhook_adds_an_exit_handler_after_the_pipeline_dag(tmp_path):
+  path = tmp_path / 'pipeline.yaml'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + [
+      '--output', str(path), '--alert-webhook', 'https://hooks.example/T0/B0/x']) == 0
+  pipeline_spec, _ = read_package(path)
+  root_tasks = pipeline_spec.root.dag.tasks
+  assert set(root_tasks) == {kubeflow_utils.TFX_DAG_NAME, kubeflow_configs.ALERT_TASK_ID}
+  dag = kubeflow_compiler.pipeline_dag(pipeline_spec)
+  assert set(dag.tasks) == set(EXPECTED_EDGES)
+  alert = root_tasks[kubeflow_configs.ALERT_TASK_ID]
+  assert list(alert.dependent_tasks) == [kubeflow_utils.TFX_DAG_NAME]
+  assert alert.trigger_policy.strategy == (
+      pipeline_spec_pb2.PipelineTaskSpec.TriggerPolicy.ALL_UPSTREAM_TASKS_COMPLETED)
+  assert alert.inputs.parameters['final_status'].task_final_status.producer_task == (
+      kubeflow_utils.TFX_DAG_NAME)
+  assert (alert.inputs.parameters['webhook_url'].runtime_value.constant.string_value
+          == 'https://hooks.example/T0/B0/x')
+  assert pipeline_spec.components[kubeflow_configs.ALERT_TASK_ID].input_definitions \
+      .parameters['final_status'].parameter_type == (
+          pipeline_spec_pb2.ParameterType.TASK_FINAL_STATUS)
+  # The run parameters reach the tasks through the sub-DAG's own inputs.
+  sub_dag = pipeline_spec.components[kubeflow_utils.TFX_DAG_NAME]
+  assert set(sub_dag.input_definitions.parameters) == set(run_parameters.NAMES)
+  for name in run_parameters.NAMES:
+    passed = root_tasks[kubeflow_utils.TFX_DAG_NAME].inputs.parameters[name]
+    assert passed.component_input_parameter == name
+  assert not dag.tasks['ImageExampleGen'].caching_options.enable_cache
+
+
+def test_without_an_alert_webhook_there_is_no_exit_handler(package):
+  pipeline_spec, _ = package
+  assert kubeflow_utils.TFX_DAG_NAME not in pipeline_spec.components
+  assert kubeflow_configs.ALERT_TASK_ID not in pipeline_spec.root.dag.tasks
+
+
+def test_a_run_parameter_value_the_config_refuses_is_one_line_naming_it(tmp_path, capsys):
+  path = tmp_path / 'pipeline.yaml'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + [
+      '--output', str(path), '--submit', '--host', 'http://localhost:1',
+      '--param', 'min_accuracy=1.5']) == 2
+  assert capsys.readouterr().err.splitlines() == [
+      'kubeflow_runner.py: error: --param min_accuracy must be a number from 0 to 1, '
+      'got 1.5']
   assert not path.exists()
 
 
@@ -231,7 +307,7 @@ def test_named_sites_are_compiled_in_with_their_columns(tmp_path):
       f'busi={DATA_ROOT};bus_bra=gs://busi-bucket/bus_bra')
   custom_config = parameter(pipeline_spec, 'ImageExampleGen', 'custom_config')
   assert 'bus_data.csv' in custom_config and 'gs://busi-bucket/bus_bra' in custom_config
-  assert kubeflow_configs.DATA_ROOT_PARAMETER not in pipeline_spec.root.input_definitions.parameters
+  assert 'data_root' not in pipeline_spec.root.input_definitions.parameters
 
 
 def test_a_site_outside_object_storage_names_the_flag(capsys):

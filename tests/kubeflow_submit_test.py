@@ -66,6 +66,16 @@ def test_schedule_uploads_a_new_version_and_retrains_on_the_cron(server, tmp_pat
   assert len(server.find('POST', '/runs')) == 1  # only the earlier --submit
 
 
+def test_run_parameters_go_to_the_run_and_the_recurring_run(server, tmp_path):
+  run_runner(server, tmp_path, '--submit', '--schedule', CRON, '--param', 'epochs=5',
+             '--param', 'min_accuracy=0.9', '--param', 'data_root=gs://b/new')
+  expected = {'epochs': 5, 'min_accuracy': 0.9, 'data_root': 'gs://b/new'}
+  [run] = server.find('POST', '/runs')
+  [recurring] = server.find('POST', '/recurringruns')
+  for created in (run, recurring):
+    assert created.json['runtime_config']['parameters'] == expected
+
+
 def test_an_unreachable_host_is_a_one_line_error(tmp_path, capsys):
   with socket.socket() as probe:
     probe.bind(('127.0.0.1', 0))

@@ -6,8 +6,11 @@ ExampleGen run (and everything downstream), while an unchanged folder is not
 read again. The fingerprint itself is the folder's own (see driver.py).
 """
 
+from typing import Optional, Union
+
 from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
+from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2
 
 from components.image_example_gen import component_config
@@ -23,7 +26,7 @@ class ImageExampleGen(FileBasedExampleGen):
   DRIVER_CLASS = driver.ImageFolderDriver
 
 
-def input_base(data: configs.DataConfig) -> str:
+def default_input_base(data: configs.DataConfig) -> str:
   """The one data root, or the sites as `name=root;...`.
 
   FileBasedExampleGen needs an `input_base`: with one unnamed root it is that
@@ -36,11 +39,17 @@ def input_base(data: configs.DataConfig) -> str:
   return data.data_root
 
 
-def image_example_gen(data: configs.DataConfig) -> ImageExampleGen:
+def image_example_gen(
+    data: configs.DataConfig,
+    input_base: Optional[Union[str, data_types.RuntimeParameter]] = None) -> ImageExampleGen:
+  """Reads the images below `input_base` (a run parameter on Kubeflow).
+
+  Default: `default_input_base(data)`.
+  """
   splits = [example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=size)
             for name, size in data.splits.as_dict().items()]
   return ImageExampleGen(
-      input_base=input_base(data),
+      input_base=default_input_base(data) if input_base is None else input_base,
       input_config=example_gen_pb2.Input(splits=[
           example_gen_pb2.Input.Split(name='images', pattern=_FILES_PATTERN)]),
       output_config=example_gen_pb2.Output(

@@ -19,6 +19,11 @@ corrections to what TFX builds:
   spec); here the default goes into the spec, where the KFP backend reads it.
 * Every container runs `orchestration.kubeflow.entrypoint`, which types the input
   artifacts the open-source backend sends untyped, before TFX's entrypoint.
+* With an alert webhook, TFX puts every task into a sub-DAG (`tfx-dag`)
+  followed by the exit handler task, but leaves the sub-DAG without the
+  pipeline parameters its tasks read; KFP resolves a task's
+  `componentInputParameter` against its own DAG's inputs, so the sub-DAG
+  declares them here and the root passes them on.
 """
 import os
 from typing import Tuple
@@ -28,9 +33,11 @@ from google.protobuf import struct_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 from tfx.orchestration import data_types
+from tfx.orchestration.kubeflow import utils as kubeflow_utils
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 import yaml
 
+from components import failure_alert
 from orchestration.kubeflow import configs as kubeflow_configs
 from orchestration.kubeflow import entrypoint as kubeflow_entrypoint
 from orchestration.kubeflow import platform as kubeflow_platform
@@ -53,15 +60,28 @@ def compile_specs(pipeline: tfx.dsl.Pipeline,
           default_image=config.image,
           default_commands=list(ENTRYPOINT_COMMAND),
           use_pipeline_spec_2_1=_USE_PIPELINE_SPEC_2_1))
+  if config.alert_webhook:
+    runner.set_exit_handler(failure_alert.FailureAlert(
+        final_status=tfx.orchestration.experimental.FinalStatusStr(),
+        pipeline_name=pipeline.pipeline_info.pipeline_name,
+        webhook_url=config.alert_webhook).with_id(kubeflow_configs.ALERT_TASK_ID))
   pipeline_job = runner.run(pipeline, write_out=False)
   pipeline_spec = json_format.ParseDict(pipeline_job['pipelineSpec'],
                                         pipeline_spec_pb2.PipelineSpec())
   pipeline_spec.default_pipeline_root = pipeline.pipeline_info.pipeline_root
   _correct_for_kfp_backend(pipeline_spec, pipeline, config.gpu.count)
   _declare_parameter_defaults(pipeline_spec, pipeline)
+  _type_final_status_inputs(pipeline_spec)
   trainer_executor = pipeline_spec.components[kubeflow_configs.TRAINER_ID].executor_label
   return pipeline_spec, kubeflow_platform.kubernetes_platform_spec(
       trainer_executor, config.gpu)
+
+
+def pipeline_dag(pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> pipeline_spec_pb2.DagSpec:
+  """The DAG that holds the pipeline's tasks: the root, or TFX's sub-DAG beside an exit handler."""
+  if kubeflow_utils.TFX_DAG_NAME in pipeline_spec.components:
+    return pipeline_spec.components[kubeflow_utils.TFX_DAG_NAME].dag
+  return pipeline_spec.root.dag
 
 
 def _correct_for_kfp_backend(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
@@ -81,20 +101,43 @@ def _correct_for_kfp_backend(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
       container.args.insert(0, str(trainer_gpus))
       container.args.insert(0, kubeflow_entrypoint.REQUIRE_GPUS_FLAG)
     if container.lifecycle.HasField('pre_cache_check'):
-      pipeline_spec.root.dag.tasks[component.id].caching_options.enable_cache = False
+      pipeline_dag(pipeline_spec).tasks[component.id].caching_options.enable_cache = False
   pipeline_spec.deployment_spec.Clear()
   pipeline_spec.deployment_spec.update(json_format.MessageToDict(deployment))
 
 
 def _declare_parameter_defaults(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
                                 pipeline: tfx.dsl.Pipeline) -> None:
-  """Each runtime parameter's default in the root inputs, and optional to set."""
+  """Each runtime parameter's default in the root inputs, and optional to set.
+
+  A sub-DAG of the tasks declares the same inputs and gets them from the root.
+  """
+  nested = kubeflow_utils.TFX_DAG_NAME in pipeline_spec.components
   for component in pipeline.components:
     for value in component.exec_properties.values():
       if isinstance(value, data_types.RuntimeParameter) and value.default is not None:
         spec = pipeline_spec.root.input_definitions.parameters[value.name]
         spec.default_value.CopyFrom(json_format.ParseDict(value.default, struct_pb2.Value()))
         spec.is_optional = True
+        if nested:
+          pipeline_spec.components[kubeflow_utils.TFX_DAG_NAME].input_definitions.parameters[
+              value.name].CopyFrom(spec)
+          pipeline_spec.root.dag.tasks[kubeflow_utils.TFX_DAG_NAME].inputs.parameters[
+              value.name].component_input_parameter = value.name
+
+
+def _type_final_status_inputs(pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> None:
+  """An exit handler's final status input typed TASK_FINAL_STATUS, as the kfp SDK types it.
+
+  TFX declares it STRING (Vertex AI's form); the open-source backend resolves
+  it to a struct. TFX's own parser in the container still reads the STRING
+  its arguments declare; the entrypoint hands it the struct as JSON.
+  """
+  for task in pipeline_spec.root.dag.tasks.values():
+    for name, parameter in task.inputs.parameters.items():
+      if parameter.HasField('task_final_status'):
+        pipeline_spec.components[task.component_ref.name].input_definitions.parameters[
+            name].parameter_type = pipeline_spec_pb2.ParameterType.TASK_FINAL_STATUS
 
 
 def write_package(pipeline_spec: pipeline_spec_pb2.PipelineSpec,

@@ -18,9 +18,8 @@ PIPELINE_NAME = names.PIPELINE_NAME.replace('_', '-')
 IMAGE_PROJECT_DIR = '/pipeline'
 IMAGE_SCHEMA_FILE = f'{IMAGE_PROJECT_DIR}/schema/schema.pbtxt'
 
-# Pipeline parameters of the compiled package: a run or a recurring run can set
-# them without recompiling (in the KFP UI, or the `params` of kfp.Client's runs).
-DATA_ROOT_PARAMETER = 'data_root'
+# The exit handler task that reports a failed run (components/failure_alert.py).
+ALERT_TASK_ID = 'FailureAlert'
 
 # The component that gets the GPUs; every other one asks for CPU and memory only.
 TRAINER_ID = names.TRAINER
@@ -72,3 +71,6 @@ class KubeflowConfig:
   # (component id, resources) for components that need other sizes than the
   # two above, e.g. a Transform analyzing more data.
   resources_by_component: Tuple[Tuple[str, Resources], ...] = ()
+  # Where a run that did not succeed is reported (a JSON POST); empty: no
+  # exit handler task is compiled (KFP backends before 2.14 reject one).
+  alert_webhook: str = ''

@@ -1,4 +1,4 @@
-"""The container entrypoint of every compiled task: TFX's, after two checks.
+"""The container entrypoint of every compiled task: TFX's, after corrections and a check.
 
     python -m orchestration.kubeflow.entrypoint [--require_gpus N] <TFX's arguments>
 
@@ -11,9 +11,17 @@ The compiled spec calls this module instead of TFX's
   1.16 reads the artifact class from that type, failing with AttributeError on
   the empty schema. The task's input spec (`--json_serialized_inputs_spec_args`)
   names each input's type, so the executor input is rewritten with it.
+* A parameter the task's input spec declares STRING but the driver sent as a
+  struct or list becomes its JSON text: the open-source driver resolves an
+  exit handler's final status (PipelineTaskFinalStatus) to a struct, where
+  TFX's exit handler expects the JSON string Vertex AI sends.
 * `--require_gpus N` (the compiler adds it to the Trainer when the pod asked
   for GPUs) stops the task when fewer GPUs are visible, instead of training
   on the CPU for hours on a node whose driver or device plugin is broken.
+
+After TFX's executor has finished, the zero-byte folder markers below the
+task's gs:// outputs are removed (directory_markers.py), which KFP's launcher
+would otherwise fail on when it downloads them as the next task's inputs.
 """
 
 import argparse
@@ -24,6 +32,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from absl import app
 import tensorflow as tf
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+
+from orchestration.kubeflow import directory_markers
 
 INVOCATION_FLAG = '--json_serialized_invocation_args'
 INPUTS_SPEC_FLAG = '--json_serialized_inputs_spec_args'
@@ -57,6 +67,17 @@ def complete_input_types(executor_input: Dict[str, Any],
             f'Input artifact {name!r} has no type, and the task input spec '
             f'names none either (inputs in the spec: {", ".join(sorted(spec_types))})')
       artifact['type'] = spec_types[name]
+  return completed
+
+
+def complete_parameter_values(executor_input: Dict[str, Any],
+                              inputs_spec: Dict[str, Any]) -> Dict[str, Any]:
+  """The executor input with each STRING parameter sent as a struct or list as its JSON."""
+  completed = json.loads(json.dumps(executor_input))
+  values = completed.get('inputs', {}).get('parameterValues', {})
+  for name, spec in inputs_spec.get('parameters', {}).items():
+    if spec.get('parameterType') == 'STRING' and isinstance(values.get(name), (dict, list)):
+      values[name] = json.dumps(values[name], sort_keys=True)
   return completed
 
 
@@ -95,8 +116,9 @@ def rewrite_arguments(argv: List[str]) -> Tuple[List[str], int]:
     raise ValueError(f'{INVOCATION_FLAG} is missing: this module runs compiled KFP tasks')
   spec_at = _value_index(rest, INPUTS_SPEC_FLAG)
   if spec_at is not None:
-    rest[invocation_at] = json.dumps(complete_input_types(
-        json.loads(rest[invocation_at]), json.loads(rest[spec_at])))
+    inputs_spec = json.loads(rest[spec_at])
+    rest[invocation_at] = json.dumps(complete_parameter_values(complete_input_types(
+        json.loads(rest[invocation_at]), inputs_spec), inputs_spec))
   return rest, own.require_gpus
 
 
@@ -110,10 +132,20 @@ def parse_flags(argv: List[str]):
       [program] + rewritten)
 
 
+def main(parsed_argv: Tuple[argparse.Namespace, List[str]]) -> None:
+  """TFX's entrypoint, then the folder markers below the outputs removed."""
+  kubeflow_v2_run_executor.main(parsed_argv)
+  args, _ = parsed_argv
+  removed = directory_markers.remove_below_outputs(
+      json.loads(args.json_serialized_invocation_args))
+  if removed:
+    print(f'Removed {len(removed)} folder marker objects below the outputs.')
+
+
 def run(argv: List[str]) -> int:
   """Runs a task; a missing GPU is one line on stderr and exit status 1."""
   try:
-    app.run(kubeflow_v2_run_executor.main, argv=argv, flags_parser=parse_flags)
+    app.run(main, argv=argv, flags_parser=parse_flags)
   except MissingGpuError as e:
     print(f'orchestration.kubeflow.entrypoint: {e}', file=sys.stderr)
     return 1

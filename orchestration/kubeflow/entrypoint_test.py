@@ -75,3 +75,19 @@ def test_gpu_check_passes_when_enough_are_visible_or_none_was_asked_for():
   kubeflow_entrypoint.check_gpus(0, visible=0)
   with pytest.raises(kubeflow_entrypoint.MissingGpuError):
     kubeflow_entrypoint.check_gpus(2, visible=1)
+
+
+def test_a_final_status_struct_reaches_a_string_parameter_as_its_json():
+  """The open-source driver resolves an exit handler's final status to a struct."""
+  status = {'state': 'FAILED', 'pipelineTaskName': 'tfx-dag', 'error': {'code': 2}}
+  spec = {'parameters': {'final_status': {'parameterType': 'STRING'},
+                         'pipeline_name': {'parameterType': 'STRING'},
+                         'limits': {'parameterType': 'STRUCT'}}}
+  sent = {'inputs': {'parameterValues': {'final_status': status, 'pipeline_name': 'p',
+                                         'limits': {'a': 1}}}}
+  completed = kubeflow_entrypoint.complete_parameter_values(sent, spec)
+  values = completed['inputs']['parameterValues']
+  assert json.loads(values['final_status']) == status
+  assert values['pipeline_name'] == 'p'
+  assert values['limits'] == {'a': 1}  # declared a struct: left as sent
+  assert sent['inputs']['parameterValues']['final_status'] == status  # a copy changed

@@ -8,7 +8,7 @@ created from: recompiling never silently changes what a schedule retrains.
 import dataclasses
 import datetime
 import hashlib
-from typing import Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 import kfp
 from kfp import client as kfp_client
@@ -84,7 +84,8 @@ def upload(client: kfp.Client, package_path: str, pipeline_name: str,
 def submit(connection: Connection, package_path: str, pipeline_name: str,
            experiment: str, run_now: bool, cron: Optional[str],
            experiment_id: Optional[str] = None,
-           now: Optional[datetime.datetime] = None) -> Submission:
+           now: Optional[datetime.datetime] = None,
+           parameters: Optional[Mapping[str, Any]] = None) -> Submission:
   """Uploads, then starts a run (run_now) and/or a recurring run (cron).
 
   The run goes into `experiment_id` when given (an experiment that exists,
@@ -92,6 +93,8 @@ def submit(connection: Connection, package_path: str, pipeline_name: str,
   the experiment named `experiment`, created in the namespace if missing.
   The recurring run allows one run at a time and, when the schedule was paused
   or the backend was down, starts one run rather than one per missed slot.
+  `parameters` set pipeline parameters of both; the others keep their
+  compiled defaults.
   """
   now = now or datetime.datetime.now(datetime.timezone.utc)
   client = client_for(connection)
@@ -103,10 +106,11 @@ def submit(connection: Connection, package_path: str, pipeline_name: str,
   if run_now:
     run_id = client.run_pipeline(
         experiment_id, f'{pipeline_name} {now:%Y-%m-%d %H:%M:%S}',
-        pipeline_id=pipeline_id, version_id=version_id).run_id
+        params=dict(parameters or {}), pipeline_id=pipeline_id,
+        version_id=version_id).run_id
   if cron:
     recurring_run_id = client.create_recurring_run(
         experiment_id, f'{pipeline_name} retraining', cron_expression=cron,
-        max_concurrency=1, no_catchup=True,
+        max_concurrency=1, no_catchup=True, params=dict(parameters or {}),
         pipeline_id=pipeline_id, version_id=version_id).recurring_run_id
   return Submission(pipeline_id, version_id, run_id, recurring_run_id)
