@@ -40,6 +40,7 @@ from contracts import configs
 from contracts import features
 from dataset import data_root
 from models import grad_cam
+from models import lesion_net
 from models import registry
 from models import training
 
@@ -49,7 +50,7 @@ COLUMNS = (
     ('accuracy', 'acc'), ('balanced_accuracy', 'bal.acc'), ('macro_f1', 'macro-F1'),
     ('macro_auc', 'AUC'), ('malignant_sensitivity', 'mal.sens'),
     ('malignant_specificity', 'mal.spec'), ('benign_vs_malignant_auc', 'B/M AUC'),
-    ('ece', 'ECE'), ('pointing_game', 'pointing'),
+    ('ece', 'ECE'), ('pointing_game', 'pointing'), ('lesion_box_hits', 'box on lesion'),
     ('cross_site_benign_vs_malignant_auc', 'BUS-BRA B/M AUC'),
     ('cross_site_malignant_sensitivity', 'BUS-BRA mal.sens'),
     ('train_seconds', 'train s'), ('parameters', 'params'), ('latency_ms', 'ms/image'),
@@ -73,6 +74,26 @@ def pointing_game(model: keras.Model, model_name: str,
     hits += sum(grad_cam.peak_inside(h, m[..., 0] > 0.5)
                 for h, m in zip(heatmaps, scored.masks[chosen]))
   return hits / with_lesion.size
+
+
+def lesion_box_hits(model: keras.Model, scored: busi_arrays.TransformedImages) -> float:
+  """Share of scored lesion images whose predicted lesion box is centred on the lesion.
+
+  For a model that crops its own lesion (lesion_net), this is where its class
+  head looks closely, beside the whole-image view Grad-CAM explains; NaN for
+  a model without a lesion box.
+  """
+  if lesion_net.LESION_BOX not in {layer.name for layer in model.layers}:
+    return float('nan')
+  with_lesion = np.flatnonzero(scored.masks.reshape(len(scored.masks), -1).max(axis=1) > 0)
+  if not with_lesion.size:
+    return float('nan')
+  localiser = keras.Model(model.inputs, model.get_layer(lesion_net.LESION_BOX).output)
+  boxes = localiser.predict(scored.images[with_lesion], batch_size=_GRAD_CAM_BATCH, verbose=0)
+  side = scored.masks.shape[1]
+  centres = np.clip(((boxes[:, :2] + boxes[:, 2:]) / 2 * side).astype(int), 0, side - 1)
+  masks = scored.masks[with_lesion, ..., 0] > 0.5
+  return float(np.mean([mask[y, x] for mask, (y, x) in zip(masks, centres)]))
 
 
 def one_image_latency_ms(model: keras.Model, image: np.ndarray) -> float:
@@ -109,6 +130,7 @@ def _train_and_score(model_config: configs.ModelConfig,
                 parameters=int(result.serving_model.count_params()),
                 scored_images=int(scored.labels.size),
                 pointing_game=pointing_game(result.serving_model, model_config.name, scored),
+                lesion_box_hits=lesion_box_hits(result.serving_model, scored),
                 latency_ms=one_image_latency_ms(result.serving_model, scored.images[0]))
   if other_site is not None:
     site_scores = cross_site.score(other_site, result.scores(other_site.images),
