@@ -8,6 +8,10 @@ on every orchestrator: this Evaluator takes the version served as `stable` there
 (thresholds only) when nothing is served yet.
 The baseline is copied into the evaluation artifact, so the record says exactly
 which model the candidate was compared with.
+
+After TFMA the per-site gate (components/site_gate.py) judges each site's
+slice; when a site fails, the blessing TFMA gave is withdrawn (NOT_BLESSED,
+`blessed` 0), so TFX's Pusher, which reads only the blessing, pushes nothing.
 """
 
 import os
@@ -20,6 +24,7 @@ from tfx.components.evaluator import constants as evaluator_constants
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.components.base import executor_spec
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
@@ -28,10 +33,14 @@ from tfx.utils import io_utils
 from tfx.utils import json_utils
 from tfx.utils import path_utils
 
+from components import evaluation_metrics
 from components import serving_dir
+from components import site_gate
+from contracts import features
 from contracts import names
 
 SERVING_MODEL_DIR_KEY = 'serving_model_dir'
+SITE_GATE_KEY = 'site_gate'
 _BASELINE_SUBDIR = 'served_baseline'
 
 
@@ -65,29 +74,64 @@ class Executor(evaluator_executor.Executor):
     # inputs and fail. The served version above says which model it was.
     blessing.mlmd_artifact.custom_properties.pop(
         evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, None)
+    _gate_sites(artifact_utils.get_single_uri(
+        output_dict[standard_component_specs.EVALUATION_KEY]), blessing,
+                site_gate.SiteGateConfig.from_json(exec_properties[SITE_GATE_KEY]),
+                has_baseline=served is not None)
+
+
+def _gate_sites(evaluation_uri: str, blessing: types.Artifact,
+                config: site_gate.SiteGateConfig, has_baseline: bool) -> None:
+  """Writes the per-site verdicts; withdraws the blessing when a site fails."""
+  candidate = evaluation_metrics.site_metrics(
+      evaluation_uri, config.class_names, features.SITE_KEY,
+      evaluation_metrics.CANDIDATE_MODEL if has_baseline else None)
+  baseline = evaluation_metrics.site_metrics(
+      evaluation_uri, config.class_names, features.SITE_KEY,
+      evaluation_metrics.BASELINE_MODEL) if has_baseline else None
+  result = site_gate.judge(candidate, baseline, config)
+  site_gate.write(result, evaluation_uri)
+  if result.passed:
+    return
+  logging.info('Per-site gate: %s', '; '.join(result.failures))
+  if blessing.get_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY):
+    blessed_file = os.path.join(blessing.uri, evaluator_constants.BLESSED_FILE_NAME)
+    if fileio.exists(blessed_file):
+      fileio.remove(blessed_file)
+    io_utils.write_string_file(
+        os.path.join(blessing.uri, evaluator_constants.NOT_BLESSED_FILE_NAME), '')
+    blessing.set_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+                                     evaluator_constants.NOT_BLESSED_VALUE)
+    blessing.set_string_custom_property(
+        evaluator_constants.ARTIFACT_PROPERTY_BLESSING_MESSAGE_KEY,
+        'The thresholds on the whole split passed; the blessing is withheld by the '
+        'per-site gate: ' + '; '.join(result.failures))
 
 
 class ServedBaselineEvaluatorSpec(standard_component_specs.EvaluatorSpec):
   PARAMETERS = {
       **standard_component_specs.EvaluatorSpec.PARAMETERS,
       SERVING_MODEL_DIR_KEY: ExecutionParameter(type=str),
+      # site_gate.SiteGateConfig as JSON.
+      SITE_GATE_KEY: ExecutionParameter(type=str),
   }
 
 
 class ServedBaselineEvaluator(base_beam_component.BaseBeamComponent):
-  """Evaluator(examples, model, eval_config) + the served model as baseline."""
+  """Evaluator(examples, model, eval_config) + the served model as baseline + the site gate."""
 
   SPEC_CLASS = ServedBaselineEvaluatorSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
   def __init__(self, examples: types.BaseChannel, model: types.BaseChannel,
                eval_config: tfma.EvalConfig, example_splits: Sequence[str],
-               serving_model_dir: str):
+               serving_model_dir: str, site_gate_config: site_gate.SiteGateConfig):
     super().__init__(spec=ServedBaselineEvaluatorSpec(
         examples=examples,
         model=model,
         eval_config=eval_config,
         example_splits=json_utils.dumps(list(example_splits)),
         serving_model_dir=serving_model_dir,
+        site_gate=site_gate_config.to_json(),
         evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
         blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

@@ -26,6 +26,17 @@ TRAINING_SUMMARY_FILE = 'training_summary.json'
 # Custom property of the Evaluator's blessing: the served version it compared
 # against ('' when nothing was served yet).
 BASELINE_VERSION_PROPERTY = 'baseline_served_version'
+# The per-site gate's verdicts, beside TFMA's output in the evaluation artifact.
+SITE_GATE_FILE = 'site_gate.json'
+
+# The metrics the blessing gates on, as TFMA files them (pipeline/eval_config.py),
+# and the per-class example count the per-site gate reads (`<class>` + suffix).
+EXAMPLE_COUNT_METRIC = 'example_count'
+ACCURACY_METRIC = 'accuracy'
+AUC_METRIC = 'auc'
+MALIGNANT_SENSITIVITY_METRIC = 'malignant_sensitivity'
+MALIGNANT_SPECIFICITY_METRIC = 'malignant_specificity'
+CLASS_EXAMPLES_SUFFIX = '_examples'
 
 # Module paths of the functions Transform and Trainer import.
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'

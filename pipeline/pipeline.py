@@ -14,6 +14,7 @@ from tfx import v1 as tfx
 from components import atomic_pusher
 from components import byte_batched
 from components.image_example_gen.component import image_example_gen
+from components import site_gate
 from components.served_baseline_evaluator import ServedBaselineEvaluator
 from components.validation_gate import DataValidationGate
 from contracts import configs
@@ -83,6 +84,15 @@ def pusher_config(config: configs.PipelineConfig) -> Dict[str, Any]:
   }
 
 
+def site_gate_config(config: configs.PipelineConfig) -> site_gate.SiteGateConfig:
+  """The per-site rules: the overall malignant floor and tolerance, at sites large enough."""
+  return site_gate.SiteGateConfig(
+      class_names=tuple(config.data.class_names),
+      min_malignant_recall=config.evaluation.min_malignant_recall,
+      regression_tolerance=config.evaluation.regression_tolerance,
+      min_site_malignant_examples=config.evaluation.min_site_malignant_examples)
+
+
 def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
   example_gen = example_gen_component(config)
   schema_importer = schema_component(config)
@@ -111,7 +121,8 @@ def create_pipeline(config: configs.PipelineConfig) -> tfx.dsl.Pipeline:
       eval_config=eval_config.create_eval_config(config.evaluation,
                                                  config.data.class_names),
       example_splits=[config.evaluation.eval_split],
-      serving_model_dir=config.model_serving_dir).with_id(names.EVALUATOR)
+      serving_model_dir=config.model_serving_dir,
+      site_gate_config=site_gate_config(config)).with_id(names.EVALUATOR)
   pusher = atomic_pusher.ServingPusher(
       model=trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],
