@@ -97,6 +97,7 @@ def _cron(text: str) -> str:
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
   training_defaults = configs.TrainingConfig()
+  evaluation_defaults = configs.EvaluationConfig()
   platform_defaults = kubeflow_configs.KubeflowConfig(image='')
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   paths = parser.add_argument_group('where things are')
@@ -118,7 +119,18 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                         help='default: the model\'s own')
   training.add_argument('--batch-size', type=int, default=training_defaults.batch_size)
   training.add_argument('--no-cache', action='store_true',
-                        help='rerun every component instead of reusing cached results')
+"                        help='rerun every component instead of reusing cached results')
+
+  evaluation = parser.add_argument_group('evaluation')
+  # Checked by the config itself, as local_runner.py's are.
+  evaluation.add_argument(
+      '--min-site-malignant-examples', type=int,
+      default=evaluation_defaults.min_site_malignant_examples,
+      help='a site with at least this many malignant test scans must meet the '
+           'malignant-sensitivity floor and not regress there '
+           f'(default {evaluation_defaults.min_site_malignant_examples})')
+  evaluation.add_argument('--slice-by-device', action='store_true',
+                          help='also evaluate per scanner (device) and per site x device')
 
   pods = parser.add_argument_group('pods')
   pods.add_argument('--cpu', type=_positive(float),
@@ -214,6 +226,10 @@ def build_configs(args: argparse.Namespace
               default=args.data_root)),
       training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
                                    batch_size=args.batch_size),
+      evaluation=dataclasses.replace(
+          configs.EvaluationConfig(),
+          min_site_malignant_examples=args.min_site_malignant_examples,
+          slice_by_device=args.slice_by_device),
       enable_cache=not args.no_cache,
       beam_pipeline_args=beam_runners.beam_pipeline_args(
           args.beam_runner,

@@ -52,6 +52,8 @@ from components import model_card
 from components import serving_config
 from components import serving_dir
 from components import serving_ops
+from components import site_gate
+from contracts import metric_values
 from contracts import names
 from contracts import serving
 
@@ -241,6 +243,7 @@ class Executor(pusher_executor.Executor):
         input_dict[standard_component_specs.MODEL_BLESSING_KEY])
     baseline = (blessing.get_string_custom_property(names.BASELINE_VERSION_PROPERTY)
                 if blessing.has_custom_property(names.BASELINE_VERSION_PROPERTY) else '')
+    sites = site_gate.read(evaluation.uri)
     return model_card.ModelCard(
         model_name=serving_ops.model_name_of(model_base_dir),
         version=version,
@@ -249,13 +252,14 @@ class Executor(pusher_executor.Executor):
         data=model_card.data_summary(
             examples.uri, examples.get_string_custom_property(INPUT_FINGERPRINT_PROPERTY)),
         test_split=custom_config[TEST_SPLIT_KEY],
-        test_metrics=evaluation_metrics.overall_metrics(evaluation.uri,
-                                                        custom_config[CLASS_NAMES_KEY]),
+        test_metrics=metric_values.defined_all(evaluation_metrics.overall_metrics(
+            evaluation.uri, custom_config[CLASS_NAMES_KEY])),
         floors=dict(custom_config[FLOORS_KEY]),
         regression_tolerance=custom_config[REGRESSION_TOLERANCE_KEY],
         baseline_version=baseline,
         code_fingerprint=model_card.code_fingerprint(),
-        training_config=custom_config[TRAINING_CONFIG_KEY])
+        training_config=custom_config[TRAINING_CONFIG_KEY],
+        site_metrics={site.site: site.metrics for site in (sites.sites if sites else ())})
 
 
 class ServingPusherSpec(standard_component_specs.PusherSpec):

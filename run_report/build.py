@@ -25,6 +25,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.utils import path_utils
 
 from components import evaluation_metrics
+from components import site_gate
 from contracts import configs
 from contracts import features
 from contracts import names
@@ -398,7 +399,25 @@ def _evaluation_section(context: _Context):
                   'bin (numbers: images per bin).'),
   ]
   parts += _metrics_against_baseline(context)
+  parts += _site_parts(context)
   return parts, probabilities
+
+
+def _site_parts(context: _Context) -> List[str]:
+  """The main clinical metrics per site, with the per-site gate's verdict."""
+  sites = context.record.summary.sites
+  if not sites or not sites.sites:
+    return []
+  rows = []
+  for site, cells in zip(sites.sites, site_gate.table_rows(sites)):
+    verdict = html.badge(site.passed) if site.gated else cells[-1]
+    rows.append([*cells[:-1], verdict])
+  return ['<h3>Per site</h3>', html.table(
+      ['Site', *site_gate.SITE_TABLE_METRICS, 'Per-site gate'], rows,
+      caption=f'Sites with at least {sites.min_site_malignant_examples} malignant test '
+              f'scans must reach malignant sensitivity {sites.min_malignant_recall:.2f} '
+              f'and fall at most {sites.regression_tolerance} below the served model; '
+              'n/a: undefined at that site (e.g. a class it lacks).')]
 
 
 # --- Explanations --------------------------------------------------------------

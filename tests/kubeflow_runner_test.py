@@ -181,6 +181,7 @@ def test_bad_flags_are_one_line_usage_errors(flags, flag_named, capsys):
 @pytest.mark.parametrize('flags, line', [
     (['--epochs', '0'], '--epochs must be at least 1'),
     (['--batch-size', '-2'], '--batch-size must be at least 1'),
+    (['--min-site-malignant-examples', '0'], '--min-site-malignant-examples must be at least 1'),
 ])
 def test_a_value_the_config_refuses_is_one_line_naming_the_flag(flags, line, tmp_path,
                                                                capsys):
