@@ -34,7 +34,10 @@ MALIGNANT_EXAMPLES = f'{features.MALIGNANT_CLASS}{names.CLASS_EXAMPLES_SUFFIX}'
 SITE_TABLE_METRICS: Tuple[str, ...] = (
     names.EXAMPLE_COUNT_METRIC, MALIGNANT_EXAMPLES, names.ACCURACY_METRIC,
     names.MALIGNANT_SENSITIVITY_METRIC, names.MALIGNANT_SPECIFICITY_METRIC,
-    f'{names.AUC_METRIC}_{features.MALIGNANT_CLASS}')
+    f'{names.AUC_METRIC}_{features.MALIGNANT_CLASS}',
+    *(f'{name}_recall' for name in features.CLASS_NAMES
+      if name != features.MALIGNANT_CLASS))
+_COUNTS = (names.EXAMPLE_COUNT_METRIC, MALIGNANT_EXAMPLES)
 # Gated against the served model at each gated site.
 REGRESSION_METRICS: Tuple[str, ...] = (names.ACCURACY_METRIC,
                                        names.MALIGNANT_SENSITIVITY_METRIC)
@@ -177,7 +180,6 @@ def table_rows(result: SiteGateResult) -> Sequence[Sequence[Any]]:
     verdict = ('pass' if site.passed else 'FAIL') if site.gated else (
         f'not gated (< {result.min_site_malignant_examples} malignant)')
     rows.append([site.site] + [
-        metric_values.text(site.metrics.get(name), 0 if name in (
-            names.EXAMPLE_COUNT_METRIC, MALIGNANT_EXAMPLES) else 4)
+        metric_values.text(site.metrics.get(name), 0 if name in _COUNTS else 4)
         for name in SITE_TABLE_METRICS] + [verdict])
   return rows

@@ -65,7 +65,7 @@ class RunSummary:
     lines.append(f'  {"total":<22} {sum(c.seconds for c in self.components):8.1f} s')
     if self.metrics:
       lines += ['', 'Evaluation (held-out test split):']
-      lines += [f'  {name:<28} {metric_values.text(value)}'
+      lines += [f'  {name:<28} {metric_values.text(value, 0 if _is_count(name) else 4)}'
                 for name, value in sorted(self.metrics.items())]
     lines += self.site_lines()
     lines.append('')
@@ -88,6 +88,11 @@ class RunSummary:
     if self.data_audit:
       lines.append(self.data_audit)
     return '\n'.join(lines)
+
+
+def _is_count(metric: str) -> bool:
+  return (metric == names.EXAMPLE_COUNT_METRIC
+          or metric.endswith(names.CLASS_EXAMPLES_SUFFIX))
 
 
 def _describe_failure(failure) -> str:
