@@ -119,7 +119,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                         help='default: the model\'s own')
   training.add_argument('--batch-size', type=int, default=training_defaults.batch_size)
   training.add_argument('--no-cache', action='store_true',
-"                        help='rerun every component instead of reusing cached results')
+                        help='rerun every component instead of reusing cached results')
 
   evaluation = parser.add_argument_group('evaluation')
   # Checked by the config itself, as local_runner.py's are.
