@@ -56,6 +56,8 @@ def synthetic_raw_examples(count: int, seed: int = 0):
         features.GROUP_KEY: [str(n).encode()],
         features.MASK_KEY: [encode_png(mask.astype(np.uint8) * 255)],
         features.MASK_COUNT_KEY: [int(mask.any())],
+        # Optional in the schema; a single-folder run's examples carry none.
+        features.SITE_KEY: [], features.DEVICE_KEY: [], features.PATIENT_KEY: [],
     })
   return examples
 
