@@ -37,7 +37,8 @@ SITE_TABLE_METRICS: Tuple[str, ...] = (
     f'{names.AUC_METRIC}_{features.MALIGNANT_CLASS}',
     *(f'{name}_recall' for name in features.CLASS_NAMES
       if name != features.MALIGNANT_CLASS))
-_COUNTS = (names.EXAMPLE_COUNT_METRIC, MALIGNANT_EXAMPLES)
+# Whole numbers among them.
+COUNT_METRICS = (names.EXAMPLE_COUNT_METRIC, MALIGNANT_EXAMPLES)
 # Gated against the served model at each gated site.
 REGRESSION_METRICS: Tuple[str, ...] = (names.ACCURACY_METRIC,
                                        names.MALIGNANT_SENSITIVITY_METRIC)
@@ -180,6 +181,6 @@ def table_rows(result: SiteGateResult) -> Sequence[Sequence[Any]]:
     verdict = ('pass' if site.passed else 'FAIL') if site.gated else (
         f'not gated (< {result.min_site_malignant_examples} malignant)')
     rows.append([site.site] + [
-        metric_values.text(site.metrics.get(name), 0 if name in _COUNTS else 4)
+        metric_values.text(site.metrics.get(name), 0 if name in COUNT_METRICS else 4)
         for name in SITE_TABLE_METRICS] + [verdict])
   return rows

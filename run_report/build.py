@@ -149,8 +149,11 @@ def _site_parts(summary: run_summary.RunSummary) -> List[str]:
     return []
   rows = []
   for site, cells in zip(sites.sites, site_gate.table_rows(sites)):
+    values = [int(site.metrics[name]) if name in site_gate.COUNT_METRICS
+              and site.metrics[name] is not None else site.metrics.get(name)
+              for name in site_gate.SITE_TABLE_METRICS]
     verdict = html.badge(site.passed) if site.gated else cells[-1]
-    rows.append([*cells[:-1], verdict])
+    rows.append([site.site, *values, verdict])
   return ['<h3>Per site</h3>', html.table(
       ['Site', *site_gate.SITE_TABLE_METRICS, 'Per-site gate'], rows,
       caption=f'Sites with at least {sites.min_site_malignant_examples} malignant test '

@@ -18,6 +18,7 @@ import pytest
 from tfx import v1 as tfx
 
 from components import atomic_pusher
+from components import evaluation_metrics
 from components import model_card
 from components import serving_dir
 from components import site_gate
@@ -29,6 +30,7 @@ from observability import run_summary
 from orchestration import local
 from pipeline import eval_config
 from pipeline import pipeline as pipeline_lib
+from run_report import build as report_build
 from tests import site_data
 
 _SITES = (
@@ -125,10 +127,15 @@ def test_two_sites_one_without_normal_scans_push_a_model(workspace):
   with open(os.path.join(summary.pushed_path, 'assets.extra', 'model_card.json')) as f:
     json.loads(f.read(), parse_constant=lambda token: pytest.fail(f'{token} in the card'))
   assert '## Per site' in model_card.to_markdown(card)
+  page = open(report_build.build_report(str(workspace['root'] / 'out'), summary.run_id),
+              encoding='utf-8').read()
+  table = page[page.index('<h3>Per site</h3>'):]
+  table = table[:table.index('</table>')]
+  assert 'bus_bra' in table and '<td class="num">n/a</td>' in table
+  assert not re.search(r'\bnan\b', page, re.IGNORECASE)
 
 
 def test_device_and_site_x_device_slices_are_evaluated(workspace):
-  from components import evaluation_metrics
   evaluations = sorted((workspace['root'] / 'out' / 'tfx' / names.EVALUATOR /
                         'evaluation').iterdir())
   uri = str(evaluations[-1])
