@@ -146,3 +146,21 @@ def test_device_and_site_x_device_slices_are_evaluated(workspace):
       uri, features.CLASS_NAMES, [features.SITE_KEY, features.DEVICE_KEY])
   assert set(crossed) == {('busi', 'LOGIQ E9'), ('bus_bra', 'Toshiba')}
   assert site_gate.read(uri).passed
+
+
+def test_against_the_served_model_a_regression_at_a_site_is_named(workspace):
+  pushed = serving_dir.served_versions(workspace['serving'])
+  summary = _run(workspace, _WEAK)
+  assert not summary.blessed and summary.baseline_version == str(pushed[-1])
+  bus_bra = _site(summary, 'bus_bra')
+  assert bus_bra.baseline[names.MALIGNANT_SENSITIVITY_METRIC] == 1.0
+  site_lines = [line for line in summary.failed_checks if line.startswith("site '")]
+  assert site_lines == [
+      "site 'bus_bra': malignant_sensitivity = 0.0000, below the required 0.5000 "
+      '(10 malignant test scans)',
+      "site 'bus_bra': accuracy is -0.6250 against the served model (0.3750 vs 1.0000; "
+      'allowed: -0.0000 or better)',
+      "site 'bus_bra': malignant_sensitivity is -1.0000 against the served model "
+      '(0.0000 vs 1.0000; allowed: -0.0000 or better)']
+  assert _site(summary, 'busi').passed
+  assert serving_dir.served_versions(workspace['serving']) == pushed
