@@ -219,3 +219,10 @@ def test_a_portable_job_server_is_given_by_its_endpoint(tmp_path):
   _, statistics_gen = executor_of(pipeline_spec, 'StatisticsGen')
   args = list(statistics_gen.container.args)
   assert '--runner=PortableRunner' in args and '--job_endpoint=flink-jobserver:8099' in args
+
+
+def test_the_per_site_flags_reach_the_evaluation_config():
+  pipeline_config, _ = kubeflow_runner.build_configs(kubeflow_runner.parse_args(
+      REQUIRED_FLAGS + ['--min-site-malignant-examples', '4', '--slice-by-device']))
+  assert pipeline_config.evaluation.min_site_malignant_examples == 4
+  assert pipeline_config.evaluation.slice_by_device
