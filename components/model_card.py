@@ -3,8 +3,8 @@
 An operator looking at a version folder, or at `make serving ARGS=list`, should
 not need ML Metadata to know what the model is: which run and data made it, how
 it scored on the held-out test split (overall and per site) against which
-floors, which served model
-it was compared with, and the code and training configuration behind it.
+floors, which served model it was compared with, and the code and training
+configuration behind it.
 `model_card.json` is for tools (`predict`, the serving CLI), `model_card.md`
 for people. TF Serving ignores `assets.extra/` apart from its warm-up file.
 """
@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from tfx.dsl.io import fileio
 
+from components import site_gate
 from contracts import metric_values
 from contracts import serving
 from dataset import data_audit
@@ -151,8 +152,10 @@ def _site_lines(card: ModelCard) -> List[str]:
   return ['## Per site', '',
           '| site | ' + ' | '.join(columns) + ' |',
           '|---|' + '---:|' * len(columns),
-          *(f'| {site} | ' + ' | '.join(metric_values.text(metrics.get(name))
-                                       for name in columns) + ' |'
+          *(f'| {site} | ' + ' | '.join(
+              metric_values.text(metrics.get(name),
+                                 0 if name in site_gate.COUNT_METRICS else 4)
+              for name in columns) + ' |'
             for site, metrics in sorted(card.site_metrics.items())),
           '']
 
