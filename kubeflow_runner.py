@@ -114,6 +114,7 @@ def _cron(text: str) -> str:
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
   training_defaults = configs.TrainingConfig()
+  evaluation_defaults = configs.EvaluationConfig()
   platform_defaults = kubeflow_configs.KubeflowConfig(image='')
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   paths = parser.add_argument_group('where things are')
@@ -144,7 +145,6 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                         help='rerun every component instead of reusing cached results')
 
   # The compiled defaults of run parameters, as --epochs is; runs may set others (--param).
-  evaluation_defaults = configs.EvaluationConfig()
   evaluation = parser.add_argument_group('blessing')
   evaluation.add_argument('--min-accuracy', type=float,
                           default=evaluation_defaults.min_accuracy,
@@ -155,6 +155,15 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   evaluation.add_argument('--regression-tolerance', type=float,
                           default=evaluation_defaults.regression_tolerance,
                           help='how much worse than the served model a candidate may be')
+  # The per-site gate's, checked by the config itself as local_runner.py's are.
+  evaluation.add_argument(
+      '--min-site-malignant-examples', type=int,
+      default=evaluation_defaults.min_site_malignant_examples,
+      help='a site with at least this many malignant test scans must meet the '
+           'malignant-sensitivity floor and not regress there '
+           f'(default {evaluation_defaults.min_site_malignant_examples})')
+  evaluation.add_argument('--slice-by-device', action='store_true',
+                          help='also evaluate per scanner (device) and per site x device')
 
   pods = parser.add_argument_group('pods')
   pods.add_argument('--cpu', type=_positive(float),
@@ -272,7 +281,9 @@ def build_configs(args: argparse.Namespace
       evaluation=dataclasses.replace(
           configs.EvaluationConfig(), min_accuracy=args.min_accuracy,
           min_malignant_recall=args.min_malignant_recall,
-          regression_tolerance=args.regression_tolerance),
+          regression_tolerance=args.regression_tolerance,
+          min_site_malignant_examples=args.min_site_malignant_examples,
+          slice_by_device=args.slice_by_device),
       enable_cache=not args.no_cache,
       beam_pipeline_args=beam_runners.beam_pipeline_args(
           args.beam_runner,

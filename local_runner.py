@@ -102,6 +102,13 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   parser.add_argument('--regression-tolerance', type=float,
                       default=defaults.evaluation.regression_tolerance,
                       help='how far below the served model a candidate may fall')
+  parser.add_argument('--min-site-malignant-examples', type=int,
+                      default=defaults.evaluation.min_site_malignant_examples,
+                      help='a site with at least this many malignant test scans must '
+                           'meet --min-malignant-recall and not regress there '
+                           f'(default {defaults.evaluation.min_site_malignant_examples})')
+  parser.add_argument('--slice-by-device', action='store_true',
+                      help='also evaluate per scanner (device) and per site x device')
   parser.add_argument('--keep-versions', type=int, default=defaults.keep_served_versions)
   parser.add_argument('--beam-workers', type=int, default=1,
                       help='Beam worker processes (1, the default: Beam runs in this '
@@ -186,7 +193,9 @@ def build_config(args: argparse.Namespace, data_root_dir: str = '',
       evaluation=dataclasses.replace(
           configs.EvaluationConfig(), min_accuracy=args.min_accuracy,
           min_malignant_recall=args.min_malignant_recall,
-          regression_tolerance=args.regression_tolerance),
+          regression_tolerance=args.regression_tolerance,
+          min_site_malignant_examples=args.min_site_malignant_examples,
+          slice_by_device=args.slice_by_device),
       keep_served_versions=args.keep_versions,
       enable_cache=not args.no_cache,
       beam_workers=args.beam_workers,

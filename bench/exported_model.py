@@ -56,6 +56,8 @@ def synthetic_raw_examples(count: int, seed: int = 0):
         features.GROUP_KEY: [str(n).encode()],
         features.MASK_KEY: [encode_png(mask.astype(np.uint8) * 255)],
         features.MASK_COUNT_KEY: [int(mask.any())],
+        # As ImageExampleGen writes a single-folder run's examples.
+        features.SITE_KEY: [b'default'], features.DEVICE_KEY: [b''], features.PATIENT_KEY: [b''],
     })
   return examples
 

@@ -53,6 +53,8 @@ from components import served_baseline_evaluator
 from components import serving_config
 from components import serving_dir
 from components import serving_ops
+from components import site_gate
+from contracts import metric_values
 from contracts import names
 from contracts import serving
 
@@ -245,6 +247,7 @@ class Executor(pusher_executor.Executor):
     rules = served_baseline_evaluator.recorded_rules(blessing)
     model = artifact_utils.get_single_instance(
         input_dict[standard_component_specs.MODEL_KEY])
+    sites = site_gate.read(evaluation.uri)
     return model_card.ModelCard(
         model_name=serving_ops.model_name_of(model_base_dir),
         version=version,
@@ -253,14 +256,15 @@ class Executor(pusher_executor.Executor):
         data=model_card.data_summary(
             examples.uri, examples.get_string_custom_property(INPUT_FINGERPRINT_PROPERTY)),
         test_split=custom_config[TEST_SPLIT_KEY],
-        test_metrics=evaluation_metrics.overall_metrics(evaluation.uri,
-                                                        custom_config[CLASS_NAMES_KEY]),
+        test_metrics=metric_values.defined_all(evaluation_metrics.overall_metrics(
+            evaluation.uri, custom_config[CLASS_NAMES_KEY])),
         floors=served_baseline_evaluator.floors_of(rules),
         regression_tolerance=rules.regression_tolerance,
         baseline_version=baseline,
         code_fingerprint=model_card.code_fingerprint(),
         training_config=json.loads(
-            model.get_string_custom_property(names.TRAINING_CONFIG_PROPERTY)))
+            model.get_string_custom_property(names.TRAINING_CONFIG_PROPERTY)),
+        site_metrics={site.site: site.metrics for site in (sites.sites if sites else ())})
 
 
 class ServingPusherSpec(standard_component_specs.PusherSpec):

@@ -2,8 +2,9 @@
 
 An operator looking at a version folder, or at `make serving ARGS=list`, should
 not need ML Metadata to know what the model is: which run and data made it, how
-it scored on the held-out test split against which floors, which served model
-it was compared with, and the code and training configuration behind it.
+it scored on the held-out test split (overall and per site) against which
+floors, which served model it was compared with, and the code and training
+configuration behind it.
 `model_card.json` is for tools (`predict`, the serving CLI), `model_card.md`
 for people. TF Serving ignores `assets.extra/` apart from its warm-up file.
 """
@@ -13,10 +14,12 @@ import datetime
 import hashlib
 import json
 import os
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from tfx.dsl.io import fileio
 
+from components import site_gate
+from contracts import metric_values
 from contracts import serving
 from dataset import data_audit
 
@@ -40,17 +43,22 @@ class ModelCard:
   run_id: str
   data: DataSummary
   test_split: str
-  test_metrics: Dict[str, float]  # overall slice of the test split
+  # Overall slice of the test split; None where undefined (e.g. a class the split lacks).
+  test_metrics: Dict[str, Optional[float]]
   floors: Dict[str, float]        # metric -> the lower bound it passed
   regression_tolerance: float
   baseline_version: str           # the served version compared with; '' for none
   code_fingerprint: str
   training_config: Dict[str, Any]
+  # site -> the main clinical metrics at that site (components/site_gate.py);
+  # empty when the examples carry no site.
+  site_metrics: Dict[str, Dict[str, Optional[float]]] = dataclasses.field(
+      default_factory=dict)
 
   def headline(self) -> Dict[str, float]:
     """The metrics that had floors: what blessed this version."""
     return {name: self.test_metrics[name] for name in self.floors
-            if name in self.test_metrics}
+            if self.test_metrics.get(name) is not None}
 
 
 def code_fingerprint(project_dir: str = _PROJECT_DIR) -> str:
@@ -82,7 +90,8 @@ def now() -> str:
 
 
 def to_json(card: ModelCard) -> str:
-  return json.dumps(dataclasses.asdict(card), indent=1, sort_keys=True) + '\n'
+  return json.dumps(dataclasses.asdict(card), indent=1, sort_keys=True,
+                    allow_nan=False) + '\n'
 
 
 def from_json(text: str) -> ModelCard:
@@ -104,11 +113,12 @@ def to_markdown(card: ModelCard) -> str:
       '',
       '| metric | value | floor |',
       '|---|---:|---:|',
-      *(f'| {name} | {value:.4f} | '
+      *(f'| {name} | {metric_values.text(value)} | '
         f'{card.floors[name]:.2f} |' if name in card.floors else
-        f'| {name} | {value:.4f} | |'
+        f'| {name} | {metric_values.text(value)} | |'
         for name, value in sorted(card.test_metrics.items())),
       '',
+      *_site_lines(card),
       f'A candidate may be at most {card.regression_tolerance} worse than the served '
       'model on the metrics with a floor.',
       '',
@@ -132,6 +142,22 @@ def to_markdown(card: ModelCard) -> str:
       '',
   ]
   return '\n'.join(lines)
+
+
+def _site_lines(card: ModelCard) -> List[str]:
+  """The per-site table (n/a where a site cannot measure a metric), if any site."""
+  if not card.site_metrics:
+    return []
+  columns = sorted({name for metrics in card.site_metrics.values() for name in metrics})
+  return ['## Per site', '',
+          '| site | ' + ' | '.join(columns) + ' |',
+          '|---|' + '---:|' * len(columns),
+          *(f'| {site} | ' + ' | '.join(
+              metric_values.text(metrics.get(name),
+                                 0 if name in site_gate.COUNT_METRICS else 4)
+              for name in columns) + ' |'
+            for site, metrics in sorted(card.site_metrics.items())),
+          '']
 
 
 def card_files(card: ModelCard) -> Mapping[str, str]:

@@ -16,6 +16,10 @@ inside the eval config's JSON, and as parameters an orchestrator can bind them
 to run parameters (Kubeflow) or set plain values (local runs). The executor
 writes them into the eval config's thresholds before TFMA runs, and records
 them on the blessing (`names.BLESSING_RULES_PROPERTY`).
+
+After TFMA the per-site gate (components/site_gate.py) judges each site's
+slice; when a site fails, the blessing TFMA gave is withdrawn (NOT_BLESSED,
+`blessed` 0), so TFX's Pusher, which reads only the blessing, pushes nothing.
 """
 
 import dataclasses
@@ -30,6 +34,7 @@ from tfx.components.evaluator import constants as evaluator_constants
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.components.base import executor_spec
+from tfx.dsl.io import fileio
 from tfx.orchestration import data_types
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
@@ -40,14 +45,18 @@ from tfx.utils import json_utils
 from tfx.utils import path_utils
 from tfx.utils import proto_utils
 
+from components import evaluation_metrics
 from components import serving_dir
+from components import site_gate
 from contracts import configs
+from contracts import features
 from contracts import names
 
 SERVING_MODEL_DIR_KEY = 'serving_model_dir'
 MIN_ACCURACY_KEY = 'min_accuracy'
 MIN_MALIGNANT_RECALL_KEY = 'min_malignant_recall'
 REGRESSION_TOLERANCE_KEY = 'regression_tolerance'
+SITE_GATE_KEY = 'site_gate'
 _BASELINE_SUBDIR = 'served_baseline'
 # Below any tolerance: "not worse than the served model" must pass an equal score.
 _CHANGE_EPSILON = 1e-9
@@ -162,6 +171,74 @@ class Executor(evaluator_executor.Executor):
     # inputs and fail. The served version above says which model it was.
     blessing.mlmd_artifact.custom_properties.pop(
         evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, None)
+    # The run's floor and tolerance, as TFMA applied them overall.
+    gate_config = dataclasses.replace(
+        site_gate.SiteGateConfig.from_json(exec_properties[SITE_GATE_KEY]),
+        min_malignant_recall=rules.min_malignant_recall,
+        regression_tolerance=rules.regression_tolerance)
+    _gate_sites(artifact_utils.get_single_uri(
+        output_dict[standard_component_specs.EVALUATION_KEY]), blessing, gate_config,
+                has_baseline=served is not None)
+    _gate_sites(artifact_utils.get_single_uri(
+        output_dict[standard_component_specs.EVALUATION_KEY]), blessing,
+                site_gate.SiteGateConfig.from_json(exec_properties[SITE_GATE_KEY]),
+                has_baseline=served is not None)
+
+
+def _gate_sites(evaluation_uri: str, blessing: types.Artifact,
+                config: site_gate.SiteGateConfig, has_baseline: bool) -> None:
+  """Writes the per-site verdicts; withdraws the blessing when a site fails."""
+  candidate = evaluation_metrics.site_metrics(
+      evaluation_uri, config.class_names, features.SITE_KEY,
+      evaluation_metrics.CANDIDATE_MODEL if has_baseline else None)
+  baseline = evaluation_metrics.site_metrics(
+      evaluation_uri, config.class_names, features.SITE_KEY,
+      evaluation_metrics.BASELINE_MODEL) if has_baseline else None
+  result = site_gate.judge(candidate, baseline, config)
+  site_gate.write(result, evaluation_uri)
+  if result.passed:
+    return
+  logging.info('Per-site gate: %s', '; '.join(result.failures))
+  if blessing.get_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY):
+    blessed_file = os.path.join(blessing.uri, evaluator_constants.BLESSED_FILE_NAME)
+    if fileio.exists(blessed_file):
+      fileio.remove(blessed_file)
+    io_utils.write_string_file(
+        os.path.join(blessing.uri, evaluator_constants.NOT_BLESSED_FILE_NAME), '')
+    blessing.set_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+                                     evaluator_constants.NOT_BLESSED_VALUE)
+    blessing.set_string_custom_property(
+        evaluator_constants.ARTIFACT_PROPERTY_BLESSING_MESSAGE_KEY,
+        'The thresholds on the whole split passed; the blessing is withheld by the '
+        'per-site gate: ' + '; '.join(result.failures))
+
+
+def _gate_sites(evaluation_uri: str, blessing: types.Artifact,
+                config: site_gate.SiteGateConfig, has_baseline: bool) -> None:
+  """Writes the per-site verdicts; withdraws the blessing when a site fails."""
+  candidate = evaluation_metrics.site_metrics(
+      evaluation_uri, config.class_names, features.SITE_KEY,
+      evaluation_metrics.CANDIDATE_MODEL if has_baseline else None)
+  baseline = evaluation_metrics.site_metrics(
+      evaluation_uri, config.class_names, features.SITE_KEY,
+      evaluation_metrics.BASELINE_MODEL) if has_baseline else None
+  result = site_gate.judge(candidate, baseline, config)
+  site_gate.write(result, evaluation_uri)
+  if result.passed:
+    return
+  logging.info('Per-site gate: %s', '; '.join(result.failures))
+  if blessing.get_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY):
+    blessed_file = os.path.join(blessing.uri, evaluator_constants.BLESSED_FILE_NAME)
+    if fileio.exists(blessed_file):
+      fileio.remove(blessed_file)
+    io_utils.write_string_file(
+        os.path.join(blessing.uri, evaluator_constants.NOT_BLESSED_FILE_NAME), '')
+    blessing.set_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+                                     evaluator_constants.NOT_BLESSED_VALUE)
+    blessing.set_string_custom_property(
+        evaluator_constants.ARTIFACT_PROPERTY_BLESSING_MESSAGE_KEY,
+        'The thresholds on the whole split passed; the blessing is withheld by the '
+        'per-site gate: ' + '; '.join(result.failures))
 
 
 class ServedBaselineEvaluatorSpec(standard_component_specs.EvaluatorSpec):
@@ -171,14 +248,16 @@ class ServedBaselineEvaluatorSpec(standard_component_specs.EvaluatorSpec):
       MIN_ACCURACY_KEY: ExecutionParameter(type=float),
       MIN_MALIGNANT_RECALL_KEY: ExecutionParameter(type=float),
       REGRESSION_TOLERANCE_KEY: ExecutionParameter(type=float),
+      # site_gate.SiteGateConfig as JSON.
+      SITE_GATE_KEY: ExecutionParameter(type=str),
   }
 
 
 class ServedBaselineEvaluator(base_beam_component.BaseBeamComponent):
-  """Evaluator(examples, model, eval_config) + the served model as baseline.
+  """Evaluator(examples, model, eval_config) + the served model as baseline + the site gate.
 
   The floors and the tolerance replace the thresholds of the floored metrics
-  (`floors_of`) in `eval_config`.
+  (`floors_of`) in `eval_config`, and are the site gate's too.
   """
 
   SPEC_CLASS = ServedBaselineEvaluatorSpec
@@ -187,7 +266,8 @@ class ServedBaselineEvaluator(base_beam_component.BaseBeamComponent):
   def __init__(self, examples: types.BaseChannel, model: types.BaseChannel,
                eval_config: tfma.EvalConfig, example_splits: Sequence[str],
                serving_model_dir: str, min_accuracy: FloatParameter,
-               min_malignant_recall: FloatParameter, regression_tolerance: FloatParameter):
+               min_malignant_recall: FloatParameter, regression_tolerance: FloatParameter,
+               site_gate_config: site_gate.SiteGateConfig):
     super().__init__(spec=ServedBaselineEvaluatorSpec(
         examples=examples,
         model=model,
@@ -197,5 +277,6 @@ class ServedBaselineEvaluator(base_beam_component.BaseBeamComponent):
         min_accuracy=min_accuracy,
         min_malignant_recall=min_malignant_recall,
         regression_tolerance=regression_tolerance,
+        site_gate=site_gate_config.to_json(),
         evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
         blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

@@ -264,11 +264,22 @@ class EvaluationConfig:
   min_malignant_recall: float = 0.75
   # How much worse than the model in service a candidate may be (0 = not worse).
   regression_tolerance: float = 0.0
+  # A site (the `site` feature) with at least this many malignant test scans
+  # must meet the malignant-sensitivity floor and not regress against the
+  # served model there; below it one missed cancer moves the rate by more than
+  # any sensible tolerance, so the site is reported but not gated.
+  min_site_malignant_examples: int = 10
+  # Also slice the evaluation by scanner (`device`, and site x device).
+  slice_by_device: bool = False
 
   def __post_init__(self):
     _within('evaluation.min_accuracy', self.min_accuracy, 0, 1)
     _within('evaluation.min_malignant_recall', self.min_malignant_recall, 0, 1)
     _within('evaluation.regression_tolerance', self.regression_tolerance, 0, 1)
+    _at_least('evaluation.min_site_malignant_examples', self.min_site_malignant_examples, 1)
+    if not isinstance(self.slice_by_device, bool):
+      raise ConfigError('evaluation.slice_by_device',
+                        f'must be true or false, got {self.slice_by_device!r}')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,10 +32,17 @@ BLESSING_RULES_PROPERTY = 'blessing_rules'
 # Custom property of the Trainer's model: the training configuration it ran
 # with (JSON), the compiled one with the run's epochs.
 TRAINING_CONFIG_PROPERTY = 'training_config'
+# The per-site gate's verdicts, beside TFMA's output in the evaluation artifact.
+SITE_GATE_FILE = 'site_gate.json'
 
-# TFMA metric names the blessing floors apply to.
+# The metrics the blessing gates on, as TFMA files them (pipeline/eval_config.py),
+# and the per-class example count the per-site gate reads (`<class>` + suffix).
+EXAMPLE_COUNT_METRIC = 'example_count'
 ACCURACY_METRIC = 'accuracy'
+AUC_METRIC = 'auc'
 MALIGNANT_SENSITIVITY_METRIC = 'malignant_sensitivity'
+MALIGNANT_SPECIFICITY_METRIC = 'malignant_specificity'
+CLASS_EXAMPLES_SUFFIX = '_examples'
 
 # Module paths of the functions Transform and Trainer import.
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'

@@ -1,8 +1,9 @@
 """What a finished run did, read back from ML Metadata and its artifacts.
 
 The summary covers the newest run of the pipeline: wall time per component
-(cached ones marked), the Evaluator's metrics, whether the model was blessed
-and, if not, which rule failed, and where the Pusher put it: only what is on
+(cached ones marked), the Evaluator's metrics (overall and per site), whether
+the model was blessed and, if not, which rule failed (naming the site when the
+per-site gate refused it), and where the Pusher put it: only what is on
 disk now, so a version deleted since its push is reported as missing.
 """
 
@@ -14,6 +15,8 @@ import tensorflow_model_analysis as tfma
 from tfx.dsl.io import fileio
 
 from components import evaluation_metrics
+from components import site_gate
+from contracts import metric_values
 from contracts import names
 from dataset import data_audit
 from observability import metadata_run
@@ -39,6 +42,20 @@ class RunSummary:
   data_audit: Optional[str] = None
   # A version ML Metadata records as pushed that is no longer on disk.
   missing_push: Optional[str] = None
+  # The per-site gate's verdicts; None for an evaluation made before it existed.
+  sites: Optional[site_gate.SiteGateResult] = None
+
+  def site_lines(self) -> List[str]:
+    """The per-site table, or nothing when the examples carry no site."""
+    if not self.sites or not self.sites.sites:
+      return []
+    headers = ['site', *site_gate.SITE_TABLE_METRICS, 'gate']
+    rows = [headers] + [list(row) for row in site_gate.table_rows(self.sites)]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(headers))]
+    return ['', f'Per site (gated with at least {self.sites.min_site_malignant_examples} '
+                'malignant test scans):'] + [
+        '  ' + '  '.join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+        for row in rows]
 
   def format(self) -> str:
     lines = [f'Run {self.run_id}', '', 'Component wall time:']
@@ -48,7 +65,9 @@ class RunSummary:
     lines.append(f'  {"total":<22} {sum(c.seconds for c in self.components):8.1f} s')
     if self.metrics:
       lines += ['', 'Evaluation (held-out test split):']
-      lines += [f'  {name:<28} {value:.4f}' for name, value in sorted(self.metrics.items())]
+      lines += [f'  {name:<28} {metric_values.text(value, 0 if _is_count(name) else 4)}'
+                for name, value in sorted(self.metrics.items())]
+    lines += self.site_lines()
     lines.append('')
     baseline = (f'served version {self.baseline_version}' if self.baseline_version
                 else 'none served yet')
@@ -69,6 +88,11 @@ class RunSummary:
     if self.data_audit:
       lines.append(self.data_audit)
     return '\n'.join(lines)
+
+
+def _is_count(metric: str) -> bool:
+  return (metric == names.EXAMPLE_COUNT_METRIC
+          or metric.endswith(names.CLASS_EXAMPLES_SUFFIX))
 
 
 def _describe_failure(failure) -> str:
@@ -103,11 +127,12 @@ def summarize_run(run: metadata_run.MetadataRun,
                   class_names: Sequence[str]) -> RunSummary:
   components = [ComponentTime(e.component, e.seconds, e.cached) for e in run.executions]
   metrics, failed, blessed, baseline, pushed, audit = {}, [], None, None, None, None
-  missing = None
+  missing, sites = None, None
   for evaluation in run.outputs('ModelEvaluation'):
     if fileio.glob(os.path.join(evaluation.uri, 'metrics*')):
       metrics = evaluation_metrics.overall_metrics(evaluation.uri, class_names)
-      failed = _failed_checks(evaluation.uri)
+      sites = site_gate.read(evaluation.uri)
+      failed = _failed_checks(evaluation.uri) + list(sites.failures if sites else ())
   for blessing in run.outputs('ModelBlessing'):
     blessed = blessing.custom_properties['blessed'].int_value == 1
     baseline = blessing.custom_properties[
@@ -124,4 +149,4 @@ def summarize_run(run: metadata_run.MetadataRun,
       audit = (f'{data_audit.summary_line(data_audit.read(examples.uri))} Report: '
                f'{os.path.join(examples.uri, names.DATA_AUDIT_REPORT_FILE)}')
   return RunSummary(run.run_id, components, metrics, blessed, failed, baseline, pushed,
-                    audit, missing)
+                    audit, missing, sites)

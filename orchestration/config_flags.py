@@ -17,6 +17,8 @@ FLAG_OF_FIELD = {
     'training.batch_size': '--batch-size', 'evaluation.min_accuracy': '--min-accuracy',
     'evaluation.min_malignant_recall': '--min-malignant-recall',
     'evaluation.regression_tolerance': '--regression-tolerance',
+    'evaluation.min_site_malignant_examples': '--min-site-malignant-examples',
+    'evaluation.slice_by_device': '--slice-by-device',
     'keep_served_versions': '--keep-versions',
     'data.max_quarantined_fraction': '--max-quarantined-fraction',
     'data.label_conflicts': '--label-conflicts',

@@ -6,7 +6,8 @@ did the model label malignant (its top class). TFMA 0.47's
 every example as positive), and binarizing scores p(malignant) >= 0.5 instead
 of the served `label`. So `ClassRateAtArgmax` counts one-vs-rest outcomes of
 the argmax itself, and files the value under a plain metric name that TFMA
-thresholds can gate on.
+thresholds can gate on. Its 'count' is the number of examples labelled
+`class_id`: how many malignant scans a site's sensitivity rests on.
 """
 
 from typing import Any, Dict, Iterable, List, Optional
@@ -16,12 +17,12 @@ import numpy as np
 from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.metrics import metric_util
 
-RATES = ('recall', 'specificity', 'precision')
+RATES = ('recall', 'specificity', 'precision', 'count')
 _TP, _FN, _FP, _TN = range(4)
 
 
 class ClassRateAtArgmax(metric_types.Metric):
-  """Recall (sensitivity), specificity or precision of `class_id` at the argmax."""
+  """Recall (sensitivity), specificity, precision or count of `class_id` at the argmax."""
 
   def __init__(self, name: str, class_id: int, rate: str = 'recall'):
     if rate not in RATES:
@@ -30,7 +31,12 @@ class ClassRateAtArgmax(metric_types.Metric):
 
 
 def rate_from_counts(counts: np.ndarray, rate: str) -> float:
-  """counts = [tp, fn, fp, tn]; NaN when the rate's denominator is 0."""
+  """counts = [tp, fn, fp, tn]; NaN when the rate's denominator is 0.
+
+  'count' is the weighted number of examples labelled as the class (tp + fn).
+  """
+  if rate == 'count':
+    return float(counts[_TP] + counts[_FN])
   numerator, other = {
       'recall': (_TP, _FN), 'specificity': (_TN, _FP), 'precision': (_TP, _FP)}[rate]
   total = counts[numerator] + counts[other]

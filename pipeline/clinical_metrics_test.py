@@ -20,6 +20,7 @@ def _inputs(label: int, scores):
     ('recall', 1 / 2),        # malignant scans called malignant: 1 of 2
     ('specificity', 2 / 3),   # non-malignant not called malignant: 2 of 3
     ('precision', 1 / 2),     # malignant calls that are malignant: 1 of 2
+    ('count', 2),             # malignant scans: what a site's sensitivity rests on
 ])
 def test_rates_at_argmax(rate, expected):
   # The first malignant scan is called malignant at p=0.45 (top-1, though a
@@ -48,3 +49,9 @@ def test_rate_without_examples_is_nan():
 def test_unknown_rate_is_rejected():
   with pytest.raises(ValueError, match='rate must be one of'):
     clinical_metrics.ClassRateAtArgmax(name='m', class_id=1, rate='f1')
+
+
+def test_a_rate_without_cases_is_nan_and_the_count_is_zero():
+  no_positives = np.array([0.0, 0.0, 1.0, 3.0])
+  assert np.isnan(clinical_metrics.rate_from_counts(no_positives, 'recall'))
+  assert clinical_metrics.rate_from_counts(no_positives, 'count') == 0.0

@@ -81,3 +81,18 @@ def test_a_floor_out_of_range_or_for_a_metric_not_computed_is_refused():
         served_baseline_evaluator.REGRESSION_TOLERANCE_KEY: 0.0})
   with pytest.raises(ValueError, match='no metric named auc_floor'):
     served_baseline_evaluator.with_blessing_rules(_config(), {'auc_floor': 0.5}, 0.0)
+
+
+def test_slices_by_site_and_on_request_by_device_and_site_x_device():
+  site = tfma.SlicingSpec(feature_keys=[features.SITE_KEY])
+  device = tfma.SlicingSpec(feature_keys=[features.DEVICE_KEY])
+  crossed = tfma.SlicingSpec(feature_keys=[features.SITE_KEY, features.DEVICE_KEY])
+  default = _config()
+  assert site in default.slicing_specs
+  assert device not in default.slicing_specs and crossed not in default.slicing_specs
+  by_device = _config(slice_by_device=True)
+  assert {str(s) for s in (site, device, crossed)} <= {str(s) for s in by_device.slicing_specs}
+  names = {json.loads(m.config or '{}').get('name', m.class_name)
+           for spec in by_device.metrics_specs for m in spec.metrics}
+  assert {'benign_examples', 'malignant_examples', 'normal_examples'} <= names
+  tfma.utils.verify_eval_config(by_device)

@@ -17,6 +17,7 @@ from components import atomic_pusher
 from components import byte_batched
 from components.epochs_trainer import EpochsTrainer
 from components.image_example_gen import component as example_gen_lib
+from components import site_gate
 from components.served_baseline_evaluator import ServedBaselineEvaluator
 from components.validation_gate import DataValidationGate
 from contracts import configs
@@ -89,6 +90,15 @@ def pusher_config(config: configs.PipelineConfig) -> Dict[str, Any]:
   }
 
 
+def site_gate_config(config: configs.PipelineConfig) -> site_gate.SiteGateConfig:
+  """The per-site rules: the overall malignant floor and tolerance, at sites large enough."""
+  return site_gate.SiteGateConfig(
+      class_names=tuple(config.data.class_names),
+      min_malignant_recall=config.evaluation.min_malignant_recall,
+      regression_tolerance=config.evaluation.regression_tolerance,
+      min_site_malignant_examples=config.evaluation.min_site_malignant_examples)
+
+
 def create_pipeline(config: configs.PipelineConfig,
                     run_parameters: Optional[run_parameters_lib.RunParameters] = None
                     ) -> tfx.dsl.Pipeline:
@@ -125,7 +135,8 @@ def create_pipeline(config: configs.PipelineConfig,
       serving_model_dir=config.model_serving_dir,
       min_accuracy=parameters.min_accuracy,
       min_malignant_recall=parameters.min_malignant_recall,
-      regression_tolerance=parameters.regression_tolerance).with_id(names.EVALUATOR)
+      regression_tolerance=parameters.regression_tolerance,
+      site_gate_config=site_gate_config(config)).with_id(names.EVALUATOR)
   pusher = atomic_pusher.ServingPusher(
       model=trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],

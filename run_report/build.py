@@ -25,12 +25,14 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.utils import path_utils
 
 from components import evaluation_metrics
+from components import site_gate
 from contracts import configs
 from contracts import features
 from contracts import names
 from models import grad_cam
 from models import model as model_lib
 from observability import run_record
+from observability import run_summary
 from run_report import curves
 from run_report import examples as examples_lib
 from run_report import explanations as explanations_lib
@@ -140,6 +142,26 @@ def _thresholds(eval_config_json: str) -> List[Dict[str, Any]]:
   return rules
 
 
+def _site_parts(summary: run_summary.RunSummary) -> List[str]:
+  """The main clinical metrics per site, with the per-site gate's verdict."""
+  sites = summary.sites
+  if not sites or not sites.sites:
+    return []
+  rows = []
+  for site, cells in zip(sites.sites, site_gate.table_rows(sites)):
+    values = [int(site.metrics[name]) if name in site_gate.COUNT_METRICS
+              and site.metrics[name] is not None else site.metrics.get(name)
+              for name in site_gate.SITE_TABLE_METRICS]
+    verdict = html.badge(site.passed) if site.gated else cells[-1]
+    rows.append([site.site, *values, verdict])
+  return ['<h3>Per site</h3>', html.table(
+      ['Site', *site_gate.SITE_TABLE_METRICS, 'Per-site gate'], rows,
+      caption=f'Sites with at least {sites.min_site_malignant_examples} malignant test '
+              f'scans must reach malignant sensitivity {sites.min_malignant_recall:.2f} '
+              f'and fall at most {sites.regression_tolerance} below the served model; '
+              'n/a: undefined at that site (e.g. a class it lacks).')]
+
+
 def _summary_section(context: _Context) -> List[str]:
   record, summary = context.record, context.record.summary
   example_gen = record.properties.get(names.EXAMPLE_GEN, {})
@@ -177,6 +199,7 @@ def _summary_section(context: _Context) -> List[str]:
         rows))
     if summary.failed_checks:
       parts.append(html.preformatted('\n'.join(summary.failed_checks)))
+    parts += _site_parts(summary)
   parts.append(html.table(
       ['Component', 'Wall time (s)', 'Cached'],
       [(c.component, f'{c.seconds:.1f}', 'yes' if c.cached else '')

@@ -9,6 +9,8 @@ import base64
 import html
 from typing import Iterable, List, Optional, Sequence
 
+from contracts import metric_values
+
 _STYLE = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0 auto;
        max-width: 1100px; padding: 1em 2em; color: #1d1d1f; line-height: 1.45; }
@@ -35,8 +37,9 @@ def text(value) -> str:
 
 
 def number(value, digits: int = 4) -> str:
-  if isinstance(value, float):
-    return 'n/a' if value != value else f'{value:.{digits}f}'
+  """A float with `digits` decimals; "n/a" for an undefined one (NaN or None)."""
+  if value is None or isinstance(value, float):
+    return metric_values.text(value, digits)
   return text(value)
 
 
@@ -53,7 +56,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence], caption: str = '') -
     for cell in row:
       if isinstance(cell, Raw):
         cells.append(f'<td>{cell}</td>')
-      elif isinstance(cell, (int, float)) and not isinstance(cell, bool):
+      elif cell is None or (isinstance(cell, (int, float)) and not isinstance(cell, bool)):
         cells.append(f'<td class="num">{number(cell)}</td>')
       else:
         cells.append(f'<td>{text(cell)}</td>')

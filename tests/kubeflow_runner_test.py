@@ -211,6 +211,7 @@ def test_bad_flags_are_one_line_usage_errors(flags, flag_named, capsys):
 @pytest.mark.parametrize('flags, line', [
     (['--epochs', '0'], '--epochs must be at least 1'),
     (['--batch-size', '-2'], '--batch-size must be at least 1'),
+    (['--min-site-malignant-examples', '0'], '--min-site-malignant-examples must be at least 1'),
 ])
 def test_a_value_the_config_refuses_is_one_line_naming_the_flag(flags, line, tmp_path,
                                                                capsys):
@@ -315,3 +316,10 @@ def test_a_site_outside_object_storage_names_the_flag(capsys):
     kubeflow_runner.parse_args(REQUIRED_FLAGS + ['--data-root', 'bus_bra=/local/bus_bra'])
   assert exit_info.value.code == 2
   assert "--data-root must be object storage" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_the_per_site_flags_reach_the_evaluation_config():
+  pipeline_config, _ = kubeflow_runner.build_configs(kubeflow_runner.parse_args(
+      REQUIRED_FLAGS + ['--min-site-malignant-examples', '4', '--slice-by-device']))
+  assert pipeline_config.evaluation.min_site_malignant_examples == 4
+  assert pipeline_config.evaluation.slice_by_device

@@ -42,12 +42,15 @@ def test_bad_split_flag_is_a_usage_error(bad, capsys):
 def test_flags_reach_the_pipeline_config(tmp_path):
   args = local_runner.parse_args([
       '--output-dir', str(tmp_path), '--model', 'seed_cnn', '--epochs', '3',
-      '--splits', '60,20,20', '--min-accuracy', '0.9', '--keep-versions', '2'])
+      '--splits', '60,20,20', '--min-accuracy', '0.9', '--keep-versions', '2',
+      '--min-site-malignant-examples', '25', '--slice-by-device'])
   config = local_runner.build_config(args, '/data')
   assert config.model.name == 'seed_cnn' and config.model.image_size == 180
   assert config.training.epochs == 3
   assert config.data.splits == configs.SplitConfig(60, 20, 20)
   assert config.evaluation.min_accuracy == 0.9
+  assert config.evaluation.min_site_malignant_examples == 25
+  assert config.evaluation.slice_by_device
   assert config.keep_served_versions == 2
   assert config.serving_dir == str(tmp_path / 'serving_model')
   assert config.metadata_path == str(tmp_path / 'metadata.sqlite')

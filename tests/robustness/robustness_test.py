@@ -51,6 +51,7 @@ def tiny(tmp_path_factory):
     (['--min-accuracy', '2'], '--min-accuracy must be a number from 0 to 1'),
     (['--min-malignant-recall', '-0.5'], '--min-malignant-recall must be a number from 0 to 1'),
     (['--regression-tolerance', '3'], '--regression-tolerance must be a number from 0 to 1'),
+    (['--min-site-malignant-examples', '0'], '--min-site-malignant-examples must be at least 1'),
 ])
 def test_a_bad_value_stops_before_any_work_with_one_line(tiny, tmp_path, capfd, flags,
                                                           expected):
