@@ -179,38 +179,6 @@ class Executor(evaluator_executor.Executor):
     _gate_sites(artifact_utils.get_single_uri(
         output_dict[standard_component_specs.EVALUATION_KEY]), blessing, gate_config,
                 has_baseline=served is not None)
-    _gate_sites(artifact_utils.get_single_uri(
-        output_dict[standard_component_specs.EVALUATION_KEY]), blessing,
-                site_gate.SiteGateConfig.from_json(exec_properties[SITE_GATE_KEY]),
-                has_baseline=served is not None)
-
-
-def _gate_sites(evaluation_uri: str, blessing: types.Artifact,
-                config: site_gate.SiteGateConfig, has_baseline: bool) -> None:
-  """Writes the per-site verdicts; withdraws the blessing when a site fails."""
-  candidate = evaluation_metrics.site_metrics(
-      evaluation_uri, config.class_names, features.SITE_KEY,
-      evaluation_metrics.CANDIDATE_MODEL if has_baseline else None)
-  baseline = evaluation_metrics.site_metrics(
-      evaluation_uri, config.class_names, features.SITE_KEY,
-      evaluation_metrics.BASELINE_MODEL) if has_baseline else None
-  result = site_gate.judge(candidate, baseline, config)
-  site_gate.write(result, evaluation_uri)
-  if result.passed:
-    return
-  logging.info('Per-site gate: %s', '; '.join(result.failures))
-  if blessing.get_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY):
-    blessed_file = os.path.join(blessing.uri, evaluator_constants.BLESSED_FILE_NAME)
-    if fileio.exists(blessed_file):
-      fileio.remove(blessed_file)
-    io_utils.write_string_file(
-        os.path.join(blessing.uri, evaluator_constants.NOT_BLESSED_FILE_NAME), '')
-    blessing.set_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY,
-                                     evaluator_constants.NOT_BLESSED_VALUE)
-    blessing.set_string_custom_property(
-        evaluator_constants.ARTIFACT_PROPERTY_BLESSING_MESSAGE_KEY,
-        'The thresholds on the whole split passed; the blessing is withheld by the '
-        'per-site gate: ' + '; '.join(result.failures))
 
 
 def _gate_sites(evaluation_uri: str, blessing: types.Artifact,
