@@ -8,6 +8,7 @@ and say which site failed. A model that finds them everywhere is pushed, with
 "n/a" (never NaN) for what `bus_bra` cannot measure.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -62,11 +63,17 @@ def _run(workspace, dark_level: int) -> run_summary.RunSummary:
       properties={'split_names': '["test"]'}).with_id('ExamplesImporter')
   model = tfx.dsl.Importer(
       source_uri=workspace['models'][dark_level],
-      artifact_type=tfx.types.standard_artifacts.Model).with_id(f'ModelImporter{dark_level}')
+      artifact_type=tfx.types.standard_artifacts.Model,
+      # As the Trainer records it; the Pusher's model card reads it.
+      custom_properties={names.TRAINING_CONFIG_PROPERTY: json.dumps(
+          dataclasses.asdict(config.training))}).with_id(f'ModelImporter{dark_level}')
   evaluator = ServedBaselineEvaluator(
       examples=examples.outputs['result'], model=model.outputs['result'],
       eval_config=eval_config.create_eval_config(_EVALUATION, features.CLASS_NAMES),
       example_splits=['test'], serving_model_dir=config.model_serving_dir,
+      min_accuracy=_EVALUATION.min_accuracy,
+      min_malignant_recall=_EVALUATION.min_malignant_recall,
+      regression_tolerance=_EVALUATION.regression_tolerance,
       site_gate_config=pipeline_lib.site_gate_config(config)).with_id(names.EVALUATOR)
   pusher = atomic_pusher.ServingPusher(
       model=model.outputs['result'], model_blessing=evaluator.outputs['blessing'],
