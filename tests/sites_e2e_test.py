@@ -7,6 +7,7 @@ them by; the audit and the run report break the counts down by site.
 
 import glob
 import os
+import re
 
 import pytest
 import tensorflow as tf
@@ -38,7 +39,14 @@ def test_a_two_site_run_ends_to_end_with_site_features_and_per_site_counts(two_s
       '--output-dir', two_sites['out'], '--epochs', '1', '--model', 'seed_cnn',
       '--image-size', '32', '--beam-workers', '1',
       '--min-accuracy', '0', '--min-malignant-recall', '0']) == 0
-  assert 'Blessed: yes' in capsys.readouterr().out
+  summary = capsys.readouterr().out
+  assert 'Blessed: yes' in summary
+  # The summary's per-site table: a row per site; bra has no normal scans, so its
+  # normal recall is undefined, shown as n/a.
+  site_rows = {line.split()[0]: line.split() for line in summary.splitlines()
+               if line.split() and line.split()[0] in ('busi', 'bra')}
+  assert set(site_rows) == {'busi', 'bra'}
+  assert 'n/a' in site_rows['bra'] and not re.search(r'\bnan\b', summary, re.IGNORECASE)
   uri = _latest_examples(two_sites['out'])
   audit = data_audit.read(uri)
   assert audit.data_root == f'busi={two_sites["busi"]};bra={two_sites["bra"]}'
