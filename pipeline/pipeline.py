@@ -15,9 +15,9 @@ from tfx.orchestration import data_types
 
 from components import atomic_pusher
 from components import byte_batched
+from components import site_gate
 from components.epochs_trainer import EpochsTrainer
 from components.image_example_gen import component as example_gen_lib
-from components import site_gate
 from components.served_baseline_evaluator import ServedBaselineEvaluator
 from components.validation_gate import DataValidationGate
 from contracts import configs
@@ -91,7 +91,11 @@ def pusher_config(config: configs.PipelineConfig) -> Dict[str, Any]:
 
 
 def site_gate_config(config: configs.PipelineConfig) -> site_gate.SiteGateConfig:
-  """The per-site rules: the overall malignant floor and tolerance, at sites large enough."""
+  """The per-site rules: the overall malignant floor and tolerance, at sites large enough.
+
+  The floor and tolerance here are the configured ones; the Evaluator applies
+  the run's own, as it does overall.
+  """
   return site_gate.SiteGateConfig(
       class_names=tuple(config.data.class_names),
       min_malignant_recall=config.evaluation.min_malignant_recall,
