@@ -191,6 +191,10 @@ def main(argv: Sequence[str]) -> int:
                       help='early-stopping patience in epochs')
   parser.add_argument('--ensemble-size', type=int, default=configs.ModelConfig.ensemble_size,
                       help='busi_net networks averaged')
+  parser.add_argument('--synthetic-mark-rate', type=float,
+                      default=configs.TrainingConfig.synthetic_mark_rate,
+                      help='chance a training image gets synthetic calipers, and text '
+                           '(models/scan_marks.py)')
   parser.add_argument('--score-split', choices=('test', 'eval'), default='test',
                       help='split the table scores; compare recipes on eval, never test')
   parser.add_argument('--cross-site-root', default='',
@@ -212,6 +216,8 @@ def main(argv: Sequence[str]) -> int:
                       ('--ensemble-size', args.ensemble_size)):
     if value is not None and value < 1:
       parser.error(f'{flag} must be at least 1, got {value}')
+  if not 0 <= args.synthetic_mark_rate <= 1:
+    parser.error(f'--synthetic-mark-rate must be within [0, 1], got {args.synthetic_mark_rate}')
 
   busi_root = data_root.find_data_root(args.data_root)
   if busi_root is None:
@@ -236,7 +242,8 @@ def main(argv: Sequence[str]) -> int:
   except ValueError as e:
     raise SystemExit(f'bench/quality.py: {e}') from None
   training_config = dataclasses.replace(configs.TrainingConfig(),
-                                        early_stopping_patience=args.patience)
+                                        early_stopping_patience=args.patience,
+                                        synthetic_mark_rate=args.synthetic_mark_rate)
   model_config = dataclasses.replace(configs.ModelConfig(),
                                      ensemble_size=args.ensemble_size,
                                      backbone_weights=args.backbone_weights)

@@ -245,6 +245,9 @@ class TrainingConfig:
   learning_rate: float = 1e-3
   early_stopping_patience: int = 30
   seed: int = 42
+  # The chance that a training image gets a synthetic caliper pair, and
+  # independently a block of text (models/scan_marks.py); 0: none.
+  synthetic_mark_rate: float = 0.0
 
   def __post_init__(self):
     _at_least('training.epochs', self.epochs, 1)
@@ -254,6 +257,7 @@ class TrainingConfig:
                         f'must be above 0, got {self.learning_rate!r}')
     _at_least('training.early_stopping_patience', self.early_stopping_patience, 0)
     _at_least('training.seed', self.seed, 0)
+    _within('training.synthetic_mark_rate', self.synthetic_mark_rate, 0, 1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,6 +22,7 @@ from models import calibration
 from models import inference
 from models import model as model_lib
 from models import registry
+from models import scan_marks
 
 
 @dataclasses.dataclass
@@ -68,9 +69,13 @@ def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
   return weights.astype(np.float32)
 
 
-def _augment(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor):
-  """Scanner-like variation, the same geometry for image and mask."""
-  seeds = tf.random.experimental.stateless_split(seed, 6)
+def _augment(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor, mark_rate: float = 0.0):
+  """Scanner-like variation, the same geometry for image and mask.
+
+  With `mark_rate` above 0, synthetic calipers and text are painted on the
+  image (not the mask) after the intensity changes, as a scanner draws them.
+  """
+  seeds = tf.random.experimental.stateless_split(seed, 7)
   both = tf.concat([image, mask], axis=-1)
   both = tf.image.stateless_random_flip_left_right(both, seeds[0])
   size = tf.shape(both)[0]
@@ -83,11 +88,13 @@ def _augment(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor):
   image = tf.image.stateless_random_brightness(image, 0.1, seeds[4])
   gamma = tf.random.stateless_uniform([], seeds[5], 0.7, 1.4)
   image = tf.clip_by_value(image, 0.0, 1.0) ** gamma
+  if mark_rate > 0:
+    image = scan_marks.paint(image, seeds[6], mark_rate)
   return image, mask
 
 
 def _to_model_inputs(weights: tf.Tensor, augment: bool, multitask: bool, seed: int,
-                     normal_index: int):
+                     normal_index: int, mark_rate: float):
   """A function from (index, example) to the model's (inputs, targets, weights).
 
   `normal_index` is the label index whose empty masks are targets (-1: none).
@@ -96,7 +103,8 @@ def _to_model_inputs(weights: tf.Tensor, augment: bool, multitask: bool, seed: i
   def convert(index, example):
     image, mask = example[features.IMAGE_XF], example[features.MASK_XF]
     if augment:
-      image, mask = _augment(image, mask, tf.stack([index, tf.constant(seed, tf.int64)]))
+      image, mask = _augment(image, mask, tf.stack([index, tf.constant(seed, tf.int64)]),
+                             mark_rate)
     label = example[features.LABEL_XF]
     weight = tf.gather(weights, label)
     if not multitask:
@@ -116,7 +124,7 @@ def _to_model_inputs(weights: tf.Tensor, augment: bool, multitask: bool, seed: i
 
 def _batches(dataset: tf.data.Dataset, weights: np.ndarray, batch_size: int, seed: int,
              training: bool, augment: bool, multitask: bool,
-             normal_index: int) -> tf.data.Dataset:
+             normal_index: int, mark_rate: float) -> tf.data.Dataset:
   """Batches of (image, label(s), weight(s)); `multitask` adds the mask target."""
   dataset = dataset.cache()
   if training:
@@ -126,7 +134,7 @@ def _batches(dataset: tf.data.Dataset, weights: np.ndarray, batch_size: int, see
   dataset = dataset.enumerate()
   dataset = dataset.map(
       _to_model_inputs(tf.constant(weights), training and augment, multitask, seed,
-                       normal_index),
+                       normal_index, mark_rate),
       num_parallel_calls=tf.data.AUTOTUNE)
   return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
@@ -209,7 +217,8 @@ def _train_member(model_spec: registry.ModelSpec, training_model: keras.Model,
                               batch_size=training_config.batch_size, seed=seed,
                               augment=model_spec.augments_in_input_pipeline,
                               multitask=model_spec.has_mask_head,
-                              normal_index=normal_index)
+                              normal_index=normal_index,
+                              mark_rate=training_config.synthetic_mark_rate)
   return _fit(training_model, monitor, training_config, seed, log_dir,
               batches(train_examples, training=True),
               batches(eval_examples, training=False))

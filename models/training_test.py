@@ -66,6 +66,19 @@ def test_augmentation_moves_image_and_mask_together():
   assert moved >= 4
 
 
+
+def test_synthetic_marks_change_the_image_not_the_mask():
+  image = np.full((_SIZE, _SIZE, 1), 0.2, np.float32)
+  mask = np.zeros((_SIZE, _SIZE, 1), np.float32)
+  image[4:14, 6:20], mask[4:14, 6:20] = 0.8, 1.0
+  seed = tf.constant([3, 1], tf.int64)
+  plain_image, plain_mask = training._augment(tf.constant(image), tf.constant(mask), seed)
+  marked_image, marked_mask = training._augment(tf.constant(image), tf.constant(mask), seed,
+                                                mark_rate=1.0)
+  np.testing.assert_array_equal(marked_mask.numpy(), plain_mask.numpy())
+  assert (marked_image.numpy() >= plain_image.numpy()).all()
+  assert (marked_image.numpy() > plain_image.numpy()).any()
+
 # Trained, exported and served by the `exported` fixture below, at the size
 # their backbone needs.
 _EXPORTED_FAMILIES = ('efficientnet_lite0', 'lesion_net')
