@@ -114,7 +114,6 @@ def _cron(text: str) -> str:
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
   training_defaults = configs.TrainingConfig()
-  evaluation_defaults = configs.EvaluationConfig()
   platform_defaults = kubeflow_configs.KubeflowConfig(image='')
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   paths = parser.add_argument_group('where things are')
@@ -146,24 +145,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
 
   # The compiled defaults of run parameters, as --epochs is; runs may set others (--param).
   evaluation = parser.add_argument_group('blessing')
-  evaluation.add_argument('--min-accuracy', type=float,
-                          default=evaluation_defaults.min_accuracy,
-                          help='floor on test accuracy')
-  evaluation.add_argument('--min-malignant-recall', type=float,
-                          default=evaluation_defaults.min_malignant_recall,
-                          help='floor on malignant sensitivity')
-  evaluation.add_argument('--regression-tolerance', type=float,
-                          default=evaluation_defaults.regression_tolerance,
-                          help='how much worse than the served model a candidate may be')
-  # The per-site gate's, checked by the config itself as local_runner.py's are.
-  evaluation.add_argument(
-      '--min-site-malignant-examples', type=int,
-      default=evaluation_defaults.min_site_malignant_examples,
-      help='a site with at least this many malignant test scans must meet the '
-           'malignant-sensitivity floor and not regress there '
-           f'(default {evaluation_defaults.min_site_malignant_examples})')
-  evaluation.add_argument('--slice-by-device', action='store_true',
-                          help='also evaluate per scanner (device) and per site x device')
+  config_flags.add_evaluation_flags(evaluation)
 
   pods = parser.add_argument_group('pods')
   pods.add_argument('--cpu', type=_positive(float),
@@ -266,24 +248,15 @@ def build_configs(args: argparse.Namespace
       gpu=gpu,
       resources_by_component=tuple(args.resources),
       alert_webhook=args.alert_webhook or '')
-  data_fields = sites_lib.data_fields(args.sites)
   pipeline_config = configs.PipelineConfig(
       pipeline_name=kubeflow_configs.PIPELINE_NAME,
       pipeline_root=args.pipeline_root,
       serving_dir=args.serving_dir,
       schema_file=kubeflow_configs.IMAGE_SCHEMA_FILE,
-      # One bare data root is the compiled default of the data_root run
-      # parameter (pipeline/run_parameters.py); named sites are compiled in.
-      data=dataclasses.replace(configs.DataConfig(), sites=data_fields['sites'],
-                               data_root=data_fields['data_root']),
+      data=sites_lib.with_sites(configs.DataConfig(), args.sites),
       training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
                                    batch_size=args.batch_size),
-      evaluation=dataclasses.replace(
-          configs.EvaluationConfig(), min_accuracy=args.min_accuracy,
-          min_malignant_recall=args.min_malignant_recall,
-          regression_tolerance=args.regression_tolerance,
-          min_site_malignant_examples=args.min_site_malignant_examples,
-          slice_by_device=args.slice_by_device),
+      evaluation=config_flags.evaluation_config(args),
       enable_cache=not args.no_cache,
       beam_pipeline_args=beam_runners.beam_pipeline_args(
           args.beam_runner,

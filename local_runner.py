@@ -95,20 +95,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   parser.add_argument('--batch-size', type=int, default=defaults.training.batch_size)
   parser.add_argument('--splits', type=_split_ratios, default=defaults.data.splits,
                       help='train,eval,test relative sizes (default 70,15,15)')
-  parser.add_argument('--min-accuracy', type=float,
-                      default=defaults.evaluation.min_accuracy)
-  parser.add_argument('--min-malignant-recall', type=float,
-                      default=defaults.evaluation.min_malignant_recall)
-  parser.add_argument('--regression-tolerance', type=float,
-                      default=defaults.evaluation.regression_tolerance,
-                      help='how far below the served model a candidate may fall')
-  parser.add_argument('--min-site-malignant-examples', type=int,
-                      default=defaults.evaluation.min_site_malignant_examples,
-                      help='a site with at least this many malignant test scans must '
-                           'meet --min-malignant-recall and not regress there '
-                           f'(default {defaults.evaluation.min_site_malignant_examples})')
-  parser.add_argument('--slice-by-device', action='store_true',
-                      help='also evaluate per scanner (device) and per site x device')
+  config_flags.add_evaluation_flags(parser)
   parser.add_argument('--keep-versions', type=int, default=defaults.keep_served_versions)
   parser.add_argument('--beam-workers', type=int, default=1,
                       help='Beam worker processes (1, the default: Beam runs in this '
@@ -172,15 +159,14 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
 def build_config(args: argparse.Namespace, data_root_dir: str = '',
                  sites: Sequence[configs.Site] = ()) -> configs.PipelineConfig:
   """The run's config: of `sites`, or of `data_root_dir` as the one default site."""
-  data_fields = sites_lib.data_fields(
+  data = sites_lib.with_sites(
+      dataclasses.replace(configs.DataConfig(), splits=args.splits,
+                          max_quarantined_fraction=args.max_quarantined_fraction,
+                          strict=args.strict, label_conflicts=args.label_conflicts),
       sites or (configs.Site(configs.DEFAULT_SITE, data_root_dir),))
   return local.local_config(
-      data_fields['data_root'], args.output_dir,
-      data=dataclasses.replace(configs.DataConfig(), sites=data_fields['sites'],
-                               splits=args.splits,
-                               max_quarantined_fraction=args.max_quarantined_fraction,
-                               strict=args.strict,
-                               label_conflicts=args.label_conflicts),
+      data.data_root, args.output_dir,
+      data=data,
       model=dataclasses.replace(configs.ModelConfig(), name=args.model,
                                 image_size=(registry.spec(args.model).image_size
                                             if args.image_size is None else args.image_size),
@@ -190,12 +176,7 @@ def build_config(args: argparse.Namespace, data_root_dir: str = '',
                                    epochs=(registry.spec(args.model).epochs
                                            if args.epochs is None else args.epochs),
                                    batch_size=args.batch_size),
-      evaluation=dataclasses.replace(
-          configs.EvaluationConfig(), min_accuracy=args.min_accuracy,
-          min_malignant_recall=args.min_malignant_recall,
-          regression_tolerance=args.regression_tolerance,
-          min_site_malignant_examples=args.min_site_malignant_examples,
-          slice_by_device=args.slice_by_device),
+      evaluation=config_flags.evaluation_config(args),
       keep_served_versions=args.keep_versions,
       enable_cache=not args.no_cache,
       beam_workers=args.beam_workers,

@@ -7,7 +7,6 @@ decodes BUSI's, and scored with the served decision (the argmax over all the
 model's classes, so a lesion called "normal" counts as missed).
 """
 
-import csv
 import dataclasses
 import os
 from typing import Dict, Optional, Sequence
@@ -16,10 +15,14 @@ import numpy as np
 import tensorflow as tf
 
 from bench import classification_metrics
+from contracts import configs
 from contracts import features
+from dataset import manifest
 from models import preprocessing
 
-MANIFEST = 'bus_data.csv'
+# The site is read as the pipeline reads it with `--manifest-columns bus_bra=bus_bra`.
+COLUMNS = configs.MANIFEST_PRESETS['bus_bra']
+MANIFEST = COLUMNS.manifest
 DEFAULT_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..',
                             'shared', 'data', 'bus_bra')
 
@@ -49,24 +52,26 @@ def find_root(given: str) -> Optional[str]:
 
 def load(root: str, image_size: int, class_names: Sequence[str],
          limit: int = 0) -> SiteImages:
-  """BUS-BRA's scans listed in its manifest (the first `limit`; 0: all)."""
-  with open(os.path.join(root, MANIFEST), newline='') as f:
-    rows = list(csv.DictReader(f))
-  if limit:
-    rows = rows[:limit]
+  """BUS-BRA's scans listed in its manifest (the first `limit`; 0: all).
+
+  A listed scan the pipeline would quarantine is an error here, not a drop:
+  the figures are for the whole site.
+  """
+  try:
+    scan = manifest.scan_manifest(root, COLUMNS, class_names)
+  except manifest.ManifestError as e:
+    raise ValueError(str(e)) from None
+  if scan.quarantined:
+    first = scan.quarantined[0]
+    raise ValueError(f'{root}: {len(scan.quarantined)} listed scan(s) cannot be scored, '
+                     f'first {first.file}: {first.reason}')
+  files = scan.images[:limit] if limit else scan.images
   index = {name: i for i, name in enumerate(class_names)}
-  unknown = sorted({row['Pathology'] for row in rows} - set(index))
-  if unknown:
-    raise ValueError(f'{root}/{MANIFEST}: pathology {", ".join(unknown)} is not one '
-                     f'of the classes {", ".join(class_names)}')
-  images = []
-  for row in rows:
-    path = os.path.join(root, 'Images', f'{row["ID"]}.png')
-    encoded = tf.io.read_file(path)
-    images.append(preprocessing.decode_image(encoded, image_size).numpy())
-  return SiteImages(np.stack(images),
-                    np.array([index[row['Pathology']] for row in rows], np.int64),
-                    np.array([row['Device'] for row in rows]))
+  images = [preprocessing.decode_image(tf.io.read_file(os.path.join(root, f.relpath)),
+                                       image_size).numpy()
+            for f in files]
+  return SiteImages(np.stack(images), np.array([index[f.label] for f in files], np.int64),
+                    np.array([f.device for f in files]))
 
 
 def score(site: SiteImages, probs: np.ndarray,

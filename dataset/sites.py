@@ -109,12 +109,17 @@ def build_sites(site_texts: Sequence[str], columns_texts: Sequence[str]
                for name, path in specs)
 
 
-def data_fields(sites: Sequence[configs.Site]) -> Dict[str, object]:
-  """`DataConfig` fields for `sites`: one plain default site stays `data_root`."""
+def with_sites(data: configs.DataConfig,
+               sites: Sequence[configs.Site]) -> configs.DataConfig:
+  """`data` reading `sites`: one plain default site stays the bare `data_root`.
+
+  The bare data root is what the `data_root` run parameter overrides
+  (pipeline/run_parameters.py); named sites are fixed when the DAG is built.
+  """
   if (len(sites) == 1 and sites[0].name == configs.DEFAULT_SITE
       and sites[0].columns == configs.ManifestColumns()):
-    return {'data_root': sites[0].root, 'sites': ()}
-  return {'data_root': '', 'sites': tuple(sites)}
+    return dataclasses.replace(data, data_root=sites[0].root, sites=())
+  return dataclasses.replace(data, data_root='', sites=tuple(sites))
 
 
 def layout_problem(site: configs.Site, class_names: Sequence[str]) -> Optional[str]:

@@ -60,9 +60,11 @@ def test_a_columns_file_with_an_unknown_field_names_it(tmp_path):
 
 
 def test_one_plain_default_site_stays_the_data_root():
-  assert sites.data_fields(sites.build_sites(['/a'], [])) == {'data_root': '/a', 'sites': ()}
+  data = configs.DataConfig(splits=(6, 2, 2))
+  plain = sites.with_sites(data, sites.build_sites(['/a'], []))
+  assert (plain.data_root, plain.sites, plain.splits) == ('/a', (), (6, 2, 2))
   named = sites.build_sites(['busi=/a'], [])
-  assert sites.data_fields(named) == {'data_root': '', 'sites': named}
+  assert sites.with_sites(data, named) == configs.DataConfig(splits=(6, 2, 2), sites=named)
 
 
 def test_the_config_refuses_repeated_names_and_mixed_roots():

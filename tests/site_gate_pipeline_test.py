@@ -56,8 +56,14 @@ def workspace(tmp_path_factory):
   return {'root': root, 'examples': examples, 'models': models}
 
 
-def _run(workspace, dark_level: int) -> run_summary.RunSummary:
-  config = local.local_config('', str(workspace['root'] / 'out'), evaluation=_EVALUATION)
+def _run(workspace, dark_level: int, output: str = 'out',
+         run_floor: float = _EVALUATION.min_malignant_recall) -> run_summary.RunSummary:
+  """Evaluates and pushes the rule model; `run_floor` is the run's malignant floor.
+
+  The site gate's compiled rules always hold `_EVALUATION`'s floor; a run sets
+  its own through the Evaluator's `min_malignant_recall` parameter.
+  """
+  config = local.local_config('', str(workspace['root'] / output), evaluation=_EVALUATION)
   examples = tfx.dsl.Importer(
       source_uri=workspace['examples'], artifact_type=tfx.types.standard_artifacts.Examples,
       properties={'split_names': '["test"]'}).with_id('ExamplesImporter')
@@ -72,7 +78,7 @@ def _run(workspace, dark_level: int) -> run_summary.RunSummary:
       eval_config=eval_config.create_eval_config(_EVALUATION, features.CLASS_NAMES),
       example_splits=['test'], serving_model_dir=config.model_serving_dir,
       min_accuracy=_EVALUATION.min_accuracy,
-      min_malignant_recall=_EVALUATION.min_malignant_recall,
+      min_malignant_recall=run_floor,
       regression_tolerance=_EVALUATION.regression_tolerance,
       site_gate_config=pipeline_lib.site_gate_config(config)).with_id(names.EVALUATOR)
   pusher = atomic_pusher.ServingPusher(
@@ -171,3 +177,13 @@ def test_against_the_served_model_a_regression_at_a_site_is_named(workspace):
       '(0.0000 vs 1.0000; allowed: -0.0000 or better)']
   assert _site(summary, 'busi').passed
   assert serving_dir.served_versions(workspace['serving']) == pushed
+
+
+def test_the_site_gate_applies_the_run_floor_not_the_compiled_one(workspace):
+  # The weak model misses every bus_bra cancer: refused at the compiled 0.5,
+  # blessed where the run lowers the floor to 0 (as a run parameter would).
+  summary = _run(workspace, _WEAK, output='out_run_floor', run_floor=0.0)
+  assert summary.blessed and summary.failed_checks == []
+  bus_bra = _site(summary, 'bus_bra')
+  assert bus_bra.gated and bus_bra.passed
+  assert bus_bra.metrics[names.MALIGNANT_SENSITIVITY_METRIC] == 0.0
