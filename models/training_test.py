@@ -141,7 +141,7 @@ def _mask_weights(model_name: str, labels, masks) -> np.ndarray:
   model_spec = registry.spec(model_name)
   convert = training._to_model_inputs(
       tf.ones([len(features.CLASS_NAMES)]), False, True, 0,
-      training._normal_index(model_spec, features.CLASS_NAMES))
+      training._normal_index(model_spec, features.CLASS_NAMES), mark_rate=0.0)
   weights = []
   for index, (label, mask) in enumerate(zip(labels, masks)):
     _, _, weight = convert(tf.constant(index, tf.int64), {
