@@ -66,7 +66,6 @@ def test_augmentation_moves_image_and_mask_together():
   assert moved >= 4
 
 
-
 def test_synthetic_marks_change_the_image_not_the_mask():
   image = np.full((_SIZE, _SIZE, 1), 0.2, np.float32)
   mask = np.zeros((_SIZE, _SIZE, 1), np.float32)
@@ -78,6 +77,7 @@ def test_synthetic_marks_change_the_image_not_the_mask():
   np.testing.assert_array_equal(marked_mask.numpy(), plain_mask.numpy())
   assert (marked_image.numpy() >= plain_image.numpy()).all()
   assert (marked_image.numpy() > plain_image.numpy()).any()
+
 
 # Trained, exported and served by the `exported` fixture below, at the size
 # their backbone needs.
