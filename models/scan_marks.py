@@ -20,6 +20,8 @@ _DASH_PX = 4.0
 # Text: glyphs of 3x5 cells with a one-cell gap, 1 or 2 px a cell.
 _GLYPH_ROWS, _GLYPH_COLUMNS = 5, 4
 _CHARACTERS = (4, 12)
+# Cells across the longest line of text.
+_TEXT_COLUMNS = _CHARACTERS[1] * _GLYPH_COLUMNS
 _INTENSITY = (0.6, 1.0)
 
 
@@ -89,20 +91,16 @@ def text(grid, seed: tf.Tensor) -> tf.Tensor:
                                            _CHARACTERS[1] + 1, dtype=tf.int32)
   cell = tf.cast(tf.random.stateless_uniform([], seeds[1], 1, 3, dtype=tf.int32),
                  tf.float32)
-  glyph_cells = tf.random.stateless_uniform(
-      [_GLYPH_ROWS, _CHARACTERS[1] * _GLYPH_COLUMNS], seeds[2]) < 0.5
-  gap = tf.range(_CHARACTERS[1] * _GLYPH_COLUMNS) % _GLYPH_COLUMNS == _GLYPH_COLUMNS - 1
-  used = tf.range(_CHARACTERS[1] * _GLYPH_COLUMNS) < characters * _GLYPH_COLUMNS
+  glyph_cells = tf.random.stateless_uniform([_GLYPH_ROWS, _TEXT_COLUMNS], seeds[2]) < 0.5
+  gap = tf.range(_TEXT_COLUMNS) % _GLYPH_COLUMNS == _GLYPH_COLUMNS - 1
+  used = tf.range(_TEXT_COLUMNS) < characters * _GLYPH_COLUMNS
   glyph_cells = glyph_cells & ~gap[tf.newaxis, :] & used[tf.newaxis, :]
   origin = tf.random.stateless_uniform([2], seeds[3], 0.0, 0.9) * side
-  cell_row = tf.cast(tf.floor((rows - origin[0]) / cell), tf.int32)
-  cell_column = tf.cast(tf.floor((columns - origin[1]) / cell), tf.int32)
-  inside = ((cell_row >= 0) & (cell_row < _GLYPH_ROWS) & (cell_column >= 0) &
-            (cell_column < _CHARACTERS[1] * _GLYPH_COLUMNS))
-  shape = tf.shape(inside)
-  index = tf.stack([
-      tf.broadcast_to(tf.clip_by_value(cell_row, 0, _GLYPH_ROWS - 1), shape),
-      tf.broadcast_to(tf.clip_by_value(cell_column, 0, _CHARACTERS[1] * _GLYPH_COLUMNS - 1),
-                      shape)], axis=-1)
-  lit = tf.gather_nd(glyph_cells, index)
+  # Each pixel row and column's cell of the text ([H] and [W]).
+  cell_row = tf.cast(tf.floor((rows[:, 0] - origin[0]) / cell), tf.int32)
+  cell_column = tf.cast(tf.floor((columns[0] - origin[1]) / cell), tf.int32)
+  inside = (((cell_row >= 0) & (cell_row < _GLYPH_ROWS))[:, tf.newaxis] &
+            ((cell_column >= 0) & (cell_column < _TEXT_COLUMNS))[tf.newaxis, :])
+  lit = tf.gather(tf.gather(glyph_cells, tf.clip_by_value(cell_row, 0, _GLYPH_ROWS - 1)),
+                  tf.clip_by_value(cell_column, 0, _TEXT_COLUMNS - 1), axis=1)
   return tf.cast(inside & lit, tf.float32)
