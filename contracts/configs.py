@@ -210,18 +210,6 @@ class ModelConfig:
   name: str = 'lesion_net'
   image_size: int = 256
   dropout: float = 0.3
-  # busi_net networks trained from different seeds and served as their average.
-  # 1: each member costs a full training, and one network on the default
-  # schedule does as well (bench/README.md).
-  ensemble_size: int = 1
-  # Average each prediction with the mirrored image's (the seed's network never
-  # does). Off: it doubles serving compute for no gain on the eval split
-  # (bench/README.md).
-  test_time_flip: bool = False
-  # mobilenet_v2 / efficientnet_b0 only: a Keras .h5 file of the backbone's
-  # ImageNet weights without its top, read from disk (nothing is downloaded).
-  # Empty: random initial weights.
-  backbone_weights: str = ''
 
   def __post_init__(self):
     _at_least('model.image_size', self.image_size, MIN_IMAGE_SIZE)
@@ -230,7 +218,6 @@ class ModelConfig:
                         f'got {self.image_size}')
     if not 0.0 <= self.dropout < 1.0:
       raise ConfigError('model.dropout', f'must be from 0 to below 1, got {self.dropout!r}')
-    _at_least('model.ensemble_size', self.ensemble_size, 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,9 +232,6 @@ class TrainingConfig:
   learning_rate: float = 1e-3
   early_stopping_patience: int = 30
   seed: int = 42
-  # The chance that a training image gets a synthetic caliper pair, and
-  # independently a block of text (models/scan_marks.py); 0: none.
-  synthetic_mark_rate: float = 0.0
 
   def __post_init__(self):
     _at_least('training.epochs', self.epochs, 1)
@@ -257,7 +241,6 @@ class TrainingConfig:
                         f'must be above 0, got {self.learning_rate!r}')
     _at_least('training.early_stopping_patience', self.early_stopping_patience, 0)
     _at_least('training.seed', self.seed, 0)
-    _within('training.synthetic_mark_rate', self.synthetic_mark_rate, 0, 1)
 
 
 @dataclasses.dataclass(frozen=True)

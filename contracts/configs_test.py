@@ -16,7 +16,6 @@ from contracts import configs
     (lambda: configs.ModelConfig(image_size=0), 'model.image_size', 'at least 32'),
     (lambda: configs.ModelConfig(image_size=-5), 'model.image_size', 'at least 32'),
     (lambda: configs.ModelConfig(image_size=4096), 'model.image_size', 'at most 1024'),
-    (lambda: configs.ModelConfig(ensemble_size=0), 'model.ensemble_size', 'at least 1'),
     (lambda: configs.ModelConfig(dropout=1.0), 'model.dropout', 'below 1'),
     (lambda: configs.EvaluationConfig(min_accuracy=2), 'evaluation.min_accuracy', '0 to 1'),
     (lambda: configs.EvaluationConfig(min_malignant_recall=-0.1),

@@ -21,7 +21,7 @@ PUSHER = 'Pusher'
 # ImageExampleGen's data audit, beside its splits: for programs, and for people.
 DATA_AUDIT_FILE = 'data_audit.json'
 DATA_AUDIT_REPORT_FILE = 'data_audit.md'
-# What the Trainer's run_fn writes beside the model: epochs, members, temperature.
+# What the Trainer's run_fn writes beside the model: epochs, history, temperature.
 TRAINING_SUMMARY_FILE = 'training_summary.json'
 # Custom property of the Evaluator's blessing: the served version it compared
 # against ('' when nothing was served yet).

@@ -37,15 +37,6 @@ def compile_seed_cnn(training_model: keras.Model,
   return 'val_loss'
 
 
-def compile_classifier(training_model: keras.Model,
-                       training_config: configs.TrainingConfig, steps: int) -> str:
-  """One softmax output, AdamW with cosine decay."""
-  training_model.compile(optimizer=_cosine_adamw(training_config, steps),
-                         loss=keras.losses.SparseCategoricalCrossentropy(),
-                         weighted_metrics=[_accuracy()])
-  return 'val_loss'
-
-
 def _dice_bce(y_true, y_pred):
   bce = keras.losses.binary_crossentropy(y_true, y_pred)
   intersection = tf.reduce_sum(y_true * y_pred, axis=[1, 2, 3])

@@ -356,24 +356,19 @@ def _training_section(context: _Context) -> List[str]:
     return [html.paragraph('The Trainer did not run, or wrote no training summary.')]
   with tf.io.gfile.GFile(summary_path) as f:
     summary = json.load(f)
-  facts = [(k, summary[k]) for k in ('model', 'parameters', 'epochs_run', 'flip_average')
-           if k in summary]
+  facts = [(k, summary[k]) for k in ('model', 'parameters', 'epochs_run') if k in summary]
   if 'temperature' in summary:
     facts.append(('temperature (fitted on eval)', f'{summary["temperature"]:.2f}'))
-  members = summary.get('members', [])
-  facts += [(f'member {k} (seed {m["seed"]})',
-             f'best epoch {m["best_epoch"] + 1} of {m["epochs_run"]}')
-            for k, m in enumerate(members)]
   parts = [html.table(['Training', 'Value'], facts)]
-  class_accuracy = f'{model_lib.CLASS_OUTPUT}_accuracy'
-  for k, member in enumerate(members):
-    history = member['history']
+  if 'history' in summary:
+    history = summary['history']
+    class_accuracy = f'{model_lib.CLASS_OUTPUT}_accuracy'
     accuracy_key = class_accuracy if class_accuracy in history else 'accuracy'
     parts.append(html.figure(
         plots.training_curves(history, 'loss', accuracy_key),
-        f'Member {k}: training loss (all outputs, weighted) and classification '
-        'accuracy per epoch; "eval" is the eval split, which early stopping '
-        f'watches. Best epoch (weights kept): {member["best_epoch"] + 1}.'))
+        'Training loss (all outputs, weighted) and classification accuracy per '
+        'epoch; "eval" is the eval split, which early stopping watches. Best '
+        f'epoch (weights kept): {summary["best_epoch"] + 1}.'))
   return parts
 
 
