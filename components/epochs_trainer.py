@@ -4,16 +4,15 @@ The training configuration reaches `run_fn` as JSON in `custom_config`, and a
 TFX `RuntimeParameter` cannot sit inside that JSON: its value is known only
 when a run starts. So the epochs are a typed parameter of the component
 (`epochs`), which an orchestrator may bind to a run parameter (Kubeflow's
-runtime parameters) or set to a plain value (local runs); the executor writes
-that value into the training configuration before TFX's executor runs. Any
-other training value stays compiled in `custom_config`.
+runtime parameters) or set to a plain value (local runs), and the compiled
+`custom_config` has none; the executor adds the value to the training
+configuration before TFX's executor runs.
 
 The model artifact records the training configuration it was trained with
 (`names.TRAINING_CONFIG_PROPERTY`), so the model card says the epochs this run
 used, not the compiled default.
 """
 
-import dataclasses
 import json
 from typing import Any, Dict, List, Union
 
@@ -44,9 +43,7 @@ class Executor(trainer_executor.GenericExecutor):
     custom_config = json_utils.loads(
         exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY])
     # TrainingConfig checks the value: a run parameter of 0 stops here, by name.
-    training = dataclasses.replace(configs.training_config_from(custom_config),
-                                   epochs=exec_properties[EPOCHS_KEY])
-    custom_config = configs.with_training(custom_config, training)
+    custom_config = configs.with_epochs(custom_config, exec_properties[EPOCHS_KEY])
     super().Do(input_dict, output_dict, {
         **exec_properties,
         standard_component_specs.CUSTOM_CONFIG_KEY: json_utils.dumps(custom_config)})

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from tfx.dsl.io import fileio
 
-from components import site_gate
+from blessing import site_gate
 from contracts import metric_values
 from contracts import serving
 from dataset import data_audit
@@ -50,7 +50,7 @@ class ModelCard:
   baseline_version: str           # the served version compared with; '' for none
   code_fingerprint: str
   training_config: Dict[str, Any]
-  # site -> the main clinical metrics at that site (components/site_gate.py);
+  # site -> the main clinical metrics at that site (blessing/site_gate.py);
   # empty when the examples carry no site.
   site_metrics: Dict[str, Dict[str, Optional[float]]] = dataclasses.field(
       default_factory=dict)

@@ -24,8 +24,8 @@ from google.protobuf import json_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.utils import path_utils
 
-from components import evaluation_metrics
-from components import site_gate
+from blessing import evaluation_metrics
+from blessing import site_gate
 from contracts import configs
 from contracts import features
 from contracts import names
@@ -92,8 +92,11 @@ def build_report(output_dir: str, run_id: Optional[str] = None,
 
 
 def _context(record: run_record.RunRecord) -> _Context:
-  custom_config = json.loads(record.properties.get(names.TRAINER, {}).get('custom_config')
-                             or '{}')
+  trainer = record.properties.get(names.TRAINER, {})
+  custom_config = json.loads(trainer.get('custom_config') or '{}')
+  if 'training' in custom_config and trainer.get('epochs'):
+    # The Trainer's own parameter, not part of the compiled custom_config.
+    custom_config['training']['epochs'] = int(trainer['epochs'])
   class_names = custom_config.get('class_names') or list(features.CLASS_NAMES)
   examples_uri = record.uri(names.EXAMPLE_GEN, 'Examples')
   splits = {}
