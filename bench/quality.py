@@ -1,6 +1,6 @@
 """Trains the seed CNN, busi_net and the default model side by side on BUSI and scores them.
 
-Each goes through `models.training.train`, the Trainer's own code, at its own
+Each goes through `models.training_loop.train`, the Trainer's own code, at its own
 input size and epochs, on the split ImageExampleGen makes (or on
 group-stratified cross-validation folds with `--folds`), and is scored on the
 held-out test images: the clinical metrics, the pointing game (Grad-CAM), one
@@ -41,7 +41,7 @@ from dataset import data_root
 from models import grad_cam
 from models import lesion_net
 from models import registry
-from models import training
+from models import training_loop
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 # Columns of the printed table: (metric key, header).
@@ -116,7 +116,7 @@ def _train_and_score(model_config: configs.ModelConfig,
                      other_site: Optional[cross_site.SiteImages]) -> Dict[str, float]:
   scored = data.subset(split[score_split])
   start = time.monotonic()
-  result = training.train(model_config, training_config, class_names,
+  result = training_loop.train(model_config, training_config, class_names,
                           data.subset(split['train']).dataset(),
                           data.subset(split['eval']).dataset())
   seconds = time.monotonic() - start

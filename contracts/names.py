@@ -46,4 +46,4 @@ CLASS_EXAMPLES_SUFFIX = '_examples'
 
 # Module paths of the functions Transform and Trainer import.
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
-RUN_FN = 'models.trainer.run_fn'
+RUN_FN = 'models.run_fn.run_fn'

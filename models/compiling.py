@@ -1,7 +1,7 @@
 """How each model family is compiled: optimizer, losses, and the metric to watch.
 
 Each function compiles one training model and returns the name of the eval
-metric early stopping watches, so `training.train` needs no knowledge of the
+metric early stopping watches, so `training_loop.train` needs no knowledge of the
 family it fits.
 """
 

@@ -15,9 +15,9 @@ from tfx.orchestration import data_types
 
 from components import atomic_pusher
 from components import byte_batched
-from components.epochs_trainer import EpochsTrainer
 from components.image_example_gen import component as example_gen_lib
 from components.served_baseline_evaluator import ServedBaselineEvaluator
+from components.trainer import Trainer
 from components.validation_gate import DataValidationGate
 from contracts import configs
 from contracts import names
@@ -107,7 +107,7 @@ def create_pipeline(config: configs.PipelineConfig,
   validated_schema = validation_gate.outputs['validated_schema']
   transform = transform_component(config, example_gen.outputs['examples'],
                                   validated_schema)
-  trainer = EpochsTrainer(
+  trainer = Trainer(
       run_fn=names.RUN_FN,
       examples=transform.outputs['transformed_examples'],
       transform_graph=transform.outputs['transform_graph'],

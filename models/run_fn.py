@@ -12,7 +12,7 @@ from tfx import v1 as tfx
 from contracts import configs
 from contracts import names
 from models import signatures
-from models import training
+from models import training_loop
 
 def _examples(file_patterns: List[str],
               tf_transform_output: tft.TFTransformOutput) -> tf.data.Dataset:
@@ -42,7 +42,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   class_names = custom_config['class_names']
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
-  result = training.train(
+  result = training_loop.train(
       model_config, training_config, class_names,
       _examples(fn_args.train_files, tf_transform_output),
       _examples(fn_args.eval_files, tf_transform_output),

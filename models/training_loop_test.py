@@ -12,9 +12,9 @@ from contracts import serving
 from models import model as model_lib
 from models import preprocessing
 from models import registry
+from models import run_fn
 from models import signatures
-from models import trainer
-from models import training
+from models import training_loop
 
 _SIZE = 32
 
@@ -36,7 +36,7 @@ def _examples(per_class: int, seed: int) -> tf.data.Dataset:
 
 def test_class_weights_balance_the_classes():
   labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
-  weights = training.class_weights(labels, 3)
+  weights = training_loop.class_weights(labels, 3)
   per_example = weights[labels]
   assert np.isclose(per_example.mean(), 1.0)
   # Each class carries the same total weight.
@@ -44,7 +44,7 @@ def test_class_weights_balance_the_classes():
 
 
 def test_class_weights_of_an_absent_class_are_zero():
-  assert training.class_weights(np.array([0, 0, 1]), 3)[2] == 0.0
+  assert training_loop.class_weights(np.array([0, 0, 1]), 3)[2] == 0.0
 
 
 def test_augmentation_moves_image_and_mask_together():
@@ -53,7 +53,7 @@ def test_augmentation_moves_image_and_mask_together():
   image[4:14, 6:20], mask[4:14, 6:20] = 0.8, 1.0
   moved = 0
   for seed in range(8):
-    out_image, out_mask = training._augment(
+    out_image, out_mask = training_loop._augment(
         tf.constant(image), tf.constant(mask), tf.constant([seed, 1], tf.int64))
     out_image, out_mask = out_image.numpy(), out_mask.numpy()
     assert out_image.shape == out_mask.shape == (_SIZE, _SIZE, 1)
@@ -75,7 +75,7 @@ _EXPORTED_FAMILIES = ('lesion_net',)
                                         if name not in _EXPORTED_FAMILIES])
 def test_one_epoch_returns_a_serving_model(model_name):
   model_config = configs.ModelConfig(name=model_name, image_size=_SIZE)
-  result = training.train(
+  result = training_loop.train(
       model_config, configs.TrainingConfig(epochs=1, batch_size=8, seed=5),
       features.CLASS_NAMES, _examples(4, seed=0), _examples(2, seed=1))
   assert (result.epochs_run, result.best_epoch) == (1, 0)
@@ -92,19 +92,19 @@ def test_one_epoch_returns_a_serving_model(model_name):
 def test_empty_train_split_is_a_clear_error():
   empty = _examples(1, seed=0).take(0)
   with pytest.raises(ValueError, match='train split holds no examples'):
-    training.train(configs.ModelConfig(image_size=_SIZE), configs.TrainingConfig(),
+    training_loop.train(configs.ModelConfig(image_size=_SIZE), configs.TrainingConfig(),
                    features.CLASS_NAMES, empty, _examples(1, seed=1))
 
 
 def test_empty_eval_split_is_a_clear_error():
   with pytest.raises(ValueError, match='eval split holds no examples'):
-    training.train(configs.ModelConfig(image_size=_SIZE), configs.TrainingConfig(),
+    training_loop.train(configs.ModelConfig(image_size=_SIZE), configs.TrainingConfig(),
                    features.CLASS_NAMES, _examples(1, seed=0), _examples(1, seed=1).take(0))
 
 
 def test_train_places_the_variables_with_the_given_strategy():
   strategy = tf.distribute.MirroredStrategy(['/cpu:0'])
-  result = training.train(
+  result = training_loop.train(
       configs.ModelConfig(name='seed_cnn', image_size=_SIZE),
       configs.TrainingConfig(epochs=1, batch_size=8),
       features.CLASS_NAMES, _examples(2, seed=0), _examples(1, seed=1),
@@ -116,15 +116,15 @@ def test_train_places_the_variables_with_the_given_strategy():
 def test_trainer_without_a_gpu_uses_the_default_strategy():
   if tf.config.list_physical_devices('GPU'):
     pytest.skip('a GPU is visible: the Trainer mirrors across it')
-  assert trainer.distribution_strategy() is tf.distribute.get_strategy()
+  assert run_fn.distribution_strategy() is tf.distribute.get_strategy()
 
 
 def _mask_weights(model_name: str, labels, masks) -> np.ndarray:
   """The mask head's weight of each example, as `train` gives it."""
   model_spec = registry.spec(model_name)
-  convert = training._to_model_inputs(
+  convert = training_loop._to_model_inputs(
       tf.ones([len(features.CLASS_NAMES)]), False, True, 0,
-      training._normal_index(model_spec, features.CLASS_NAMES))
+      training_loop._normal_index(model_spec, features.CLASS_NAMES))
   weights = []
   for index, (label, mask) in enumerate(zip(labels, masks)):
     _, _, weight = convert(tf.constant(index, tf.int64), {
@@ -148,7 +148,7 @@ def test_a_normal_scans_empty_mask_is_a_target_only_where_the_spec_says():
 
 def test_a_family_that_learns_from_normal_scans_needs_the_normal_class():
   with pytest.raises(ValueError, match="from the 'normal' class, which is not among"):
-    training._normal_index(registry.spec('lesion_net'), ('benign', 'malignant'))
+    training_loop._normal_index(registry.spec('lesion_net'), ('benign', 'malignant'))
 
 
 _EXPORT_SIZE = 64
@@ -178,7 +178,7 @@ def transform_output(tmp_path_factory):
 def exported(request, transform_output, tmp_path_factory):
   """(TrainResult, loaded SavedModel) of one step of training, exported as run_fn does."""
   model_config = configs.ModelConfig(name=request.param, image_size=_EXPORT_SIZE)
-  result = training.train(
+  result = training_loop.train(
       model_config, configs.TrainingConfig(epochs=1, batch_size=2, seed=3),
       features.CLASS_NAMES, _lesion_and_normal(0), _lesion_and_normal(1))
   export_dir = str(tmp_path_factory.mktemp(request.param) / 'serving_model')

@@ -1,4 +1,4 @@
-"""TFX's Trainer with the number of epochs as an execution parameter of its own.
+"""The pipeline's Trainer: TFX's, with the number of epochs as an execution parameter of its own.
 
 The training configuration reaches `run_fn` as JSON in `custom_config`, and a
 TFX `RuntimeParameter` cannot sit inside that JSON: its value is known only
@@ -52,17 +52,17 @@ class Executor(trainer_executor.GenericExecutor):
             names.TRAINING_CONFIG_PROPERTY, json.dumps(custom_config, sort_keys=True))
 
 
-class EpochsTrainerSpec(standard_component_specs.TrainerSpec):
+class TrainerSpec(standard_component_specs.TrainerSpec):
   PARAMETERS = {
       **standard_component_specs.TrainerSpec.PARAMETERS,
       EPOCHS_KEY: ExecutionParameter(type=int),
   }
 
 
-class EpochsTrainer(base_component.BaseComponent):
+class Trainer(base_component.BaseComponent):
   """Trainer(examples, transform_graph, schema, run_fn, custom_config) + `epochs`."""
 
-  SPEC_CLASS = EpochsTrainerSpec
+  SPEC_CLASS = TrainerSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
   def __init__(self, examples: types.BaseChannel, transform_graph: types.BaseChannel,
@@ -70,7 +70,7 @@ class EpochsTrainer(base_component.BaseComponent):
                train_args: trainer_pb2.TrainArgs, eval_args: trainer_pb2.EvalArgs,
                custom_config: Dict[str, Any],
                epochs: Union[int, data_types.RuntimeParameter]):
-    super().__init__(spec=EpochsTrainerSpec(
+    super().__init__(spec=TrainerSpec(
         examples=examples,
         transform_graph=transform_graph,
         schema=schema,
