@@ -35,7 +35,7 @@ EPOCHS_KEY = 'epochs'
 
 
 class Executor(trainer_executor.GenericExecutor):
-  """TFX's GenericExecutor, run with `epochs` written into the training configuration."""
+  """TFX's GenericExecutor, run with `epochs` added to the training configuration."""
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],

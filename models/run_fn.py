@@ -14,6 +14,7 @@ from contracts import names
 from models import signatures
 from models import training_loop
 
+
 def _examples(file_patterns: List[str],
               tf_transform_output: tft.TFTransformOutput) -> tf.data.Dataset:
   """Unbatched dicts of transformed features, read in file order."""
