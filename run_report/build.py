@@ -20,11 +20,11 @@ import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 import tfx
-from google.protobuf import json_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.utils import path_utils
 
 from blessing import evaluation_metrics
+from blessing import rules as rules_lib
 from blessing import site_gate
 from contracts import configs
 from contracts import features
@@ -126,23 +126,13 @@ def _git_commit() -> str:
   return commit + (' with uncommitted changes' if dirty.strip() else '')
 
 
-def _thresholds(eval_config_json: str) -> List[Dict[str, Any]]:
-  """Each metric's floor and allowed change against the baseline, from the EvalConfig."""
-  eval_config = json_format.Parse(eval_config_json, tfma.EvalConfig())
-  rules = []
-  for spec in eval_config.metrics_specs:
-    for metric in spec.metrics:
-      name = json.loads(metric.config or '{}').get('name', metric.class_name)
-      thresholds = [metric.threshold] if metric.HasField('threshold') else []
-      thresholds += [t.threshold for t in metric.per_slice_thresholds]
-      for threshold in thresholds:
-        value, change = threshold.value_threshold, threshold.change_threshold
-        rules.append({
-            'metric': name,
-            'floor': value.lower_bound.value if value.HasField('lower_bound') else None,
-            'max_drop': (-change.absolute.value if change.HasField('absolute') else None),
-        })
-  return rules
+def _rules(evaluator_properties: Mapping[str, str]) -> Optional[rules_lib.BlessingRules]:
+  """The blessing rules the Evaluator ran with (its own execution parameters)."""
+  fields = dataclasses.fields(rules_lib.BlessingRules)
+  if not all(field.name in evaluator_properties for field in fields):
+    return None
+  return rules_lib.BlessingRules(**{field.name: field.type(evaluator_properties[field.name])
+                                    for field in fields})
 
 
 def _site_parts(summary: run_summary.RunSummary) -> List[str]:
@@ -190,13 +180,12 @@ def _summary_section(context: _Context) -> List[str]:
                 else 'none: nothing was served yet, so only the floors apply')
     parts.append(f'<p>Blessed: {html.badge(summary.blessed, "yes", "no")}. '
                  f'Baseline: {html.text(baseline)}.</p>')
-    rules = _thresholds(record.properties.get(names.EVALUATOR, {}).get('eval_config', '{}'))
-    rows = [(rule['metric'], summary.metrics.get(rule['metric'], float('nan')),
-             rule['floor'] if rule['floor'] is not None else '',
-             rule['max_drop'] if rule['max_drop'] is not None else '',
-             html.badge(not any(re.match(rf'{re.escape(rule["metric"])}\b', check)
+    rules = _rules(record.properties.get(names.EVALUATOR, {}))
+    rows = [(metric, summary.metrics.get(metric, float('nan')), floor,
+             rules.regression_tolerance,
+             html.badge(not any(re.match(rf'{re.escape(metric)}\b', check)
                                 for check in summary.failed_checks)))
-            for rule in rules]
+            for metric, floor in (rules.floors.items() if rules else ())]
     parts.append(html.table(
         ['Metric', 'Candidate', 'Floor', 'Largest drop allowed vs baseline', 'Check'],
         rows))
