@@ -73,8 +73,8 @@ class LocalModel:
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     import models  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from components import model_card  # pylint: disable=g-import-not-at-top
-    from components import serving_dir  # pylint: disable=g-import-not-at-top
+    from serving import model_card  # pylint: disable=g-import-not-at-top
+    from serving import serving_dir  # pylint: disable=g-import-not-at-top
     self._tf = tf
     if os.path.isfile(os.path.join(model_dir, serving.SAVED_MODEL_FILE)):
       saved_model_dir = model_dir

@@ -9,7 +9,7 @@
 Each change rewrites TF Serving's `models.config` beside the model folder (one
 atomic write, also on gs://) and adds a line to `serving_log.jsonl`; a server
 started as docs/serving.md shows picks it up within its config poll interval.
-The library is components/serving_ops.py.
+The library is serving/serving_ops.py.
 """
 
 import argparse
@@ -19,8 +19,8 @@ import os
 import sys
 from typing import Sequence
 
-from components import serving_ops
 from contracts import names
+from serving import serving_ops
 
 DEFAULT_MODEL_DIR = os.path.join('outputs', 'serving_model', names.MODEL_NAME)
 

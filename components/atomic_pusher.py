@@ -13,7 +13,7 @@ a push here goes:
    it is not yet a SavedModel (no `saved_model.pb`), and `saved_model.pb` is
    written last, one object, seen whole or not at all;
 3. TF Serving's `models.config` is rewritten to serve the new version as
-   `stable` (components/serving_config.py): a server started with that file
+   `stable` (serving/serving_config.py): a server started with that file
    loads only the versions it lists, so it never even looks at steps 1 and 2.
 
 Old versions beyond `keep_versions` leave in the reverse order: dropped from
@@ -48,15 +48,15 @@ from tfx.utils import json_utils
 from tfx.utils import proto_utils
 
 from components import evaluation_metrics
-from components import model_card
 from components import served_baseline_evaluator
-from components import serving_config
-from components import serving_dir
-from components import serving_ops
 from components import site_gate
 from contracts import metric_values
 from contracts import names
 from contracts import serving
+from serving import model_card
+from serving import serving_config
+from serving import serving_dir
+from serving import serving_ops
 
 KEEP_VERSIONS_KEY = 'keep_versions'
 # The Pusher's custom_config keys for the model card. The floors and the

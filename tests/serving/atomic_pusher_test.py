@@ -17,11 +17,11 @@ from tfx.types import standard_component_specs
 from tfx.utils import io_utils
 
 from components import atomic_pusher
-from components import serving_config
-from components import serving_dir
-from components import serving_ops
 from contracts import names
 from contracts import serving
+from serving import serving_config
+from serving import serving_dir
+from serving import serving_ops
 from tests.serving import object_store
 
 

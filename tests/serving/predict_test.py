@@ -14,11 +14,11 @@ import pytest
 import tensorflow as tf
 from tfx.utils import io_utils
 
-from components import model_card
-from components import serving_ops
 from contracts import features
 from contracts import names
 from contracts import serving
+from serving import model_card
+from serving import serving_ops
 from tests.serving import fake_tf_serving
 from tests.serving import payloads
 

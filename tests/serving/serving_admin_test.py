@@ -6,11 +6,11 @@ import os
 import pytest
 
 from components import atomic_pusher
-from components import model_card
-from components import serving_config
-from components import serving_dir
-from components import serving_ops
 from contracts import names
+from serving import model_card
+from serving import serving_config
+from serving import serving_dir
+from serving import serving_ops
 
 import serving_admin
 

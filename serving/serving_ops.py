@@ -1,7 +1,7 @@
 """Which pushed version TF Serving serves: listing, rollback, promotion, the log.
 
 The versions on disk are only candidates; `models.config` says which ones are
-served and under which label (components/serving_config.py). Every change
+served and under which label (serving/serving_config.py). Every change
 rewrites that one file, so it is atomic on local disks and object stores, and
 moves no model files; each change adds a line to `serving_log.jsonl` beside
 it, saying what was served before and after, and when.
@@ -14,10 +14,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from tfx.dsl.io import fileio
 
-from components import model_card
-from components import serving_config
-from components import serving_dir
 from contracts import serving
+from serving import model_card
+from serving import serving_config
+from serving import serving_dir
 
 SERVING_LOG_FILE = 'serving_log.jsonl'
 

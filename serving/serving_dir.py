@@ -2,7 +2,7 @@
 
 TF Serving ignores any sub-folder whose name is not a number, so a push can
 stage under a hidden name. Which version is served: the `stable` label of the
-`models.config` beside the folder (components/serving_config.py) when there is
+`models.config` beside the folder (serving/serving_config.py) when there is
 one, else the highest version, as TF Serving's default policy has it.
 """
 
@@ -11,8 +11,8 @@ from typing import List, Optional
 
 from tfx.dsl.io import fileio
 
-from components import serving_config
 from contracts import serving
+from serving import serving_config
 
 
 def served_versions(model_base_dir: str) -> List[int]:
