@@ -4,7 +4,8 @@
 the client-facing description.
 """
 
-# Serialized tf.Examples in (TFMA, TF Serving's Classify/Predict APIs).
+# Serialized tf.Examples in (TFMA; TF Serving's Predict API: a Predict signature,
+# which TF Serving's Classify API refuses, as it wants one input named `inputs`).
 SERVING_DEFAULT = 'serving_default'
 # Encoded PNG/JPEG bytes in (`{"b64": ...}` over REST); adds the top class.
 SERVING_IMAGES = 'serving_images'
