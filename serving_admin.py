@@ -111,6 +111,7 @@ def _change(args: argparse.Namespace) -> List[serving_ops.ServingChange]:
 
 
 def main(argv: Sequence[str]) -> int:
+  """0: done; 2: nothing changed; 1: stopped part-way (`log` says how far)."""
   args = _parse_args(argv)
   model_dir = args.model_dir
   try:
@@ -141,7 +142,7 @@ def main(argv: Sequence[str]) -> int:
         print(_complete_hint(pending))
   except (serving_ops.ServingOpsError, ValueError) as error:
     print(f'serving: error: {error}', file=sys.stderr)
-    return 2
+    return 1 if isinstance(error, serving_ops.SwitchStopped) else 2
   return 0
 
 

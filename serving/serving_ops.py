@@ -62,6 +62,10 @@ class ServingOpsError(Exception):
   """A change that cannot be made; the message says why and what to do."""
 
 
+class SwitchStopped(ServingOpsError):
+  """A switch stopped after writing `models.config`: the log says how far it got."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ServingChange:
   """One line of the serving log: what `models.config` says after the change."""
@@ -274,7 +278,7 @@ def _wait_until_loaded(status: server_status.ServerStatus, version: int,
   if not server_status.wait_for(loaded, wait_s):
     state = seen[0].state if seen[0] else 'not known to the server yet'
     raise ServingOpsError(
-        f'{status.server} has not loaded version {version} after {wait_s:.0f} s '
+        f'{status.server} has not loaded version {version} after {wait_s:g} s '
         f'(state: {state}); the switch stays pending: run `make serving ARGS="complete '
         f'--server {status.server}"` once it is AVAILABLE')
 
@@ -283,7 +287,7 @@ def _wait_until_labelled(status: server_status.ServerStatus, label: str, version
                          wait_s: float) -> None:
   if not server_status.wait_for(lambda: status.label_version(label) == version, wait_s):
     raise ServingOpsError(
-        f'{serving.MODELS_CONFIG_FILE} moves {label} to {version}, but after {wait_s:.0f} s '
+        f'{serving.MODELS_CONFIG_FILE} moves {label} to {version}, but after {wait_s:g} s '
         f'{status.server} still resolves {label} to {status.label_version(label)}; '
         'look for "PollFilesystemAndReloadConfig failed" in the server\'s log')
 
@@ -293,6 +297,9 @@ def _logged_after(confirm: Callable[[], None], log: Callable[[str], ServingChang
   """Waits for the server to confirm a written config, then logs it, confirmed or not."""
   try:
     confirm()
+  except (ServingOpsError, server_status.ServerError) as error:
+    log('')
+    raise SwitchStopped(str(error)) from None
   except BaseException:
     log('')
     raise
@@ -341,7 +348,10 @@ def _switch(model_base_dir: str, label: str, version: int, action: str,
   changes = [_log(model_base_dir, configured, listed, action, pending=(label, version),
                   removed=removed, run_id=run_id)]
   if status is not None:
-    changes.append(_complete(model_base_dir, status, wait_s))
+    try:
+      changes.append(_complete(model_base_dir, status, wait_s))
+    except (ServingOpsError, server_status.ServerError) as error:
+      raise SwitchStopped(f'{error} (step 1 is done: the version is listed)') from None
   return changes
 
 
@@ -355,7 +365,7 @@ def _change(model_base_dir: str, holder: str, body: Callable[[], List[ServingCha
   except serving_lock.LockTimeout as error:
     raise ServingOpsError(str(error)) from None
   except server_status.ServerError as error:
-    raise ServingOpsError(f'{error}; the change so far is in {SERVING_LOG_FILE}') from None
+    raise ServingOpsError(f'{error}; nothing was changed') from None
 
 
 def _serve_as(model_base_dir: str, label: str, version: int, action: str,

@@ -172,3 +172,15 @@ def test_list_warns_when_a_label_names_a_missing_version(capsys, model_base_dir)
   assert f'warning: stable names version {versions[-1]}, which is not in' in err
   assert _main(capsys, '--model-dir', base, 'repair')[0] == 0
   assert serving_config.read_served_versions(base).stable == versions[1]
+
+
+def test_a_server_that_does_not_load_in_time_leaves_the_switch_pending(
+    capsys, model_base_dir, served):
+  base, versions = model_base_dir
+  with fake_tf_serving.watching(base, load=lambda path: served, load_delay_s=60) as slow:
+    status, _, err = _main(capsys, '--model-dir', base, '--server', slow.url, '--wait', '0.5',
+                           'rollback', '--to', str(versions[0]))
+    assert slow.labels == {'stable': versions[-1]} and slow.refusals == []
+  assert status == 1 and len(err.strip().splitlines()) == 1
+  assert f'has not loaded version {versions[0]} after 0.5 s (state: LOADING)' in err
+  assert serving_ops.pending_switch(base).version == versions[0]
