@@ -17,16 +17,17 @@ a push here goes:
    the versions it lists, so it never even looks at steps 1 and 2. The first
    push labels it `stable` at once; a later one leaves `stable` where it is
    until the server has loaded the new version, as TF Serving requires, and
-   `make serving ARGS="complete --server URL"` moves it (serving/serving_ops.py).
+   `make serving ARGS="--server URL complete"` moves it (serving/serving_ops.py).
 
 All three steps and the pruning hold the serving directory's lock
 (serving/serving_lock.py), so a `rollback` or `promote` never interleaves.
 
 Old versions beyond `keep_versions` leave in the reverse order: dropped from
 `models.config` first, then `saved_model.pb` deleted, then the rest. The
-labelled versions (`stable`, `canary`) and the new one are never pruned. A push that fails
-removes what it staged, and every push first removes what an earlier, killed
-push left, saying so in the log. A full disk ends in `PushError` with advice.
+labelled versions (`stable`, `canary`) and the new one are never pruned. A push
+that fails removes what it staged, and every push first removes what an
+earlier, killed push left, saying so in the log. A full disk ends in
+`PushError` with advice.
 """
 
 import errno

@@ -70,7 +70,7 @@ class SwitchStopped(ServingOpsError):
 class ServingChange:
   """One line of the serving log: what `models.config` says after the change."""
   time: str
-  action: str                      # push, rollback, promote, canary, complete, repair, recorded
+  action: str                      # push, rollback, promote, canary, repair, recorded
   stable: int
   canary: Optional[int]
   previous_stable: Optional[int]
@@ -272,15 +272,15 @@ def _wait_until_loaded(status: server_status.ServerStatus, version: int,
     seen[0] = status.version_status(version)
     if seen[0] is not None and seen[0].state == 'END' and seen[0].error:
       raise ServingOpsError(f'{status.server} could not load version {version}: '
-                            f'{seen[0].error}; the labels stay where they are')
+                            f'{seen[0].error}')
     return seen[0] is not None and seen[0].state == server_status.AVAILABLE
 
   if not server_status.wait_for(loaded, wait_s):
     state = seen[0].state if seen[0] else 'not known to the server yet'
     raise ServingOpsError(
         f'{status.server} has not loaded version {version} after {wait_s:g} s '
-        f'(state: {state}); the switch stays pending: run `make serving ARGS="complete '
-        f'--server {status.server}"` once it is AVAILABLE')
+        f'(state: {state}); the switch stays pending: run `make serving ARGS="--server '
+        f'{status.server} complete"` once it is AVAILABLE')
 
 
 def _wait_until_labelled(status: server_status.ServerStatus, label: str, version: int,
