@@ -184,3 +184,20 @@ def test_a_server_that_does_not_load_in_time_leaves_the_switch_pending(
   assert status == 1 and len(err.strip().splitlines()) == 1
   assert f'has not loaded version {versions[0]} after 0.5 s (state: LOADING)' in err
   assert serving_ops.pending_switch(base).version == versions[0]
+
+
+def test_a_config_written_without_its_log_line_is_recorded_by_the_next_change(
+    capsys, model_base_dir):
+  base, versions = model_base_dir
+  assert _main(capsys, '--model-dir', base, 'canary', str(versions[1]))[0] == 0
+  # A change killed between its config write and its log line.
+  serving_config.write_config_files(names.MODEL_NAME, base,
+                                    serving_config.ServedVersions(versions[-1]))
+  status, _, err = _main(capsys, '--model-dir', base, 'list')
+  assert status == 0 and 'a change was interrupted' in err
+  assert _main(capsys, '--model-dir', base, 'canary', str(versions[0]))[0] == 0
+  log = serving_ops.read_log(base)
+  assert [(c.action, c.canary) for c in log] == [
+      ('canary', versions[1]), ('recorded', None), ('canary', versions[0])]
+  assert log[-1].served() == serving_config.read_served_versions(base)
+  assert serving_ops.problems(base) == []
