@@ -1,7 +1,8 @@
 """The TF Serving stand-in answers as TF Serving 2.16.1's source says, one point a test.
 
-Each test names the file (under `tensorflow_serving/` at tag 2.16.1) and the
-function whose behaviour it checks; tests/serving/fake_tf_serving.py follows them.
+Each test names the file (under `tensorflow_serving/` at tag 2.16.1), the
+function and the lines whose behaviour it checks; tests/serving/fake_tf_serving.py
+follows them.
 """
 
 import base64
@@ -71,7 +72,7 @@ def _settle(server, seconds=1.0):
 
 
 def test_a_label_may_not_move_to_a_version_that_is_not_loaded(base, served):
-  """ServerCore::ReloadConfig -> UpdateModelVersionLabelMap, before AddModelsViaModelConfigList."""
+  """server_core.cc:469-479 ReloadConfig: UpdateModelVersionLabelMap first (504; refusal 531-538)."""
   _write(base, 1)
   with fake_tf_serving.watching(base, load=lambda path: served, load_delay_s=0.1) as tfs:
     _settle(tfs)
@@ -92,7 +93,7 @@ def test_a_label_may_not_move_to_a_version_that_is_not_loaded(base, served):
 
 
 def test_a_new_label_may_name_a_loading_version_only_with_the_flag(base, served):
-  """UpdateModelVersionLabelMap: allow_version_labels_for_unavailable_models, new labels only."""
+  """server_core.cc:515-527: the flag allows a label that is new or names the same version."""
   _write(base, 1, canary=2)
   with fake_tf_serving.watching(base, load=lambda path: served, load_delay_s=0.5) as tfs:
     assert tfs.labels == {'stable': 1, 'canary': 2}
@@ -104,7 +105,7 @@ def test_a_new_label_may_name_a_loading_version_only_with_the_flag(base, served)
 
 
 def test_listed_versions_load_after_a_delay_and_unlisted_ones_end(base, served):
-  """AddModelsViaModelConfigList: START/LOADING -> AVAILABLE; a version no longer listed ends."""
+  """server_core.cc:479 AddModelsViaModelConfigList: listed versions load, LOADING first."""
   _write(base, 1)
   with fake_tf_serving.watching(base, load=lambda path: served, load_delay_s=0.6) as tfs:
     assert tfs.versions[1].state == 'LOADING'
@@ -115,7 +116,7 @@ def test_listed_versions_load_after_a_delay_and_unlisted_ones_end(base, served):
 
 
 def test_a_version_that_fails_to_load_ends_with_its_error(tmp_path, served):
-  """get_model_status_impl.cc: the state END and the servable's health as `status`."""
+  """get_model_status_impl.cc:54-62: the state END and the servable's health as `status`."""
   base = str(tmp_path / NAME)
   os.makedirs(os.path.join(base, '3'))
   _write(base, 3)
@@ -131,7 +132,7 @@ def test_a_version_that_fails_to_load_ends_with_its_error(tmp_path, served):
 
 
 def test_a_config_that_does_not_parse_keeps_the_old_one(base, served):
-  """Server::PollFilesystemAndReloadConfig logs the parse error and returns."""
+  """server.cc:162-170 PollFilesystemAndReloadConfig logs the parse error and returns."""
   _write(base, 1)
   with fake_tf_serving.watching(base, load=lambda path: served, load_delay_s=0.0) as tfs:
     with open(os.path.join(os.path.dirname(base), serving.MODELS_CONFIG_FILE), 'w') as f:
@@ -145,7 +146,7 @@ def test_a_config_that_does_not_parse_keeps_the_old_one(base, served):
 
 
 def test_status_of_one_version_and_of_an_unknown_one(server):
-  """GetModelStatusWithModelSpec: model_spec.version set -> that version, NOT_FOUND if unknown."""
+  """get_model_status_impl.cc:82-101: one version, or all; NOT_FOUND when unknown."""
   assert _call(f'{server}/v1/models/{NAME}/versions/17') == (200, {'model_version_status': [
       {'version': '17', 'state': 'AVAILABLE',
        'status': {'error_code': 'OK', 'error_message': ''}}]})
@@ -156,14 +157,14 @@ def test_status_of_one_version_and_of_an_unknown_one(server):
 
 
 def test_status_by_label_lists_every_version(server):
-  """GetModelStatusWithModelSpec looks at model_spec.version only: a label changes nothing."""
+  """get_model_status_impl.cc:82: only model_spec.version is looked at, never the label."""
   status, body = _call(f'{server}/v1/models/{NAME}/labels/canary')
   assert status == 200
   assert [entry['version'] for entry in body['model_version_status']] == ['17', '18']
 
 
 def test_metadata_resolves_a_label_to_its_version(server):
-  """SavedModelGetSignatureDef sets model_spec.version from the servable handle."""
+  """get_model_metadata_impl.cc:52-60: model_spec.version from the servable handle."""
   status, body = _call(f'{server}/v1/models/{NAME}/labels/canary/metadata')
   assert status == 200 and body['model_spec']['version'] == '18'
   assert set(body['metadata']['signature_def']['signature_def']) >= {
@@ -174,14 +175,14 @@ def test_metadata_resolves_a_label_to_its_version(server):
 
 
 def test_an_unknown_label_is_400(server):
-  """ServerCore::GetModelVersionForLabel: INVALID_ARGUMENT, which ToHTTPStatusCode makes 400."""
+  """server_core.cc:839-840 INVALID_ARGUMENT; http_server.cc:56-57 makes it 400."""
   status, body = _call(f'{server}/v1/models/{NAME}/labels/blue:predict',
                        {'signature_name': serving.SERVING_IMAGES, 'instances': [_image()]})
   assert (status, body) == (400, {'error': 'Unrecognized servable version label: blue'})
 
 
 def test_an_unloaded_version_is_404(server):
-  """The manager finds no servable: NOT_FOUND -> 404."""
+  """No servable for the request: NOT_FOUND, 404 (http_server.cc:60-61)."""
   status, body = _call(f'{server}/v1/models/{NAME}/versions/5:predict',
                        {'instances': [_image()]})
   assert (status, body) == (404, {'error': f'Servable not found for request: '
@@ -189,7 +190,7 @@ def test_an_unloaded_version_is_404(server):
 
 
 def test_a_malformed_route_is_400_and_a_path_outside_v1_is_404(server):
-  """ProcessRequest starts from "Malformed request"; EvHTTPServer has no handler outside /v1/."""
+  """http_rest_api_handler.cc:74-75 "Malformed request"; evhttp_server.cc:175-176 404."""
   assert _call(f'{server}/v1/models/{NAME}:explain', {'instances': [1]}) == (
       400, {'error': f'Malformed request: POST /v1/models/{NAME}:explain'})
   assert _call(f'{server}/v1/models/{NAME}/versions/x') == (
@@ -198,7 +199,7 @@ def test_a_malformed_route_is_400_and_a_path_outside_v1_is_404(server):
 
 
 def test_paths_match_case_insensitively(server):
-  """kPredictionApiGegex and kModelStatusApiRegex both begin with (?i)."""
+  """http_rest_api_util.cc:31-34: kPredictionApiGegex, kModelStatusApiRegex begin (?i)."""
   status, body = _call(f'{server}/V1/MODELS/{NAME}/Labels/canary:PREDICT',
                        {'signature_name': serving.SERVING_IMAGES, 'instances': [_image()]})
   assert status == 200 and len(body['predictions']) == 1
@@ -208,7 +209,7 @@ def test_paths_match_case_insensitively(server):
 
 
 def test_an_empty_batch_is_400_in_rows_and_empty_outputs_in_columns(server):
-  """FillPredictRequestFromJson: "No values in 'instances' array"; `inputs` has no such check."""
+  """json_tensor.cc:633-635 "No values in 'instances' array"; `inputs` (640-647) has none."""
   status, body = _call(f'{server}/v1/models/{NAME}:predict',
                        {'signature_name': serving.SERVING_IMAGES, 'instances': []})
   assert status == 400 and body['error'].endswith("No values in 'instances' array")
@@ -220,14 +221,14 @@ def test_an_empty_batch_is_400_in_rows_and_empty_outputs_in_columns(server):
 
 
 def test_input_types_come_from_the_signature(server):
-  """FillTensorProto -> TypeError: the value must be of the input's dtype."""
+  """json_tensor.cc:209-212 TypeError: the value must be of the input's dtype."""
   status, body = _call(f'{server}/v1/models/{NAME}:predict',
                        {'signature_name': serving.SERVING_IMAGES, 'instances': [3]})
   assert status == 400 and body['error'].endswith('is not of expected type: string')
 
 
 def test_both_or_neither_request_format_is_400(server):
-  """FillPredictRequestFromJson: exactly one of 'instances' and 'inputs'."""
+  """json_tensor.cc:624-650, 421; http_rest_api_handler.cc:237 for the signature."""
   assert _call(f'{server}/v1/models/{NAME}:predict', {'instances': [1], 'inputs': [1]})[0] == 400
   assert _call(f'{server}/v1/models/{NAME}:predict', {'signature_name': 'x'}) == (
       400, {'error': 'Serving signature name: "x" not found in signature def'})
@@ -238,7 +239,7 @@ def test_both_or_neither_request_format_is_400(server):
 
 
 def test_classify_and_regress_refuse_the_predict_signatures(server):
-  """classifier.cc PreProcessClassification / regressor.cc: one input named `inputs`."""
+  """classifier.cc:195-199, regressor.cc:190-192: the one input must be named `inputs`."""
   for verb in ('classify', 'regress'):
     status, body = _call(f'{server}/v1/models/{NAME}:{verb}',
                          {'examples': [{'image': {'b64': _image()['b64']}}]})
