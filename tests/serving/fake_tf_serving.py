@@ -15,7 +15,7 @@ The server core (`model_servers/server.cc`, `model_servers/server_core.cc`):
   reload fails with FAILED_PRECONDITION "Request to assign label to version N
   of model M, which is not currently available for inference", before any new
   version is loaded (`AddModelsViaModelConfigList` is not reached);
-* the listed versions then load (START -> LOADING -> AVAILABLE, here after
+* the listed versions then load (LOADING -> AVAILABLE, here after
   `load_delay_s`), and versions no longer listed unload (END). A version that
   fails to load ends in END with its error.
 
@@ -73,7 +73,7 @@ _STATUS_PATH = re.compile(
     r'(?:/(metadata))?', re.IGNORECASE)
 _HANDLED_PATH = re.compile(r'/v1/.*', re.IGNORECASE)   # kHTTPRestApiHandlerPathRegex
 
-START, LOADING, AVAILABLE, END = 'START', 'LOADING', 'AVAILABLE', 'END'
+LOADING, AVAILABLE, END = 'LOADING', 'AVAILABLE', 'END'
 _TF_TYPES = {tf.string: 'string', tf.float32: 'float', tf.int64: 'int64', tf.int32: 'int32'}
 
 

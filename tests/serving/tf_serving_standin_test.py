@@ -72,7 +72,7 @@ def _settle(server, seconds=1.0):
 
 
 def test_a_label_may_not_move_to_a_version_that_is_not_loaded(base, served):
-  """server_core.cc:469-479 ReloadConfig: UpdateModelVersionLabelMap first (504; refusal 531-538)."""
+  """server_core.cc:469-479: UpdateModelVersionLabelMap first (504; refusal 531-538)."""
   _write(base, 1)
   with fake_tf_serving.watching(base, load=lambda path: served, load_delay_s=0.1) as tfs:
     _settle(tfs)
