@@ -21,8 +21,6 @@ from tfx import v1 as tfx
 from blessing import evaluation_metrics
 from blessing import site_gate
 from components import atomic_pusher
-from components import model_card
-from components import serving_dir
 from components.served_baseline_evaluator import ServedBaselineEvaluator
 from contracts import configs
 from contracts import features
@@ -31,6 +29,8 @@ from observability import run_summary
 from orchestration import local
 from pipeline import eval_config
 from pipeline import pipeline as pipeline_lib
+from serving import model_card
+from serving import serving_dir
 from run_report import build as report_build
 from tests import site_data
 
