@@ -34,7 +34,7 @@ import yaml
 
 import kubeflow_runner
 from bench import synthetic_busi
-from components import evaluation_metrics
+from blessing import evaluation_metrics
 from contracts import configs
 from contracts import features
 from contracts import names
