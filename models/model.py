@@ -1,9 +1,9 @@
-"""The Keras networks trained from scratch: the seed notebook's CNN and the
-project's default (the ImageNet backbones are in models/backbones.py;
+"""The Keras networks trained from scratch: the seed notebook's CNN and busi_net,
+the fast family (the default, lesion_net, is in models/lesion_net.py;
 models/registry.py says which family is which).
 
 All take the transformed image (`image_xf`, float32 [size, size, 1] in [0, 1])
-and end in a softmax over `features.CLASS_NAMES`. The default also predicts the
+and end in a softmax over `features.CLASS_NAMES`. busi_net also predicts the
 lesion mask during training: on a few hundred images, being told where the
 lesion is teaches the encoder far more than the class label alone. Only the
 classification output is exported for serving.
