@@ -5,11 +5,11 @@ audit must find that conflict, drop both copies under the default policy, and
 list it in the report with the near-duplicate groups. Decoding the 780 images
 for their hashes takes ~10 s; no Beam pipeline runs here.
 
-The runner's default folders are relative to the working directory, which is
-the checkout itself only when it sits beside the shared data folder: a git
-worktree or a CI clone one level deeper never found it, and this file always
+The runner's default folders are relative to the working directory, and the
+shared one (`../shared/data/busi`) is found only from a checkout that sits right
+beside it: from a git worktree or a clone one level deeper this file always
 skipped. So besides `$BUSI_DIR` and those defaults, the shared folder is looked
-for above the checkout, at every level.
+for above this file, at every level.
 """
 
 import os

@@ -44,6 +44,11 @@ _LOG_NOTICES = (
 _DEPRECATION = 'is deprecated and will be removed'
 
 
+def _is_ours(path: str) -> bool:
+  """Whether a source file is this project's (a virtualenv inside it is not)."""
+  return path.startswith(_PROJECT_DIR + os.sep) and 'site-packages' not in path.split(os.sep)
+
+
 class _DropNotices(logging.Filter):
   """Drops the known notices of one logger, and deprecation notices that
   TensorFlow raises for library code (TFMA, TFX); ours stay visible."""
@@ -56,8 +61,9 @@ class _DropNotices(logging.Filter):
     message = record.getMessage()
     if message.startswith(self._prefixes):
       return False
-    return not (_DEPRECATION in message and message.startswith('From ')
-                and not message.startswith(f'From {_PROJECT_DIR}{os.sep}'))
+    if _DEPRECATION in message and message.startswith('From '):
+      return _is_ours(message[len('From '):].split(':', 1)[0])
+    return True
 
 
 def quiet_third_party_notices() -> None:
