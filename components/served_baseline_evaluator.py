@@ -4,7 +4,7 @@ The no-regression check must compare against what is in service. TFX finds the
 baseline with a Resolver node (LatestBlessedModelStrategy), which the open-source
 Kubeflow Pipelines v2 backend rejects. The serving directory is the ground truth
 on every orchestrator: this Evaluator takes the version served as `stable` there
-(components/serving_dir.py) as its baseline, and evaluates without one
+(serving/serving_dir.py) as its baseline, and evaluates without one
 (thresholds only) when nothing is served yet.
 The baseline is copied into the evaluation artifact, so the record says exactly
 which model the candidate was compared with.
@@ -46,11 +46,11 @@ from tfx.utils import path_utils
 from tfx.utils import proto_utils
 
 from components import evaluation_metrics
-from components import serving_dir
 from components import site_gate
 from contracts import configs
 from contracts import features
 from contracts import names
+from serving import serving_dir
 
 SERVING_MODEL_DIR_KEY = 'serving_model_dir'
 MIN_ACCURACY_KEY = 'min_accuracy'

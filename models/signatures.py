@@ -5,7 +5,7 @@ TF Serving clients send files, not tensors, and training and serving can never
 preprocess differently:
 
 * `serving_default` takes serialized tf.Examples (the `image` feature), as
-  TFMA and TF Serving's Classify/Predict APIs send them;
+  TFMA and TF Serving's Predict API send them (not Classify: see docs/serving.md);
 * `serving_images` takes encoded PNG/JPEG bytes (`{"b64": ...}` over REST) and
   also returns the top class as `label`.
 

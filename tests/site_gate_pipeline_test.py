@@ -20,8 +20,6 @@ from tfx import v1 as tfx
 
 from components import atomic_pusher
 from components import evaluation_metrics
-from components import model_card
-from components import serving_dir
 from components import site_gate
 from components.served_baseline_evaluator import ServedBaselineEvaluator
 from contracts import configs
@@ -31,6 +29,8 @@ from observability import run_summary
 from orchestration import local
 from pipeline import eval_config
 from pipeline import pipeline as pipeline_lib
+from serving import model_card
+from serving import serving_dir
 from run_report import build as report_build
 from tests import site_data
 
