@@ -34,10 +34,10 @@ _LOG_NOTICES = (
     # (tfx/orchestration/portable/input_resolution/channel_resolver.py, TFX 1.16).
     ('absl', 'ArtifactQuery.property_predicate is not supported.'),
     ('absl', 'ContextQuery.property_predicate is not supported.'),
-    # tf_keras, when TFMA loads the exported model with Keras' loader: the export
-    # is written by tf.saved_model.save on purpose (models/signatures.py).
+    # tf_keras, when a library loads the exported model through Keras' loader:
+    # models/signatures.py writes it with tf.saved_model.save, on purpose.
     ('tensorflow', 'SavedModel saved prior to TF 2.5 detected when loading Keras model'),
-    # Beam's pure-Python CRC, which costs nothing measurable at this data's size.
+    # Beam computes TFRecord checksums in Python: python-snappy is not in the lock.
     ('apache_beam.io.tfrecordio', "Couldn't find python-snappy"),
 )
 # TensorFlow's deprecation notices name their caller: "From <file>:<line>: ...".
