@@ -25,6 +25,7 @@ from dataset import sites as sites_lib
 from models import registry
 from orchestration import beam_runners
 from orchestration import config_flags
+from orchestration.kubeflow import backends as kfp_backends
 from orchestration.kubeflow import compiler as kubeflow_compiler
 from orchestration.kubeflow import configs as kubeflow_configs
 from orchestration.kubeflow import platform as kubeflow_platform
@@ -102,6 +103,14 @@ def _run_parameter(text: str) -> Tuple[str, Any]:
 def _webhook(text: str) -> str:
   if not text.startswith(('https://', 'http://')):
     raise argparse.ArgumentTypeError(f'--alert-webhook takes an http(s) URL, got {text!r}')
+  return text
+
+
+def _kfp_version(text: str) -> str:
+  try:
+    kfp_backends.parse_version(text)
+  except kfp_backends.BackendVersionError as e:
+    raise argparse.ArgumentTypeError(str(e))
   return text
 
 
@@ -195,10 +204,14 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                    help='a run parameter for the run and the recurring run (repeatable; '
                         f'{", ".join(run_parameters.NAMES)}), e.g. --param epochs=5; '
                         'unset ones take the compiled value')
+  kfp.add_argument('--kfp-version', type=_kfp_version, default=kfp_backends.DEFAULT_VERSION,
+                   metavar='X.Y.Z',
+                   help='the KFP backend the package runs on (oldest supported '
+                        f'{kfp_backends.OLDEST_SUPPORTED}); what it cannot run is refused')
   kfp.add_argument('--alert-webhook', type=_webhook, metavar='URL',
                    help='POST a JSON alert here when a run does not succeed (an exit '
-                        'handler task; needs KFP 2.14 or later), e.g. a Slack '
-                        'incoming webhook')
+                        f'handler task; needs KFP {kfp_backends.EXIT_HANDLER.minimum} '
+                        'or later), e.g. a Slack incoming webhook')
   kfp.add_argument('--experiment', default=kubeflow_configs.PIPELINE_NAME,
                    help='experiment name; created if missing')
   kfp.add_argument('--experiment-id',
@@ -247,7 +260,8 @@ def build_configs(args: argparse.Namespace
                                                    args.trainer_memory_gb),
       gpu=gpu,
       resources_by_component=tuple(args.resources),
-      alert_webhook=args.alert_webhook or '')
+      alert_webhook=args.alert_webhook or '',
+      kfp_version=args.kfp_version)
   pipeline_config = configs.PipelineConfig(
       pipeline_name=kubeflow_configs.PIPELINE_NAME,
       pipeline_root=args.pipeline_root,
@@ -289,7 +303,7 @@ def main(argv: List[str]) -> int:
     kubeflow_compiler.compile_package(
         pipeline_lib.create_pipeline(pipeline_config, run_parameters.runtime(pipeline_config)),
         platform, args.output)
-  except kubeflow_platform.PlatformConfigError as e:
+  except (kubeflow_platform.PlatformConfigError, kfp_backends.BackendVersionError) as e:
     print(f'kubeflow_runner.py: {e}', file=sys.stderr)
     return 2
   print(f'Wrote {args.output}')

@@ -200,6 +200,8 @@ def test_cpu_only_training_has_no_gpu_request_or_pinning(tmp_path):
     (['--submit', '--host', 'h', '--param', 'epochs'], 'NAME=VALUE'),
     (['--param', 'epochs=5'], '--param sets a value for --submit and --schedule'),
     (['--alert-webhook', 'hooks.example/x'], '--alert-webhook'),
+    (['--kfp-version', '2.0.5'], 'older than the oldest supported backend, 2.5.0'),
+    (['--kfp-version', '2.14'], 'MAJOR.MINOR.PATCH'),
 ])
 def test_bad_flags_are_one_line_usage_errors(flags, flag_named, capsys):
   with pytest.raises(SystemExit) as exit_info:
@@ -249,6 +251,17 @@ def test_an_alert_webhook_adds_an_exit_handler_after_the_pipeline_dag(tmp_path):
     passed = root_tasks[kubeflow_utils.TFX_DAG_NAME].inputs.parameters[name]
     assert passed.component_input_parameter == name
   assert not dag.tasks['ImageExampleGen'].caching_options.enable_cache
+
+
+def test_an_exit_handler_for_a_backend_that_refuses_one_is_refused(tmp_path, capsys):
+  path = tmp_path / 'pipeline.yaml'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + [
+      '--output', str(path), '--kfp-version', '2.5.0',
+      '--alert-webhook', 'https://hooks.example/T0/B0/x']) == 2
+  [line] = capsys.readouterr().err.splitlines()
+  assert line.startswith('kubeflow_runner.py: KFP 2.5.0 cannot run the exit handler '
+                         '(--alert-webhook): it needs 2.14.0 or later')
+  assert not path.exists()
 
 
 def test_without_an_alert_webhook_there_is_no_exit_handler(package):

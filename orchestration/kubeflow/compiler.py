@@ -24,6 +24,9 @@ corrections to what TFX builds:
   pipeline parameters its tasks read; KFP resolves a task's
   `componentInputParameter` against its own DAG's inputs, so the sub-DAG
   declares them here and the root passes them on.
+
+What the target backend version cannot run (`KubeflowConfig.kfp_version`,
+backends.py) is refused before anything is compiled.
 """
 import os
 from typing import Tuple
@@ -38,6 +41,7 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 import yaml
 
 from components import failure_alert
+from orchestration.kubeflow import backends
 from orchestration.kubeflow import configs as kubeflow_configs
 from orchestration.kubeflow import entrypoint as kubeflow_entrypoint
 from orchestration.kubeflow import platform as kubeflow_platform
@@ -53,7 +57,12 @@ ENTRYPOINT_COMMAND = ('python', '-m', kubeflow_entrypoint.__name__)
 def compile_specs(pipeline: tfx.dsl.Pipeline,
                   config: kubeflow_configs.KubeflowConfig
                   ) -> Tuple[pipeline_spec_pb2.PipelineSpec, pipeline_spec_pb2.PlatformSpec]:
-  """The pipeline spec and the Kubernetes platform spec, with resources applied."""
+  """The pipeline spec and the Kubernetes platform spec, with resources applied.
+
+  Raises backends.BackendVersionError when the target version cannot run the package.
+  """
+  if config.alert_webhook:
+    backends.require(backends.EXIT_HANDLER, config.kfp_version)
   kubeflow_platform.apply_resources(pipeline, config)
   runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
       config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(

@@ -9,6 +9,7 @@ import dataclasses
 from typing import Tuple
 
 from contracts import names
+from orchestration.kubeflow import backends
 
 # KFP v2 names must match [a-z0-9][a-z0-9-]*, so the underscore becomes a dash.
 PIPELINE_NAME = names.PIPELINE_NAME.replace('_', '-')
@@ -74,3 +75,5 @@ class KubeflowConfig:
   # Where a run that did not succeed is reported (a JSON POST); empty: no
   # exit handler task is compiled (KFP backends before 2.14 reject one).
   alert_webhook: str = ''
+  # The KFP backend version the package must run on (backends.py).
+  kfp_version: str = backends.DEFAULT_VERSION
