@@ -21,8 +21,6 @@ from kfp_server_api import ApiException
 import urllib3
 
 from contracts import configs
-from dataset import sites as sites_lib
-from models import registry
 from orchestration import beam_runners
 from orchestration import config_flags
 from orchestration.kubeflow import backends as kfp_backends
@@ -121,8 +119,8 @@ def _cron(text: str) -> str:
     raise argparse.ArgumentTypeError(str(e))
 
 
-def parse_args(argv: List[str]) -> argparse.Namespace:
-  training_defaults = configs.TrainingConfig()
+def make_parser() -> argparse.ArgumentParser:
+  """The pipeline flags both runners share, and where and how KFP runs them."""
   platform_defaults = kubeflow_configs.KubeflowConfig(image='')
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   paths = parser.add_argument_group('where things are')
@@ -130,31 +128,12 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                      help='container image built from this checkout (see Dockerfile)')
   paths.add_argument('--pipeline-root', required=True, type=_storage_uri('--pipeline-root'),
                      help='object storage for pipeline artifacts, e.g. gs://BUCKET/tfx')
-  paths.add_argument('--data-root', required=True, action='append', metavar='[NAME=]URI',
-                     help='BUSI folder (one sub-folder per class, or a manifest) in '
-                          'object storage; repeat as NAME=URI for several sites (one '
-                          'bare URI stays a run parameter)')
-  paths.add_argument('--manifest-columns', action='append', default=[],
-                     metavar='SITE=PRESET|FILE.json',
-                     help='how SITE\'s manifest names its columns (repeatable; presets: '
-                          f'{", ".join(configs.MANIFEST_PRESETS)})')
   paths.add_argument('--serving-dir', required=True, type=_storage_uri('--serving-dir'),
                      help='TF Serving model root; blessed models are pushed below it')
   paths.add_argument('--output', default='outputs/kubeflow/pipeline.yaml',
                      help='where the compiled package is written')
 
-  training = parser.add_argument_group('training')
-  # Checked by the config itself (configs.ConfigError), as local_runner.py's are.
-  training.add_argument('--epochs', type=int,
-                        default=registry.spec(configs.ModelConfig.name).epochs,
-                        help='default: the model\'s own')
-  training.add_argument('--batch-size', type=int, default=training_defaults.batch_size)
-  training.add_argument('--no-cache', action='store_true',
-                        help='rerun every component instead of reusing cached results')
-
-  # The compiled defaults of run parameters, as --epochs is; runs may set others (--param).
-  evaluation = parser.add_argument_group('blessing')
-  config_flags.add_evaluation_flags(evaluation)
+  config_flags.add_pipeline_flags(parser)
 
   pods = parser.add_argument_group('pods')
   pods.add_argument('--cpu', type=_positive(float),
@@ -184,16 +163,6 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                     help='taint of the GPU nodes the Trainer tolerates (repeatable; '
                          f'default {kubeflow_configs.NVIDIA_GPU_RESOURCE}:NoSchedule)')
 
-  beam = parser.add_argument_group('beam')
-  beam.add_argument('--beam-runner', choices=beam_runners.RUNNERS,
-                    default=beam_runners.DIRECT_RUNNER)
-  beam.add_argument('--beam-arg', action='append', default=[], metavar='--FLAG=VALUE',
-                    help='Beam pipeline option passed through (repeatable), '
-                         'e.g. --beam-arg=--project=my-project')
-  beam.add_argument('--job-endpoint', metavar='HOST:PORT',
-                    help='for --beam-runner PortableRunner: the Flink or Spark job '
-                         'server (the same as --beam-arg=--job_endpoint=HOST:PORT)')
-
   kfp = parser.add_argument_group('Kubeflow Pipelines')
   kfp.add_argument('--host', help='KFP API endpoint, e.g. http://localhost:8080')
   kfp.add_argument('--submit', action='store_true', help='upload and start a run now')
@@ -222,13 +191,26 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                    help='file holding a bearer token for the KFP API, re-read on '
                         'each request (multi-user deployments), e.g. the output '
                         'of kubectl create token')
+  return parser
+
+
+def parse_args(argv: List[str]) -> argparse.Namespace:
+  parser = make_parser()
   args = parser.parse_args(argv)
+  if not args.data_root:
+    parser.error('--data-root is required: the BUSI folder in object storage')
+  config_flags.check_pipeline_flags(parser, args)
   try:
-    args.sites = tuple(
-        dataclasses.replace(site, root=_storage_uri('--data-root')(site.root))
-        for site in sites_lib.build_sites(args.data_root, args.manifest_columns))
-  except (sites_lib.SiteSpecError, argparse.ArgumentTypeError) as e:
+    args.sites = tuple(dataclasses.replace(site, root=_storage_uri('--data-root')(site.root))
+                       for site in args.sites)
+  except argparse.ArgumentTypeError as e:
     parser.error(str(e))
+  if args.backbone_weights and not args.backbone_weights.startswith(STORAGE_SCHEMES):
+    parser.error('--backbone-weights must be in object storage every pod can reach '
+                 f'({", ".join(STORAGE_SCHEMES)}), got {args.backbone_weights!r}')
+  if args.job_endpoint == beam_runners.EMBEDDED_JOB_SERVICE:
+    parser.error(f'--job-endpoint {beam_runners.EMBEDDED_JOB_SERVICE} runs Beam inside '
+                 'the local runner; give the job server\'s HOST:PORT')
   if (args.submit or args.schedule) and not args.host:
     parser.error('--submit and --schedule need --host (the KFP API endpoint)')
   if args.param and not (args.submit or args.schedule):
@@ -238,8 +220,6 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.error(f'--token-file {args.token_file!r} is not a file')
   if args.gpus < 0:
     parser.error(f'--gpus must be 0 or more, got {args.gpus}')
-  if args.job_endpoint and args.beam_runner != beam_runners.PORTABLE_RUNNER:
-    parser.error(f'--job-endpoint applies to --beam-runner {beam_runners.PORTABLE_RUNNER} only')
   return args
 
 
@@ -267,17 +247,24 @@ def build_configs(args: argparse.Namespace
       pipeline_root=args.pipeline_root,
       serving_dir=args.serving_dir,
       schema_file=kubeflow_configs.IMAGE_SCHEMA_FILE,
-      data=sites_lib.with_sites(configs.DataConfig(), args.sites),
-      training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
-                                   batch_size=args.batch_size),
+      data=config_flags.data_config(args, args.sites),
+      model=config_flags.model_config(args),
+      training=config_flags.training_config(args),
       evaluation=config_flags.evaluation_config(args),
+      keep_served_versions=args.keep_versions,
       enable_cache=not args.no_cache,
-      beam_pipeline_args=beam_runners.beam_pipeline_args(
-          args.beam_runner,
-          [f'--job_endpoint={args.job_endpoint}'] * bool(args.job_endpoint) + args.beam_arg,
-          args.image,
-          direct_num_workers=max(1, int(args.cpu))))
+      beam_pipeline_args=_beam_pipeline_args(args))
   return pipeline_config, platform
+
+
+def _beam_pipeline_args(args: argparse.Namespace) -> Tuple[str, ...]:
+  """The Beam arguments of the flags for every pod; --beam-workers 1 runs Beam in-process."""
+  runner = config_flags.BEAM_RUNNERS[args.beam_runner]
+  extra = [f'--job_endpoint={args.job_endpoint}'] * bool(args.job_endpoint)
+  if runner == beam_runners.DIRECT_RUNNER and args.beam_workers == 1:
+    extra += beam_runners.direct_args(1, in_process=True)
+  return beam_runners.beam_pipeline_args(runner, extra + args.beam_arg, args.image,
+                                         direct_num_workers=args.beam_workers)
 
 
 def main(argv: List[str]) -> int:

@@ -4,6 +4,8 @@ The package is read back the way the kfp client reads it: YAML documents parsed
 into kfp's PipelineSpec and PlatformSpec protos (unknown fields fail).
 """
 
+import json
+
 import pytest
 import yaml
 from google.protobuf import json_format
@@ -11,6 +13,9 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.orchestration.kubeflow import utils as kubeflow_utils
 
 import kubeflow_runner
+import local_runner
+from models import registry
+from orchestration import config_flags
 from pipeline import run_parameters
 from orchestration.kubeflow import compiler as kubeflow_compiler
 from orchestration.kubeflow import configs as kubeflow_configs
@@ -284,7 +289,7 @@ def test_a_run_parameter_value_the_config_refuses_is_one_line_naming_it(tmp_path
 def test_a_remote_beam_runner_without_its_required_options_is_refused(tmp_path, capsys):
   path = tmp_path / 'pipeline.yaml'
   assert kubeflow_runner.main(REQUIRED_FLAGS + [
-      '--output', str(path), '--beam-runner', 'DataflowRunner',
+      '--output', str(path), '--beam-runner', 'dataflow',
       '--beam-arg=--project=p']) == 2
   assert '--region' in capsys.readouterr().err
   assert not path.exists()
@@ -302,7 +307,7 @@ def test_resources_for_a_component_the_pipeline_lacks_are_refused(tmp_path, caps
 def test_a_portable_job_server_is_given_by_its_endpoint(tmp_path):
   path = tmp_path / 'pipeline.yaml'
   assert kubeflow_runner.main(REQUIRED_FLAGS + [
-      '--output', str(path), '--beam-runner', 'PortableRunner',
+      '--output', str(path), '--beam-runner', 'portable',
       '--job-endpoint', 'flink-jobserver:8099']) == 0
   pipeline_spec, _ = read_package(path)
   _, statistics_gen = executor_of(pipeline_spec, 'StatisticsGen')
@@ -336,3 +341,48 @@ def test_the_per_site_flags_reach_the_evaluation_config():
       REQUIRED_FLAGS + ['--min-site-malignant-examples', '4', '--slice-by-device']))
   assert pipeline_config.evaluation.min_site_malignant_examples == 4
   assert pipeline_config.evaluation.slice_by_device
+
+
+def _pipeline_flags(parser):
+  """Each pipeline flag of a runner's parser: what a user can type and gets by default."""
+  return {option: (action.dest, action.default, action.choices, action.type, action.nargs,
+                   type(action).__name__, action.const)
+          for action in parser._actions  # pylint: disable=protected-access
+          for option in action.option_strings
+          if option in config_flags.PIPELINE_FLAGS}
+
+
+def test_both_runners_take_the_same_pipeline_flags():
+  local_flags = _pipeline_flags(local_runner.make_parser())
+  assert set(local_flags) == set(config_flags.PIPELINE_FLAGS)
+  assert _pipeline_flags(kubeflow_runner.make_parser()) == local_flags
+  # Everything else the local runner takes says where its outputs go.
+  local_options = {option for action in local_runner.make_parser()._actions  # pylint: disable=protected-access
+                   for option in action.option_strings}
+  assert local_options - set(config_flags.PIPELINE_FLAGS) == {'-h', '--help', '--output-dir'}
+
+
+def training_config_of(pipeline_spec):
+  return json.loads(parameter(pipeline_spec, 'Trainer', 'custom_config'))
+
+
+def test_the_model_and_data_flags_reach_the_compiled_trainer(tmp_path):
+  path = tmp_path / 'pipeline.yaml'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + [
+      '--output', str(path), '--model', 'busi_net', '--splits', '60,20,20',
+      '--label-conflicts', 'keep', '--max-quarantined-fraction', '0.1', '--strict',
+      '--keep-versions', '3', '--beam-runner', 'direct', '--beam-workers', '0']) == 0
+  pipeline_spec, _ = read_package(path)
+  trainer_config = training_config_of(pipeline_spec)
+  assert trainer_config['model']['name'] == 'busi_net'
+  assert trainer_config['model']['image_size'] == registry.spec('busi_net').image_size
+  declared = pipeline_spec.root.input_definitions.parameters
+  assert declared['epochs'].default_value.number_value == registry.spec('busi_net').epochs
+  splits = json.loads(parameter(pipeline_spec, 'ImageExampleGen', 'output_config'))
+  assert [split['hash_buckets'] for split in splits['split_config']['splits']] == [60, 20, 20]
+  data_rules = json.loads(parameter(pipeline_spec, 'ImageExampleGen', 'custom_config'))
+  data_rules = data_rules['custom_config']['value']
+  assert data_rules['label_conflicts'] == 'keep'
+  assert data_rules['strict'] is True and data_rules['max_quarantined_fraction'] == 0.1
+  _, statistics_gen = executor_of(pipeline_spec, 'StatisticsGen')
+  assert '--direct_num_workers=0' in statistics_gen.container.args
