@@ -13,6 +13,7 @@ spec fingerprints the model code it was compiled with. See docs/kubeflow.md.
 import argparse
 import dataclasses
 import os
+import re
 import sys
 from typing import Any, Dict, List, Tuple
 
@@ -112,6 +113,14 @@ def _kfp_version(text: str) -> str:
   return text
 
 
+def _secret_name(text: str) -> str:
+  if not re.fullmatch(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?', text) or len(text) > 63:
+    raise argparse.ArgumentTypeError(
+        f'--credentials-secret takes a Kubernetes secret name (lower-case letters, '
+        f'digits and -), got {text!r}')
+  return text
+
+
 def _cron(text: str) -> str:
   try:
     return kubeflow_submit.check_cron(text)
@@ -162,6 +171,12 @@ def make_parser() -> argparse.ArgumentParser:
                     metavar='KEY[=VALUE][:EFFECT]',
                     help='taint of the GPU nodes the Trainer tolerates (repeatable; '
                          f'default {kubeflow_configs.NVIDIA_GPU_RESOURCE}:NoSchedule)')
+
+  pods.add_argument('--credentials-secret', metavar='NAME', type=_secret_name,
+                    help='a Kubernetes secret holding a service-account key as '
+                         f'{kubeflow_configs.CREDENTIALS_KEY_FILE}, mounted in every task '
+                         f'and named by {kubeflow_configs.CREDENTIALS_ENV} (clusters '
+                         'outside GKE; on GKE use Workload Identity instead)')
 
   kfp = parser.add_argument_group('Kubeflow Pipelines')
   kfp.add_argument('--host', help='KFP API endpoint, e.g. http://localhost:8080')
@@ -241,6 +256,7 @@ def build_configs(args: argparse.Namespace
       gpu=gpu,
       resources_by_component=tuple(args.resources),
       alert_webhook=args.alert_webhook or '',
+      credentials_secret=args.credentials_secret or '',
       kfp_version=args.kfp_version)
   pipeline_config = configs.PipelineConfig(
       pipeline_name=kubeflow_configs.PIPELINE_NAME,

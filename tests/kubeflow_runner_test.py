@@ -386,3 +386,53 @@ def test_the_model_and_data_flags_reach_the_compiled_trainer(tmp_path):
   assert data_rules['strict'] is True and data_rules['max_quarantined_fraction'] == 0.1
   _, statistics_gen = executor_of(pipeline_spec, 'StatisticsGen')
   assert '--direct_num_workers=0' in statistics_gen.container.args
+
+
+def test_a_credentials_secret_is_mounted_and_named_in_every_task(tmp_path):
+  path = tmp_path / 'pipeline.yaml'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + [
+      '--output', str(path), '--credentials-secret', 'busi-gcs-key',
+      '--alert-webhook', 'https://hooks.example/T0/B0/x']) == 0
+  pipeline_spec, platform_spec = read_package(path)
+  executors = pipeline_spec_pb2.PipelineDeploymentConfig()
+  json_format.ParseDict(json_format.MessageToDict(pipeline_spec.deployment_spec), executors)
+  kubernetes = json_format.MessageToDict(
+      platform_spec.platforms['kubernetes'].deployment_spec)['executors']
+  assert set(kubernetes) == set(executors.executors)  # the exit handler's too
+  key_file = '/var/secrets/google/key.json'
+  for label, executor in executors.executors.items():
+    assert [(env.name, env.value) for env in executor.container.env] == [
+        ('GOOGLE_APPLICATION_CREDENTIALS', key_file)]
+    assert kubernetes[label]['secretAsVolume'] == [
+        {'secretName': 'busi-gcs-key', 'mountPath': '/var/secrets/google'}]
+  trainer_label, _ = executor_of(pipeline_spec, 'Trainer')
+  assert kubernetes[trainer_label]['tolerations']
+
+
+def test_the_mounted_key_is_what_google_clients_authenticate_with(tmp_path, monkeypatch):
+  """google-cloud-storage (folder markers) and the KFP launcher find the key through the env."""
+  from cryptography.hazmat.primitives import serialization  # pylint: disable=g-import-not-at-top
+  from cryptography.hazmat.primitives.asymmetric import rsa  # pylint: disable=g-import-not-at-top
+  import google.auth  # pylint: disable=g-import-not-at-top
+  from google.oauth2 import service_account  # pylint: disable=g-import-not-at-top
+  private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+  key = {'type': 'service_account', 'project_id': 'busi-project',
+         'private_key_id': 'k1', 'client_id': '1',
+         'client_email': 'pipeline@busi-project.iam.gserviceaccount.com',
+         'token_uri': 'https://oauth2.googleapis.com/token',
+         'private_key': private_key.private_bytes(
+             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+             serialization.NoEncryption()).decode()}
+  key_file = tmp_path / 'key.json'
+  key_file.write_text(json.dumps(key))
+  monkeypatch.setenv('GOOGLE_APPLICATION_CREDENTIALS', str(key_file))
+  credentials, project = google.auth.default()
+  assert isinstance(credentials, service_account.Credentials)
+  assert credentials.service_account_email == key['client_email']
+  assert project == 'busi-project'
+
+
+def test_a_credentials_secret_that_is_no_kubernetes_name_is_refused(capsys):
+  with pytest.raises(SystemExit):
+    kubeflow_runner.parse_args(REQUIRED_FLAGS + ['--credentials-secret', 'My_Key'])
+  assert '--credentials-secret takes a Kubernetes secret name' in capsys.readouterr().err

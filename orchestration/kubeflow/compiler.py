@@ -78,12 +78,12 @@ def compile_specs(pipeline: tfx.dsl.Pipeline,
   pipeline_spec = json_format.ParseDict(pipeline_job['pipelineSpec'],
                                         pipeline_spec_pb2.PipelineSpec())
   pipeline_spec.default_pipeline_root = pipeline.pipeline_info.pipeline_root
-  _correct_for_kfp_backend(pipeline_spec, pipeline, config.gpu.count)
+  _correct_for_kfp_backend(pipeline_spec, pipeline, config)
   _declare_parameter_defaults(pipeline_spec, pipeline)
   _type_final_status_inputs(pipeline_spec)
   trainer_executor = pipeline_spec.components[kubeflow_configs.TRAINER_ID].executor_label
   return pipeline_spec, kubeflow_platform.kubernetes_platform_spec(
-      trainer_executor, config.gpu)
+      sorted(pipeline_spec.deployment_spec['executors'].keys()), trainer_executor, config)
 
 
 def pipeline_dag(pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> pipeline_spec_pb2.DagSpec:
@@ -94,14 +94,20 @@ def pipeline_dag(pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> pipeline_spec
 
 
 def _correct_for_kfp_backend(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
-                             pipeline: tfx.dsl.Pipeline, trainer_gpus: int) -> None:
+                             pipeline: tfx.dsl.Pipeline,
+                             config: kubeflow_configs.KubeflowConfig) -> None:
   """Resources on every container; no caching of tasks that need a pre-cache hook.
 
   The Trainer's container is also told how many GPUs it asked for, so that it
-  stops rather than training on the CPU when the node shows none.
+  stops rather than training on the CPU when the node shows none. With a
+  credentials secret, every container (the exit handler's too) names its key file.
   """
+  trainer_gpus = config.gpu.count
   deployment = json_format.ParseDict(
       json_format.MessageToDict(pipeline_spec.deployment_spec), _DeploymentConfig())
+  for executor in deployment.executors.values():
+    for name, value in kubeflow_platform.credentials_env(config.credentials_secret).items():
+      executor.container.env.add(name=name, value=value)
   for component in pipeline.components:
     container = deployment.executors[
         pipeline_spec.components[component.id].executor_label].container

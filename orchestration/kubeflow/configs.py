@@ -32,6 +32,12 @@ GPU_PRODUCT_LABEL = 'nvidia.com/gpu.product'
 
 TOLERATION_EFFECTS = ('NoSchedule', 'PreferNoSchedule', 'NoExecute')
 
+# Where a Kubernetes secret with a service-account key is mounted in every
+# task's pod, and the key file in it that GOOGLE_APPLICATION_CREDENTIALS names.
+CREDENTIALS_MOUNT_PATH = '/var/secrets/google'
+CREDENTIALS_KEY_FILE = 'key.json'
+CREDENTIALS_ENV = 'GOOGLE_APPLICATION_CREDENTIALS'
+
 
 @dataclasses.dataclass(frozen=True)
 class Resources:
@@ -75,5 +81,9 @@ class KubeflowConfig:
   # Where a run that did not succeed is reported (a JSON POST); empty: no
   # exit handler task is compiled (KFP backends before 2.14 reject one).
   alert_webhook: str = ''
+  # A Kubernetes secret holding a service-account key as `key.json`, mounted in
+  # every task for the launcher, TensorFlow and google-cloud-storage; empty: the
+  # pods' own identity (Workload Identity on GKE).
+  credentials_secret: str = ''
   # The KFP backend version the package must run on (backends.py).
   kfp_version: str = backends.DEFAULT_VERSION
