@@ -113,6 +113,17 @@ def _kfp_version(text: str) -> str:
   return text
 
 
+def _accelerator_type(text: str) -> str:
+  """A GPU accelerator type the installed Vertex AI SDK knows (its AcceleratorType enum)."""
+  from google.cloud.aiplatform_v1.types import accelerator_type  # pylint: disable=g-import-not-at-top
+  gpus = [name for name in accelerator_type.AcceleratorType.__members__
+          if name.startswith('NVIDIA_')]
+  if text not in gpus:
+    raise argparse.ArgumentTypeError(
+        f'--accelerator-type takes a Vertex AI GPU type ({", ".join(gpus)}), got {text!r}')
+  return text
+
+
 def _secret_name(text: str) -> str:
   if not re.fullmatch(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?', text) or len(text) > 63:
     raise argparse.ArgumentTypeError(
@@ -178,6 +189,17 @@ def make_parser() -> argparse.ArgumentParser:
                          f'and named by {kubeflow_configs.CREDENTIALS_ENV} (clusters '
                          'outside GKE; on GKE use Workload Identity instead)')
 
+  vertex = parser.add_argument_group('target')
+  vertex.add_argument('--target', choices=kubeflow_configs.TARGETS,
+                      default=kubeflow_configs.KFP_TARGET,
+                      help='kfp: a self-hosted Kubeflow Pipelines backend (default); '
+                           'vertex: Vertex AI Pipelines (one YAML document, GPUs as '
+                           'accelerator types, no Kubernetes settings)')
+  vertex.add_argument('--accelerator-type', type=_accelerator_type,
+                      default=kubeflow_configs.DEFAULT_VERTEX_ACCELERATOR,
+                      help='for --target vertex: the Trainer\'s GPU, a Vertex AI '
+                           'accelerator type, e.g. NVIDIA_TESLA_T4 (default), NVIDIA_L4')
+
   kfp = parser.add_argument_group('Kubeflow Pipelines')
   kfp.add_argument('--host', help='KFP API endpoint, e.g. http://localhost:8080')
   kfp.add_argument('--submit', action='store_true', help='upload and start a run now')
@@ -223,6 +245,16 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   if args.backbone_weights and not args.backbone_weights.startswith(STORAGE_SCHEMES):
     parser.error('--backbone-weights must be in object storage every pod can reach '
                  f'({", ".join(STORAGE_SCHEMES)}), got {args.backbone_weights!r}')
+  if args.target == kubeflow_configs.VERTEX_TARGET:
+    kubernetes_only = [flag for flag, given in (
+        ('--gpu-type', args.gpu_type), ('--gpu-node-selector', args.gpu_node_selector),
+        ('--gpu-toleration', args.gpu_toleration),
+        ('--credentials-secret', args.credentials_secret),
+        ('--submit', args.submit), ('--schedule', args.schedule)) if given]
+    if kubernetes_only:
+      parser.error(f'{", ".join(kubernetes_only)}: not for --target vertex (Vertex AI '
+                   'places the Trainer by --accelerator-type, runs as the job\'s service '
+                   'account, and takes the package through its own SDK, see docs/kubeflow.md)')
   if args.job_endpoint == beam_runners.EMBEDDED_JOB_SERVICE:
     parser.error(f'--job-endpoint {beam_runners.EMBEDDED_JOB_SERVICE} runs Beam inside '
                  'the local runner; give the job server\'s HOST:PORT')
@@ -248,6 +280,9 @@ def build_configs(args: argparse.Namespace
       node_selector=tuple(node_selector))
   if args.gpu_toleration:
     gpu = dataclasses.replace(gpu, tolerations=tuple(args.gpu_toleration))
+  if args.target == kubeflow_configs.VERTEX_TARGET:
+    gpu = kubeflow_configs.GpuPool(count=args.gpus, resource=args.accelerator_type,
+                                   tolerations=())
   platform = kubeflow_configs.KubeflowConfig(
       image=args.image,
       component_resources=kubeflow_configs.Resources(args.cpu, args.memory_gb),
@@ -257,6 +292,7 @@ def build_configs(args: argparse.Namespace
       resources_by_component=tuple(args.resources),
       alert_webhook=args.alert_webhook or '',
       credentials_secret=args.credentials_secret or '',
+      target=args.target,
       kfp_version=args.kfp_version)
   pipeline_config = configs.PipelineConfig(
       pipeline_name=kubeflow_configs.PIPELINE_NAME,

@@ -436,3 +436,41 @@ def test_a_credentials_secret_that_is_no_kubernetes_name_is_refused(capsys):
   with pytest.raises(SystemExit):
     kubeflow_runner.parse_args(REQUIRED_FLAGS + ['--credentials-secret', 'My_Key'])
   assert '--credentials-secret takes a Kubernetes secret name' in capsys.readouterr().err
+
+
+def test_a_vertex_package_loads_in_the_vertex_sdk_and_builds_its_runtime_config(tmp_path):
+  from google.auth import credentials as auth_credentials  # pylint: disable=g-import-not-at-top
+  from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
+  path = tmp_path / 'pipeline.yaml'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + [
+      '--output', str(path), '--target', 'vertex', '--model', 'busi_net', '--gpus', '1',
+      '--accelerator-type', 'NVIDIA_L4',
+      '--alert-webhook', 'https://hooks.example/T0/B0/x']) == 0
+  with open(path) as f:
+    assert len(list(yaml.safe_load_all(f))) == 1
+  pipeline_spec, platform_spec = read_package(path)
+  assert not platform_spec.platforms
+  _, trainer = executor_of(pipeline_spec, 'Trainer')
+  assert trainer.container.resources.accelerator.type == 'NVIDIA_L4'
+  assert trainer.container.resources.accelerator.count == 1
+  # The SDK's own loader and runtime-config builder, offline.
+  job = aiplatform.PipelineJob(
+      display_name='busi', template_path=str(path), pipeline_root='gs://busi-bucket/vertex',
+      parameter_values={'epochs': 3, 'min_accuracy': 0.9}, project='busi-project',
+      location='europe-west4', credentials=auth_credentials.AnonymousCredentials())
+  runtime_config = job._gca_resource.runtime_config  # pylint: disable=protected-access
+  assert runtime_config.gcs_output_directory == 'gs://busi-bucket/vertex'
+  assert dict(runtime_config.parameter_values) == {'epochs': 3, 'min_accuracy': 0.9}
+  assert job._gca_resource.pipeline_spec['pipelineInfo']['name'] == 'busi-ultrasound'  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize('flags, named', [
+    (['--gpu-toleration', 'a:NoSchedule'], '--gpu-toleration'),
+    (['--credentials-secret', 'key'], '--credentials-secret'),
+    (['--submit', '--host', 'http://h'], '--submit'),
+    (['--accelerator-type', 'nvidia.com/gpu'], '--accelerator-type takes a Vertex AI GPU type'),
+])
+def test_kubernetes_settings_are_refused_for_vertex(flags, named, capsys):
+  with pytest.raises(SystemExit):
+    kubeflow_runner.parse_args(REQUIRED_FLAGS + ['--target', 'vertex'] + flags)
+  assert named in capsys.readouterr().err.splitlines()[-1]

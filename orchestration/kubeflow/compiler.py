@@ -26,7 +26,11 @@ corrections to what TFX builds:
   declares them here and the root passes them on.
 
 What the target backend version cannot run (`KubeflowConfig.kfp_version`,
-backends.py) is refused before anything is compiled.
+backends.py) is refused before anything is compiled. For Vertex AI
+(`KubeflowConfig.target`) the package is the pipeline spec alone: Vertex's
+SDK loads one YAML document (a second one is a `ComposerError`), reads no
+Kubernetes platform spec, and takes the GPU as an accelerator type
+(`NVIDIA_TESLA_T4`, `NVIDIA_L4`, ...) instead of a Kubernetes resource.
 """
 import os
 from typing import Tuple
@@ -61,7 +65,7 @@ def compile_specs(pipeline: tfx.dsl.Pipeline,
 
   Raises backends.BackendVersionError when the target version cannot run the package.
   """
-  if config.alert_webhook:
+  if config.alert_webhook and config.target == kubeflow_configs.KFP_TARGET:
     backends.require(backends.EXIT_HANDLER, config.kfp_version)
   kubeflow_platform.apply_resources(pipeline, config)
   runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
@@ -81,6 +85,8 @@ def compile_specs(pipeline: tfx.dsl.Pipeline,
   _correct_for_kfp_backend(pipeline_spec, pipeline, config)
   _declare_parameter_defaults(pipeline_spec, pipeline)
   _type_final_status_inputs(pipeline_spec)
+  if config.target == kubeflow_configs.VERTEX_TARGET:
+    return pipeline_spec, pipeline_spec_pb2.PlatformSpec()
   trainer_executor = pipeline_spec.components[kubeflow_configs.TRAINER_ID].executor_label
   return pipeline_spec, kubeflow_platform.kubernetes_platform_spec(
       sorted(pipeline_spec.deployment_spec['executors'].keys()), trainer_executor, config)

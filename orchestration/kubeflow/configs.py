@@ -32,6 +32,14 @@ GPU_PRODUCT_LABEL = 'nvidia.com/gpu.product'
 
 TOLERATION_EFFECTS = ('NoSchedule', 'PreferNoSchedule', 'NoExecute')
 
+# Where the package runs: a self-hosted KFP backend (pipeline spec and
+# Kubernetes platform spec), or Vertex AI Pipelines (the pipeline spec alone:
+# its SDK reads one YAML document, and names GPUs by accelerator type).
+KFP_TARGET = 'kfp'
+VERTEX_TARGET = 'vertex'
+TARGETS = (KFP_TARGET, VERTEX_TARGET)
+DEFAULT_VERTEX_ACCELERATOR = 'NVIDIA_TESLA_T4'
+
 # Where a Kubernetes secret with a service-account key is mounted in every
 # task's pod, and the key file in it that GOOGLE_APPLICATION_CREDENTIALS names.
 CREDENTIALS_MOUNT_PATH = '/var/secrets/google'
@@ -63,6 +71,7 @@ class GpuPool:
   tolerations let the pod onto nodes tainted to keep other work away.
   """
   count: int = 1
+  # Kubernetes: the extended resource; Vertex AI: the accelerator type.
   resource: str = NVIDIA_GPU_RESOURCE
   node_selector: Tuple[Tuple[str, str], ...] = ()
   tolerations: Tuple[Toleration, ...] = (Toleration(key=NVIDIA_GPU_RESOURCE),)
@@ -87,3 +96,4 @@ class KubeflowConfig:
   credentials_secret: str = ''
   # The KFP backend version the package must run on (backends.py).
   kfp_version: str = backends.DEFAULT_VERSION
+  target: str = KFP_TARGET
