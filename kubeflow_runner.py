@@ -18,6 +18,8 @@ import sys
 from typing import Any, Dict, List, Tuple
 
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from google.api_core import exceptions as google_exceptions
+from google.auth import exceptions as google_auth_exceptions
 from kfp_server_api import ApiException
 import urllib3
 
@@ -29,6 +31,7 @@ from orchestration.kubeflow import compiler as kubeflow_compiler
 from orchestration.kubeflow import configs as kubeflow_configs
 from orchestration.kubeflow import platform as kubeflow_platform
 from orchestration.kubeflow import submit as kubeflow_submit
+from orchestration.kubeflow import vertex_submit
 from pipeline import pipeline as pipeline_lib
 from pipeline import run_parameters
 
@@ -132,13 +135,6 @@ def _secret_name(text: str) -> str:
   return text
 
 
-def _cron(text: str) -> str:
-  try:
-    return kubeflow_submit.check_cron(text)
-  except ValueError as e:
-    raise argparse.ArgumentTypeError(str(e))
-
-
 def make_parser() -> argparse.ArgumentParser:
   """The pipeline flags both runners share, and where and how KFP runs them."""
   platform_defaults = kubeflow_configs.KubeflowConfig(image='')
@@ -199,12 +195,21 @@ def make_parser() -> argparse.ArgumentParser:
                       default=kubeflow_configs.DEFAULT_VERTEX_ACCELERATOR,
                       help='for --target vertex: the Trainer\'s GPU, a Vertex AI '
                            'accelerator type, e.g. NVIDIA_TESLA_T4 (default), NVIDIA_L4')
+  vertex.add_argument('--project', help='for --target vertex: the Google Cloud project')
+  vertex.add_argument('--region', help='for --target vertex: the region, e.g. europe-west4')
+  vertex.add_argument('--service-account', metavar='EMAIL',
+                      help='for --target vertex: the service account the jobs run as '
+                           '(default: the project\'s Compute Engine default)')
+  vertex.add_argument('--vertex-api-endpoint', metavar='HOST',
+                      help='for --target vertex: another API endpoint than the region\'s')
 
   kfp = parser.add_argument_group('Kubeflow Pipelines')
   kfp.add_argument('--host', help='KFP API endpoint, e.g. http://localhost:8080')
   kfp.add_argument('--submit', action='store_true', help='upload and start a run now')
-  kfp.add_argument('--schedule', type=_cron, metavar='CRON',
-                   help="upload and retrain on KFP's 6-field cron, e.g. '0 0 3 * * 1'")
+  kfp.add_argument('--schedule', metavar='CRON',
+                   help="upload and retrain on a cron: KFP's 6 fields, seconds first "
+                        "(e.g. '0 0 3 * * 1'); Vertex AI's 5, optionally after TZ=ZONE "
+                        "(e.g. 'TZ=UTC 0 3 * * 1')")
   kfp.add_argument('--param', type=_run_parameter, action='append', default=[],
                    metavar='NAME=VALUE',
                    help='a run parameter for the run and the recurring run (repeatable; '
@@ -249,8 +254,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     kubernetes_only = [flag for flag, given in (
         ('--gpu-type', args.gpu_type), ('--gpu-node-selector', args.gpu_node_selector),
         ('--gpu-toleration', args.gpu_toleration),
-        ('--credentials-secret', args.credentials_secret),
-        ('--submit', args.submit), ('--schedule', args.schedule)) if given]
+        ('--credentials-secret', args.credentials_secret), ('--host', args.host)) if given]
     if kubernetes_only:
       parser.error(f'{", ".join(kubernetes_only)}: not for --target vertex (Vertex AI '
                    'places the Trainer by --accelerator-type, runs as the job\'s service '
@@ -258,7 +262,16 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   if args.job_endpoint == beam_runners.EMBEDDED_JOB_SERVICE:
     parser.error(f'--job-endpoint {beam_runners.EMBEDDED_JOB_SERVICE} runs Beam inside '
                  'the local runner; give the job server\'s HOST:PORT')
-  if (args.submit or args.schedule) and not args.host:
+  if args.schedule:
+    try:
+      (vertex_submit if args.target == kubeflow_configs.VERTEX_TARGET
+       else kubeflow_submit).check_cron(args.schedule)
+    except ValueError as e:
+      parser.error(str(e))
+  if args.target == kubeflow_configs.VERTEX_TARGET:
+    if (args.submit or args.schedule) and not (args.project and args.region):
+      parser.error('--submit and --schedule with --target vertex need --project and --region')
+  elif (args.submit or args.schedule) and not args.host:
     parser.error('--submit and --schedule need --host (the KFP API endpoint)')
   if args.param and not (args.submit or args.schedule):
     parser.error('--param sets a value for --submit and --schedule; compiled '
@@ -348,6 +361,8 @@ def main(argv: List[str]) -> int:
   print(f'Wrote {args.output}')
   if not (args.submit or args.schedule):
     return 0
+  if args.target == kubeflow_configs.VERTEX_TARGET:
+    return _submit_to_vertex(args, pipeline_config, parameter_values)
   try:
     submission = kubeflow_submit.submit(
         kubeflow_submit.Connection(args.host, args.namespace, args.token_file),
@@ -368,6 +383,25 @@ def main(argv: List[str]) -> int:
     print(f'Started run {submission.run_id}')
   if submission.recurring_run_id:
     print(f'Scheduled recurring run {submission.recurring_run_id} ({args.schedule})')
+  return 0
+
+
+def _submit_to_vertex(args: argparse.Namespace, pipeline_config: configs.PipelineConfig,
+                      parameter_values: Dict[str, Any]) -> int:
+  try:
+    submission = vertex_submit.submit(
+        vertex_submit.VertexConnection(args.project, args.region, args.service_account,
+                                       args.vertex_api_endpoint),
+        args.output, pipeline_config.pipeline_name, pipeline_config.pipeline_root,
+        run_now=args.submit, cron=args.schedule, parameters=parameter_values)
+  except (google_exceptions.GoogleAPIError, google_auth_exceptions.GoogleAuthError) as e:
+    print(f'kubeflow_runner.py: Vertex AI in {args.project}/{args.region} refused: '
+          f'{" ".join(str(e).split())}', file=sys.stderr)
+    return 1
+  if submission.job:
+    print(f'Started pipeline job {submission.job}')
+  if submission.schedule:
+    print(f'Scheduled {submission.schedule} ({args.schedule})')
   return 0
 
 
