@@ -257,8 +257,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
         ('--credentials-secret', args.credentials_secret), ('--host', args.host)) if given]
     if kubernetes_only:
       parser.error(f'{", ".join(kubernetes_only)}: not for --target vertex (Vertex AI '
-                   'places the Trainer by --accelerator-type, runs as the job\'s service '
-                   'account, and takes the package through its own SDK, see docs/kubeflow.md)')
+                   'places the Trainer by --accelerator-type, runs as --service-account, '
+                   'and is reached through --project and --region, see docs/kubeflow.md)')
   if args.job_endpoint == beam_runners.EMBEDDED_JOB_SERVICE:
     parser.error(f'--job-endpoint {beam_runners.EMBEDDED_JOB_SERVICE} runs Beam inside '
                  'the local runner; give the job server\'s HOST:PORT')

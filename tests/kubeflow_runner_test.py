@@ -467,7 +467,7 @@ def test_a_vertex_package_loads_in_the_vertex_sdk_and_builds_its_runtime_config(
 @pytest.mark.parametrize('flags, named', [
     (['--gpu-toleration', 'a:NoSchedule'], '--gpu-toleration'),
     (['--credentials-secret', 'key'], '--credentials-secret'),
-    (['--submit', '--host', 'http://h'], '--submit'),
+    (['--host', 'http://h'], '--host'),
     (['--accelerator-type', 'nvidia.com/gpu'], '--accelerator-type takes a Vertex AI GPU type'),
 ])
 def test_kubernetes_settings_are_refused_for_vertex(flags, named, capsys):
