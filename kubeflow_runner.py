@@ -2,12 +2,16 @@
 
     python kubeflow_runner.py --image REGISTRY/busi-tfx:TAG \\
         --pipeline-root gs://BUCKET/tfx --data-root gs://BUCKET/Dataset_BUSI_with_GT \\
-        --serving-dir gs://BUCKET/serving [--submit] [--schedule '0 0 3 * * 1'] \\
-        [--host http://KFP_ENDPOINT] [--gpus 1 --gpu-type Tesla-T4] [--param epochs=5]
+        --serving-dir gs://BUCKET/serving [--model busi_net] [--submit] \\
+        [--schedule '0 0 3 * * 1'] [--host http://KFP_ENDPOINT] \\
+        [--gpus 1 --gpu-type Tesla-T4] [--param epochs=5] [--kfp-version 2.14.0]
+    python kubeflow_runner.py --target vertex --project P --region R ... [--submit]
 
+It takes every pipeline flag local_runner.py takes (orchestration/config_flags.py).
 Writes outputs/kubeflow/pipeline.yaml (KFP v2 pipeline spec + Kubernetes
-platform spec). The image must be built from this same checkout: the compiled
-spec fingerprints the model code it was compiled with. See docs/kubeflow.md.
+platform spec; the pipeline spec alone for Vertex AI). The image must be built
+from this same checkout: the compiled spec fingerprints the model code it was
+compiled with. See docs/kubeflow.md.
 """
 
 import argparse
