@@ -11,7 +11,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run test compile-kubeflow bench-quality predict serving bench-serving bench-pipeline bench-scale clean
+.PHONY: setup run test compile-kubeflow bench-quality predict serving bench-serving bench-pipeline bench-scale gpu-check clean
 
 setup: $(STAMP)
 
@@ -63,6 +63,11 @@ bench-pipeline: setup
 # ARGS="--sizes 1,2,3" for a shorter run.
 bench-scale: setup
 	$(PY) bench/scale_bench.py $(ARGS)
+
+# The Trainer on this machine's GPU against its CPU, and its model served on the CPU;
+# one line and exit 1 without a GPU (bench/gpu_check.py).
+gpu-check: setup
+	$(PY) bench/gpu_check.py $(ARGS)
 
 clean:
 	rm -rf outputs

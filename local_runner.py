@@ -16,7 +16,7 @@ import fcntl
 import os
 import sys
 import time
-from typing import List, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 
@@ -27,7 +27,6 @@ from dataset import data_audit
 from dataset import data_root
 from dataset import image_files
 from dataset import sites as sites_lib
-from models import registry
 from orchestration import beam_runners
 from orchestration import config_flags
 from orchestration import local
@@ -39,128 +38,55 @@ from run_report import build as report_build
 LOCK_FILE_NAME = '.run.lock'
 
 
-def _split_ratios(text: str) -> configs.SplitConfig:
-  try:
-    train, eval_, test = (int(part) for part in text.split(','))
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-        f'--splits takes three whole numbers train,eval,test (e.g. 70,15,15), got {text!r}')
-  if min(train, eval_, test) <= 0:
-    raise argparse.ArgumentTypeError(f'--splits must all be positive, got {text!r}')
-  return configs.SplitConfig(train, eval_, test)
-
-
-def _fraction(text: str) -> float:
-  try:
-    value = float(text)
-  except ValueError:
-    value = -1.0
-  if not 0.0 <= value <= 1.0:
-    raise argparse.ArgumentTypeError(
-        f'--max-quarantined-fraction takes a number from 0 to 1 (e.g. 0.05), got {text!r}')
-  return value
+def make_parser() -> argparse.ArgumentParser:
+  """The pipeline flags both runners share, and where a local run writes."""
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  config_flags.add_pipeline_flags(parser)
+  parser.add_argument('--output-dir', default='outputs',
+                      help='pipeline artifacts, ML Metadata and serving_model/ go here')
+  return parser
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
-  defaults = configs.PipelineConfig(pipeline_root='', serving_dir='')
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--data-root', action='append', default=[], metavar='[NAME=]PATH',
-                      help='a folder with one sub-folder per class, or with a manifest '
-                           '(see --manifest-columns); repeat as NAME=PATH for several '
-                           'sites (a bare PATH is the site named default)')
-  parser.add_argument('--manifest-columns', action='append', default=[],
-                      metavar='SITE=PRESET|FILE.json',
-                      help='how SITE\'s manifest names its columns (repeatable; presets: '
-                           f'{", ".join(configs.MANIFEST_PRESETS)}; default: '
-                           f'{configs.ManifestColumns().manifest} with columns image, '
-                           'label, mask, patient_id, device)')
-  parser.add_argument('--output-dir', default='outputs',
-                      help='pipeline artifacts, ML Metadata and serving_model/ go here')
-  parser.add_argument('--model', choices=registry.MODEL_CHOICES, default=defaults.model.name)
-  parser.add_argument('--image-size', type=int, default=None,
-                      help='side of the square model input (default: ' + ', '.join(
-                          f'{name} {registry.spec(name).image_size}'
-                          for name in registry.MODEL_CHOICES) + ')')
-  parser.add_argument('--epochs', type=int, default=None,
-                      help='default: the model\'s own (' + ', '.join(
-                          f'{name} {registry.spec(name).epochs}'
-                          for name in registry.MODEL_CHOICES) + ')')
-  parser.add_argument('--batch-size', type=int, default=defaults.training.batch_size)
-  parser.add_argument('--splits', type=_split_ratios, default=defaults.data.splits,
-                      help='train,eval,test relative sizes (default 70,15,15)')
-  config_flags.add_evaluation_flags(parser)
-  parser.add_argument('--keep-versions', type=int, default=defaults.keep_served_versions)
-  parser.add_argument('--beam-workers', type=int, default=1,
-                      help='Beam worker processes (1, the default: Beam runs in this '
-                           'process; 0: one worker process per core, for folders far '
-                           'larger than BUSI). On BUSI, in-process Beam measured 2.3x '
-                           'less CPU and half the peak memory (bench/README.md)')
-  parser.add_argument('--beam-runner', choices=('direct', 'portable'), default='direct',
-                      help="direct (default): Beam's DirectRunner, see --beam-workers; "
-                           "portable: Beam's PortableRunner at --job-endpoint")
-  parser.add_argument('--job-endpoint', default=beam_runners.EMBEDDED_JOB_SERVICE,
-                      help='for --beam-runner portable: a Beam job server (Flink, Spark) '
-                           f'at HOST:PORT, or {beam_runners.EMBEDDED_JOB_SERVICE} '
-                           '(the default) for Beam\'s own, in this process')
-  parser.add_argument('--no-cache', action='store_true',
-                      help='rerun every component instead of reusing cached results')
-  parser.add_argument('--max-quarantined-fraction', type=_fraction,
-                      default=defaults.data.max_quarantined_fraction,
-                      help='stop when a larger share of the files is unusable '
-                           '(default 0.05); see data_audit.md in the examples')
-  parser.add_argument('--strict', action='store_true',
-                      help='stop on any unusable file')
-  parser.add_argument('--label-conflicts', choices=data_audit.LABEL_CONFLICT_POLICIES,
-                      default=defaults.data.label_conflicts,
-                      help='the same or near-same image under two classes: drop '
-                           'the whole group (default), keep it, or fail the run')
+  parser = make_parser()
   args = parser.parse_args(argv)
-  if args.manifest_columns and not args.data_root:
-    parser.error('--manifest-columns needs the --data-root of its site')
-  try:
-    args.sites = sites_lib.build_sites(args.data_root, args.manifest_columns)
-  except sites_lib.SiteSpecError as e:
-    parser.error(str(e))
-  if args.beam_workers < 0:
-    parser.error(f'--beam-workers must be 0 (one per core) or more, got {args.beam_workers}')
+  config_flags.check_pipeline_flags(parser, args)
+  if args.beam_runner == 'dataflow':
+    parser.error('--beam-runner dataflow runs from kubeflow_runner.py only: its workers '
+                 'run the pipeline image')
   if args.beam_runner == 'portable':
     try:
-      args.portable_beam_args = beam_runners.portable_loopback_args(args.job_endpoint)
+      args.portable_beam_args = beam_runners.portable_loopback_args(
+          args.job_endpoint or beam_runners.EMBEDDED_JOB_SERVICE)
     except beam_runners.BeamArgsError as e:
       parser.error(str(e))
-  model_spec = registry.spec(args.model)
-  # A size below the floor gets ModelConfig's own message; this check is for the rest.
-  if (args.image_size is not None and args.image_size > 0
-      and args.image_size % model_spec.image_size_multiple):
-    parser.error(f'--image-size must be a multiple of {model_spec.image_size_multiple} '
-                 f'for {args.model}, got {args.image_size}')
   return args
+
+
+def _beam_pipeline_args(args: argparse.Namespace) -> Optional[Tuple[str, ...]]:
+  """The Beam arguments of the flags; None: local.py's DirectRunner of --beam-workers."""
+  if args.beam_runner == 'portable':
+    return args.portable_beam_args + tuple(args.beam_arg)
+  if args.beam_arg:
+    return beam_runners.local_direct_args(args.beam_workers) + tuple(args.beam_arg)
+  return None
 
 
 def build_config(args: argparse.Namespace, data_root_dir: str = '',
                  sites: Sequence[configs.Site] = ()) -> configs.PipelineConfig:
   """The run's config: of `sites`, or of `data_root_dir` as the one default site."""
-  data = sites_lib.with_sites(
-      dataclasses.replace(configs.DataConfig(), splits=args.splits,
-                          max_quarantined_fraction=args.max_quarantined_fraction,
-                          strict=args.strict, label_conflicts=args.label_conflicts),
-      sites or (configs.Site(configs.DEFAULT_SITE, data_root_dir),))
+  data = config_flags.data_config(
+      args, sites or (configs.Site(configs.DEFAULT_SITE, data_root_dir),))
   return local.local_config(
       data.data_root, args.output_dir,
       data=data,
-      model=dataclasses.replace(configs.ModelConfig(), name=args.model,
-                                image_size=(registry.spec(args.model).image_size
-                                            if args.image_size is None else args.image_size)),
-      training=dataclasses.replace(configs.TrainingConfig(),
-                                   epochs=(registry.spec(args.model).epochs
-                                           if args.epochs is None else args.epochs),
-                                   batch_size=args.batch_size),
+      model=config_flags.model_config(args),
+      training=config_flags.training_config(args),
       evaluation=config_flags.evaluation_config(args),
       keep_served_versions=args.keep_versions,
       enable_cache=not args.no_cache,
       beam_workers=args.beam_workers,
-      beam_pipeline_args=(args.portable_beam_args if args.beam_runner == 'portable'
-                          else None))
+      beam_pipeline_args=_beam_pipeline_args(args))
 
 
 def run(config: configs.PipelineConfig) -> int:
