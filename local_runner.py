@@ -7,6 +7,10 @@
 With no --data-root it looks for BUSI at $BUSI_DIR, data/Dataset_BUSI_with_GT
 and ../shared/data/busi/Dataset_BUSI_with_GT, in that order. The run itself is
 `orchestration.local.run`; this program turns flags into its config.
+
+Every stop is one message on stderr and an exit code: 2 when nothing ran, 1
+when the run stopped part-way (docs/invariants.md), including a stop by
+SIGINT, SIGTERM or SIGHUP and any operating-system error.
 """
 
 import argparse
@@ -26,6 +30,7 @@ from contracts import configs
 from dataset import data_audit
 from dataset import data_root
 from dataset import image_files
+from dataset import manifest
 from dataset import sites as sites_lib
 from models import registry
 from orchestration import beam_runners
@@ -197,6 +202,11 @@ def run(config: configs.PipelineConfig) -> int:
   started = time.time()
   try:
     summary = local.run(config)
+  except KeyboardInterrupt as e:
+    print(f'\nStopped by {run_failures.signal_name(e)} while the pipeline ran. Rerun the '
+          'same command to resume: the components that finished are reused from the '
+          'cache.', file=sys.stderr)
+    return 1
   except DataAnomaliesError as e:
     print(f'\nStopped at data validation: {e}', file=sys.stderr)
     return 1
@@ -223,7 +233,20 @@ def _absolute(site: configs.Site) -> configs.Site:
 
 
 def main(argv: List[str]) -> int:
+  run_failures.interrupt_on_termination()
+  try:
+    return _main(argv)
+  except KeyboardInterrupt as e:
+    print(f'Stopped by {run_failures.signal_name(e)} before the pipeline ran; '
+          'nothing was run.', file=sys.stderr)
+    return 2
+
+
+def _main(argv: List[str]) -> int:
   args = parse_args(argv)
+  note = data_root.unused_location_note(bool(args.sites))
+  if note:
+    print(f'Note: {note}')
   for site in args.sites:
     if not os.path.isdir(site.root):
       problem = image_files.layout_problem(site.root, configs.DataConfig().class_names)
@@ -247,13 +270,44 @@ def main(argv: List[str]) -> int:
     if problem:
       print(f'--data-root: {_where(sites, site)}{problem}.', file=sys.stderr)
       return 2
+  problem = _site_notes(sites, config.data.class_names)
+  if problem:
+    print(f'--data-root: {problem}.', file=sys.stderr)
+    return 2
   output_dir = os.path.abspath(args.output_dir)
   try:
     with exclusive_output_dir(output_dir):
       return run(config)
-  except OutputDirBusyError as e:
+  except OutputDirError as e:
     print(e, file=sys.stderr)
     return 2
+
+
+def _site_notes(sites: Sequence[configs.Site], class_names: Sequence[str]) -> str:
+  """Prints a note on each site that holds no image or ignores its columns.
+
+  Returns why the run cannot start: no site holds anything at all. A site
+  that holds only unusable files is left to the audit, whose report names
+  each file; among several sites an empty one is a note, as the audit has
+  it, since the others can still be read.
+  """
+  empty = []
+  for site in sites:
+    if manifest.is_manifest_site(site.root, site.columns):
+      continue
+    if site.columns != configs.ManifestColumns():
+      print(f'Note: --manifest-columns {site.name}=...: {site.root} holds no '
+            f'{site.columns.manifest}, so the site is read as class folders and the '
+            'columns are not used.')
+    scan = image_files.scan_folder(site.root, class_names)
+    if not scan.images and not scan.quarantined:
+      empty.append(_where(sites, site) + next(
+          e.reason for e in scan.ignored if e.file == image_files.SITE_FOLDER))
+  if len(empty) == len(sites):
+    return '; '.join(empty)
+  for reason in empty:
+    print(f'Note: {reason}.')
+  return ''
 
 
 def _where(sites: Sequence[configs.Site], site: configs.Site) -> str:
@@ -261,7 +315,11 @@ def _where(sites: Sequence[configs.Site], site: configs.Site) -> str:
   return '' if [s.name for s in sites] == [configs.DEFAULT_SITE] else f'site {site.name}: '
 
 
-class OutputDirBusyError(RuntimeError):
+class OutputDirError(RuntimeError):
+  """The output dir cannot be used; the message says why, on one line."""
+
+
+class OutputDirBusyError(OutputDirError):
   """Another run holds the output dir's lock."""
 
 
@@ -273,8 +331,14 @@ def exclusive_output_dir(output_dir: str):
   file and to the serving dir, so the second refuses. flock is released by the
   kernel when the process ends, however it ends: no stale lock to clean up.
   """
-  os.makedirs(output_dir, exist_ok=True)
-  with open(os.path.join(output_dir, LOCK_FILE_NAME), 'a+', encoding='utf-8') as lock:
+  try:
+    os.makedirs(output_dir, exist_ok=True)
+    lock = open(os.path.join(output_dir, LOCK_FILE_NAME), 'a+', encoding='utf-8')
+  except OSError as e:
+    raise OutputDirError(f'--output-dir {output_dir} cannot be used: {e.strerror}'
+                         f'{f" ({e.filename})" if e.filename else ""}; choose a folder '
+                         'you can write to.') from None
+  with lock:
     try:
       fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
