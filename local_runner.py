@@ -247,10 +247,15 @@ def _main(argv: List[str]) -> int:
   note = data_root.unused_location_note(bool(args.sites))
   if note:
     print(f'Note: {note}')
+  if not args.output_dir.strip():
+    print('--output-dir needs a folder, got an empty value.', file=sys.stderr)
+    return 2
   for site in args.sites:
     if not os.path.isdir(site.root):
       problem = image_files.layout_problem(site.root, configs.DataConfig().class_names)
-      print(f'--data-root: {_where(args.sites, site)}{problem}.', file=sys.stderr)
+      hint = (' (a ~ inside quotes or after = is not expanded by the shell: write the '
+              'full path)' if site.root.startswith('~') else '')
+      print(f'--data-root: {_where(args.sites, site)}{problem}{hint}.', file=sys.stderr)
       return 2
   if args.sites:
     sites = tuple(_absolute(site) for site in args.sites)

@@ -34,10 +34,10 @@ _BOMB = 'possible decompression bomb, rejected without decoding'
 CONTROL_CHARACTER = re.compile(r'[\x00-\x1f\x7f]')
 # Pixel modes the model's decoder reads as they are; others are re-encoded.
 _DECODABLE = {'PNG': ('L', 'RGB'), 'JPEG': ('L', 'RGB')}
-# Accepted, with a note: an image this small on a side is mostly upsampling
-# at the models' inputs (128 px and more); one this elongated is squeezed to a
-# square. BUSI's and BUS-BRA's scans are all well inside both.
-SMALL_SIDE = 64
+# Accepted, with a note: an image smaller on a side than the smallest model
+# input is a thumbnail or an icon rather than a scan; one this elongated is
+# squeezed to a square. BUSI's and BUS-BRA's scans are all well inside both.
+SMALL_SIDE = 32
 LARGE_ASPECT_RATIO = 3.0
 # Accepted, with a note: a lesion mask covering this much of its image is more
 # likely an inverted or blank-white export than a lesion.
@@ -387,8 +387,8 @@ def _content_notes(image: Image.Image, relpath: str,
                  f'{_target_mode(image)} PNG')
   width, height = image.size
   if min(width, height) < SMALL_SIDE:
-    notes.append(f'small image: {width}x{height} pixels, under {SMALL_SIDE} on a side; '
-                 'the model upsamples it')
+    notes.append(f'small image: {width}x{height} pixels, under {SMALL_SIDE} on a side: '
+                 'a thumbnail rather than a scan?')
   if max(width, height) > LARGE_ASPECT_RATIO * min(width, height):
     notes.append(f'elongated image: {width}x{height} pixels, more than '
                  f'{LARGE_ASPECT_RATIO:g} to 1; the model squeezes it to a square')
