@@ -18,11 +18,27 @@ import contextlib
 import dataclasses
 import fcntl
 import os
+import signal
 import sys
 import time
 from typing import List, Sequence
 
-import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+
+def _stopped_while_starting(signum: int, _frame) -> None:
+  print(f'Stopped by {signal.Signals(signum).name} before the pipeline ran; nothing was '
+        'run.', file=sys.stderr)
+  os._exit(2)  # pylint: disable=protected-access  (no traceback from a half-done import)
+
+
+# Loading TensorFlow below takes seconds: a signal then ends the program with
+# one line, not a traceback of the import it interrupted. `main` takes over.
+if __name__ == '__main__':
+  for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    if signal.getsignal(_signum) is not signal.SIG_IGN:
+      signal.signal(_signum, _stopped_while_starting)
+
+# pylint: disable=wrong-import-position
+import models  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 
 from components import atomic_pusher
 from components.validation_gate import DataAnomaliesError
@@ -233,13 +249,15 @@ def _absolute(site: configs.Site) -> configs.Site:
 
 
 def main(argv: List[str]) -> int:
-  run_failures.interrupt_on_termination()
+  previous = run_failures.interrupt_on_termination()
   try:
     return _main(argv)
   except KeyboardInterrupt as e:
     print(f'Stopped by {run_failures.signal_name(e)} before the pipeline ran; '
           'nothing was run.', file=sys.stderr)
     return 2
+  finally:
+    run_failures.restore_signals(previous)
 
 
 def _main(argv: List[str]) -> int:

@@ -16,7 +16,7 @@ the runner can say, in one line, what the stop left behind.
 
 import errno
 import signal
-from typing import Iterator, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import tensorflow as tf
 
@@ -41,14 +41,25 @@ def _raise_interrupted(signum: int, _frame) -> None:
   raise Interrupted(signal.Signals(signum).name)
 
 
-def interrupt_on_termination() -> None:
-  """Makes SIGTERM and SIGHUP raise `Interrupted` in the main thread, as SIGINT does.
+def interrupt_on_termination() -> Dict[int, Any]:
+  """Makes SIGINT raise KeyboardInterrupt and SIGTERM and SIGHUP `Interrupted`.
 
-  A signal the parent set to be ignored (`nohup` ignores SIGHUP) stays ignored.
+  A signal the parent set to be ignored (`nohup` ignores SIGHUP, a shell's
+  background job SIGINT) stays ignored. Returns the handlers it replaced.
   """
-  for signum in _TERMINATING_SIGNALS:
+  handlers = {signal.SIGINT: signal.default_int_handler,
+              **{signum: _raise_interrupted for signum in _TERMINATING_SIGNALS}}
+  previous = {}
+  for signum, handler in handlers.items():
     if signal.getsignal(signum) is not signal.SIG_IGN:
-      signal.signal(signum, _raise_interrupted)
+      previous[signum] = signal.signal(signum, handler)
+  return previous
+
+
+def restore_signals(previous: Dict[int, Any]) -> None:
+  """Puts back the handlers `interrupt_on_termination` replaced."""
+  for signum, handler in previous.items():
+    signal.signal(signum, handler)
 
 
 def signal_name(interrupt: KeyboardInterrupt) -> str:

@@ -46,9 +46,9 @@ def test_a_tensorflow_file_error_is_an_os_error():
 
 
 def test_a_terminating_signal_raises_interrupted():
-  previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+  before = signal.getsignal(signal.SIGTERM)
+  previous = run_failures.interrupt_on_termination()
   try:
-    run_failures.interrupt_on_termination()
     try:
       os.kill(os.getpid(), signal.SIGTERM)
       raised = None
@@ -57,5 +57,5 @@ def test_a_terminating_signal_raises_interrupted():
     assert run_failures.signal_name(raised) == 'SIGTERM'
     assert run_failures.signal_name(KeyboardInterrupt()) == 'SIGINT'
   finally:
-    for signum, handler in previous.items():
-      signal.signal(signum, handler)
+    run_failures.restore_signals(previous)
+  assert signal.getsignal(signal.SIGTERM) == before

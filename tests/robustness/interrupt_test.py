@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 import local_runner
 from bench import synthetic_busi
 
@@ -60,3 +62,15 @@ def test_a_signal_stops_the_run_with_one_line_and_the_rerun_resumes(tmp_path):
   assert stderr.strip().splitlines()[-1].startswith('Stopped by SIGTERM while the pipeline ran.')
   cached = re.search(r'ImageExampleGen finished in ([0-9.]+) s', stdout)
   assert cached and float(cached.group(1)) < 3, stdout
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_runner_starts_is_one_line_and_exit_2(tmp_path, signum):
+  process = _start(str(tmp_path / 'data'), str(tmp_path / 'out'))
+  time.sleep(1)
+  process.send_signal(signum)
+  _, err = process.communicate(timeout=_TIMEOUT_S)
+  assert process.returncode == 2, err[-3000:]
+  assert err.strip().splitlines()[-1] == (
+      f'Stopped by {signal.Signals(signum).name} before the pipeline ran; nothing was run.')
+  assert 'Traceback' not in err
