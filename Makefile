@@ -35,7 +35,7 @@ test: setup
 # (docs/invariants.md); FUZZ_EXAMPLES=N examples per property (default 200).
 fuzz: setup
 	FUZZ_PROFILE=long $(PY) -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
-	  --hypothesis-seed=$${FUZZ_SEED:-$$(date +%s)} tests/fuzz/fuzz_test.py
+	  --hypothesis-seed=$${FUZZ_SEED:-$$(date +%s)} tests/fuzz/
 
 # The Kubeflow Pipelines package; ARGS needs --image and the gs:// paths (docs/kubeflow.md).
 compile-kubeflow: setup

@@ -47,9 +47,9 @@ settings.register_profile('fast', max_examples=25, derandomize=True, deadline=No
                           suppress_health_check=_SLOW, print_blob=True)
 settings.register_profile('long', max_examples=int(os.environ.get('FUZZ_EXAMPLES', 200)),
                           deadline=None, suppress_health_check=_SLOW, print_blob=True)
-_PROFILE = os.environ.get('FUZZ_PROFILE', 'fast')
+PROFILE = os.environ.get('FUZZ_PROFILE', 'fast')
 # A runner example runs Beam; the fast profile takes a few of them.
-_RUNNER_EXAMPLES = 6 if _PROFILE == 'fast' else settings.get_profile('long').max_examples
+_RUNNER_EXAMPLES = 6 if PROFILE == 'fast' else settings.get_profile('long').max_examples
 
 
 def _columns(spec: data_roots.RootSpec) -> configs.ManifestColumns:
@@ -68,7 +68,7 @@ def _write(base: str, name: str, spec: data_roots.RootSpec) -> str:
   return root
 
 
-@settings(settings.get_profile(_PROFILE))
+@settings(settings.get_profile(PROFILE))
 @given(spec=data_roots.root_specs())
 def test_every_scanned_entry_has_one_outcome(spec):
   with tempfile.TemporaryDirectory() as base:
@@ -150,7 +150,7 @@ _FLAGS = st.lists(st.sampled_from((
     max_size=3)
 
 
-@settings(settings.get_profile(_PROFILE), max_examples=_RUNNER_EXAMPLES)
+@settings(settings.get_profile(PROFILE), max_examples=_RUNNER_EXAMPLES)
 @given(first=data_roots.root_specs(), second=st.one_of(st.none(), data_roots.root_specs()),
        flags=_FLAGS, busi_dir=st.sampled_from(('', 'missing', 'site')))
 def test_the_runner_stops_with_one_message_or_reaches_the_audit(first, second, flags,
