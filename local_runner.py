@@ -256,6 +256,14 @@ def main(argv: List[str]) -> int:
     print(f'Stopped by {run_failures.signal_name(e)} before the pipeline ran; '
           'nothing was run.', file=sys.stderr)
     return 2
+  except Exception as e:  # pylint: disable=broad-except
+    # `run` answers for the pipeline's own errors: what comes here came before it.
+    detail = run_failures.os_error(e)
+    if detail is None:
+      raise
+    print(f'Stopped before the pipeline ran: an operating-system error: {detail}.',
+          file=sys.stderr)
+    return 2
   finally:
     run_failures.restore_signals(previous)
 

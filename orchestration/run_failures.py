@@ -96,6 +96,11 @@ def _os_error(error: BaseException) -> Optional[str]:
   return None
 
 
+def os_error(error: BaseException) -> Optional[str]:
+  """The operating-system error along `error`'s chain, with its path, or None."""
+  return next(filter(None, map(_os_error, _chain(error))), None)
+
+
 def advice(error: BaseException, output_dir: str) -> Optional[str]:
   """What to do about `error`, or None when it is not a failure this knows."""
   causes = list(_chain(error))
@@ -104,9 +109,8 @@ def advice(error: BaseException, output_dir: str) -> Optional[str]:
       return (f'The disk is full ({_one_line(cause)[:200]}). Free space on the disk that '
               f'holds {output_dir}, or pass another --output-dir, and rerun: the '
               'components that finished are reused from the cache.')
-  for cause in causes:
-    detail = _os_error(cause)
-    if detail:
-      return (f'An operating-system error: {detail}. Fix the permission or the path '
-              'and rerun: the components that finished are reused from the cache.')
+  detail = os_error(error)
+  if detail:
+    return (f'An operating-system error: {detail}. Fix the permission or the path '
+            'and rerun: the components that finished are reused from the cache.')
   return None

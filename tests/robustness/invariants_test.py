@@ -182,3 +182,14 @@ def test_a_row_without_the_id_others_have_is_noted(tmp_path):
       'a.png': (),
       'b.png': ("no patient ('patient_id' is empty in manifest.csv) while 1 other images "
                 'name theirs; read as its own patient',)}
+
+
+def test_an_os_error_before_the_pipeline_is_one_line(tiny, tmp_path, capsys, no_pipeline,
+                                                     monkeypatch):
+  def unreadable(root, class_names=None):
+    raise PermissionError(13, 'Permission denied', os.path.join(root, 'benign'))
+  monkeypatch.setattr(image_files, 'scan_folder', unreadable)
+  code, _, err = _main(capsys, '--data-root', tiny, '--output-dir', str(tmp_path / 'out'))
+  assert code == 2
+  assert err.strip() == ('Stopped before the pipeline ran: an operating-system error: '
+                         f'Permission denied on {tiny}/benign.')
