@@ -11,7 +11,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run test compile-kubeflow bench-quality predict serving bench-serving bench-pipeline bench-scale gpu-check clean
+.PHONY: setup run test fuzz compile-kubeflow bench-quality predict serving bench-serving bench-pipeline bench-scale gpu-check clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,12 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 
 test: setup
 	PYTHONUNBUFFERED=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+# The fuzzer's long profile: new random data roots and flags against the invariants
+# (docs/invariants.md); FUZZ_EXAMPLES=N examples per property (default 200).
+fuzz: setup
+	FUZZ_PROFILE=long $(PY) -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
+	  --hypothesis-seed=$${FUZZ_SEED:-$$(date +%s)} tests/fuzz/
 
 # The Kubeflow Pipelines package; ARGS needs --image and the gs:// paths (docs/kubeflow.md).
 compile-kubeflow: setup

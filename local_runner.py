@@ -7,6 +7,10 @@
 With no --data-root it looks for BUSI at $BUSI_DIR, data/Dataset_BUSI_with_GT
 and ../shared/data/busi/Dataset_BUSI_with_GT, in that order. The run itself is
 `orchestration.local.run`; this program turns flags into its config.
+
+Every stop is one message on stderr and an exit code: 2 when nothing ran, 1
+when the run stopped part-way (docs/invariants.md), including a stop by
+SIGINT, SIGTERM or SIGHUP and any operating-system error.
 """
 
 import argparse
@@ -14,11 +18,27 @@ import contextlib
 import dataclasses
 import fcntl
 import os
+import signal
 import sys
 import time
 from typing import List, Optional, Sequence, Tuple
 
-import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+
+def _stopped_while_starting(signum: int, _frame) -> None:
+  print(f'Stopped by {signal.Signals(signum).name} before the pipeline ran; nothing was '
+        'run.', file=sys.stderr)
+  os._exit(2)  # pylint: disable=protected-access  (no traceback from a half-done import)
+
+
+# Loading TensorFlow below takes seconds: a signal then ends the program with
+# one line, not a traceback of the import it interrupted. `main` takes over.
+if __name__ == '__main__':
+  for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    if signal.getsignal(_signum) is not signal.SIG_IGN:
+      signal.signal(_signum, _stopped_while_starting)
+
+# pylint: disable=wrong-import-position
+import models  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 
 from components import atomic_pusher
 from components.validation_gate import DataAnomaliesError
@@ -26,6 +46,7 @@ from contracts import configs
 from dataset import data_audit
 from dataset import data_root
 from dataset import image_files
+from dataset import manifest
 from dataset import sites as sites_lib
 from orchestration import beam_runners
 from orchestration import config_flags
@@ -102,6 +123,11 @@ def run(config: configs.PipelineConfig) -> int:
   started = time.time()
   try:
     summary = local.run(config)
+  except KeyboardInterrupt as e:
+    print(f'\nStopped by {run_failures.signal_name(e)} while the pipeline ran. Rerun the '
+          'same command to resume: the components that finished are reused from the '
+          'cache.', file=sys.stderr)
+    return 1
   except DataAnomaliesError as e:
     print(f'\nStopped at data validation: {e}', file=sys.stderr)
     return 1
@@ -128,11 +154,39 @@ def _absolute(site: configs.Site) -> configs.Site:
 
 
 def main(argv: List[str]) -> int:
+  previous = run_failures.interrupt_on_termination()
+  try:
+    return _main(argv)
+  except KeyboardInterrupt as e:
+    print(f'Stopped by {run_failures.signal_name(e)} before the pipeline ran; '
+          'nothing was run.', file=sys.stderr)
+    return 2
+  except Exception as e:  # pylint: disable=broad-except
+    # `run` answers for the pipeline's own errors: what comes here came before it.
+    detail = run_failures.os_error(e)
+    if detail is None:
+      raise
+    print(f'Stopped before the pipeline ran: an operating-system error: {detail}.',
+          file=sys.stderr)
+    return 2
+  finally:
+    run_failures.restore_signals(previous)
+
+
+def _main(argv: List[str]) -> int:
   args = parse_args(argv)
+  note = data_root.unused_location_note(bool(args.sites))
+  if note:
+    print(f'Note: {note}')
+  if not args.output_dir.strip():
+    print('--output-dir needs a folder, got an empty value.', file=sys.stderr)
+    return 2
   for site in args.sites:
     if not os.path.isdir(site.root):
       problem = image_files.layout_problem(site.root, configs.DataConfig().class_names)
-      print(f'--data-root: {_where(args.sites, site)}{problem}.', file=sys.stderr)
+      hint = (' (a ~ inside quotes or after = is not expanded by the shell: write the '
+              'full path)' if site.root.startswith('~') else '')
+      print(f'--data-root: {_where(args.sites, site)}{problem}{hint}.', file=sys.stderr)
       return 2
   if args.sites:
     sites = tuple(_absolute(site) for site in args.sites)
@@ -152,13 +206,44 @@ def main(argv: List[str]) -> int:
     if problem:
       print(f'--data-root: {_where(sites, site)}{problem}.', file=sys.stderr)
       return 2
+  problem = _site_notes(sites, config.data.class_names)
+  if problem:
+    print(f'--data-root: {problem}.', file=sys.stderr)
+    return 2
   output_dir = os.path.abspath(args.output_dir)
   try:
     with exclusive_output_dir(output_dir):
       return run(config)
-  except OutputDirBusyError as e:
+  except OutputDirError as e:
     print(e, file=sys.stderr)
     return 2
+
+
+def _site_notes(sites: Sequence[configs.Site], class_names: Sequence[str]) -> str:
+  """Prints a note on each site that holds no image or ignores its columns.
+
+  Returns why the run cannot start: no site holds anything at all. A site
+  that holds only unusable files is left to the audit, whose report names
+  each file; among several sites an empty one is a note, as the audit has
+  it, since the others can still be read.
+  """
+  empty = []
+  for site in sites:
+    if manifest.is_manifest_site(site.root, site.columns):
+      continue
+    if site.columns != configs.ManifestColumns():
+      print(f'Note: --manifest-columns {site.name}=...: {site.root} holds no '
+            f'{site.columns.manifest}, so the site is read as class folders and the '
+            'columns are not used.')
+    scan = image_files.scan_folder(site.root, class_names)
+    if not scan.images and not scan.quarantined:
+      empty.append(_where(sites, site) + next(
+          e.reason for e in scan.ignored if e.file == image_files.SITE_FOLDER))
+  if len(empty) == len(sites):
+    return '; '.join(empty)
+  for reason in empty:
+    print(f'Note: {reason}.')
+  return ''
 
 
 def _where(sites: Sequence[configs.Site], site: configs.Site) -> str:
@@ -166,7 +251,11 @@ def _where(sites: Sequence[configs.Site], site: configs.Site) -> str:
   return '' if [s.name for s in sites] == [configs.DEFAULT_SITE] else f'site {site.name}: '
 
 
-class OutputDirBusyError(RuntimeError):
+class OutputDirError(RuntimeError):
+  """The output dir cannot be used; the message says why, on one line."""
+
+
+class OutputDirBusyError(OutputDirError):
   """Another run holds the output dir's lock."""
 
 
@@ -178,8 +267,14 @@ def exclusive_output_dir(output_dir: str):
   file and to the serving dir, so the second refuses. flock is released by the
   kernel when the process ends, however it ends: no stale lock to clean up.
   """
-  os.makedirs(output_dir, exist_ok=True)
-  with open(os.path.join(output_dir, LOCK_FILE_NAME), 'a+', encoding='utf-8') as lock:
+  try:
+    os.makedirs(output_dir, exist_ok=True)
+    lock = open(os.path.join(output_dir, LOCK_FILE_NAME), 'a+', encoding='utf-8')
+  except OSError as e:
+    raise OutputDirError(f'--output-dir {output_dir} cannot be used: {e.strerror}'
+                         f'{f" ({e.filename})" if e.filename else ""}; choose a folder '
+                         'you can write to.') from None
+  with lock:
     try:
       fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
