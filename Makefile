@@ -12,7 +12,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run test test-fast compile-kubeflow bench-quality predict serving bench-serving bench-pipeline bench-scale clean
+.PHONY: setup run test test-fast fuzz compile-kubeflow bench-quality predict serving bench-serving bench-pipeline bench-scale gpu-check clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,12 @@ test: setup
 # The unit tests only: the files marked e2e (pipeline and runner runs) are left out.
 test-fast: setup
 	PYTHONUNBUFFERED=1 $(PY) -m pytest $(PYTEST_ARGS) -m 'not e2e' --durations=10
+
+# The fuzzer's long profile: new random data roots and flags against the invariants
+# (docs/invariants.md); FUZZ_EXAMPLES=N examples per property (default 200).
+fuzz: setup
+	FUZZ_PROFILE=long $(PY) -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
+	  --hypothesis-seed=$${FUZZ_SEED:-$$(date +%s)} tests/fuzz/
 
 # The Kubeflow Pipelines package; ARGS needs --image and the gs:// paths (docs/kubeflow.md).
 compile-kubeflow: setup
@@ -69,6 +75,11 @@ bench-pipeline: setup
 # ARGS="--sizes 1,2,3" for a shorter run.
 bench-scale: setup
 	$(PY) bench/scale_bench.py $(ARGS)
+
+# The Trainer on this machine's GPU against its CPU, and its model served on the CPU;
+# one line and exit 1 without a GPU (bench/gpu_check.py).
+gpu-check: setup
+	$(PY) bench/gpu_check.py $(ARGS)
 
 clean:
 	rm -rf outputs

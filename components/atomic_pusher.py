@@ -54,9 +54,9 @@ from tfx.utils import io_utils
 from tfx.utils import json_utils
 from tfx.utils import proto_utils
 
-from components import evaluation_metrics
-from components import served_baseline_evaluator
-from components import site_gate
+from blessing import evaluation_metrics
+from blessing import rules as rules_lib
+from blessing import site_gate
 from contracts import metric_values
 from contracts import names
 from contracts import serving
@@ -250,7 +250,7 @@ class Executor(pusher_executor.Executor):
         input_dict[standard_component_specs.MODEL_BLESSING_KEY])
     baseline = (blessing.get_string_custom_property(names.BASELINE_VERSION_PROPERTY)
                 if blessing.has_custom_property(names.BASELINE_VERSION_PROPERTY) else '')
-    rules = served_baseline_evaluator.recorded_rules(blessing)
+    rules = rules_lib.recorded(blessing)
     model = artifact_utils.get_single_instance(
         input_dict[standard_component_specs.MODEL_KEY])
     sites = site_gate.read(evaluation.uri)
@@ -264,7 +264,7 @@ class Executor(pusher_executor.Executor):
         test_split=custom_config[TEST_SPLIT_KEY],
         test_metrics=metric_values.defined_all(evaluation_metrics.overall_metrics(
             evaluation.uri, custom_config[CLASS_NAMES_KEY])),
-        floors=served_baseline_evaluator.floors_of(rules),
+        floors=rules.floors,
         regression_tolerance=rules.regression_tolerance,
         baseline_version=baseline,
         code_fingerprint=model_card.code_fingerprint(),

@@ -51,7 +51,7 @@ class ModelCard:
   baseline_version: str           # the served version compared with; '' for none
   code_fingerprint: str
   training_config: Dict[str, Any]
-  # site -> the main clinical metrics at that site (components/site_gate.py);
+  # site -> the main clinical metrics at that site (blessing/site_gate.py);
   # empty when the examples carry no site.
   site_metrics: Dict[str, Dict[str, Optional[float]]] = dataclasses.field(
       default_factory=dict)

@@ -19,7 +19,8 @@ _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # it, never a layer above, nor another package of its own layer.
 LAYERS: Tuple[Tuple[str, ...], ...] = (
     ('contracts',),                 # plain values: configs, data and serving contracts, names
-    ('dataset', 'models'),          # data libraries; the model families and their training
+    ('dataset', 'models', 'blessing'),  # data libraries; the model families and their
+                                        # training; the rules that bless a model
     ('serving',),                   # TF Serving's directory: versions, configs, operations, cards
     ('components',),                # TFX components
     ('pipeline',),                  # the DAG

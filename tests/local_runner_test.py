@@ -12,7 +12,7 @@ from models import registry
 
 def test_missing_dataset_says_where_to_get_it(tmp_path, monkeypatch, capsys):
   monkeypatch.chdir(tmp_path)
-  monkeypatch.setenv(data_root.ENV_VAR, str(tmp_path / 'nowhere'))
+  monkeypatch.delenv(data_root.ENV_VAR, raising=False)
   monkeypatch.setattr(data_root, 'DEFAULT_DIRS', ('data/Dataset_BUSI_with_GT',))
   assert local_runner.main([]) == 2
   message = capsys.readouterr().err
@@ -24,11 +24,24 @@ def test_dataset_is_found_in_the_documented_order(tmp_path, monkeypatch):
   env_dir, local_dir = tmp_path / 'env', tmp_path / 'data' / 'Dataset_BUSI_with_GT'
   local_dir.mkdir(parents=True)
   monkeypatch.chdir(tmp_path)
-  monkeypatch.setenv(data_root.ENV_VAR, str(env_dir))
+  monkeypatch.delenv(data_root.ENV_VAR, raising=False)
   assert data_root.find_data_root(None) == os.path.abspath(local_dir)
+  monkeypatch.setenv(data_root.ENV_VAR, str(env_dir))
+  assert data_root.find_data_root(None) is None
   env_dir.mkdir()
   assert data_root.find_data_root(None) == str(env_dir)
   assert data_root.find_data_root(str(local_dir)) == str(local_dir)
+
+
+def test_a_busi_dir_that_is_not_a_folder_stops_instead_of_falling_back(
+    tmp_path, monkeypatch, capsys):
+  (tmp_path / 'data' / 'Dataset_BUSI_with_GT').mkdir(parents=True)
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setenv(data_root.ENV_VAR, str(tmp_path / 'typo'))
+  assert local_runner.main(['--output-dir', str(tmp_path / 'out')]) == 2
+  message = capsys.readouterr().err
+  assert f"${data_root.ENV_VAR} is '{tmp_path / 'typo'}', which does not exist" in message
+  assert not (tmp_path / 'out').exists()
 
 
 @pytest.mark.parametrize('bad', ['70,30', '70,15,x', '70,0,30'])
@@ -56,32 +69,15 @@ def test_flags_reach_the_pipeline_config(tmp_path):
   assert config.metadata_path == str(tmp_path / 'metadata.sqlite')
 
 
-def test_an_empty_ensemble_is_a_usage_error(capsys):
-  with pytest.raises(SystemExit) as exit_info:
-    local_runner.parse_args(['--ensemble-size', '0'])
-  assert exit_info.value.code == 2
-  assert '--ensemble-size must be at least 1' in capsys.readouterr().err
-
-
-def test_model_flags_reach_the_model_config(tmp_path):
+def test_model_flags_reach_the_model_config():
   config = local_runner.build_config(
-      local_runner.parse_args(['--model', 'busi_net', '--ensemble-size', '3']), '/data')
-  assert (config.model.name, config.model.ensemble_size) == ('busi_net', 3)
-  weights = tmp_path / 'no_top.h5'
-  weights.write_bytes(b'')
-  config = local_runner.build_config(local_runner.parse_args(
-      ['--model', 'mobilenet_v2', '--backbone-weights', str(weights)]), '/data')
-  assert config.model.name == 'mobilenet_v2'
-  assert config.model.image_size == registry.spec('mobilenet_v2').image_size
-  assert config.model.backbone_weights == str(weights)
+      local_runner.parse_args(['--model', 'busi_net']), '/data')
+  assert config.model.name == 'busi_net'
+  assert config.model.image_size == registry.spec('busi_net').image_size
+  assert config.training.epochs == registry.spec('busi_net').epochs
 
 
 @pytest.mark.parametrize('flags, message', [
-    (['--model', 'seed_cnn', '--ensemble-size', '2'], 'busi_net only, not seed_cnn'),
-    (['--backbone-weights', 'w.h5'], 'applies to mobilenet_v2 or efficientnet_b0'),
-    (['--model', 'mobilenet_v2', '--backbone-weights', 'absent.h5'], "'absent.h5' is not a file"),
-    (['--model', 'efficientnet_lite0', '--backbone-weights', 'w.h5'],
-     'applies to mobilenet_v2 or efficientnet_b0, not efficientnet_lite0'),
     (['--model', 'lesion_net', '--image-size', '100'],
      '--image-size must be a multiple of 32 for lesion_net, got 100'),
 ])
