@@ -52,6 +52,8 @@ from tests import kfp_launcher
 from tests.fake_webhook import FakeWebhook
 from tests.kubeflow_runner_test import REQUIRED_FLAGS
 
+pytestmark = pytest.mark.e2e
+
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RETRAINED = [names.TRANSFORM, names.TRAINER, names.EVALUATOR, names.PUSHER]
 # What the second run sets; the package was compiled with 1 epoch and floors of 0.
