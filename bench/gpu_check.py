@@ -5,7 +5,7 @@
 
 What a Kubeflow run's Trainer does, on generated scans: the Trainer task's GPU
 check (`orchestration/kubeflow/entrypoint.check_gpus`, what `--require_gpus`
-runs), then the Trainer's own `run_fn` (models/trainer.py, MirroredStrategy
+runs), then the Trainer's own `run_fn` (models/run_fn.py, MirroredStrategy
 over the visible GPUs) on Transform's output. The same training then runs in
 a child process that sees no GPU, for the CPU's step time, and that child
 loads the SavedModel the GPU exported and serves the probe scans through its
@@ -44,7 +44,7 @@ from contracts import features
 from contracts import serving
 from models import preprocessing
 from models import registry
-from models import trainer
+from models import run_fn
 from orchestration.kubeflow import entrypoint
 
 # float32 on both devices; cuDNN's kernels differ from the CPU's in the last bits.
@@ -98,7 +98,7 @@ def train(config: configs.PipelineConfig, work_dir: str, device: str) -> Trainin
       model_run_dir=os.path.join(out_dir, 'model_run'),
       custom_config=config.custom_config())
   started = time.monotonic()
-  trainer.run_fn(fn_args)
+  run_fn.run_fn(fn_args)
   seconds = time.monotonic() - started
   with tf.io.gfile.GFile(os.path.join(out_dir, 'model_run', 'training_summary.json')) as f:
     epochs = json.load(f)['epochs_run']
