@@ -73,7 +73,8 @@ def write_examples(config: configs.PipelineConfig, count: int, work_dir: str) ->
       raw = pipeline | beam.Create(exported_model.synthetic_raw_examples(count))
       (transformed, transformed_metadata), transform_fn = (
           (raw, raw_metadata) | tft_beam.AnalyzeAndTransformDataset(
-              lambda inputs: preprocessing.preprocessing_fn(inputs, config.custom_config()),
+              lambda inputs: preprocessing.preprocessing_fn(
+                  inputs, config.transform_custom_config()),
               output_record_batches=False))
       _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
       _ = raw_metadata | 'WriteRawMetadata' >> tft_beam.WriteMetadata(
@@ -96,7 +97,8 @@ def train(config: configs.PipelineConfig, work_dir: str, device: str) -> Trainin
       transform_output=os.path.join(work_dir, 'transform_output'),
       serving_model_dir=os.path.join(out_dir, 'serving_model'),
       model_run_dir=os.path.join(out_dir, 'model_run'),
-      custom_config=config.custom_config())
+      custom_config=configs.with_epochs(config.trainer_custom_config(),
+                                        config.training.epochs))
   started = time.monotonic()
   run_fn.run_fn(fn_args)
   seconds = time.monotonic() - started
