@@ -1,5 +1,6 @@
-# Two commands: `make run` (the pipeline on BUSI) and `make test`. Both set up
-# the Python 3.10 environment from requirements.lock on first use.
+# Two commands: `make run` (the pipeline on BUSI) and `make test` (`make test-fast`:
+# unit tests only). Both set up the Python 3.10 environment from requirements.lock
+# on first use.
 
 PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10; do \
                $$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { echo $$p; break; }; done)
@@ -11,7 +12,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run test compile-kubeflow bench-quality predict serving bench-serving bench-pipeline bench-scale clean
+.PHONY: setup run test test-fast fuzz compile-kubeflow bench-quality predict serving bench-serving bench-pipeline bench-scale gpu-check clean
 
 setup: $(STAMP)
 
@@ -28,8 +29,19 @@ run: setup
 # (each a chain of pipeline runs) then run beside the unit tests.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
+# Every test, as CI runs them, with the 20 slowest listed at the end.
 test: setup
-	PYTHONUNBUFFERED=1 $(PY) -m pytest $(PYTEST_ARGS)
+	PYTHONUNBUFFERED=1 $(PY) -m pytest $(PYTEST_ARGS) --durations=20
+
+# The unit tests only: the files marked e2e (pipeline and runner runs) are left out.
+test-fast: setup
+	PYTHONUNBUFFERED=1 $(PY) -m pytest $(PYTEST_ARGS) -m 'not e2e' --durations=10
+
+# The fuzzer's long profile: new random data roots and flags against the invariants
+# (docs/invariants.md); FUZZ_EXAMPLES=N examples per property (default 200).
+fuzz: setup
+	FUZZ_PROFILE=long $(PY) -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
+	  --hypothesis-seed=$${FUZZ_SEED:-$$(date +%s)} tests/fuzz/
 
 # The Kubeflow Pipelines package; ARGS needs --image and the gs:// paths (docs/kubeflow.md).
 compile-kubeflow: setup
@@ -63,6 +75,11 @@ bench-pipeline: setup
 # ARGS="--sizes 1,2,3" for a shorter run.
 bench-scale: setup
 	$(PY) bench/scale_bench.py $(ARGS)
+
+# The Trainer on this machine's GPU against its CPU, and its model served on the CPU;
+# one line and exit 1 without a GPU (bench/gpu_check.py).
+gpu-check: setup
+	$(PY) bench/gpu_check.py $(ARGS)
 
 clean:
 	rm -rf outputs

@@ -2,33 +2,40 @@
 
     python kubeflow_runner.py --image REGISTRY/busi-tfx:TAG \\
         --pipeline-root gs://BUCKET/tfx --data-root gs://BUCKET/Dataset_BUSI_with_GT \\
-        --serving-dir gs://BUCKET/serving [--submit] [--schedule '0 0 3 * * 1'] \\
-        [--host http://KFP_ENDPOINT] [--gpus 1 --gpu-type Tesla-T4] [--param epochs=5]
+        --serving-dir gs://BUCKET/serving [--model busi_net] [--submit] \\
+        [--schedule '0 0 3 * * 1'] [--host http://KFP_ENDPOINT] \\
+        [--gpus 1 --gpu-type Tesla-T4] [--param epochs=5] [--kfp-version 2.14.0]
+    python kubeflow_runner.py --target vertex --project P --region R ... [--submit]
 
+It takes every pipeline flag local_runner.py takes (orchestration/config_flags.py).
 Writes outputs/kubeflow/pipeline.yaml (KFP v2 pipeline spec + Kubernetes
-platform spec). The image must be built from this same checkout: the compiled
-spec fingerprints the model code it was compiled with. See docs/kubeflow.md.
+platform spec; the pipeline spec alone for Vertex AI). The image must be built
+from this same checkout: the compiled spec fingerprints the model code it was
+compiled with. See docs/kubeflow.md.
 """
 
 import argparse
 import dataclasses
 import os
+import re
 import sys
 from typing import Any, Dict, List, Tuple
 
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from google.api_core import exceptions as google_exceptions
+from google.auth import exceptions as google_auth_exceptions
 from kfp_server_api import ApiException
 import urllib3
 
 from contracts import configs
-from dataset import sites as sites_lib
-from models import registry
 from orchestration import beam_runners
 from orchestration import config_flags
+from orchestration.kubeflow import backends as kfp_backends
 from orchestration.kubeflow import compiler as kubeflow_compiler
 from orchestration.kubeflow import configs as kubeflow_configs
 from orchestration.kubeflow import platform as kubeflow_platform
 from orchestration.kubeflow import submit as kubeflow_submit
+from orchestration.kubeflow import vertex_submit
 from pipeline import pipeline as pipeline_lib
 from pipeline import run_parameters
 
@@ -105,15 +112,35 @@ def _webhook(text: str) -> str:
   return text
 
 
-def _cron(text: str) -> str:
+def _kfp_version(text: str) -> str:
   try:
-    return kubeflow_submit.check_cron(text)
-  except ValueError as e:
+    kfp_backends.parse_version(text)
+  except kfp_backends.BackendVersionError as e:
     raise argparse.ArgumentTypeError(str(e))
+  return text
 
 
-def parse_args(argv: List[str]) -> argparse.Namespace:
-  training_defaults = configs.TrainingConfig()
+def _accelerator_type(text: str) -> str:
+  """A GPU accelerator type the installed Vertex AI SDK knows (its AcceleratorType enum)."""
+  from google.cloud.aiplatform_v1.types import accelerator_type  # pylint: disable=g-import-not-at-top
+  gpus = [name for name in accelerator_type.AcceleratorType.__members__
+          if name.startswith('NVIDIA_')]
+  if text not in gpus:
+    raise argparse.ArgumentTypeError(
+        f'--accelerator-type takes a Vertex AI GPU type ({", ".join(gpus)}), got {text!r}')
+  return text
+
+
+def _secret_name(text: str) -> str:
+  if not re.fullmatch(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?', text) or len(text) > 63:
+    raise argparse.ArgumentTypeError(
+        f'--credentials-secret takes a Kubernetes secret name (lower-case letters, '
+        f'digits and -), got {text!r}')
+  return text
+
+
+def make_parser() -> argparse.ArgumentParser:
+  """The pipeline flags both runners share, and where and how KFP runs them."""
   platform_defaults = kubeflow_configs.KubeflowConfig(image='')
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   paths = parser.add_argument_group('where things are')
@@ -121,31 +148,12 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                      help='container image built from this checkout (see Dockerfile)')
   paths.add_argument('--pipeline-root', required=True, type=_storage_uri('--pipeline-root'),
                      help='object storage for pipeline artifacts, e.g. gs://BUCKET/tfx')
-  paths.add_argument('--data-root', required=True, action='append', metavar='[NAME=]URI',
-                     help='BUSI folder (one sub-folder per class, or a manifest) in '
-                          'object storage; repeat as NAME=URI for several sites (one '
-                          'bare URI stays a run parameter)')
-  paths.add_argument('--manifest-columns', action='append', default=[],
-                     metavar='SITE=PRESET|FILE.json',
-                     help='how SITE\'s manifest names its columns (repeatable; presets: '
-                          f'{", ".join(configs.MANIFEST_PRESETS)})')
   paths.add_argument('--serving-dir', required=True, type=_storage_uri('--serving-dir'),
                      help='TF Serving model root; blessed models are pushed below it')
   paths.add_argument('--output', default='outputs/kubeflow/pipeline.yaml',
                      help='where the compiled package is written')
 
-  training = parser.add_argument_group('training')
-  # Checked by the config itself (configs.ConfigError), as local_runner.py's are.
-  training.add_argument('--epochs', type=int,
-                        default=registry.spec(configs.ModelConfig.name).epochs,
-                        help='default: the model\'s own')
-  training.add_argument('--batch-size', type=int, default=training_defaults.batch_size)
-  training.add_argument('--no-cache', action='store_true',
-                        help='rerun every component instead of reusing cached results')
-
-  # The compiled defaults of run parameters, as --epochs is; runs may set others (--param).
-  evaluation = parser.add_argument_group('blessing')
-  config_flags.add_evaluation_flags(evaluation)
+  config_flags.add_pipeline_flags(parser)
 
   pods = parser.add_argument_group('pods')
   pods.add_argument('--cpu', type=_positive(float),
@@ -175,30 +183,50 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                     help='taint of the GPU nodes the Trainer tolerates (repeatable; '
                          f'default {kubeflow_configs.NVIDIA_GPU_RESOURCE}:NoSchedule)')
 
-  beam = parser.add_argument_group('beam')
-  beam.add_argument('--beam-runner', choices=beam_runners.RUNNERS,
-                    default=beam_runners.DIRECT_RUNNER)
-  beam.add_argument('--beam-arg', action='append', default=[], metavar='--FLAG=VALUE',
-                    help='Beam pipeline option passed through (repeatable), '
-                         'e.g. --beam-arg=--project=my-project')
-  beam.add_argument('--job-endpoint', metavar='HOST:PORT',
-                    help='for --beam-runner PortableRunner: the Flink or Spark job '
-                         'server (the same as --beam-arg=--job_endpoint=HOST:PORT)')
+  pods.add_argument('--credentials-secret', metavar='NAME', type=_secret_name,
+                    help='a Kubernetes secret holding a service-account key as '
+                         f'{kubeflow_configs.CREDENTIALS_KEY_FILE}, mounted in every task '
+                         f'and named by {kubeflow_configs.CREDENTIALS_ENV} (clusters '
+                         'outside GKE; on GKE use Workload Identity instead)')
+
+  vertex = parser.add_argument_group('target')
+  vertex.add_argument('--target', choices=kubeflow_configs.TARGETS,
+                      default=kubeflow_configs.KFP_TARGET,
+                      help='kfp: a self-hosted Kubeflow Pipelines backend (default); '
+                           'vertex: Vertex AI Pipelines (one YAML document, GPUs as '
+                           'accelerator types, no Kubernetes settings)')
+  vertex.add_argument('--accelerator-type', type=_accelerator_type,
+                      default=kubeflow_configs.DEFAULT_VERTEX_ACCELERATOR,
+                      help='for --target vertex: the Trainer\'s GPU, a Vertex AI '
+                           'accelerator type, e.g. NVIDIA_TESLA_T4 (default), NVIDIA_L4')
+  vertex.add_argument('--project', help='for --target vertex: the Google Cloud project')
+  vertex.add_argument('--region', help='for --target vertex: the region, e.g. europe-west4')
+  vertex.add_argument('--service-account', metavar='EMAIL',
+                      help='for --target vertex: the service account the jobs run as '
+                           '(default: the project\'s Compute Engine default)')
+  vertex.add_argument('--vertex-api-endpoint', metavar='HOST',
+                      help='for --target vertex: another API endpoint than the region\'s')
 
   kfp = parser.add_argument_group('Kubeflow Pipelines')
   kfp.add_argument('--host', help='KFP API endpoint, e.g. http://localhost:8080')
   kfp.add_argument('--submit', action='store_true', help='upload and start a run now')
-  kfp.add_argument('--schedule', type=_cron, metavar='CRON',
-                   help="upload and retrain on KFP's 6-field cron, e.g. '0 0 3 * * 1'")
+  kfp.add_argument('--schedule', metavar='CRON',
+                   help="upload and retrain on a cron: KFP's 6 fields, seconds first "
+                        "(e.g. '0 0 3 * * 1'); Vertex AI's 5, optionally after TZ=ZONE "
+                        "(e.g. 'TZ=UTC 0 3 * * 1')")
   kfp.add_argument('--param', type=_run_parameter, action='append', default=[],
                    metavar='NAME=VALUE',
                    help='a run parameter for the run and the recurring run (repeatable; '
                         f'{", ".join(run_parameters.NAMES)}), e.g. --param epochs=5; '
                         'unset ones take the compiled value')
+  kfp.add_argument('--kfp-version', type=_kfp_version, default=kfp_backends.DEFAULT_VERSION,
+                   metavar='X.Y.Z',
+                   help='the KFP backend the package runs on (oldest supported '
+                        f'{kfp_backends.OLDEST_SUPPORTED}); what it cannot run is refused')
   kfp.add_argument('--alert-webhook', type=_webhook, metavar='URL',
                    help='POST a JSON alert here when a run does not succeed (an exit '
-                        'handler task; needs KFP 2.14 or later), e.g. a Slack '
-                        'incoming webhook')
+                        f'handler task; needs KFP {kfp_backends.EXIT_HANDLER.minimum} '
+                        'or later), e.g. a Slack incoming webhook')
   kfp.add_argument('--experiment', default=kubeflow_configs.PIPELINE_NAME,
                    help='experiment name; created if missing')
   kfp.add_argument('--experiment-id',
@@ -209,14 +237,42 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                    help='file holding a bearer token for the KFP API, re-read on '
                         'each request (multi-user deployments), e.g. the output '
                         'of kubectl create token')
+  return parser
+
+
+def parse_args(argv: List[str]) -> argparse.Namespace:
+  parser = make_parser()
   args = parser.parse_args(argv)
+  if not args.data_root:
+    parser.error('--data-root is required: the BUSI folder in object storage')
+  config_flags.check_pipeline_flags(parser, args)
   try:
-    args.sites = tuple(
-        dataclasses.replace(site, root=_storage_uri('--data-root')(site.root))
-        for site in sites_lib.build_sites(args.data_root, args.manifest_columns))
-  except (sites_lib.SiteSpecError, argparse.ArgumentTypeError) as e:
+    args.sites = tuple(dataclasses.replace(site, root=_storage_uri('--data-root')(site.root))
+                       for site in args.sites)
+  except argparse.ArgumentTypeError as e:
     parser.error(str(e))
-  if (args.submit or args.schedule) and not args.host:
+  if args.target == kubeflow_configs.VERTEX_TARGET:
+    kubernetes_only = [flag for flag, given in (
+        ('--gpu-type', args.gpu_type), ('--gpu-node-selector', args.gpu_node_selector),
+        ('--gpu-toleration', args.gpu_toleration),
+        ('--credentials-secret', args.credentials_secret), ('--host', args.host)) if given]
+    if kubernetes_only:
+      parser.error(f'{", ".join(kubernetes_only)}: not for --target vertex (Vertex AI '
+                   'places the Trainer by --accelerator-type, runs as --service-account, '
+                   'and is reached through --project and --region, see docs/kubeflow.md)')
+  if args.job_endpoint == beam_runners.EMBEDDED_JOB_SERVICE:
+    parser.error(f'--job-endpoint {beam_runners.EMBEDDED_JOB_SERVICE} runs Beam inside '
+                 'the local runner; give the job server\'s HOST:PORT')
+  if args.schedule:
+    try:
+      (vertex_submit if args.target == kubeflow_configs.VERTEX_TARGET
+       else kubeflow_submit).check_cron(args.schedule)
+    except ValueError as e:
+      parser.error(str(e))
+  if args.target == kubeflow_configs.VERTEX_TARGET:
+    if (args.submit or args.schedule) and not (args.project and args.region):
+      parser.error('--submit and --schedule with --target vertex need --project and --region')
+  elif (args.submit or args.schedule) and not args.host:
     parser.error('--submit and --schedule need --host (the KFP API endpoint)')
   if args.param and not (args.submit or args.schedule):
     parser.error('--param sets a value for --submit and --schedule; compiled '
@@ -225,8 +281,6 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.error(f'--token-file {args.token_file!r} is not a file')
   if args.gpus < 0:
     parser.error(f'--gpus must be 0 or more, got {args.gpus}')
-  if args.job_endpoint and args.beam_runner != beam_runners.PORTABLE_RUNNER:
-    parser.error(f'--job-endpoint applies to --beam-runner {beam_runners.PORTABLE_RUNNER} only')
   return args
 
 
@@ -240,6 +294,9 @@ def build_configs(args: argparse.Namespace
       node_selector=tuple(node_selector))
   if args.gpu_toleration:
     gpu = dataclasses.replace(gpu, tolerations=tuple(args.gpu_toleration))
+  if args.target == kubeflow_configs.VERTEX_TARGET:
+    gpu = kubeflow_configs.GpuPool(count=args.gpus, resource=args.accelerator_type,
+                                   tolerations=())
   platform = kubeflow_configs.KubeflowConfig(
       image=args.image,
       component_resources=kubeflow_configs.Resources(args.cpu, args.memory_gb),
@@ -247,23 +304,33 @@ def build_configs(args: argparse.Namespace
                                                    args.trainer_memory_gb),
       gpu=gpu,
       resources_by_component=tuple(args.resources),
-      alert_webhook=args.alert_webhook or '')
+      alert_webhook=args.alert_webhook or '',
+      credentials_secret=args.credentials_secret or '',
+      target=args.target,
+      kfp_version=args.kfp_version)
   pipeline_config = configs.PipelineConfig(
       pipeline_name=kubeflow_configs.PIPELINE_NAME,
       pipeline_root=args.pipeline_root,
       serving_dir=args.serving_dir,
       schema_file=kubeflow_configs.IMAGE_SCHEMA_FILE,
-      data=sites_lib.with_sites(configs.DataConfig(), args.sites),
-      training=dataclasses.replace(configs.TrainingConfig(), epochs=args.epochs,
-                                   batch_size=args.batch_size),
+      data=config_flags.data_config(args, args.sites),
+      model=config_flags.model_config(args),
+      training=config_flags.training_config(args),
       evaluation=config_flags.evaluation_config(args),
+      keep_served_versions=args.keep_versions,
       enable_cache=not args.no_cache,
-      beam_pipeline_args=beam_runners.beam_pipeline_args(
-          args.beam_runner,
-          [f'--job_endpoint={args.job_endpoint}'] * bool(args.job_endpoint) + args.beam_arg,
-          args.image,
-          direct_num_workers=max(1, int(args.cpu))))
+      beam_pipeline_args=_beam_pipeline_args(args))
   return pipeline_config, platform
+
+
+def _beam_pipeline_args(args: argparse.Namespace) -> Tuple[str, ...]:
+  """The Beam arguments of the flags for every pod; --beam-workers 1 runs Beam in-process."""
+  runner = config_flags.BEAM_RUNNERS[args.beam_runner]
+  extra = [f'--job_endpoint={args.job_endpoint}'] * bool(args.job_endpoint)
+  if runner == beam_runners.DIRECT_RUNNER and args.beam_workers == 1:
+    extra += beam_runners.direct_args(1, in_process=True)
+  return beam_runners.beam_pipeline_args(runner, extra + args.beam_arg, args.image,
+                                         direct_num_workers=args.beam_workers)
 
 
 def main(argv: List[str]) -> int:
@@ -289,12 +356,14 @@ def main(argv: List[str]) -> int:
     kubeflow_compiler.compile_package(
         pipeline_lib.create_pipeline(pipeline_config, run_parameters.runtime(pipeline_config)),
         platform, args.output)
-  except kubeflow_platform.PlatformConfigError as e:
+  except (kubeflow_platform.PlatformConfigError, kfp_backends.BackendVersionError) as e:
     print(f'kubeflow_runner.py: {e}', file=sys.stderr)
     return 2
   print(f'Wrote {args.output}')
   if not (args.submit or args.schedule):
     return 0
+  if args.target == kubeflow_configs.VERTEX_TARGET:
+    return _submit_to_vertex(args, pipeline_config, parameter_values)
   try:
     submission = kubeflow_submit.submit(
         kubeflow_submit.Connection(args.host, args.namespace, args.token_file),
@@ -315,6 +384,25 @@ def main(argv: List[str]) -> int:
     print(f'Started run {submission.run_id}')
   if submission.recurring_run_id:
     print(f'Scheduled recurring run {submission.recurring_run_id} ({args.schedule})')
+  return 0
+
+
+def _submit_to_vertex(args: argparse.Namespace, pipeline_config: configs.PipelineConfig,
+                      parameter_values: Dict[str, Any]) -> int:
+  try:
+    submission = vertex_submit.submit(
+        vertex_submit.VertexConnection(args.project, args.region, args.service_account,
+                                       args.vertex_api_endpoint),
+        args.output, pipeline_config.pipeline_name, pipeline_config.pipeline_root,
+        run_now=args.submit, cron=args.schedule, parameters=parameter_values)
+  except (google_exceptions.GoogleAPIError, google_auth_exceptions.GoogleAuthError) as e:
+    print(f'kubeflow_runner.py: Vertex AI in {args.project}/{args.region} refused: '
+          f'{" ".join(str(e).split())}', file=sys.stderr)
+    return 1
+  if submission.job:
+    print(f'Started pipeline job {submission.job}')
+  if submission.schedule:
+    print(f'Scheduled {submission.schedule} ({args.schedule})')
   return 0
 
 

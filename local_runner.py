@@ -7,6 +7,10 @@
 With no --data-root it looks for BUSI at $BUSI_DIR, data/Dataset_BUSI_with_GT
 and ../shared/data/busi/Dataset_BUSI_with_GT, in that order. The run itself is
 `orchestration.local.run`; this program turns flags into its config.
+
+Every stop is one message on stderr and an exit code: 2 when nothing ran, 1
+when the run stopped part-way (docs/invariants.md), including a stop by
+SIGINT, SIGTERM or SIGHUP and any operating-system error.
 """
 
 import argparse
@@ -14,11 +18,27 @@ import contextlib
 import dataclasses
 import fcntl
 import os
+import signal
 import sys
 import time
-from typing import List, Sequence
+from typing import List, Optional, Sequence, Tuple
 
-import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+
+def _stopped_while_starting(signum: int, _frame) -> None:
+  print(f'Stopped by {signal.Signals(signum).name} before the pipeline ran; nothing was '
+        'run.', file=sys.stderr)
+  os._exit(2)  # pylint: disable=protected-access  (no traceback from a half-done import)
+
+
+# Loading TensorFlow below takes seconds: a signal then ends the program with
+# one line, not a traceback of the import it interrupted. `main` takes over.
+if __name__ == '__main__':
+  for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    if signal.getsignal(_signum) is not signal.SIG_IGN:
+      signal.signal(_signum, _stopped_while_starting)
+
+# pylint: disable=wrong-import-position
+import models  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 
 from components import atomic_pusher
 from components.validation_gate import DataAnomaliesError
@@ -26,8 +46,8 @@ from contracts import configs
 from dataset import data_audit
 from dataset import data_root
 from dataset import image_files
+from dataset import manifest
 from dataset import sites as sites_lib
-from models import registry
 from orchestration import beam_runners
 from orchestration import config_flags
 from orchestration import local
@@ -39,128 +59,55 @@ from run_report import build as report_build
 LOCK_FILE_NAME = '.run.lock'
 
 
-def _split_ratios(text: str) -> configs.SplitConfig:
-  try:
-    train, eval_, test = (int(part) for part in text.split(','))
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-        f'--splits takes three whole numbers train,eval,test (e.g. 70,15,15), got {text!r}')
-  if min(train, eval_, test) <= 0:
-    raise argparse.ArgumentTypeError(f'--splits must all be positive, got {text!r}')
-  return configs.SplitConfig(train, eval_, test)
-
-
-def _fraction(text: str) -> float:
-  try:
-    value = float(text)
-  except ValueError:
-    value = -1.0
-  if not 0.0 <= value <= 1.0:
-    raise argparse.ArgumentTypeError(
-        f'--max-quarantined-fraction takes a number from 0 to 1 (e.g. 0.05), got {text!r}')
-  return value
+def make_parser() -> argparse.ArgumentParser:
+  """The pipeline flags both runners share, and where a local run writes."""
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  config_flags.add_pipeline_flags(parser)
+  parser.add_argument('--output-dir', default='outputs',
+                      help='pipeline artifacts, ML Metadata and serving_model/ go here')
+  return parser
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
-  defaults = configs.PipelineConfig(pipeline_root='', serving_dir='')
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--data-root', action='append', default=[], metavar='[NAME=]PATH',
-                      help='a folder with one sub-folder per class, or with a manifest '
-                           '(see --manifest-columns); repeat as NAME=PATH for several '
-                           'sites (a bare PATH is the site named default)')
-  parser.add_argument('--manifest-columns', action='append', default=[],
-                      metavar='SITE=PRESET|FILE.json',
-                      help='how SITE\'s manifest names its columns (repeatable; presets: '
-                           f'{", ".join(configs.MANIFEST_PRESETS)}; default: '
-                           f'{configs.ManifestColumns().manifest} with columns image, '
-                           'label, mask, patient_id, device)')
-  parser.add_argument('--output-dir', default='outputs',
-                      help='pipeline artifacts, ML Metadata and serving_model/ go here')
-  parser.add_argument('--model', choices=registry.MODEL_CHOICES, default=defaults.model.name)
-  parser.add_argument('--image-size', type=int, default=None,
-                      help='side of the square model input (default: ' + ', '.join(
-                          f'{name} {registry.spec(name).image_size}'
-                          for name in registry.MODEL_CHOICES) + ')')
-  parser.add_argument('--epochs', type=int, default=None,
-                      help='default: the model\'s own (' + ', '.join(
-                          f'{name} {registry.spec(name).epochs}'
-                          for name in registry.MODEL_CHOICES) + ')')
-  parser.add_argument('--batch-size', type=int, default=defaults.training.batch_size)
-  parser.add_argument('--splits', type=_split_ratios, default=defaults.data.splits,
-                      help='train,eval,test relative sizes (default 70,15,15)')
-  config_flags.add_evaluation_flags(parser)
-  parser.add_argument('--keep-versions', type=int, default=defaults.keep_served_versions)
-  parser.add_argument('--beam-workers', type=int, default=1,
-                      help='Beam worker processes (1, the default: Beam runs in this '
-                           'process; 0: one worker process per core, for folders far '
-                           'larger than BUSI). On BUSI, in-process Beam measured 2.3x '
-                           'less CPU and half the peak memory (bench/README.md)')
-  parser.add_argument('--beam-runner', choices=('direct', 'portable'), default='direct',
-                      help="direct (default): Beam's DirectRunner, see --beam-workers; "
-                           "portable: Beam's PortableRunner at --job-endpoint")
-  parser.add_argument('--job-endpoint', default=beam_runners.EMBEDDED_JOB_SERVICE,
-                      help='for --beam-runner portable: a Beam job server (Flink, Spark) '
-                           f'at HOST:PORT, or {beam_runners.EMBEDDED_JOB_SERVICE} '
-                           '(the default) for Beam\'s own, in this process')
-  parser.add_argument('--no-cache', action='store_true',
-                      help='rerun every component instead of reusing cached results')
-  parser.add_argument('--max-quarantined-fraction', type=_fraction,
-                      default=defaults.data.max_quarantined_fraction,
-                      help='stop when a larger share of the files is unusable '
-                           '(default 0.05); see data_audit.md in the examples')
-  parser.add_argument('--strict', action='store_true',
-                      help='stop on any unusable file')
-  parser.add_argument('--label-conflicts', choices=data_audit.LABEL_CONFLICT_POLICIES,
-                      default=defaults.data.label_conflicts,
-                      help='the same or near-same image under two classes: drop '
-                           'the whole group (default), keep it, or fail the run')
+  parser = make_parser()
   args = parser.parse_args(argv)
-  if args.manifest_columns and not args.data_root:
-    parser.error('--manifest-columns needs the --data-root of its site')
-  try:
-    args.sites = sites_lib.build_sites(args.data_root, args.manifest_columns)
-  except sites_lib.SiteSpecError as e:
-    parser.error(str(e))
-  if args.beam_workers < 0:
-    parser.error(f'--beam-workers must be 0 (one per core) or more, got {args.beam_workers}')
+  config_flags.check_pipeline_flags(parser, args)
+  if args.beam_runner == 'dataflow':
+    parser.error('--beam-runner dataflow runs from kubeflow_runner.py only: its workers '
+                 'run the pipeline image')
   if args.beam_runner == 'portable':
     try:
-      args.portable_beam_args = beam_runners.portable_loopback_args(args.job_endpoint)
+      args.portable_beam_args = beam_runners.portable_loopback_args(
+          args.job_endpoint or beam_runners.EMBEDDED_JOB_SERVICE)
     except beam_runners.BeamArgsError as e:
       parser.error(str(e))
-  model_spec = registry.spec(args.model)
-  # A size below the floor gets ModelConfig's own message; this check is for the rest.
-  if (args.image_size is not None and args.image_size > 0
-      and args.image_size % model_spec.image_size_multiple):
-    parser.error(f'--image-size must be a multiple of {model_spec.image_size_multiple} '
-                 f'for {args.model}, got {args.image_size}')
   return args
+
+
+def _beam_pipeline_args(args: argparse.Namespace) -> Optional[Tuple[str, ...]]:
+  """The Beam arguments of the flags; None: local.py's DirectRunner of --beam-workers."""
+  if args.beam_runner == 'portable':
+    return args.portable_beam_args + tuple(args.beam_arg)
+  if args.beam_arg:
+    return beam_runners.local_direct_args(args.beam_workers) + tuple(args.beam_arg)
+  return None
 
 
 def build_config(args: argparse.Namespace, data_root_dir: str = '',
                  sites: Sequence[configs.Site] = ()) -> configs.PipelineConfig:
   """The run's config: of `sites`, or of `data_root_dir` as the one default site."""
-  data = sites_lib.with_sites(
-      dataclasses.replace(configs.DataConfig(), splits=args.splits,
-                          max_quarantined_fraction=args.max_quarantined_fraction,
-                          strict=args.strict, label_conflicts=args.label_conflicts),
-      sites or (configs.Site(configs.DEFAULT_SITE, data_root_dir),))
+  data = config_flags.data_config(
+      args, sites or (configs.Site(configs.DEFAULT_SITE, data_root_dir),))
   return local.local_config(
       data.data_root, args.output_dir,
       data=data,
-      model=dataclasses.replace(configs.ModelConfig(), name=args.model,
-                                image_size=(registry.spec(args.model).image_size
-                                            if args.image_size is None else args.image_size)),
-      training=dataclasses.replace(configs.TrainingConfig(),
-                                   epochs=(registry.spec(args.model).epochs
-                                           if args.epochs is None else args.epochs),
-                                   batch_size=args.batch_size),
+      model=config_flags.model_config(args),
+      training=config_flags.training_config(args),
       evaluation=config_flags.evaluation_config(args),
       keep_served_versions=args.keep_versions,
       enable_cache=not args.no_cache,
       beam_workers=args.beam_workers,
-      beam_pipeline_args=(args.portable_beam_args if args.beam_runner == 'portable'
-                          else None))
+      beam_pipeline_args=_beam_pipeline_args(args))
 
 
 def run(config: configs.PipelineConfig) -> int:
@@ -176,6 +123,11 @@ def run(config: configs.PipelineConfig) -> int:
   started = time.time()
   try:
     summary = local.run(config)
+  except KeyboardInterrupt as e:
+    print(f'\nStopped by {run_failures.signal_name(e)} while the pipeline ran. Rerun the '
+          'same command to resume: the components that finished are reused from the '
+          'cache.', file=sys.stderr)
+    return 1
   except DataAnomaliesError as e:
     print(f'\nStopped at data validation: {e}', file=sys.stderr)
     return 1
@@ -202,11 +154,39 @@ def _absolute(site: configs.Site) -> configs.Site:
 
 
 def main(argv: List[str]) -> int:
+  previous = run_failures.interrupt_on_termination()
+  try:
+    return _main(argv)
+  except KeyboardInterrupt as e:
+    print(f'Stopped by {run_failures.signal_name(e)} before the pipeline ran; '
+          'nothing was run.', file=sys.stderr)
+    return 2
+  except Exception as e:  # pylint: disable=broad-except
+    # `run` answers for the pipeline's own errors: what comes here came before it.
+    detail = run_failures.os_error(e)
+    if detail is None:
+      raise
+    print(f'Stopped before the pipeline ran: an operating-system error: {detail}.',
+          file=sys.stderr)
+    return 2
+  finally:
+    run_failures.restore_signals(previous)
+
+
+def _main(argv: List[str]) -> int:
   args = parse_args(argv)
+  note = data_root.unused_location_note(bool(args.sites))
+  if note:
+    print(f'Note: {note}')
+  if not args.output_dir.strip():
+    print('--output-dir needs a folder, got an empty value.', file=sys.stderr)
+    return 2
   for site in args.sites:
     if not os.path.isdir(site.root):
       problem = image_files.layout_problem(site.root, configs.DataConfig().class_names)
-      print(f'--data-root: {_where(args.sites, site)}{problem}.', file=sys.stderr)
+      hint = (' (a ~ inside quotes or after = is not expanded by the shell: write the '
+              'full path)' if site.root.startswith('~') else '')
+      print(f'--data-root: {_where(args.sites, site)}{problem}{hint}.', file=sys.stderr)
       return 2
   if args.sites:
     sites = tuple(_absolute(site) for site in args.sites)
@@ -226,13 +206,44 @@ def main(argv: List[str]) -> int:
     if problem:
       print(f'--data-root: {_where(sites, site)}{problem}.', file=sys.stderr)
       return 2
+  problem = _site_notes(sites, config.data.class_names)
+  if problem:
+    print(f'--data-root: {problem}.', file=sys.stderr)
+    return 2
   output_dir = os.path.abspath(args.output_dir)
   try:
     with exclusive_output_dir(output_dir):
       return run(config)
-  except OutputDirBusyError as e:
+  except OutputDirError as e:
     print(e, file=sys.stderr)
     return 2
+
+
+def _site_notes(sites: Sequence[configs.Site], class_names: Sequence[str]) -> str:
+  """Prints a note on each site that holds no image or ignores its columns.
+
+  Returns why the run cannot start: no site holds anything at all. A site
+  that holds only unusable files is left to the audit, whose report names
+  each file; among several sites an empty one is a note, as the audit has
+  it, since the others can still be read.
+  """
+  empty = []
+  for site in sites:
+    if manifest.is_manifest_site(site.root, site.columns):
+      continue
+    if site.columns != configs.ManifestColumns():
+      print(f'Note: --manifest-columns {site.name}=...: {site.root} holds no '
+            f'{site.columns.manifest}, so the site is read as class folders and the '
+            'columns are not used.')
+    scan = image_files.scan_folder(site.root, class_names)
+    if not scan.images and not scan.quarantined:
+      empty.append(_where(sites, site) + next(
+          e.reason for e in scan.ignored if e.file == image_files.SITE_FOLDER))
+  if len(empty) == len(sites):
+    return '; '.join(empty)
+  for reason in empty:
+    print(f'Note: {reason}.')
+  return ''
 
 
 def _where(sites: Sequence[configs.Site], site: configs.Site) -> str:
@@ -240,7 +251,11 @@ def _where(sites: Sequence[configs.Site], site: configs.Site) -> str:
   return '' if [s.name for s in sites] == [configs.DEFAULT_SITE] else f'site {site.name}: '
 
 
-class OutputDirBusyError(RuntimeError):
+class OutputDirError(RuntimeError):
+  """The output dir cannot be used; the message says why, on one line."""
+
+
+class OutputDirBusyError(OutputDirError):
   """Another run holds the output dir's lock."""
 
 
@@ -252,8 +267,14 @@ def exclusive_output_dir(output_dir: str):
   file and to the serving dir, so the second refuses. flock is released by the
   kernel when the process ends, however it ends: no stale lock to clean up.
   """
-  os.makedirs(output_dir, exist_ok=True)
-  with open(os.path.join(output_dir, LOCK_FILE_NAME), 'a+', encoding='utf-8') as lock:
+  try:
+    os.makedirs(output_dir, exist_ok=True)
+    lock = open(os.path.join(output_dir, LOCK_FILE_NAME), 'a+', encoding='utf-8')
+  except OSError as e:
+    raise OutputDirError(f'--output-dir {output_dir} cannot be used: {e.strerror}'
+                         f'{f" ({e.filename})" if e.filename else ""}; choose a folder '
+                         'you can write to.') from None
+  with lock:
     try:
       fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -1,6 +1,6 @@
 """Serving latency: `serving_images` on real BUSI files against the bare network.
 
-  make bench-serving                       # busi_net at its default size
+  make bench-serving                       # lesion_net (the default) at 256 px
   make bench-serving ARGS="--calls 500"
 
 The serving path is what TF Serving runs: the exported SavedModel's

@@ -12,6 +12,15 @@ and Microsoft Teams' workflow webhooks show it as it is; the other fields are
 for programs. The final status is `PipelineTaskFinalStatus` as JSON (Vertex AI
 sends it so; orchestration/kubeflow/entrypoint.py serialises the struct the
 open-source driver sends).
+
+The two backends name the states differently. Vertex AI sends SUCCEEDED,
+FAILED or CANCELLED (kfp's dsl/task_final_status.py). The open-source driver
+(2.14 to 2.17, backend/src/v2/driver/resolve.go) sends the ML Metadata state
+of the sub-DAG's execution: COMPLETE when all its tasks completed or were
+cached, FAILED when one failed (metadata/client.go, UpdateDAGExecutionsState),
+and RUNNING when a task ended without recording a state (a pod killed before
+its launcher could), which is a failure too. So only the success states are
+listed, and every other state is alerted.
 """
 
 import dataclasses
@@ -23,8 +32,9 @@ import urllib.request
 from absl import logging
 from tfx import v1 as tfx
 
-# PipelineTaskFinalStatus.state of a run that needs no alert.
-SUCCEEDED_STATES = ('SUCCEEDED',)
+# PipelineTaskFinalStatus.state of a run that needs no alert: Vertex AI's, and
+# the ML Metadata execution states the open-source driver sends.
+SUCCEEDED_STATES = ('SUCCEEDED', 'COMPLETE', 'CACHED')
 _TIMEOUT_SECONDS = 30
 
 

@@ -31,16 +31,19 @@ def test_a_failed_run_posts_the_pipeline_run_task_and_error():
       'task': 'tfx-dag', 'error': 'task Trainer failed'}
 
 
-@pytest.mark.parametrize('state', ['CANCELLED', 'FAILED'])
+# Vertex AI's failure states, and the open-source driver's (ML Metadata execution states).
+@pytest.mark.parametrize('state', ['CANCELLED', 'FAILED', 'CANCELED', 'RUNNING', ''])
 def test_any_end_but_success_is_reported(state):
   with FakeWebhook() as webhook:
     assert failure_alert.report(final_status(state), 'p', webhook.url)
-  assert webhook.posts[0]['json']['state'] == state
+  assert webhook.posts[0]['json']['state'] == (state or 'UNKNOWN')
 
 
-def test_a_successful_run_posts_nothing():
+# SUCCEEDED: Vertex AI; COMPLETE and CACHED: the open-source driver.
+@pytest.mark.parametrize('state', ['SUCCEEDED', 'COMPLETE', 'CACHED'])
+def test_a_successful_run_posts_nothing(state):
   with FakeWebhook() as webhook:
-    assert not failure_alert.report(final_status('SUCCEEDED'), 'p', webhook.url)
+    assert not failure_alert.report(final_status(state), 'p', webhook.url)
   assert webhook.posts == []
 
 

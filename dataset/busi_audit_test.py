@@ -4,9 +4,17 @@ BUSI files one scan as both `benign (433).png` and `malignant (145).png`; the
 audit must find that conflict, drop both copies under the default policy, and
 list it in the report with the near-duplicate groups. Decoding the 780 images
 for their hashes takes ~10 s; no Beam pipeline runs here.
+
+The runner's default folders are relative to the working directory, and the
+shared one (`../shared/data/busi`) is found only from a checkout that sits right
+beside it: from a git worktree or a clone one level deeper this file always
+skipped. So besides `$BUSI_DIR` and those defaults, the shared folder is looked
+for above this file, at every level.
 """
 
 import os
+import pathlib
+from typing import Optional
 
 import pytest
 
@@ -17,15 +25,28 @@ from dataset import data_root
 from dataset import image_files
 from dataset import split_plan
 
-_BUSI = next((d for d in (os.environ.get(data_root.ENV_VAR), *data_root.DEFAULT_DIRS)
-              if d and os.path.isdir(d)), None)
+_SHARED_BUSI = os.path.join('shared', 'data', 'busi', 'Dataset_BUSI_with_GT')
+
+
+def _find_busi() -> Optional[str]:
+  found = data_root.find_data_root()
+  if found:
+    return found
+  for folder in pathlib.Path(__file__).resolve().parents:
+    if (folder / _SHARED_BUSI).is_dir():
+      return str(folder / _SHARED_BUSI)
+  return None
+
+
+_BUSI = _find_busi()
 _KNOWN_CONFLICT = ['benign/benign (433).png', 'malignant/malignant (145).png']
 
 
 @pytest.fixture(scope='module')
 def busi_audit():
   if _BUSI is None:
-    pytest.skip('BUSI is not on this machine')
+    pytest.skip(f'BUSI is not on this machine: set ${data_root.ENV_VAR}, or put it in '
+                f'{data_root.DEFAULT_DIRS[0]} or {_SHARED_BUSI} above the checkout')
   data = configs.DataConfig()
   config = component_config.ImageExampleGenConfig.from_data_config(data)
   scan = image_files.scan_folder(_BUSI, data.class_names)

@@ -429,10 +429,16 @@ def _independent_images(assignment: Mapping[str, str], labels: Mapping[str, str]
 
 
 def _message(headline: str, lines: Sequence[str], report_path: str) -> str:
-  shown = [f'  {line}' for line in lines[:_SHOWN_IN_ERRORS]]
+  """The stop's message, one line per file; a control character in a name is escaped."""
+  shown = [f'  {_escaped(line)}' for line in lines[:_SHOWN_IN_ERRORS]]
   if len(lines) > _SHOWN_IN_ERRORS:
     shown.append(f'  ... and {len(lines) - _SHOWN_IN_ERRORS} more')
   return '\n'.join([f'{headline}:', *shown, f'Full report: {report_path}'])
+
+
+def _escaped(text: str) -> str:
+  return image_files.CONTROL_CHARACTER.sub(
+      lambda match: match.group().encode('unicode_escape').decode(), text)
 
 
 def summary_line(audit: DataAudit) -> str:

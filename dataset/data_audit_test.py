@@ -216,3 +216,16 @@ def test_a_patient_under_two_labels_is_kept_but_stops_a_fail_policy_run():
   with pytest.raises(data_audit.DataAuditError, match='1 label conflicts .policy: fail'):
     data_audit.enforce(_two_site_audit('fail'),
                        dataclasses.replace(lenient, label_conflicts='fail'), 'report.md')
+
+
+def test_a_stop_message_escapes_a_newline_in_a_file_name():
+  policy = data_audit.DataPolicy(('benign',), ('train',), strict=True)
+  audit = data_audit.build(
+      data_root='/data', policy=policy, near_duplicate_max_bits=10,
+      assignment={'benign/a.png': 'train'}, labels={'benign/a.png': 'benign'}, groups=[],
+      quarantined=[image_files.ExcludedFile('benign/bad\nname.png', 'control character')],
+      ignored=[], notes=[])
+  with pytest.raises(data_audit.DataAuditError) as stop:
+    data_audit.enforce(audit, policy, 'r.md')
+  assert str(stop.value).splitlines()[1:] == [
+      '  benign/bad\\nname.png: control character', 'Full report: r.md']

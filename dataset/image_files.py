@@ -34,6 +34,14 @@ _BOMB = 'possible decompression bomb, rejected without decoding'
 CONTROL_CHARACTER = re.compile(r'[\x00-\x1f\x7f]')
 # Pixel modes the model's decoder reads as they are; others are re-encoded.
 _DECODABLE = {'PNG': ('L', 'RGB'), 'JPEG': ('L', 'RGB')}
+# Accepted, with a note: an image smaller on a side than the smallest model
+# input is a thumbnail or an icon rather than a scan; one this elongated is
+# squeezed to a square. BUSI's and BUS-BRA's scans are all well inside both.
+SMALL_SIDE = 32
+LARGE_ASPECT_RATIO = 3.0
+# Accepted, with a note: a lesion mask covering this much of its image is more
+# likely an inverted or blank-white export than a lesion.
+LARGE_MASK_COVERAGE = 0.9
 
 
 class UnreadableFileError(OSError):
@@ -64,6 +72,9 @@ class ImageFile:
   site: str = ''                    # the named data root it came from
   patient_id: str = ''              # from a manifest; '' when unknown
   device: str = ''                  # from a manifest; '' when unknown
+  # What the audit should know about how the scan found it (an id its site's
+  # other rows have and it lacks); its content's notes are added on reading.
+  notes: Tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,14 +151,22 @@ def _file_path(root: Root, relpath: str) -> str:
 
 def with_site(scan: FolderScan, site: str, prefix: str) -> FolderScan:
   """The scan of one site under the run's names: relpaths prefixed, images tagged."""
+  def named(file: str) -> str:
+    return (prefix.rstrip('/') or file) if file == SITE_FOLDER else prefix + file
+
   def excluded(entries: Sequence[ExcludedFile]) -> List[ExcludedFile]:
-    return [ExcludedFile(prefix + e.file, e.reason, tuple(prefix + m for m in e.masks))
+    return [ExcludedFile(named(e.file), e.reason, tuple(prefix + m for m in e.masks))
             for e in entries]
   return FolderScan(
       images=[dataclasses.replace(i, relpath=prefix + i.relpath, site=site,
                                   mask_relpaths=tuple(prefix + m for m in i.mask_relpaths))
               for i in scan.images],
       quarantined=excluded(scan.quarantined), ignored=excluded(scan.ignored))
+
+
+# The audit's name for a site's folder itself, when the folder holds nothing
+# the scan can use (`with_site` names it after the site).
+SITE_FOLDER = '.'
 
 
 def scan_folder(root: str,
@@ -188,9 +207,22 @@ def scan_folder(root: str,
         images.extend(scan.images)
         quarantined.extend(scan.quarantined)
       ignored.extend(scan.ignored)
-      if not scan.images and not scan.quarantined:
+      if not scan.images and not scan.quarantined and not scan.ignored:
         ignored.append(ExcludedFile(name, 'empty class folder'))
+  if not images and not quarantined:
+    ignored.append(ExcludedFile(SITE_FOLDER, empty_site_reason(root, class_names, ignored)))
   return FolderScan(images, quarantined, ignored)
+
+
+def empty_site_reason(root: str, class_names: Optional[Sequence[str]],
+                      ignored: Sequence[ExcludedFile]) -> str:
+  """Why a site's folder contributes no image, for the audit and the console."""
+  classes = ', '.join(f'{name}/' for name in class_names or ())
+  if not ignored:
+    return f'site folder {root} is empty: it contributes no image'
+  return (f'site folder {root} holds no image in a class folder ({classes}): it '
+          f'contributes no image ({len(ignored)} ignored: {ignored[0].file}'
+          f'{", ..." if len(ignored) > 1 else ""})')
 
 
 def layout_problem(root: str, class_names: Sequence[str]) -> Optional[str]:
@@ -336,7 +368,8 @@ def fingerprint(root: Root, image_file: ImageFile,
       width=image.width,
       mask_relpaths=image_file.mask_relpaths,
       needs_conversion=needs_conversion,
-      notes=_content_notes(image, image_file.relpath, needs_conversion),
+      notes=(*image_file.notes,
+             *_content_notes(image, image_file.relpath, needs_conversion)),
       site=image_file.site,
       patient_id=image_file.patient_id,
       device=image_file.device)
@@ -352,6 +385,13 @@ def _content_notes(image: Image.Image, relpath: str,
   if needs_conversion:
     notes.append(f'{image.format} in pixel mode {image.mode} stored as 8-bit '
                  f'{_target_mode(image)} PNG')
+  width, height = image.size
+  if min(width, height) < SMALL_SIDE:
+    notes.append(f'small image: {width}x{height} pixels, under {SMALL_SIDE} on a side: '
+                 'a thumbnail rather than a scan?')
+  if max(width, height) > LARGE_ASPECT_RATIO * min(width, height):
+    notes.append(f'elongated image: {width}x{height} pixels, more than '
+                 f'{LARGE_ASPECT_RATIO:g} to 1; the model squeezes it to a square')
   return tuple(notes)
 
 
@@ -376,13 +416,15 @@ def decodable_bytes(data: bytes, relpath: str) -> bytes:
 
 
 def union_mask(root: Root, mask_relpaths: Sequence[str], size: Tuple[int, int],
-               expect_lesion: bool = False) -> Tuple[bytes, List[str]]:
+               expect_lesion: Optional[bool] = None) -> Tuple[bytes, List[str]]:
   """PNG (0/255) of the union of the masks, at the image's (width, height).
 
   Returns the PNG and a note per mask that had to be resized or was unreadable,
-  and, with `expect_lesion`, a note when the masks outline nothing: a lesion
-  image with an all-black mask is a broken annotation (or a broken export),
-  and it would teach a mask-supervised model that there is no lesion.
+  and a note on a union that contradicts the class: with `expect_lesion` (a
+  lesion class), masks that outline nothing are a broken annotation (or a
+  broken export) that would teach a mask-supervised model that there is no
+  lesion; with it False (normal), masks that outline something. Masks covering
+  nearly the whole image are noted too.
   """
   union = np.zeros((size[1], size[0]), dtype=bool)
   notes: List[str] = []
@@ -399,6 +441,12 @@ def union_mask(root: Root, mask_relpaths: Sequence[str], size: Tuple[int, int],
     union |= np.asarray(mask) > 0
   if expect_lesion and mask_relpaths and not union.any():
     notes.append(f'{len(mask_relpaths)} mask file(s), all black: no lesion outlined')
+  elif expect_lesion is False and union.any():
+    notes.append(f'{len(mask_relpaths)} mask file(s) outline a lesion on a scan of a '
+                 'class without lesions')
+  if union.mean() > LARGE_MASK_COVERAGE:
+    notes.append(f'the masks cover {union.mean():.0%} of the image: an inverted or '
+                 'all-white mask?')
   return encode_png(union.astype(np.uint8) * 255), notes
 
 

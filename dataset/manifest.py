@@ -68,8 +68,13 @@ def read(root: str, columns: configs.ManifestColumns) -> Manifest:
   except Exception as e:  # OSError or TensorFlow's file errors.
     raise ManifestError(f'manifest {path} is unreadable '
                         f'({getattr(e, "message", None) or e})') from None
+  if not text.strip():
+    raise ManifestError(f'manifest {path} is empty ({len(text.encode())} bytes): '
+                        'it names no image; export it again')
   manifest = (_read_json_lines(text) if columns.manifest.endswith('.jsonl')
               else _read_csv(text, path))
+  if not manifest.rows:
+    raise ManifestError(_no_rows(path, manifest))
   missing = [c for c in _required_columns(columns) if c not in manifest.columns]
   if missing:
     raise ManifestError(
@@ -78,6 +83,16 @@ def read(root: str, columns: configs.ManifestColumns) -> Manifest:
         f'SITE=PRESET|FILE.json naming its columns (presets: '
         f'{", ".join(configs.MANIFEST_PRESETS)})')
   return manifest
+
+
+def _no_rows(path: str, manifest: Manifest) -> str:
+  """Why a manifest with text in it names no image."""
+  if manifest.bad_lines:
+    line, reason = manifest.bad_lines[0]
+    return (f'manifest {path} has no readable row: all {len(manifest.bad_lines)} '
+            f'lines are unreadable (line {line}: {reason})')
+  return (f'manifest {path} has a header ({", ".join(manifest.columns) or "empty"}) '
+          'but no rows: it names no image; export it again')
 
 
 def problem(root: str, columns: configs.ManifestColumns) -> Optional[str]:
@@ -180,6 +195,27 @@ def _walk(root: str, folder: str = '') -> List[Tuple[str, str]]:
   return found
 
 
+def _with_missing_id_notes(images: List[image_files.ImageFile],
+                           columns: configs.ManifestColumns,
+                           name: str) -> List[image_files.ImageFile]:
+  """Notes the images without a patient (device) when other rows name theirs.
+
+  Such an image is its own patient (its own device): kept, but it may share a
+  patient with an image in another split, so the audit says so.
+  """
+  named = {'patient': sum(bool(i.patient_id) for i in images),
+           'device': sum(bool(i.device) for i in images)}
+  def notes(image: image_files.ImageFile) -> Tuple[str, ...]:
+    found = []
+    for what, column, value in (('patient', columns.patient, image.patient_id),
+                                ('device', columns.device, image.device)):
+      if column and not value and named[what]:
+        found.append(f'no {what} ({column!r} is empty in {name}) while '
+                     f'{named[what]} other images name theirs; read as its own {what}')
+    return tuple(found)
+  return [dataclasses.replace(i, notes=notes(i)) if notes(i) else i for i in images]
+
+
 def scan_manifest(root: str, columns: configs.ManifestColumns,
                   class_names: Sequence[str]) -> image_files.FolderScan:
   """The images the manifest names, and every other file with its outcome.
@@ -239,6 +275,7 @@ def scan_manifest(root: str, columns: configs.ManifestColumns,
           image, label, masks,
           patient_id=first.values.get(columns.patient, '') if columns.patient else '',
           device=first.values.get(columns.device, '') if columns.device else ''))
+  images = _with_missing_id_notes(images, columns, name)
   ignored: List[image_files.ExcludedFile] = []
   for relpath, kind in sorted(on_disk.items()):
     if relpath in named:

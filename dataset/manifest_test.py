@@ -89,7 +89,8 @@ def test_a_mask_of_another_size_is_resized_and_noted(site):
       os.path.join(site, 'masks', 'b001-l.png'))
   image = _scan(site).images[0]
   png, notes = image_files.union_mask(site, image.mask_relpaths, (72, 60))
-  assert notes == ['masks/b001-l.png: mask is 30x20, image is 72x60; resized to the image']
+  assert notes == ['masks/b001-l.png: mask is 30x20, image is 72x60; resized to the image',
+                   'the masks cover 100% of the image: an inverted or all-white mask?']
   assert image_files.open_image(png, 'mask').size == (72, 60)
 
 

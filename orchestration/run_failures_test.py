@@ -1,6 +1,8 @@
 """A full disk is recognised however the writer reports it."""
 
 import errno
+import os
+import signal
 import sqlite3
 
 import tensorflow as tf
@@ -29,3 +31,31 @@ def test_a_full_disk_is_found_along_the_exception_chain():
 
 def test_other_failures_are_left_alone():
   assert run_failures.advice(_wrapped(ValueError('bad')), '/out') is None
+
+
+def test_an_os_error_names_its_path():
+  advice = run_failures.advice(
+      _wrapped(PermissionError(errno.EACCES, 'Permission denied', '/out/tfx/x')), '/out')
+  assert advice.startswith('An operating-system error: Permission denied on /out/tfx/x.')
+
+
+def test_a_tensorflow_file_error_is_an_os_error():
+  error = tf.errors.PermissionDeniedError(None, None, '/out/x; Permission denied')
+  assert run_failures.advice(_wrapped(error), '/out').startswith(
+      'An operating-system error: /out/x; Permission denied.')
+
+
+def test_a_terminating_signal_raises_interrupted():
+  before = signal.getsignal(signal.SIGTERM)
+  previous = run_failures.interrupt_on_termination()
+  try:
+    try:
+      os.kill(os.getpid(), signal.SIGTERM)
+      raised = None
+    except KeyboardInterrupt as e:
+      raised = e
+    assert run_failures.signal_name(raised) == 'SIGTERM'
+    assert run_failures.signal_name(KeyboardInterrupt()) == 'SIGINT'
+  finally:
+    run_failures.restore_signals(previous)
+  assert signal.getsignal(signal.SIGTERM) == before

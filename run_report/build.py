@@ -7,14 +7,16 @@ report was built at.
 """
 
 import dataclasses
+import io
 import json
 import os
 import platform
 import re
 import subprocess
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+from PIL import Image
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
@@ -29,6 +31,7 @@ from blessing import site_gate
 from contracts import configs
 from contracts import features
 from contracts import names
+from dataset import data_audit
 from models import grad_cam
 from models import model as model_lib
 from observability import run_record
@@ -44,6 +47,7 @@ SECTIONS = ('summary', 'data', 'training', 'evaluation', 'explanations')
 # The name TFX's Evaluator gives the baseline in a model comparison.
 _TFMA_BASELINE_MODEL = 'baseline'
 _AUDIT_ROWS_SHOWN = 25
+_THUMBNAIL_PX = 72
 # What TFDV lists as the top "value" of a binary feature such as the image.
 _TFDV_BYTES_PLACEHOLDER = '__BYTES_VALUE__'
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -148,7 +152,8 @@ def _site_parts(summary: run_summary.RunSummary) -> List[str]:
     verdict = html.badge(site.passed) if site.gated else cells[-1]
     rows.append([site.site, *values, verdict])
   return ['<h3>Per site</h3>', html.table(
-      ['Site', *site_gate.SITE_TABLE_METRICS, 'Per-site gate'], rows,
+      ['Site', *(name.replace('_', ' ') for name in site_gate.SITE_TABLE_METRICS),
+       'Per-site gate'], rows,
       caption=f'Sites with at least {sites.min_site_malignant_examples} malignant test '
               f'scans must reach malignant sensitivity {sites.min_malignant_recall:.2f} '
               f'and fall at most {sites.regression_tolerance} below the served model; '
@@ -163,8 +168,6 @@ def _summary_section(context: _Context) -> List[str]:
       ('Run', summary.run_id),
       ('Dataset', f'{example_gen.get("input_base", "unknown")} '
                   f'({ingested} images ingested)'),
-      ('Model', f'{context.custom_config.get("model", {})}'),
-      ('Training', f'{context.custom_config.get("training", {})}'),
       ('Model code fingerprint (sha256)', context.custom_config.get('models_code_sha256', '')),
       ('Git commit when this report was built', _git_commit()),
       ('Versions', f'Python {platform.python_version()}, TFX {tfx.__version__}, '
@@ -172,7 +175,10 @@ def _summary_section(context: _Context) -> List[str]:
                    f'TFDV {tfdv.__version__}, TFMA {tfma.__version__}'),
       ('Pushed', summary.pushed_path or 'nothing'),
   ]
-  parts = [html.table(['Run', 'Value'], facts)]
+  parts = [html.table(['Run', 'Value'], facts), html.table(
+      ['Model and training', 'Value'],
+      [*_setting_rows('model', context.custom_config.get('model', {})),
+       *_setting_rows('training', context.custom_config.get('training', {}))])]
   if summary.blessed is None:
     parts.append(html.paragraph('No evaluation ran, so nothing was blessed or pushed.'))
   else:
@@ -199,56 +205,133 @@ def _summary_section(context: _Context) -> List[str]:
       [('total', f'{sum(c.seconds for c in summary.components):.1f}', '')]))
   configuration = ''.join(
       f'<h4>{html.text(component)}</h4>' + html.table(
-          ['Property', 'Value'], sorted(properties.items()))
+          ['Property', 'Value'],
+          [row for name, value in sorted(properties.items())
+           for row in _setting_rows(name, _parsed(value))])
       for component, properties in record.properties.items() if properties)
   parts.append(f'<details><summary>Configuration each component ran with</summary>'
                f'{configuration}</details>')
   return parts
 
 
+def _parsed(value: Any) -> Any:
+  """A component property as the value it encodes: TFX stores dicts as JSON text."""
+  if isinstance(value, str) and value[:1] in '{[':
+    try:
+      return json.loads(value)
+    except ValueError:
+      return value
+  return value
+
+
+def _setting_rows(name: str, value: Any) -> Iterator[Tuple[str, Any]]:
+  """One (dotted name, value) row per leaf of a nested configuration."""
+  if isinstance(value, dict) and value:
+    for key in sorted(value):
+      yield from _setting_rows(f'{name}.{key}', value[key])
+  elif isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value):
+    yield name, ', '.join(str(v) for v in value)
+  elif isinstance(value, (dict, list)):
+    yield name, json.dumps(value, sort_keys=True)
+  else:
+    yield name, value
+
+
 # --- Data ----------------------------------------------------------------------
 
 
-def _audit_parts(audit: Mapping[str, Any]) -> List[str]:
-  """The audit, whatever its keys: scalars in one table, each list in its own."""
-  scalars = [(k, v) for k, v in sorted(audit.items())
-             if not isinstance(v, (list, dict))]
-  parts = [html.table(['Audit', 'Value'], scalars)] if scalars else []
-  for key, value in sorted(audit.items()):
-    if isinstance(value, list):
-      parts.append(f'<h4>{html.text(key)} ({len(value)})</h4>')
-      shown = value[:_AUDIT_ROWS_SHOWN]
-      if shown and all(isinstance(v, dict) for v in shown):
-        columns = list(dict.fromkeys(k for row in shown for k in row))
-        parts.append(html.table(columns, [
-            [json.dumps(row.get(c)) if isinstance(row.get(c), (list, dict))
-             else row.get(c, '') for c in columns] for row in shown]))
-      elif shown:
-        parts.append(html.preformatted('\n'.join(json.dumps(v) for v in shown)))
-      if len(value) > len(shown):
-        parts.append(html.paragraph(f'... and {len(value) - len(shown)} more in '
-                                    f'{names.DATA_AUDIT_FILE}.', note=True))
-    elif key == 'site_counts' and value:
-      parts += _site_counts_parts(value)
-    elif isinstance(value, dict) and key != 'split_counts':
-      parts.append(f'<h4>{html.text(key)}</h4>' +
-                   html.preformatted(json.dumps(value, indent=1, sort_keys=True)))
+def _audit_parts(audit: data_audit.DataAudit) -> List[str]:
+  """The audit as tables: counts, policy, and each list of files that needs a look."""
+  policy = audit.policy
+  classes, splits = list(policy.class_names), list(policy.split_names)
+  parts = [html.table(
+      ['Files', 'Count'],
+      [('ingested', audit.ingested), ('quarantined', len(audit.quarantined)),
+       ('ignored', len(audit.ignored)),
+       ('quarantined share', f'{audit.quarantined_fraction:.1%} '
+                             f'(the run stops above {policy.max_quarantined_fraction:.0%})')],
+      caption=f'Data root: {audit.data_root}'),
+           html.table(
+      ['Class', *splits, 'total', 'independent images'],
+      [(name, *(audit.split_counts.get(split, {}).get(name, 0) for split in splits),
+        audit.class_counts.get(name, 0), audit.independent_images_per_class.get(name, 0))
+       for name in classes],
+      caption='Ingested images per class and split; independent images count each '
+              'near-duplicate group once.'),
+           html.table(
+      ['Policy', 'Value'],
+      [('label conflicts', policy.label_conflicts),
+       ('stop on any quarantined file', 'yes' if policy.strict else 'no'),
+       ('near-duplicate distance', f'{audit.near_duplicate_max_bits} bits of the 64-bit hash')])]
+  if len(audit.site_counts) > 1:
+    parts += _site_counts_parts(audit.site_counts, classes, splits)
+  parts += _file_list(
+      'Quarantined files', audit.quarantined, ['Preview', 'File', 'Reason'],
+      lambda q: (_thumbnail(audit.data_root, q.file), q.file, q.reason))
+  parts += _file_list(
+      'Label conflicts', audit.label_conflicts, ['Preview', 'Files (label)', 'Splits'],
+      lambda g: (_thumbnails(audit.data_root, [m.file for m in g.files]),
+                 g.members_text(), ', '.join(g.splits) or 'none: dropped'))
+  parts += _file_list(
+      'Patients under two labels', audit.patient_conflicts, ['Site', 'Patient', 'Files (label)'],
+      lambda c: (c.site, c.patient_id, ', '.join(f'{m.file} ({m.label})' for m in c.files)))
+  parts += _file_list(
+      'Near-duplicate groups', audit.near_duplicate_groups,
+      ['Group', 'Copies', 'Files (label)', 'Split'],
+      lambda g: (g.group_id, 'exact' if g.exact else 'near', g.members_text(),
+                 ', '.join(g.splits)))
+  parts += _file_list('Notes', audit.notes, ['File', 'Note'], lambda n: (n.file, n.note))
+  parts += _file_list('Ignored files', audit.ignored, ['File', 'Reason'],
+                      lambda i: (i.file, i.reason))
   return parts
 
 
-def _site_counts_parts(site_counts: Mapping[str, Any]) -> List[str]:
-  """One row per site: what was ingested, quarantined and ignored, per class and split."""
-  classes = list(dict.fromkeys(c for counts in site_counts.values()
-                               for c in counts['class_counts']))
-  splits = list(dict.fromkeys(s for counts in site_counts.values()
-                              for s in counts['split_counts']))
-  rows = [[site, counts['ingested'], counts['quarantined'], counts['ignored'],
-           *(counts['class_counts'].get(c, 0) for c in classes),
-           *(', '.join(f'{c} {counts["split_counts"].get(s, {}).get(c, 0)}' for c in classes)
-             for s in splits)]
-          for site, counts in site_counts.items()]
+def _file_list(title: str, entries: Sequence[Any], headers: Sequence[str],
+               row: Callable[[Any], Sequence[Any]]) -> List[str]:
+  """A titled table of the first entries; nothing at all for an empty list."""
+  if not entries:
+    return []
+  shown = entries[:_AUDIT_ROWS_SHOWN]
+  parts = [f'<h4>{html.text(title)} ({len(entries)})</h4>',
+           html.table(headers, [row(entry) for entry in shown])]
+  if len(entries) > len(shown):
+    parts.append(html.paragraph(f'... and {len(entries) - len(shown)} more in '
+                                f'{names.DATA_AUDIT_FILE}.', note=True))
+  return parts
+
+
+def _thumbnail(data_root: str, relpath: str) -> Any:
+  """A small grey preview of an audited file, or a dash where it is no readable image."""
+  try:
+    with tf.io.gfile.GFile(os.path.join(data_root, relpath), 'rb') as f:
+      image = Image.open(io.BytesIO(f.read()))
+      image.thumbnail((_THUMBNAIL_PX, _THUMBNAIL_PX))
+      png = io.BytesIO()
+      image.convert('L').save(png, format='PNG')
+  except (OSError, ValueError, tf.errors.OpError, Image.DecompressionBombError):
+    return '-'
+  return html.thumbnail(png.getvalue(), relpath)
+
+
+def _thumbnails(data_root: str, relpaths: Sequence[str]) -> html.Raw:
+  return html.Raw(''.join(str(_thumbnail(data_root, relpath)) for relpath in relpaths))
+
+
+def _site_counts_parts(site_counts: Mapping[str, data_audit.SiteCounts],
+                       classes: Sequence[str], splits: Sequence[str]) -> List[str]:
+  """One row per site and split, one column per class: what was ingested where."""
+  rows = []
+  for site, counts in site_counts.items():
+    for split in splits:
+      by_class = counts.split_counts.get(split, {})
+      rows.append([site, split, *(by_class.get(c, 0) for c in classes),
+                   sum(by_class.values())])
+    rows.append([site, 'all', *(counts.class_counts.get(c, 0) for c in classes),
+                 counts.ingested])
   return ['<h4>Images per site</h4>', html.table(
-      ['site', 'ingested', 'quarantined', 'ignored', *classes, *splits], rows)]
+      ['Site', 'Split', *classes, 'total'], rows,
+      caption='; '.join(f'{site}: {counts.quarantined} quarantined, {counts.ignored} ignored'
+                        for site, counts in site_counts.items()))]
 
 
 def _statistics_parts(statistics_uri: str) -> List[str]:
@@ -320,11 +403,10 @@ def _data_section(context: _Context) -> List[str]:
                   'Image size and intensity distributions per split; similar '
                   'shapes mean the splits come from the same population.'),
   ]
-  audit_path = os.path.join(record.uri(names.EXAMPLE_GEN, 'Examples'), names.DATA_AUDIT_FILE)
+  examples_uri = record.uri(names.EXAMPLE_GEN, 'Examples')
   parts.append('<h3>Data audit</h3>')
-  if tf.io.gfile.exists(audit_path):
-    with tf.io.gfile.GFile(audit_path) as f:
-      parts += _audit_parts(json.load(f))
+  if tf.io.gfile.exists(os.path.join(examples_uri, names.DATA_AUDIT_FILE)):
+    parts += _audit_parts(data_audit.read(examples_uri))
   else:
     parts.append(html.paragraph('This run wrote no data audit.'))
   statistics_uri = record.uri(names.STATISTICS_GEN, 'ExampleStatistics')

@@ -19,7 +19,7 @@ h2 { border-bottom: 2px solid #d0d7de; padding-bottom: 0.2em; margin-top: 2em; }
 nav a { margin-right: 1em; }
 table { border-collapse: collapse; margin: 0.6em 0 1em; font-size: 0.9em; }
 th, td { border: 1px solid #d0d7de; padding: 3px 8px; text-align: left;
-         vertical-align: top; }
+         vertical-align: top; overflow-wrap: anywhere; }
 th { background: #f6f8fa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .pass { color: #1a7f37; font-weight: 600; }
@@ -28,6 +28,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { display: inline-block; margin: 0.5em 1em 0.5em 0; vertical-align: top; }
 figcaption { font-size: 0.85em; color: #57606a; max-width: 520px; }
 img { max-width: 100%; }
+img.thumb { width: 72px; height: 72px; object-fit: contain; background: #000;
+            margin: 0 4px 4px 0; vertical-align: top; }
 pre { background: #f6f8fa; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
 """
 
@@ -67,6 +69,12 @@ def table(headers: Sequence[str], rows: Iterable[Sequence], caption: str = '') -
 
 def badge(passed: bool, yes: str = 'pass', no: str = 'fail') -> Raw:
   return Raw(f'<span class="{"pass" if passed else "fail"}">{text(yes if passed else no)}</span>')
+
+
+def thumbnail(png: bytes, alt: str) -> Raw:
+  """A small embedded image, for a table cell."""
+  data = base64.b64encode(png).decode('ascii')
+  return Raw(f'<img class="thumb" src="data:image/png;base64,{data}" alt="{text(alt)}">')
 
 
 def figure(png: bytes, caption: str, alt: Optional[str] = None) -> str:

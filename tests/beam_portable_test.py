@@ -17,6 +17,8 @@ from bench import synthetic_busi
 from orchestration import beam_runners
 from orchestration import local
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope='module')
 def portable_run(tmp_path_factory):

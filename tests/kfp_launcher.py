@@ -4,31 +4,42 @@ For each task, in dependency order, it builds the executor input the driver
 would send, substitutes it into the task's own container command and
 arguments from the spec, runs that command as a subprocess of this checkout's
 environment, and reads back the task's output metadata file to feed the tasks
-after it. Two shapes of input artifacts:
+after it. What the driver sends depends on the backend: `BACKENDS` holds one
+row per KFP version this project supports, read from that version's source in
+kubeflow/pipelines (the tag's `backend/src/v2`), plus Vertex AI:
 
-* `OPEN_SOURCE`, as the open-source driver sends them (backend/src/v2 in
-  kubeflow/pipelines): the name is the ML Metadata id, the type is
-  `{instanceSchema: ""}`, and the metadata is what the producer's output
-  metadata became after a round trip through ML Metadata custom properties
-  (numbers become doubles, booleans integers, structs and lists are wrapped
-  in `{"struct": ...}` / `{"list": ...}`).
-* `VERTEX`, as Vertex AI sends them: a resource name and `schemaTitle`.
+* Input artifacts. The open-source driver names each by its ML Metadata id and
+  types it `{instanceSchema: ""}` (metadata/client.go, OutputArtifact
+  `Schema: ""`); the metadata is what the producer's output metadata became
+  after a round trip through ML Metadata custom properties
+  (metadata/converter.go: numbers become doubles, booleans integers, structs
+  and lists are wrapped). Vertex AI sends a resource name and `schemaTitle`.
+* Output artifacts, typed as in the component's output definitions. With
+  PUBLISH_LOGS on (the manifests' default) the driver adds one more,
+  `executor-logs`, typed `{schemaTitle: system.Artifact}` (driver.go,
+  provisionOutputs). From 2.17 each output is named by its key, its URI has
+  the key below a per-task salt, and the output metadata file sits under the
+  task's local root when the pipeline root is an object store.
+* Exit handler tasks (`taskFinalStatus`). The argo compiler of versions before
+  2.14 refuses the run ("task final status not supported yet",
+  compiler/argocompiler/dag.go). From 2.14 the driver resolves the final status
+  (driver/resolve.go) to a struct whose `state` is the ML Metadata execution
+  state of the sub-DAG (COMPLETE or FAILED, metadata/client.go
+  UpdateDAGExecutionsState) and whose `error` is always empty.
 
-Outputs are typed as in the component's output definitions; parameter values
-come from the task's constants or the run's pipeline parameters (defaults from
-the root input definitions). The pipeline's tasks sit in the root DAG, or in
-one sub-DAG beside exit handler tasks (TFX's layout with an exit handler):
-there a task's pipeline parameters resolve through the sub-DAG's own inputs,
-as KFP's driver resolves them, and a parameter the sub-DAG does not declare is
-an error. Exit handler tasks run after the sub-DAG, failed or not, with its
-final status as the open-source driver (KFP 2.14 and later) resolves it: a
-struct with `state`, `pipelineTaskName`, `pipelineJobResourceName` and
-`error`. The image's `python` is this interpreter.
+The pipeline's tasks sit in the root DAG, or in one sub-DAG beside exit
+handler tasks (TFX's layout with an exit handler): there a task's pipeline
+parameters resolve through the sub-DAG's own inputs, as KFP's driver resolves
+them, and a parameter the sub-DAG does not declare is an error. Exit handler
+tasks run after the sub-DAG, failed or not. The image's `python` is this
+interpreter; when the tests run as root, tasks run as the image's user (uid
+1000), as the Dockerfile's do.
 """
 
 import dataclasses
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -36,8 +47,70 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
-OPEN_SOURCE = 'open-source'
-VERTEX = 'vertex'
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+  """What one backend's driver and launcher send a task, from its source."""
+  name: str
+  # Input artifacts named by ML Metadata id and typed {instanceSchema: ""};
+  # False: Vertex AI's resource names and schemaTitle.
+  open_source_inputs: bool
+  # The driver adds the `executor-logs` output (PUBLISH_LOGS, on by default).
+  executor_logs: bool
+  # Outputs named by their key, under a per-task salt (2.17 and later).
+  named_outputs: bool
+  # The run is accepted with `taskFinalStatus` inputs (exit handlers).
+  final_status: bool
+  # PipelineTaskFinalStatus.state of a sub-DAG that succeeded, and of one that failed.
+  succeeded_state: str
+  failed_state: str
+  # Where each row was read (kubeflow/pipelines at the tag, or Vertex AI's docs).
+  source: str
+
+
+KFP_2_5 = Backend(
+    name='KFP 2.5.0', open_source_inputs=True, executor_logs=True, named_outputs=False,
+    final_status=False, succeeded_state='', failed_state='',
+    source='2.5.0: backend/src/v2/driver/driver.go (provisionOutputs), '
+           'metadata/client.go, compiler/argocompiler/dag.go')
+KFP_2_14 = Backend(
+    name='KFP 2.14.0', open_source_inputs=True, executor_logs=True, named_outputs=False,
+    final_status=True, succeeded_state='COMPLETE', failed_state='FAILED',
+    source='2.14.0: backend/src/v2/driver/driver.go, driver/resolve.go, metadata/client.go')
+KFP_2_17 = Backend(
+    name='KFP 2.17.0', open_source_inputs=True, executor_logs=True, named_outputs=True,
+    final_status=True, succeeded_state='COMPLETE', failed_state='FAILED',
+    source='2.17.0: backend/src/v2/driver/driver.go, driver/resolve.go, metadata/client.go')
+VERTEX = Backend(
+    name='Vertex AI', open_source_inputs=False, executor_logs=False, named_outputs=False,
+    final_status=True, succeeded_state='SUCCEEDED', failed_state='FAILED',
+    source='kfp 2.5.0 SDK: kfp/dsl/task_final_status.py (the states Vertex AI sends)')
+BACKENDS = (KFP_2_5, KFP_2_14, KFP_2_17, VERTEX)
+
+EXECUTOR_LOGS = 'executor-logs'
+# The image's user (Dockerfile): tasks never run as root.
+IMAGE_UID = 1000
+
+
+def _reachable_by_others(path: str) -> bool:
+  """Whether every folder on the way to `path` lets any user through."""
+  path = os.path.realpath(path)
+  while path != os.path.dirname(path):
+    path = os.path.dirname(path)
+    if not os.stat(path).st_mode & stat.S_IXOTH:
+      return False
+  return True
+
+
+def as_image_user() -> bool:
+  """Tasks run as the image's user: the tests run as root and that user reaches Python."""
+  return os.geteuid() == 0 and all(
+      _reachable_by_others(path)
+      for path in (sys.executable, os.path.join(sys.prefix, 'pyvenv.cfg')))
+
+
+class BackendRefused(RuntimeError):
+  """The backend refuses to start a run of the package, as its API server would."""
 
 
 class TaskFailed(RuntimeError):
@@ -150,22 +223,35 @@ def changed_tasks(spec: Mapping[str, Any], earlier_spec: Mapping[str, Any]) -> L
   return changed
 
 
+def _final_status_inputs(spec: Mapping[str, Any]) -> List[str]:
+  """The tasks with a `taskFinalStatus` input, anywhere in the spec."""
+  dags = [spec['root']['dag']] + [component['dag'] for component in spec['components'].values()
+                                  if 'dag' in component]
+  return sorted(name for dag in dags for name, task in dag['tasks'].items()
+                if any('taskFinalStatus' in parameter
+                       for parameter in task.get('inputs', {}).get('parameters', {}).values()))
+
+
 class Launcher:
-  """Executes one compiled package; `run` is one pipeline run."""
+  """Executes one compiled package on one backend; `run` is one pipeline run."""
 
   def __init__(self, package_path: str, work_dir: str, project_dir: str,
-               shape: str = OPEN_SOURCE):
+               backend: Backend = KFP_2_17):
     with open(package_path) as f:
       self.spec = list(yaml.safe_load_all(f))[0]
+    if not backend.final_status and _final_status_inputs(self.spec):
+      raise BackendRefused(
+          f'{backend.name} refuses the run: task final status not supported yet '
+          f'(tasks {", ".join(_final_status_inputs(self.spec))})')
     self.work_dir = work_dir
     self.project_dir = project_dir
-    self.shape = shape
+    self.backend = backend
     self._next_id = 1
 
-  def _env(self) -> Dict[str, str]:
+  def _env(self, task_dir: str) -> Dict[str, str]:
     env = dict(os.environ)
     env.update(PYTHONPATH=self.project_dir, TF_USE_LEGACY_KERAS='1',
-               TF_CPP_MIN_LOG_LEVEL='2')
+               TF_CPP_MIN_LOG_LEVEL='2', HOME=task_dir)
     return env
 
   def _root_parameter(self, key: str, run_parameters: Mapping[str, Any]) -> Any:
@@ -207,7 +293,7 @@ class Launcher:
 
   def _input_artifact(self, recorded: Dict[str, Any]) -> Dict[str, Any]:
     artifact_id, artifact, title = recorded['id'], recorded['artifact'], recorded['title']
-    if self.shape == VERTEX:
+    if not self.backend.open_source_inputs:
       return {'name': f'projects/p/locations/l/metadataStores/default/artifacts/{artifact_id}',
               'uri': artifact['uri'], 'metadata': artifact.get('metadata', {}),
               'type': {'schemaTitle': title}}
@@ -224,11 +310,20 @@ class Launcher:
     pipeline_root = self.spec['defaultPipelineRoot']
     task_dir = os.path.join(self.work_dir, run_id, name)
     os.makedirs(task_dir, exist_ok=True)
+    os.chmod(task_dir, 0o777)
+    task_root = f'{pipeline_root}/{self.spec["pipelineInfo"]["name"]}/{run_id}/{name}'
+    if self.backend.named_outputs:
+      task_root += f'/{run_id}-salt'
+    output_types = {key: output['artifactType'] for key, output in
+                    component.get('outputDefinitions', {}).get('artifacts', {}).items()}
+    if self.backend.executor_logs:
+      output_types[EXECUTOR_LOGS] = {'schemaTitle': 'system.Artifact'}
     outputs = {}
-    for key, output in component.get('outputDefinitions', {}).get('artifacts', {}).items():
-      outputs[key] = {'artifacts': [{
-          'uri': f'{pipeline_root}/{self.spec["pipelineInfo"]["name"]}/{run_id}/{name}/{key}',
-          'type': output['artifactType'], 'metadata': {}}]}
+    for key, output_type in output_types.items():
+      artifact = {'uri': f'{task_root}/{key}', 'type': output_type, 'metadata': {}}
+      if self.backend.named_outputs:
+        artifact['name'] = key
+      outputs[key] = {'artifacts': [artifact]}
     inputs = {}
     for key, source in task.get('inputs', {}).get('artifacts', {}).items():
       producer = source['taskOutputArtifact']
@@ -249,8 +344,10 @@ class Launcher:
       command.append(argument)
     if command[0] == 'python':
       command[0] = sys.executable
-    result = subprocess.run(command, cwd=task_dir, env=self._env(), check=False,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    as_user = {'user': IMAGE_UID, 'group': IMAGE_UID} if as_image_user() else {}
+    result = subprocess.run(command, cwd=task_dir, env=self._env(task_dir), check=False,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            **as_user)
     with open(os.path.join(task_dir, 'log.txt'), 'w') as f:
       f.write(result.stdout)
     if result.returncode != 0:
@@ -259,6 +356,9 @@ class Launcher:
       executor_output = json.load(f)
     produced = {}
     for key, artifact_list in outputs.items():
+      if key == EXECUTOR_LOGS:
+        # The launcher writes the task's log there itself; no task reads it.
+        continue
       artifact = artifact_list['artifacts'][0]
       written = executor_output.get('artifacts', {}).get(key, {}).get('artifacts', [])
       if written:
@@ -270,6 +370,11 @@ class Launcher:
       self._next_id += 1
       produced[key] = artifact
     return produced
+
+  def run_task(self, name: str, run_id: str,
+               parameters: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """Runs one task that reads no upstream artifacts (e.g. ImportSchemaGen); its outputs."""
+    return self._run_task(name, run_id, parameters or {}, {})
 
   def run(self, run_id: str, parameters: Optional[Mapping[str, Any]] = None,
           reuse: Optional[RunResult] = None,
@@ -301,22 +406,39 @@ class Launcher:
         failure = e
         break
       seconds[name] = time.monotonic() - started
-    for name in exit_tasks(self.spec):
-      started = time.monotonic()
-      outputs[name] = self._run_task(name, run_id, parameters or {}, recorded,
-                                     self._final_status(run_id, failure))
-      seconds[name] = time.monotonic() - started
+    self.run_exit_tasks(run_id, failure, parameters, outputs, seconds)
     if failure is not None:
       raise failure
     return RunResult(run_id, outputs, seconds, recorded)
 
-  def _final_status(self, run_id: str, failure: Optional[TaskFailed]) -> Dict[str, Any]:
-    """The sub-DAG's PipelineTaskFinalStatus as the open-source driver resolves it."""
+  def run_exit_tasks(self, run_id: str, failure: Optional[TaskFailed],
+                     parameters: Optional[Mapping[str, Any]] = None,
+                     outputs: Optional[Dict[str, Any]] = None,
+                     seconds: Optional[Dict[str, float]] = None) -> None:
+    """Runs the exit handler tasks after a sub-DAG that failed with `failure`, or succeeded.
+
+    An exit handler reads no artifacts, only the final status, so a test can
+    run it alone after a run whose tasks it need not repeat.
+    """
+    outputs = {} if outputs is None else outputs
+    seconds = {} if seconds is None else seconds
+    for name in exit_tasks(self.spec):
+      started = time.monotonic()
+      outputs[name] = self._run_task(name, run_id, parameters or {}, {},
+                                     self.final_status(run_id, failure))
+      seconds[name] = time.monotonic() - started
+
+  def final_status(self, run_id: str, failure: Optional[TaskFailed]) -> Dict[str, Any]:
+    """The sub-DAG's PipelineTaskFinalStatus as this backend resolves it.
+
+    The open-source driver (resolve.go) leaves `error` empty ("TODO: Implement
+    fields Message and Code"); Vertex AI fills it on failure.
+    """
     sub_dag = _sub_dag(self.spec)
-    status = {'state': 'FAILED' if failure else 'SUCCEEDED',
+    status = {'state': self.backend.failed_state if failure else self.backend.succeeded_state,
               'pipelineJobResourceName': run_id,
               'pipelineTaskName': sub_dag[0] if sub_dag else '',
               'error': {}}
-    if failure is not None:
+    if failure is not None and not self.backend.open_source_inputs:
       status['error'] = {'code': 2, 'message': f'task {failure.task} failed'}
     return status

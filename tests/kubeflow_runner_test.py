@@ -4,6 +4,8 @@ The package is read back the way the kfp client reads it: YAML documents parsed
 into kfp's PipelineSpec and PlatformSpec protos (unknown fields fail).
 """
 
+import json
+
 import pytest
 import yaml
 from google.protobuf import json_format
@@ -11,6 +13,9 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.orchestration.kubeflow import utils as kubeflow_utils
 
 import kubeflow_runner
+import local_runner
+from models import registry
+from orchestration import config_flags
 from pipeline import run_parameters
 from orchestration.kubeflow import compiler as kubeflow_compiler
 from orchestration.kubeflow import configs as kubeflow_configs
@@ -200,6 +205,8 @@ def test_cpu_only_training_has_no_gpu_request_or_pinning(tmp_path):
     (['--submit', '--host', 'h', '--param', 'epochs'], 'NAME=VALUE'),
     (['--param', 'epochs=5'], '--param sets a value for --submit and --schedule'),
     (['--alert-webhook', 'hooks.example/x'], '--alert-webhook'),
+    (['--kfp-version', '2.0.5'], 'older than the oldest supported backend, 2.5.0'),
+    (['--kfp-version', '2.14'], 'MAJOR.MINOR.PATCH'),
 ])
 def test_bad_flags_are_one_line_usage_errors(flags, flag_named, capsys):
   with pytest.raises(SystemExit) as exit_info:
@@ -251,6 +258,17 @@ def test_an_alert_webhook_adds_an_exit_handler_after_the_pipeline_dag(tmp_path):
   assert not dag.tasks['ImageExampleGen'].caching_options.enable_cache
 
 
+def test_an_exit_handler_for_a_backend_that_refuses_one_is_refused(tmp_path, capsys):
+  path = tmp_path / 'pipeline.yaml'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + [
+      '--output', str(path), '--kfp-version', '2.5.0',
+      '--alert-webhook', 'https://hooks.example/T0/B0/x']) == 2
+  [line] = capsys.readouterr().err.splitlines()
+  assert line.startswith('kubeflow_runner.py: KFP 2.5.0 cannot run the exit handler '
+                         '(--alert-webhook): it needs 2.14.0 or later')
+  assert not path.exists()
+
+
 def test_without_an_alert_webhook_there_is_no_exit_handler(package):
   pipeline_spec, _ = package
   assert kubeflow_utils.TFX_DAG_NAME not in pipeline_spec.components
@@ -271,7 +289,7 @@ def test_a_run_parameter_value_the_config_refuses_is_one_line_naming_it(tmp_path
 def test_a_remote_beam_runner_without_its_required_options_is_refused(tmp_path, capsys):
   path = tmp_path / 'pipeline.yaml'
   assert kubeflow_runner.main(REQUIRED_FLAGS + [
-      '--output', str(path), '--beam-runner', 'DataflowRunner',
+      '--output', str(path), '--beam-runner', 'dataflow',
       '--beam-arg=--project=p']) == 2
   assert '--region' in capsys.readouterr().err
   assert not path.exists()
@@ -289,7 +307,7 @@ def test_resources_for_a_component_the_pipeline_lacks_are_refused(tmp_path, caps
 def test_a_portable_job_server_is_given_by_its_endpoint(tmp_path):
   path = tmp_path / 'pipeline.yaml'
   assert kubeflow_runner.main(REQUIRED_FLAGS + [
-      '--output', str(path), '--beam-runner', 'PortableRunner',
+      '--output', str(path), '--beam-runner', 'portable',
       '--job-endpoint', 'flink-jobserver:8099']) == 0
   pipeline_spec, _ = read_package(path)
   _, statistics_gen = executor_of(pipeline_spec, 'StatisticsGen')
@@ -323,3 +341,136 @@ def test_the_per_site_flags_reach_the_evaluation_config():
       REQUIRED_FLAGS + ['--min-site-malignant-examples', '4', '--slice-by-device']))
   assert pipeline_config.evaluation.min_site_malignant_examples == 4
   assert pipeline_config.evaluation.slice_by_device
+
+
+def _pipeline_flags(parser):
+  """Each pipeline flag of a runner's parser: what a user can type and gets by default."""
+  return {option: (action.dest, action.default, action.choices, action.type, action.nargs,
+                   type(action).__name__, action.const)
+          for action in parser._actions  # pylint: disable=protected-access
+          for option in action.option_strings
+          if option in config_flags.PIPELINE_FLAGS}
+
+
+def test_both_runners_take_the_same_pipeline_flags():
+  local_flags = _pipeline_flags(local_runner.make_parser())
+  assert set(local_flags) == set(config_flags.PIPELINE_FLAGS)
+  assert _pipeline_flags(kubeflow_runner.make_parser()) == local_flags
+  # Everything else the local runner takes says where its outputs go.
+  local_options = {option for action in local_runner.make_parser()._actions  # pylint: disable=protected-access
+                   for option in action.option_strings}
+  assert local_options - set(config_flags.PIPELINE_FLAGS) == {'-h', '--help', '--output-dir'}
+
+
+def training_config_of(pipeline_spec):
+  return json.loads(parameter(pipeline_spec, 'Trainer', 'custom_config'))
+
+
+def test_the_model_and_data_flags_reach_the_compiled_trainer(tmp_path):
+  path = tmp_path / 'pipeline.yaml'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + [
+      '--output', str(path), '--model', 'busi_net', '--splits', '60,20,20',
+      '--label-conflicts', 'keep', '--max-quarantined-fraction', '0.1', '--strict',
+      '--keep-versions', '3', '--beam-runner', 'direct', '--beam-workers', '0']) == 0
+  pipeline_spec, _ = read_package(path)
+  trainer_config = training_config_of(pipeline_spec)
+  assert trainer_config['model']['name'] == 'busi_net'
+  assert trainer_config['model']['image_size'] == registry.spec('busi_net').image_size
+  declared = pipeline_spec.root.input_definitions.parameters
+  assert declared['epochs'].default_value.number_value == registry.spec('busi_net').epochs
+  splits = json.loads(parameter(pipeline_spec, 'ImageExampleGen', 'output_config'))
+  assert [split['hash_buckets'] for split in splits['split_config']['splits']] == [60, 20, 20]
+  data_rules = json.loads(parameter(pipeline_spec, 'ImageExampleGen', 'custom_config'))
+  data_rules = data_rules['custom_config']['value']
+  assert data_rules['label_conflicts'] == 'keep'
+  assert data_rules['strict'] is True and data_rules['max_quarantined_fraction'] == 0.1
+  _, statistics_gen = executor_of(pipeline_spec, 'StatisticsGen')
+  assert '--direct_num_workers=0' in statistics_gen.container.args
+
+
+def test_a_credentials_secret_is_mounted_and_named_in_every_task(tmp_path):
+  path = tmp_path / 'pipeline.yaml'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + [
+      '--output', str(path), '--credentials-secret', 'busi-gcs-key',
+      '--alert-webhook', 'https://hooks.example/T0/B0/x']) == 0
+  pipeline_spec, platform_spec = read_package(path)
+  executors = pipeline_spec_pb2.PipelineDeploymentConfig()
+  json_format.ParseDict(json_format.MessageToDict(pipeline_spec.deployment_spec), executors)
+  kubernetes = json_format.MessageToDict(
+      platform_spec.platforms['kubernetes'].deployment_spec)['executors']
+  assert set(kubernetes) == set(executors.executors)  # the exit handler's too
+  key_file = '/var/secrets/google/key.json'
+  for label, executor in executors.executors.items():
+    assert [(env.name, env.value) for env in executor.container.env] == [
+        ('GOOGLE_APPLICATION_CREDENTIALS', key_file)]
+    assert kubernetes[label]['secretAsVolume'] == [
+        {'secretName': 'busi-gcs-key', 'mountPath': '/var/secrets/google'}]
+  trainer_label, _ = executor_of(pipeline_spec, 'Trainer')
+  assert kubernetes[trainer_label]['tolerations']
+
+
+def test_the_mounted_key_is_what_google_clients_authenticate_with(tmp_path, monkeypatch):
+  """google-cloud-storage (folder markers) and the KFP launcher find the key through the env."""
+  from cryptography.hazmat.primitives import serialization  # pylint: disable=g-import-not-at-top
+  from cryptography.hazmat.primitives.asymmetric import rsa  # pylint: disable=g-import-not-at-top
+  import google.auth  # pylint: disable=g-import-not-at-top
+  from google.oauth2 import service_account  # pylint: disable=g-import-not-at-top
+  private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+  key = {'type': 'service_account', 'project_id': 'busi-project',
+         'private_key_id': 'k1', 'client_id': '1',
+         'client_email': 'pipeline@busi-project.iam.gserviceaccount.com',
+         'token_uri': 'https://oauth2.googleapis.com/token',
+         'private_key': private_key.private_bytes(
+             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+             serialization.NoEncryption()).decode()}
+  key_file = tmp_path / 'key.json'
+  key_file.write_text(json.dumps(key))
+  monkeypatch.setenv('GOOGLE_APPLICATION_CREDENTIALS', str(key_file))
+  credentials, project = google.auth.default()
+  assert isinstance(credentials, service_account.Credentials)
+  assert credentials.service_account_email == key['client_email']
+  assert project == 'busi-project'
+
+
+def test_a_credentials_secret_that_is_no_kubernetes_name_is_refused(capsys):
+  with pytest.raises(SystemExit):
+    kubeflow_runner.parse_args(REQUIRED_FLAGS + ['--credentials-secret', 'My_Key'])
+  assert '--credentials-secret takes a Kubernetes secret name' in capsys.readouterr().err
+
+
+def test_a_vertex_package_loads_in_the_vertex_sdk_and_builds_its_runtime_config(tmp_path):
+  from google.auth import credentials as auth_credentials  # pylint: disable=g-import-not-at-top
+  from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
+  path = tmp_path / 'pipeline.yaml'
+  assert kubeflow_runner.main(REQUIRED_FLAGS + [
+      '--output', str(path), '--target', 'vertex', '--model', 'busi_net', '--gpus', '1',
+      '--accelerator-type', 'NVIDIA_L4',
+      '--alert-webhook', 'https://hooks.example/T0/B0/x']) == 0
+  with open(path) as f:
+    assert len(list(yaml.safe_load_all(f))) == 1
+  pipeline_spec, platform_spec = read_package(path)
+  assert not platform_spec.platforms
+  _, trainer = executor_of(pipeline_spec, 'Trainer')
+  assert trainer.container.resources.accelerator.type == 'NVIDIA_L4'
+  assert trainer.container.resources.accelerator.count == 1
+  # The SDK's own loader and runtime-config builder, offline.
+  job = aiplatform.PipelineJob(
+      display_name='busi', template_path=str(path), pipeline_root='gs://busi-bucket/vertex',
+      parameter_values={'epochs': 3, 'min_accuracy': 0.9}, project='busi-project',
+      location='europe-west4', credentials=auth_credentials.AnonymousCredentials())
+  runtime_config = job._gca_resource.runtime_config  # pylint: disable=protected-access
+  assert runtime_config.gcs_output_directory == 'gs://busi-bucket/vertex'
+  assert dict(runtime_config.parameter_values) == {'epochs': 3, 'min_accuracy': 0.9}
+  assert job._gca_resource.pipeline_spec['pipelineInfo']['name'] == 'busi-ultrasound'  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize('flags, named', [
+    (['--gpu-toleration', 'a:NoSchedule'], '--gpu-toleration'),
+    (['--credentials-secret', 'key'], '--credentials-secret'),
+    (['--host', 'http://h'], '--host'),
+    (['--accelerator-type', 'nvidia.com/gpu'], '--accelerator-type takes a Vertex AI GPU type'),
+])
+def test_kubernetes_settings_are_refused_for_vertex(flags, named, capsys):
+  with pytest.raises(SystemExit):
+    kubeflow_runner.parse_args(REQUIRED_FLAGS + ['--target', 'vertex'] + flags)
+  assert named in capsys.readouterr().err.splitlines()[-1]

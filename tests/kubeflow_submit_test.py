@@ -8,7 +8,8 @@ import pytest
 import kubeflow_runner
 from orchestration.kubeflow import configs as kubeflow_configs
 from tests.fake_kfp_server import FakeKfpServer
-from tests.kubeflow_runner_test import REQUIRED_FLAGS
+from tests.fake_vertex_api import FakeVertexApi
+from tests.kubeflow_runner_test import PIPELINE_ROOT, REQUIRED_FLAGS
 
 CRON = '0 0 3 * * 1'
 
@@ -123,3 +124,48 @@ def test_a_missing_token_file_is_a_usage_error(tmp_path, capsys):
         '--submit', '--host', 'http://h', '--token-file', str(tmp_path / 'none')])
   assert exit_info.value.code == 2
   assert '--token-file' in capsys.readouterr().err.splitlines()[-1]
+
+
+VERTEX_FLAGS = ['--target', 'vertex', '--project', 'busi-project', '--region', 'europe-west4',
+                '--service-account', 'pipeline@busi-project.iam.gserviceaccount.com']
+
+
+@pytest.fixture
+def offline_google_credentials(monkeypatch):
+  """Application Default Credentials that need no network."""
+  from google.auth import credentials as auth_credentials  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr('google.auth.default', lambda *args, **kwargs: (
+      auth_credentials.AnonymousCredentials(), 'busi-project'))
+
+
+def test_vertex_runs_and_schedules_go_through_the_sdk_with_the_run_parameters(
+    tmp_path, offline_google_credentials, capsys):  # pylint: disable=unused-argument
+  package = tmp_path / 'pipeline.yaml'
+  with FakeVertexApi() as api:
+    assert kubeflow_runner.main(REQUIRED_FLAGS + VERTEX_FLAGS + [
+        '--output', str(package), '--vertex-api-endpoint', api.endpoint, '--submit',
+        '--schedule', 'TZ=UTC 0 3 * * 1', '--param', 'epochs=4']) == 0
+  [(job_path, job), (schedule_path, schedule)] = api.created
+  assert job_path == '/v1/projects/busi-project/locations/europe-west4/pipelineJobs'
+  assert job['serviceAccount'] == 'pipeline@busi-project.iam.gserviceaccount.com'
+  assert job['runtimeConfig']['gcsOutputDirectory'] == PIPELINE_ROOT
+  assert job['runtimeConfig']['parameterValues'] == {'epochs': 4}
+  assert job['pipelineSpec']['pipelineInfo']['name'] == 'busi-ultrasound'
+  assert schedule_path == '/v1/projects/busi-project/locations/europe-west4/schedules'
+  assert schedule['cron'] == 'TZ=UTC 0 3 * * 1'
+  assert schedule['maxConcurrentRunCount'] == '1'
+  scheduled_job = schedule['createPipelineJobRequest']['pipelineJob']
+  assert scheduled_job['runtimeConfig']['parameterValues'] == {'epochs': 4}
+  out = capsys.readouterr().out
+  assert 'Started pipeline job projects/busi-project/locations/europe-west4/pipelineJobs/1' in out
+  assert 'Scheduled projects/busi-project/locations/europe-west4/schedules/2' in out
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--schedule', '0 0 3 * * 1'], "Vertex AI's 5-field cron"),
+    (['--region', ''], 'need --project and --region'),
+])
+def test_bad_vertex_submissions_are_one_line(flags, message, capsys):
+  with pytest.raises(SystemExit):
+    kubeflow_runner.parse_args(REQUIRED_FLAGS + VERTEX_FLAGS + ['--submit'] + flags)
+  assert message in capsys.readouterr().err.splitlines()[-1]

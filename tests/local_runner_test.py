@@ -12,7 +12,7 @@ from models import registry
 
 def test_missing_dataset_says_where_to_get_it(tmp_path, monkeypatch, capsys):
   monkeypatch.chdir(tmp_path)
-  monkeypatch.setenv(data_root.ENV_VAR, str(tmp_path / 'nowhere'))
+  monkeypatch.delenv(data_root.ENV_VAR, raising=False)
   monkeypatch.setattr(data_root, 'DEFAULT_DIRS', ('data/Dataset_BUSI_with_GT',))
   assert local_runner.main([]) == 2
   message = capsys.readouterr().err
@@ -24,11 +24,24 @@ def test_dataset_is_found_in_the_documented_order(tmp_path, monkeypatch):
   env_dir, local_dir = tmp_path / 'env', tmp_path / 'data' / 'Dataset_BUSI_with_GT'
   local_dir.mkdir(parents=True)
   monkeypatch.chdir(tmp_path)
-  monkeypatch.setenv(data_root.ENV_VAR, str(env_dir))
+  monkeypatch.delenv(data_root.ENV_VAR, raising=False)
   assert data_root.find_data_root(None) == os.path.abspath(local_dir)
+  monkeypatch.setenv(data_root.ENV_VAR, str(env_dir))
+  assert data_root.find_data_root(None) is None
   env_dir.mkdir()
   assert data_root.find_data_root(None) == str(env_dir)
   assert data_root.find_data_root(str(local_dir)) == str(local_dir)
+
+
+def test_a_busi_dir_that_is_not_a_folder_stops_instead_of_falling_back(
+    tmp_path, monkeypatch, capsys):
+  (tmp_path / 'data' / 'Dataset_BUSI_with_GT').mkdir(parents=True)
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setenv(data_root.ENV_VAR, str(tmp_path / 'typo'))
+  assert local_runner.main(['--output-dir', str(tmp_path / 'out')]) == 2
+  message = capsys.readouterr().err
+  assert f"${data_root.ENV_VAR} is '{tmp_path / 'typo'}', which does not exist" in message
+  assert not (tmp_path / 'out').exists()
 
 
 @pytest.mark.parametrize('bad', ['70,30', '70,15,x', '70,0,30'])

@@ -22,6 +22,8 @@ from bench import synthetic_busi
 from contracts import features
 from observability import run_summary
 
+pytestmark = pytest.mark.e2e
+
 _FAST = ['--image-size', '32', '--epochs', '1', '--beam-workers', '1',
          '--min-accuracy', '0', '--min-malignant-recall', '0']
 _UPSTREAM = ('ImageExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',

@@ -34,6 +34,8 @@ from serving import serving_dir
 from run_report import build as report_build
 from tests import site_data
 
+pytestmark = pytest.mark.e2e
+
 _SITES = (
     site_data.Site('busi', 'LOGIQ E9', {'benign': 6, 'malignant': 12, 'normal': 6}),
     site_data.Site('bus_bra', 'Toshiba', {'benign': 6, 'malignant': 10},

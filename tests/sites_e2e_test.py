@@ -18,6 +18,8 @@ from contracts import features
 from contracts import names
 from dataset import data_audit
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope='module')
 def two_sites(tmp_path_factory):

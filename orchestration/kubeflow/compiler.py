@@ -24,6 +24,13 @@ corrections to what TFX builds:
   pipeline parameters its tasks read; KFP resolves a task's
   `componentInputParameter` against its own DAG's inputs, so the sub-DAG
   declares them here and the root passes them on.
+
+What the target backend version cannot run (`KubeflowConfig.kfp_version`,
+backends.py) is refused before anything is compiled. For Vertex AI
+(`KubeflowConfig.target`) the package is the pipeline spec alone: Vertex's
+SDK loads one YAML document (a second one is a `ComposerError`), reads no
+Kubernetes platform spec, and takes the GPU as an accelerator type
+(`NVIDIA_TESLA_T4`, `NVIDIA_L4`, ...) instead of a Kubernetes resource.
 """
 import os
 from typing import Tuple
@@ -38,6 +45,7 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 import yaml
 
 from components import failure_alert
+from orchestration.kubeflow import backends
 from orchestration.kubeflow import configs as kubeflow_configs
 from orchestration.kubeflow import entrypoint as kubeflow_entrypoint
 from orchestration.kubeflow import platform as kubeflow_platform
@@ -53,7 +61,12 @@ ENTRYPOINT_COMMAND = ('python', '-m', kubeflow_entrypoint.__name__)
 def compile_specs(pipeline: tfx.dsl.Pipeline,
                   config: kubeflow_configs.KubeflowConfig
                   ) -> Tuple[pipeline_spec_pb2.PipelineSpec, pipeline_spec_pb2.PlatformSpec]:
-  """The pipeline spec and the Kubernetes platform spec, with resources applied."""
+  """The pipeline spec and the Kubernetes platform spec, with resources applied.
+
+  Raises backends.BackendVersionError when the target version cannot run the package.
+  """
+  if config.alert_webhook and config.target == kubeflow_configs.KFP_TARGET:
+    backends.require(backends.EXIT_HANDLER, config.kfp_version)
   kubeflow_platform.apply_resources(pipeline, config)
   runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
       config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
@@ -69,12 +82,14 @@ def compile_specs(pipeline: tfx.dsl.Pipeline,
   pipeline_spec = json_format.ParseDict(pipeline_job['pipelineSpec'],
                                         pipeline_spec_pb2.PipelineSpec())
   pipeline_spec.default_pipeline_root = pipeline.pipeline_info.pipeline_root
-  _correct_for_kfp_backend(pipeline_spec, pipeline, config.gpu.count)
+  _correct_for_kfp_backend(pipeline_spec, pipeline, config)
   _declare_parameter_defaults(pipeline_spec, pipeline)
   _type_final_status_inputs(pipeline_spec)
+  if config.target == kubeflow_configs.VERTEX_TARGET:
+    return pipeline_spec, pipeline_spec_pb2.PlatformSpec()
   trainer_executor = pipeline_spec.components[kubeflow_configs.TRAINER_ID].executor_label
   return pipeline_spec, kubeflow_platform.kubernetes_platform_spec(
-      trainer_executor, config.gpu)
+      sorted(pipeline_spec.deployment_spec['executors'].keys()), trainer_executor, config)
 
 
 def pipeline_dag(pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> pipeline_spec_pb2.DagSpec:
@@ -85,14 +100,20 @@ def pipeline_dag(pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> pipeline_spec
 
 
 def _correct_for_kfp_backend(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
-                             pipeline: tfx.dsl.Pipeline, trainer_gpus: int) -> None:
+                             pipeline: tfx.dsl.Pipeline,
+                             config: kubeflow_configs.KubeflowConfig) -> None:
   """Resources on every container; no caching of tasks that need a pre-cache hook.
 
   The Trainer's container is also told how many GPUs it asked for, so that it
-  stops rather than training on the CPU when the node shows none.
+  stops rather than training on the CPU when the node shows none. With a
+  credentials secret, every container (the exit handler's too) names its key file.
   """
+  trainer_gpus = config.gpu.count
   deployment = json_format.ParseDict(
       json_format.MessageToDict(pipeline_spec.deployment_spec), _DeploymentConfig())
+  for executor in deployment.executors.values():
+    for name, value in kubeflow_platform.credentials_env(config.credentials_secret).items():
+      executor.container.env.add(name=name, value=value)
   for component in pipeline.components:
     container = deployment.executors[
         pipeline_spec.components[component.id].executor_label].container

@@ -9,6 +9,7 @@ import dataclasses
 from typing import Tuple
 
 from contracts import names
+from orchestration.kubeflow import backends
 
 # KFP v2 names must match [a-z0-9][a-z0-9-]*, so the underscore becomes a dash.
 PIPELINE_NAME = names.PIPELINE_NAME.replace('_', '-')
@@ -30,6 +31,20 @@ NVIDIA_GPU_RESOURCE = 'nvidia.com/gpu'
 GPU_PRODUCT_LABEL = 'nvidia.com/gpu.product'
 
 TOLERATION_EFFECTS = ('NoSchedule', 'PreferNoSchedule', 'NoExecute')
+
+# Where the package runs: a self-hosted KFP backend (pipeline spec and
+# Kubernetes platform spec), or Vertex AI Pipelines (the pipeline spec alone:
+# its SDK reads one YAML document, and names GPUs by accelerator type).
+KFP_TARGET = 'kfp'
+VERTEX_TARGET = 'vertex'
+TARGETS = (KFP_TARGET, VERTEX_TARGET)
+DEFAULT_VERTEX_ACCELERATOR = 'NVIDIA_TESLA_T4'
+
+# Where a Kubernetes secret with a service-account key is mounted in every
+# task's pod, and the key file in it that GOOGLE_APPLICATION_CREDENTIALS names.
+CREDENTIALS_MOUNT_PATH = '/var/secrets/google'
+CREDENTIALS_KEY_FILE = 'key.json'
+CREDENTIALS_ENV = 'GOOGLE_APPLICATION_CREDENTIALS'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +71,7 @@ class GpuPool:
   tolerations let the pod onto nodes tainted to keep other work away.
   """
   count: int = 1
+  # Kubernetes: the extended resource; Vertex AI: the accelerator type.
   resource: str = NVIDIA_GPU_RESOURCE
   node_selector: Tuple[Tuple[str, str], ...] = ()
   tolerations: Tuple[Toleration, ...] = (Toleration(key=NVIDIA_GPU_RESOURCE),)
@@ -74,3 +90,10 @@ class KubeflowConfig:
   # Where a run that did not succeed is reported (a JSON POST); empty: no
   # exit handler task is compiled (KFP backends before 2.14 reject one).
   alert_webhook: str = ''
+  # A Kubernetes secret holding a service-account key as `key.json`, mounted in
+  # every task for the launcher, TensorFlow and google-cloud-storage; empty: the
+  # pods' own identity (Workload Identity on GKE).
+  credentials_secret: str = ''
+  # The KFP backend version the package must run on (backends.py).
+  kfp_version: str = backends.DEFAULT_VERSION
+  target: str = KFP_TARGET

@@ -11,6 +11,12 @@ The compiled spec calls this module instead of TFX's
   1.16 reads the artifact class from that type, failing with AttributeError on
   the empty schema. The task's input spec (`--json_serialized_inputs_spec_args`)
   names each input's type, so the executor input is rewritten with it.
+* Output artifacts whose type TFX cannot import are dropped. The open-source
+  driver (2.5 and later, with PUBLISH_LOGS on, the default) adds an output
+  `executor-logs` typed `system.Artifact` to every task, for the launcher to
+  upload the task's log to; TFX 1.16 reads every output's class from its type
+  and stops with `ImportError: Could not import system.Artifact`. The launcher
+  writes that log itself, so TFX need not see it.
 * A parameter the task's input spec declares STRING but the driver sent as a
   struct or list becomes its JSON text: the open-source driver resolves an
   exit handler's final status (PipelineTaskFinalStatus) to a struct, where
@@ -30,8 +36,12 @@ import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 from absl import app
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
 import tensorflow as tf
+from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+from tfx.utils import import_utils
 
 from orchestration.kubeflow import directory_markers
 
@@ -70,6 +80,33 @@ def complete_input_types(executor_input: Dict[str, Any],
   return completed
 
 
+def tfx_can_type(artifact_type: Dict[str, Any]) -> bool:
+  """Whether TFX's entrypoint finds an artifact class for this KFP artifact type."""
+  type_schema = json_format.ParseDict(artifact_type, pipeline_spec_pb2.ArtifactTypeSchema(),
+                                      ignore_unknown_fields=True)
+  if type_schema.WhichOneof('kind') not in ('schema_title', 'instance_schema'):
+    return False
+  try:
+    # TFX 1.16's own lookup (pinned), so the answer is the one its entrypoint reaches.
+    import_utils.import_class_by_path(
+        kubeflow_v2_entrypoint_utils._retrieve_class_path(type_schema))  # pylint: disable=protected-access
+  except ImportError:
+    return False
+  return True
+
+
+def drop_untyped_outputs(executor_input: Dict[str, Any]) -> Tuple[Dict[str, Any], List[str]]:
+  """The executor input without the outputs TFX cannot type, and their names."""
+  completed = json.loads(json.dumps(executor_input))
+  outputs = completed.get('outputs', {}).get('artifacts', {})
+  dropped = sorted(name for name, artifact_list in outputs.items()
+                   if not all(tfx_can_type(artifact.get('type', {}))
+                              for artifact in artifact_list.get('artifacts', [])))
+  for name in dropped:
+    del outputs[name]
+  return completed, dropped
+
+
 def complete_parameter_values(executor_input: Dict[str, Any],
                               inputs_spec: Dict[str, Any]) -> Dict[str, Any]:
   """The executor input with each STRING parameter sent as a struct or list as its JSON."""
@@ -106,7 +143,8 @@ def rewrite_arguments(argv: List[str]) -> Tuple[List[str], int]:
   """TFX's arguments with completed input types, and the GPUs required.
 
   `--require_gpus` is this module's own flag and is removed; everything else
-  reaches TFX's entrypoint unchanged but the executor input.
+  reaches TFX's entrypoint unchanged but the executor input. Dropped outputs
+  are named on stdout, in the task's log.
   """
   parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
   parser.add_argument(REQUIRE_GPUS_FLAG, type=int, default=0)
@@ -114,11 +152,15 @@ def rewrite_arguments(argv: List[str]) -> Tuple[List[str], int]:
   invocation_at = _value_index(rest, INVOCATION_FLAG)
   if invocation_at is None:
     raise ValueError(f'{INVOCATION_FLAG} is missing: this module runs compiled KFP tasks')
+  executor_input, dropped = drop_untyped_outputs(json.loads(rest[invocation_at]))
+  if dropped:
+    print(f'Outputs TFX has no artifact type for, left to the launcher: {", ".join(dropped)}')
   spec_at = _value_index(rest, INPUTS_SPEC_FLAG)
   if spec_at is not None:
     inputs_spec = json.loads(rest[spec_at])
-    rest[invocation_at] = json.dumps(complete_parameter_values(complete_input_types(
-        json.loads(rest[invocation_at]), inputs_spec), inputs_spec))
+    executor_input = complete_parameter_values(
+        complete_input_types(executor_input, inputs_spec), inputs_spec)
+  rest[invocation_at] = json.dumps(executor_input)
   return rest, own.require_gpus
 
 

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
 import pytest
 
 from orchestration.kubeflow import entrypoint as kubeflow_entrypoint
@@ -91,3 +93,47 @@ def test_a_final_status_struct_reaches_a_string_parameter_as_its_json():
   assert values['pipeline_name'] == 'p'
   assert values['limits'] == {'a': 1}  # declared a struct: left as sent
   assert sent['inputs']['parameterValues']['final_status'] == status  # a copy changed
+
+
+def executor_input_with_outputs():
+  """Outputs as KFP 2.17's driver sends them: named by key, executor-logs added."""
+  return {'outputs': {'artifacts': {
+      'model': {'artifacts': [{'name': 'model', 'uri': 'gs://b/t/s/model',
+                               'type': {'instanceSchema': 'title: tfx.Model\ntype: object\n'}}]},
+      'model_run': {'artifacts': [{'name': 'model_run', 'uri': 'gs://b/t/s/model_run',
+                                   'type': {'schemaTitle': 'tfx.ModelRun'}}]},
+      'executor-logs': {'artifacts': [{'name': 'executor-logs', 'uri': 'gs://b/t/s/logs',
+                                       'type': {'schemaTitle': 'system.Artifact'}}]}},
+      'outputFile': '/gcs/b/t/s/output_metadata.json'}}
+
+
+def test_outputs_tfx_cannot_type_are_dropped_and_the_others_kept():
+  sent = executor_input_with_outputs()
+  completed, dropped = kubeflow_entrypoint.drop_untyped_outputs(sent)
+  assert dropped == ['executor-logs']
+  assert set(completed['outputs']['artifacts']) == {'model', 'model_run'}
+  assert completed['outputs']['outputFile'] == sent['outputs']['outputFile']
+  assert 'executor-logs' in sent['outputs']['artifacts']  # a copy changed
+
+
+@pytest.mark.parametrize('artifact_type, typed', [
+    ({'schemaTitle': 'system.Artifact'}, False),
+    ({'schemaTitle': 'system.Model'}, False),
+    ({}, False),
+    ({'schemaTitle': 'tfx.Examples'}, True),
+    ({'instanceSchema': 'title: tfx.ModelBlessing\ntype: object\n'}, True),
+])
+def test_tfx_can_type_is_tfx_own_lookup(artifact_type, typed):
+  assert kubeflow_entrypoint.tfx_can_type(artifact_type) is typed
+
+
+def test_tfx_parses_the_rewritten_input_of_the_newest_backend():
+  """KFP 2.17 may send fields the locked pipeline-spec protos lack (customPath)."""
+  sent = executor_input_with_outputs()
+  sent['outputs']['artifacts']['model']['artifacts'][0]['customPath'] = '/models/x'
+  rewritten, _ = kubeflow_entrypoint.rewrite_arguments(
+      ['--json_serialized_invocation_args', json.dumps(sent)])
+  parsed = pipeline_spec_pb2.ExecutorInput()
+  # TFX 1.16's entrypoint parses it so (kubeflow_v2_run_executor._run_executor).
+  json_format.Parse(rewritten[1], parsed, ignore_unknown_fields=True)
+  assert set(parsed.outputs.artifacts) == {'model', 'model_run'}

@@ -1,13 +1,16 @@
-"""Where each component's pod runs on Kubernetes: resources, GPU node pool.
+"""Where each component's pod runs on Kubernetes: resources, GPU node pool, credentials.
 
 Two places in a compiled KFP v2 file carry this. Resources (CPU, memory, GPU
 count) are part of the container spec, and TFX fills them from each
-component's `platform_config`. Node selectors and tolerations are not in TFX's
-vocabulary: KFP reads them from the Kubernetes section of the platform spec,
-the YAML document after the pipeline spec, keyed by executor label.
+component's `platform_config`. Node selectors, tolerations and secret volumes
+are not in TFX's vocabulary: KFP reads them from the Kubernetes section of the
+platform spec, the YAML document after the pipeline spec, keyed by executor
+label (KubernetesExecutorConfig; the driver applies `secretAsVolume` with
+`secretName` from 2.0 and `tolerations` from 2.1, driver/driver.go and, from
+2.14, driver/k8s.go in kubeflow/pipelines).
 """
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
@@ -57,9 +60,11 @@ def apply_resources(pipeline: tfx.dsl.Pipeline,
         resource_spec(resources, config.gpu if is_trainer else None))
 
 
-def _kubernetes_executor_config(gpu: kubeflow_configs.GpuPool) -> Dict[str, Any]:
-  """KFP's KubernetesExecutorConfig, as the JSON its backend reads."""
-  executor_config = {}
+def _gpu_executor_config(gpu: kubeflow_configs.GpuPool) -> Dict[str, Any]:
+  """KFP's KubernetesExecutorConfig of the GPU pool, as the JSON its backend reads."""
+  executor_config: Dict[str, Any] = {}
+  if gpu.count <= 0:
+    return executor_config
   if gpu.node_selector:
     executor_config['nodeSelector'] = {'labels': dict(gpu.node_selector)}
   if gpu.tolerations:
@@ -70,13 +75,32 @@ def _kubernetes_executor_config(gpu: kubeflow_configs.GpuPool) -> Dict[str, Any]
   return executor_config
 
 
-def kubernetes_platform_spec(trainer_executor_label: str,
-                             gpu: kubeflow_configs.GpuPool
+def _credentials_executor_config(secret: str) -> Dict[str, Any]:
+  """The service-account key secret as a volume; the container's env names the key file."""
+  if not secret:
+    return {}
+  return {'secretAsVolume': [{'secretName': secret,
+                              'mountPath': kubeflow_configs.CREDENTIALS_MOUNT_PATH}]}
+
+
+def credentials_env(secret: str) -> Dict[str, str]:
+  """The environment every task's container gets with a credentials secret."""
+  if not secret:
+    return {}
+  return {kubeflow_configs.CREDENTIALS_ENV:
+          f'{kubeflow_configs.CREDENTIALS_MOUNT_PATH}/{kubeflow_configs.CREDENTIALS_KEY_FILE}'}
+
+
+def kubernetes_platform_spec(executor_labels: Sequence[str], trainer_executor_label: str,
+                             config: kubeflow_configs.KubeflowConfig
                              ) -> pipeline_spec_pb2.PlatformSpec:
-  """Node selector and tolerations of the GPU pool, for the Trainer's executor only."""
+  """The GPU pool's node selector and tolerations for the Trainer; the credentials for all."""
   platform_spec = pipeline_spec_pb2.PlatformSpec()
-  executor_config = _kubernetes_executor_config(gpu)
-  if gpu.count > 0 and executor_config:
-    platform_spec.platforms[KUBERNETES_PLATFORM].deployment_spec.executors[
-        trainer_executor_label].update(executor_config)
+  for label in executor_labels:
+    executor_config = _credentials_executor_config(config.credentials_secret)
+    if label == trainer_executor_label:
+      executor_config.update(_gpu_executor_config(config.gpu))
+    if executor_config:
+      platform_spec.platforms[KUBERNETES_PLATFORM].deployment_spec.executors[
+          label].update(executor_config)
   return platform_spec

@@ -25,6 +25,8 @@ from dataset import data_audit
 from dataset import split_plan
 from tests.robustness import messy
 
+pytestmark = pytest.mark.e2e
+
 
 def _main(capfd, *argv):
   """(exit code, stderr) of local_runner.main; stderr holds the logs too."""

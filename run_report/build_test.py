@@ -1,0 +1,91 @@
+"""The report's data audit and configuration render as tables a person reads.
+
+The audit comes from a real folder scan of generated scans with one label
+conflict (the same scan filed as benign and malignant) and one file that is no
+image, through the same functions ImageExampleGen calls.
+"""
+
+import os
+import re
+import shutil
+
+from PIL import Image
+import pytest
+
+from bench import synthetic_busi
+from contracts import configs
+from dataset import data_audit
+from dataset import image_files
+from dataset import split_plan
+from run_report import build
+from run_report import html
+from tests import headless_browser
+
+_CONFLICT = ('benign/benign (1).png', 'malignant/malignant (9).png')
+
+
+@pytest.fixture(scope='module')
+def audit(tmp_path_factory) -> data_audit.DataAudit:
+  root = synthetic_busi.write_dataset(str(tmp_path_factory.mktemp('audit') / 'data'),
+                                      per_class=8)
+  shutil.copy(os.path.join(root, _CONFLICT[0]), os.path.join(root, _CONFLICT[1]))
+  with open(os.path.join(root, 'normal', 'normal (9).png'), 'wb') as f:
+    f.write(b'not a png')
+  data = configs.DataConfig()
+  scan = image_files.scan_folder(root, data.class_names)
+  fingerprints, unreadable = [], []
+  for image in scan.images:
+    try:
+      fingerprints.append(image_files.fingerprint(root, image))
+    except image_files.InvalidImageError as e:
+      unreadable.append(image_files.ExcludedFile(image.relpath, e.reason))
+  plan = split_plan.plan_splits(fingerprints, data.splits.as_dict(),
+                                data.near_duplicate_max_bits, data.split_seed,
+                                data.label_conflicts)
+  return data_audit.build(
+      data_root=root,
+      policy=data_audit.DataPolicy(data.class_names, list(data.splits.as_dict())),
+      near_duplicate_max_bits=data.near_duplicate_max_bits, assignment=plan.splits(),
+      labels=plan.labels, groups=plan.groups,
+      quarantined=[*scan.quarantined, *unreadable, *plan.dropped], ignored=scan.ignored, notes=[])
+
+
+def _page(parts) -> str:
+  page = html.Page('audit')
+  page.section('data', 'Data', parts)
+  return page.render()
+
+
+def test_audit_is_tables_with_previews_not_json(audit):
+  page = _page(build._audit_parts(audit))  # pylint: disable=protected-access
+  assert '<pre>' not in page and '{&quot;' not in page and '{"' not in page
+  assert re.search(r'<tr><td>benign</td><td class="num">\d+</td>', page)  # class x split
+  assert '<h4>Label conflicts (1)</h4>' in page
+  assert 'benign/benign (1).png (benign), malignant/malignant (9).png (malignant)' in page
+  quarantined = page.split('<h4>Quarantined files (3)</h4>')[1].split('</table>')[0]
+  # The conflict's two copies have previews; the file that is no image has none.
+  assert quarantined.count('class="thumb"') == 2
+  assert '<td>-</td><td>normal/normal (9).png</td>' in quarantined
+  conflicts = page.split('<h4>Label conflicts (1)</h4>')[1].split('</table>')[0]
+  assert conflicts.count('class="thumb"') == 2
+
+
+def test_configuration_is_one_row_per_setting():
+  rows = list(build._setting_rows(  # pylint: disable=protected-access
+      'model', {'name': 'lesion_net', 'image_size': 256, 'splits': [70, 15, 15],
+                'nested': {'a': 1}}))
+  assert rows == [('model.image_size', 256), ('model.name', 'lesion_net'),
+                  ('model.nested.a', 1), ('model.splits', '70, 15, 15')]
+  assert build._parsed('{"epochs": 2}') == {'epochs': 2}  # pylint: disable=protected-access
+  assert build._parsed('test') == 'test'  # pylint: disable=protected-access
+
+
+def test_audit_fits_a_laptop_screen(audit, tmp_path):
+  """At 1366 px nothing reaches past the page's column into the right margin."""
+  page = tmp_path / 'audit.html'
+  page.write_text(_page(build._audit_parts(audit)), encoding='utf-8')  # pylint: disable=protected-access
+  screenshot = str(tmp_path / 'audit.png')
+  assert headless_browser.screenshot(str(page), screenshot, width=1366, height=1600) == []
+  image = Image.open(screenshot).convert('L')
+  darkest, _ = image.crop((image.width - 100, 0, image.width, image.height)).getextrema()
+  assert darkest > 240  # the margin right of the 1100 px column stays blank
