@@ -232,6 +232,9 @@ class TrainingConfig:
   learning_rate: float = 1e-3
   early_stopping_patience: int = 30
   seed: int = 42
+  # The malignant sensitivity the served decision's threshold is chosen for on
+  # the eval split (models/operating_point.py).
+  target_malignant_sensitivity: float = 0.90
 
   def __post_init__(self):
     _at_least('training.epochs', self.epochs, 1)
@@ -241,6 +244,10 @@ class TrainingConfig:
                         f'must be above 0, got {self.learning_rate!r}')
     _at_least('training.early_stopping_patience', self.early_stopping_patience, 0)
     _at_least('training.seed', self.seed, 0)
+    if not 0.0 < self.target_malignant_sensitivity <= 1.0:
+      raise ConfigError('training.target_malignant_sensitivity',
+                        f'must be above 0 and at most 1, got '
+                        f'{self.target_malignant_sensitivity!r}')
 
 
 @dataclasses.dataclass(frozen=True)
