@@ -35,7 +35,8 @@ def example_gen_component(
   on Kubeflow) applies to a run of one unnamed root only.
   """
   return example_gen_lib.image_example_gen(
-      config.data, None if config.data.sites else data_root).with_id(names.EXAMPLE_GEN)
+      config.data, None if config.data.sites else data_root,
+      served_model_dir=config.model_serving_dir).with_id(names.EXAMPLE_GEN)
 
 
 def schema_component(config: configs.PipelineConfig) -> tfx.components.ImportSchemaGen:

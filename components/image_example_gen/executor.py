@@ -3,7 +3,10 @@
 It reads one data root or several named sites, each a folder-per-class tree
 or a manifest (dataset/manifest.py); the examples carry their site, device
 and patient, and the split plan keeps each patient's images together and
-spreads every site's classes over the splits (dataset/split_plan.py).
+spreads every site's classes over the splits (dataset/split_plan.py). Images
+the served model was trained on keep their splits: the served version's model
+card names its training examples, whose split ledger this run reads, and this
+run writes its own ledger beside its splits (dataset/split_ledger.py).
 
 Two passes over the files keep memory flat however large the folder is: the
 first decodes each image for its content and perceptual hashes (a few bytes
@@ -35,6 +38,8 @@ from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
+from components import model_card
+from components import serving_dir
 from components.image_example_gen import component_config
 from components.image_example_gen import decoder_check
 from contracts import configs
@@ -44,6 +49,7 @@ from dataset import data_audit
 from dataset import image_files
 from dataset import manifest
 from dataset import sites as sites_lib
+from dataset import split_ledger
 from dataset import split_plan
 
 _QUARANTINED = 'quarantined'
@@ -73,9 +79,27 @@ class _Fingerprint(beam.DoFn):
 
 def _plan_splits(fingerprints: List[image_files.ImageFingerprint],
                  config: component_config.ImageExampleGenConfig,
-                 ratios: Dict[str, int]) -> split_plan.SplitPlan:
+                 ratios: Dict[str, int], ledger: Dict[str, str]) -> split_plan.SplitPlan:
   return split_plan.plan_splits(fingerprints, ratios, config.near_duplicate_max_bits,
-                                config.split_seed, config.label_conflicts)
+                                config.split_seed, config.label_conflicts, ledger)
+
+
+def served_ledger(served_model_dir: str) -> Dict[str, str]:
+  """The split ledger of the data the served model was trained on; empty for none.
+
+  Found as the Evaluator finds its baseline: the served version of
+  `served_model_dir`, whose model card names the examples it was trained on.
+  """
+  version = serving_dir.served_model_path(served_model_dir) if served_model_dir else None
+  if version is None:
+    return {}
+  card = model_card.read_card(version)
+  ledger = split_ledger.read(card.data.examples_uri) if card and card.data.examples_uri else {}
+  if not ledger:
+    logging.warning('ImageExampleGen: the served version %s names no split ledger of '
+                    'its training data, so splits are planned afresh and images it '
+                    'was trained on may now be in eval or test.', version)
+  return ledger
 
 
 def _bytes(value: str) -> tf.train.Feature:
@@ -167,6 +191,7 @@ def _write_audit(plan: split_plan.SplitPlan,
       site_of=roots.site_of,
       patient_conflicts=plan.patient_conflicts)
   data_audit.write(audit, folder)
+  split_ledger.write(plan.ledger, folder)
   for problem in audit.quarantined:
     logging.warning('Quarantined %s: %s', problem.file, problem.reason)
   logging.info('ImageExampleGen: %s', data_audit.summary_line(audit))
@@ -228,6 +253,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
     roots, scan = scan_sites(list(config.site_list(root)), list(config.class_names))
     logging.info('ImageExampleGen: %d images found under %s.', len(scan.images), root)
+    ledger = served_ledger(config.served_model_dir)
     with self._make_beam_pipeline() as pipeline:
       fingerprinted = (
           pipeline
@@ -238,7 +264,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       plan = (
           images
           | 'GatherFingerprints' >> beam.combiners.ToList()
-          | 'PlanSplits' >> beam.Map(_plan_splits, config, ratios))
+          | 'PlanSplits' >> beam.Map(_plan_splits, config, ratios, ledger))
       built = (
           images
           | 'ToExample' >> beam.ParDo(
