@@ -111,6 +111,10 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                            '(the default) for Beam\'s own, in this process')
   parser.add_argument('--no-cache', action='store_true',
                       help='rerun every component instead of reusing cached results')
+  parser.add_argument('--retrain-unchanged', action='store_true',
+                      help='run even when the served model was trained on this very '
+                           'data, code and training configuration (by default such '
+                           'a run stops at once, saying so)')
   parser.add_argument('--max-quarantined-fraction', type=_fraction,
                       default=defaults.data.max_quarantined_fraction,
                       help='stop when a larger share of the files is unusable '
@@ -121,6 +125,11 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                       default=defaults.data.label_conflicts,
                       help='the same or near-same image under two classes: drop '
                            'the whole group (default), keep it, or fail the run')
+  parser.add_argument('--drift-policy', choices=configs.DRIFT_POLICIES,
+                      default=defaults.data.drift_policy,
+                      help='data that drifted from the served model\'s training data '
+                           '(thresholds in schema/schema.pbtxt): warn (default) names '
+                           'it in the summary; stop ends the run before training')
   args = parser.parse_args(argv)
   if args.manifest_columns and not args.data_root:
     parser.error('--manifest-columns needs the --data-root of its site')
@@ -162,7 +171,8 @@ def build_config(args: argparse.Namespace, data_root_dir: str = '',
   data = sites_lib.with_sites(
       dataclasses.replace(configs.DataConfig(), splits=args.splits,
                           max_quarantined_fraction=args.max_quarantined_fraction,
-                          strict=args.strict, label_conflicts=args.label_conflicts),
+                          strict=args.strict, label_conflicts=args.label_conflicts,
+                          drift_policy=args.drift_policy),
       sites or (configs.Site(configs.DEFAULT_SITE, data_root_dir),))
   return local.local_config(
       data.data_root, args.output_dir,
@@ -184,13 +194,21 @@ def build_config(args: argparse.Namespace, data_root_dir: str = '',
                           else None))
 
 
-def run(config: configs.PipelineConfig) -> int:
-  """Runs the pipeline and prints its summary; returns the process exit code."""
+def run(config: configs.PipelineConfig, retrain_unchanged: bool = False) -> int:
+  """Runs the pipeline and prints its summary; returns the process exit code.
+
+  Unless `retrain_unchanged`, a run on the served model's own data, code and
+  training configuration prints one line and returns 0.
+  """
   output_dir = os.path.dirname(config.pipeline_root)
   problem = metadata_health.store_problem(config.metadata_path)
   if problem:
     print(problem, file=sys.stderr)
     return 1
+  unchanged = None if retrain_unchanged else local.unchanged_since_served(config)
+  if unchanged:
+    print(unchanged)
+    return 0
   for gone in metadata_health.forget_missing_pushes(config.metadata_path):
     print(f'The model version pushed to {gone} is no longer on disk; it will be '
           'pushed again if blessed.')
@@ -250,7 +268,7 @@ def main(argv: List[str]) -> int:
   output_dir = os.path.abspath(args.output_dir)
   try:
     with exclusive_output_dir(output_dir):
-      return run(config)
+      return run(config, args.retrain_unchanged)
   except OutputDirBusyError as e:
     print(e, file=sys.stderr)
     return 2

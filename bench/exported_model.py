@@ -25,6 +25,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from bench import synthetic_busi
 from contracts import configs
 from contracts import features
+from dataset import intensity
 from models import preprocessing
 from models import registry
 from models import signatures
@@ -45,6 +46,7 @@ def synthetic_raw_examples(count: int, seed: int = 0):
   for n in range(count):
     label = features.CLASS_NAMES[n % len(features.CLASS_NAMES)]
     image, mask = synthetic_busi.make_image(label, rng)
+    grey = intensity.intensity_stats(encode_png(image))
     examples.append({
         features.IMAGE_KEY: [encode_png(image)],
         features.LABEL_KEY: [label.encode()],
@@ -58,6 +60,8 @@ def synthetic_raw_examples(count: int, seed: int = 0):
         features.MASK_COUNT_KEY: [int(mask.any())],
         # As ImageExampleGen writes a single-folder run's examples.
         features.SITE_KEY: [b'default'], features.DEVICE_KEY: [b''], features.PATIENT_KEY: [b''],
+        features.INTENSITY_MEAN_KEY: [grey.mean], features.INTENSITY_SPREAD_KEY: [grey.spread],
+        features.DARK_FRACTION_KEY: [grey.dark_fraction],
     })
   return examples
 

@@ -4,7 +4,8 @@ The summary covers the newest run of the pipeline: wall time per component
 (cached ones marked), the Evaluator's metrics (overall and per site), whether
 the model was blessed and, if not, which rule failed (naming the site when the
 per-site gate refused it), and where the Pusher put it: only what is on
-disk now, so a version deleted since its push is reported as missing.
+disk now, so a version deleted since its push is reported as missing; and
+whether the data drifted from the served model's (components/drift_check.py).
 """
 
 import dataclasses
@@ -14,6 +15,7 @@ from typing import Dict, List, Optional, Sequence
 import tensorflow_model_analysis as tfma
 from tfx.dsl.io import fileio
 
+from components import drift_check
 from components import evaluation_metrics
 from components import site_gate
 from contracts import metric_values
@@ -44,6 +46,8 @@ class RunSummary:
   missing_push: Optional[str] = None
   # The per-site gate's verdicts; None for an evaluation made before it existed.
   sites: Optional[site_gate.SiteGateResult] = None
+  # DataDriftCheck's headline and drifted features; empty for a run without it.
+  drift: List[str] = dataclasses.field(default_factory=list)
 
   def site_lines(self) -> List[str]:
     """The per-site table, or nothing when the examples carry no site."""
@@ -87,6 +91,7 @@ class RunSummary:
       lines.append('Pushed: nothing.')
     if self.data_audit:
       lines.append(self.data_audit)
+    lines += self.drift
     return '\n'.join(lines)
 
 
@@ -148,5 +153,10 @@ def summarize_run(run: metadata_run.MetadataRun,
     if fileio.exists(os.path.join(examples.uri, names.DATA_AUDIT_FILE)):
       audit = (f'{data_audit.summary_line(data_audit.read(examples.uri))} Report: '
                f'{os.path.join(examples.uri, names.DATA_AUDIT_REPORT_FILE)}')
+  drift = []
+  for anomalies in run.outputs('ExampleAnomalies'):
+    result = drift_check.read(anomalies.uri)
+    if result:
+      drift = result.summary_lines()
   return RunSummary(run.run_id, components, metrics, blessed, failed, baseline, pushed,
-                    audit, missing, sites)
+                    audit, missing, sites, drift)

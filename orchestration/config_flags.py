@@ -23,6 +23,7 @@ FLAG_OF_FIELD = {
     'keep_served_versions': '--keep-versions',
     'data.max_quarantined_fraction': '--max-quarantined-fraction',
     'data.label_conflicts': '--label-conflicts',
+    'data.drift_policy': '--drift-policy',
     'data.sites': '--data-root',
     'data.manifest_columns': '--manifest-columns',
     **{f'data.splits.{name}': '--splits' for name in ('train', 'eval', 'test')},

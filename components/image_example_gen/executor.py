@@ -38,8 +38,7 @@ from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components import model_card
-from components import serving_dir
+from components import served_data
 from components.image_example_gen import component_config
 from components.image_example_gen import decoder_check
 from contracts import configs
@@ -47,6 +46,7 @@ from contracts import features
 from contracts import names
 from dataset import data_audit
 from dataset import image_files
+from dataset import intensity
 from dataset import manifest
 from dataset import sites as sites_lib
 from dataset import split_ledger
@@ -84,30 +84,16 @@ def _plan_splits(fingerprints: List[image_files.ImageFingerprint],
                                 config.split_seed, config.label_conflicts, ledger)
 
 
-def served_ledger(served_model_dir: str) -> Dict[str, str]:
-  """The split ledger of the data the served model was trained on; empty for none.
-
-  Found as the Evaluator finds its baseline: the served version of
-  `served_model_dir`, whose model card names the examples it was trained on.
-  """
-  version = serving_dir.served_model_path(served_model_dir) if served_model_dir else None
-  if version is None:
-    return {}
-  card = model_card.read_card(version)
-  ledger = split_ledger.read(card.data.examples_uri) if card and card.data.examples_uri else {}
-  if not ledger:
-    logging.warning('ImageExampleGen: the served version %s names no split ledger of '
-                    'its training data, so splits are planned afresh and images it '
-                    'was trained on may now be in eval or test.', version)
-  return ledger
-
-
 def _bytes(value: str) -> tf.train.Feature:
   return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
 def _int(value: int) -> tf.train.Feature:
   return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+
+def _float(value: float) -> tf.train.Feature:
+  return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
 
 
 def _serialize(split_and_example: Tuple[str, tf.train.Example]) -> bytes:
@@ -146,6 +132,7 @@ class _ToExample(beam.DoFn):
       return
     for note in (*fp.notes, *notes):
       yield beam.pvalue.TaggedOutput(_NOTES, data_audit.FileNote(fp.relpath, note))
+    grey = intensity.intensity_stats(image)
     example = tf.train.Example(features=tf.train.Features(feature={
         features.IMAGE_KEY: _bytes(image),
         features.LABEL_KEY: _bytes(fp.label.encode()),
@@ -160,6 +147,9 @@ class _ToExample(beam.DoFn):
         features.SITE_KEY: _bytes(fp.site.encode()),
         features.DEVICE_KEY: _bytes(fp.device.encode()),
         features.PATIENT_KEY: _bytes(fp.patient_id.encode()),
+        features.INTENSITY_MEAN_KEY: _float(grey.mean),
+        features.INTENSITY_SPREAD_KEY: _float(grey.spread),
+        features.DARK_FRACTION_KEY: _float(grey.dark_fraction),
     }))
     yield split, example
 
@@ -253,7 +243,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
     roots, scan = scan_sites(list(config.site_list(root)), list(config.class_names))
     logging.info('ImageExampleGen: %d images found under %s.', len(scan.images), root)
-    ledger = served_ledger(config.served_model_dir)
+    ledger = served_data.ledger(config.served_model_dir)
     with self._make_beam_pipeline() as pipeline:
       fingerprinted = (
           pipeline

@@ -5,13 +5,13 @@ import shutil
 
 from bench import synthetic_busi
 from components import model_card
-from components.image_example_gen import executor
+from components import served_data
 from components.image_example_gen import executor_test
 from contracts import serving
 from dataset import split_ledger
 
 
-def _serve(examples_uri: str, model_dir: str) -> None:
+def serve(examples_uri: str, model_dir: str) -> None:
   """A served version 1 whose model card names `examples_uri` as its training data."""
   version = os.path.join(model_dir, '1')
   card = model_card.ModelCard(
@@ -46,7 +46,7 @@ def test_a_grown_folder_keeps_the_served_model_s_images_in_their_splits(tmp_path
   root = synthetic_busi.write_dataset(str(tmp_path / 'data'), per_class=20, seed=3)
   first = executor_test.run_executor(root, str(tmp_path / 'first'))
   model_dir = str(tmp_path / 'serving' / 'busi')
-  _serve(first, model_dir)
+  serve(first, model_dir)
   _grow(root, str(tmp_path / 'new'), per_class=4)
 
   second = executor_test.run_executor(root, str(tmp_path / 'second'),
@@ -62,5 +62,5 @@ def test_without_a_served_model_the_ledger_is_written_and_splits_are_planned_afr
   root = synthetic_busi.write_dataset(str(tmp_path / 'data'), per_class=10, seed=3)
   out = executor_test.run_executor(root, str(tmp_path / 'out'),
                                    served_model_dir=str(tmp_path / 'nothing served'))
-  assert executor.served_ledger(str(tmp_path / 'nothing served')) == {}
+  assert served_data.ledger(str(tmp_path / 'nothing served')) == {}
   assert set(split_ledger.read(out).values()) == {'train', 'eval', 'test'}
