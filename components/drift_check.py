@@ -197,6 +197,15 @@ def check(examples_uri: str, schema: schema_pb2.Schema, served_model_dir: str,
   return result
 
 
+def enforce(result: DriftResult) -> None:
+  """Raises DataDriftError, one line per drifted feature, on drift under policy 'stop'."""
+  if result.drifted and result.policy == 'stop':
+    raise DataDriftError(
+        f'The data drifted from the data of served version {result.served_version} '
+        f'(policy stop); nothing is trained or pushed:\n  '
+        + '\n  '.join(f.line() for f in result.drifted))
+
+
 @tfx.dsl.components.component(use_beam=True)
 def DataDriftCheck(  # pylint: disable=invalid-name
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
@@ -212,9 +221,4 @@ def DataDriftCheck(  # pylint: disable=invalid-name
                      f'{", ".join(configs.DRIFT_POLICIES)}, got {policy!r}')
   parsed = io_utils.parse_pbtxt_file(os.path.join(schema.uri, _SCHEMA_FILE),
                                      schema_pb2.Schema())
-  result = check(examples.uri, parsed, served_model_dir, policy, drift.uri, beam_pipeline)
-  if result.drifted and policy == 'stop':
-    raise DataDriftError(
-        f'The data drifted from the data of served version {result.served_version} '
-        f'(policy stop); nothing is trained or pushed:\n  '
-        + '\n  '.join(f.line() for f in result.drifted))
+  enforce(check(examples.uri, parsed, served_model_dir, policy, drift.uri, beam_pipeline))

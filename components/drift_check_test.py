@@ -56,12 +56,16 @@ def test_the_same_data_has_no_drift_and_every_drift_feature_is_compared(served):
   assert drift_check.read(str(served['root'] / 'same')) == result
 
 
-def test_a_brighter_export_drifts_in_intensity_and_shows_both_distributions(served):
-  brighter = executor_test.run_executor(
+@pytest.fixture(scope='module')
+def brighter(served):
+  """A second export, every scan 70 grey levels brighter."""
+  return executor_test.run_executor(
       _brighten(synthetic_busi.write_dataset(str(served['root'] / 'second'),
                                              per_class=20, seed=2), 70),
       str(served['root'] / 'second_examples'))
 
+
+def test_a_brighter_export_drifts_in_intensity_and_shows_both_distributions(served, brighter):
   result = _check(served, brighter, 'warn', 'brighter')
 
   drifted = {f.feature: f for f in result.drifted}
@@ -73,6 +77,19 @@ def test_a_brighter_export_drifts_in_intensity_and_shows_both_distributions(serv
   assert lines[0].startswith(f'Drift: {len(drifted)} of 6 features drifted from the data '
                              'of served version 1 (policy warn: run went on):')
   assert any(line.startswith('  - intensity_mean: Jensen-Shannon ') for line in lines)
+  drift_check.enforce(result)
+
+
+def test_policy_stop_raises_with_one_line_per_drifted_feature(served, brighter):
+  result = _check(served, brighter, 'stop', 'brighter_stop')
+  with pytest.raises(drift_check.DataDriftError) as stopped:
+    drift_check.enforce(result)
+  message = str(stopped.value)
+  assert message.startswith('The data drifted from the data of served version 1 (policy '
+                            'stop); nothing is trained or pushed:\n  ')
+  assert len(message.splitlines()) == 1 + len(result.drifted)
+  assert 'intensity_mean: Jensen-Shannon 1.000 > 0.2' in message
+  drift_check.enforce(_check(served, served['examples'], 'stop', 'same_stop'))
 
 
 def test_nothing_served_is_said_and_nothing_compared(served):

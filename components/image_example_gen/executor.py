@@ -13,7 +13,8 @@ first decodes each image for its content and perceptual hashes (a few bytes
 each, gathered to group near-duplicates, resolve label conflicts and assign
 groups to splits), and again with the model's own decoder, so that nothing
 Transform or serving cannot read is ingested (decoder_check.py); the second
-reads the bytes again and writes the tf.Examples of each split. A file that
+reads the bytes again, measures their grey levels (dataset/intensity.py, for
+the drift check) and writes the tf.Examples of each split. A file that
 cannot be read again then is quarantined, not written. Every file found is
 accounted for in the data audit
 written beside the splits (see dataset/data_audit.py), never dropped

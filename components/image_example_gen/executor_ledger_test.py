@@ -11,15 +11,15 @@ from contracts import serving
 from dataset import split_ledger
 
 
-def serve(examples_uri: str, model_dir: str) -> None:
-  """A served version 1 whose model card names `examples_uri` as its training data."""
-  version = os.path.join(model_dir, '1')
-  card = model_card.ModelCard(
+def serve(examples_uri: str, model_dir: str, card=None) -> None:
+  """A served version (1, unless `card` says) whose card names `examples_uri`."""
+  card = card or model_card.ModelCard(
       model_name='busi', version=1, pushed_at='2026-11-30T00:00:00+00:00', run_id='first',
       data=model_card.DataSummary(fingerprint='f', class_counts={}, split_counts={},
                                   examples_uri=examples_uri),
       test_split='test', test_metrics={}, floors={}, regression_tolerance=0.0,
       baseline_version='', code_fingerprint='c', training_config={})
+  version = os.path.join(model_dir, str(card.version))
   for relpath, text in model_card.card_files(card).items():
     os.makedirs(os.path.dirname(os.path.join(version, relpath)), exist_ok=True)
     with open(os.path.join(version, relpath), 'w') as f:
