@@ -113,8 +113,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                       help='rerun every component instead of reusing cached results')
   parser.add_argument('--retrain-unchanged', action='store_true',
                       help='run even when the served model was trained on this very '
-                           'data, code and training configuration (by default such '
-                           'a run stops at once, saying so)')
+                           'data, with this code, training configuration and blessing '
+                           'rules (by default such a run stops at once, saying so)')
   parser.add_argument('--max-quarantined-fraction', type=_fraction,
                       default=defaults.data.max_quarantined_fraction,
                       help='stop when a larger share of the files is unusable '
@@ -197,8 +197,8 @@ def build_config(args: argparse.Namespace, data_root_dir: str = '',
 def run(config: configs.PipelineConfig, retrain_unchanged: bool = False) -> int:
   """Runs the pipeline and prints its summary; returns the process exit code.
 
-  Unless `retrain_unchanged`, a run on the served model's own data, code and
-  training configuration prints one line and returns 0.
+  Unless `retrain_unchanged`, a run on the served model's own data, code,
+  training configuration and blessing rules prints one line and returns 0.
   """
   output_dir = os.path.dirname(config.pipeline_root)
   problem = metadata_health.store_problem(config.metadata_path)

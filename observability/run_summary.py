@@ -158,5 +158,9 @@ def summarize_run(run: metadata_run.MetadataRun,
     result = drift_check.read(anomalies.uri)
     if result:
       drift = result.summary_lines()
+  if drift and any(c.cached for c in components if c.component == names.DRIFT_CHECK):
+    # TFX reused the check of an earlier run on the same examples: its served
+    # version may not be the one served now.
+    drift[0] += ' (cached: an earlier run\'s check of these examples)'
   return RunSummary(run.run_id, components, metrics, blessed, failed, baseline, pushed,
                     audit, missing, sites, drift)

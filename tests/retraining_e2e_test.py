@@ -66,6 +66,9 @@ def test_other_floors_are_another_run(workspace, capsys):
   assert _run(workspace, '--min-accuracy', '1.0') == 0
   printed = capsys.readouterr().out
   assert 'No new data' not in printed and 'Blessed: no' in printed
+  # Same examples: TFX reuses the first run's drift check, and the summary says so.
+  assert ('Drift: not checked (no model with a model card is served yet). '
+          "(cached: an earlier run's check of these examples)") in printed
   assert _served_card(workspace).version == version
 
 
