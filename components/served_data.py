@@ -4,8 +4,8 @@ A retraining run asks two things of the data behind the model TF Serving
 serves now, and finds them as the Evaluator finds its baseline (the served
 version of TF Serving's model directory, no Resolver, so on any orchestrator):
 its split ledger, so that images keep their splits (dataset/split_ledger.py),
-and its fingerprint, so that a run on the very same data, code and training
-configuration is skipped. The model card (components/model_card.py) records
+and its fingerprint, so that a run on the very same data, code, training
+configuration and blessing rules is skipped. The model card (components/model_card.py) records
 both: the examples it was trained on and ImageExampleGen's data fingerprint.
 """
 
