@@ -22,6 +22,8 @@ RUN pip install --no-cache-dir --no-deps -r requirements.lock
 
 COPY contracts/ contracts/
 COPY dataset/ dataset/
+COPY blessing/ blessing/
+COPY serving/ serving/
 COPY components/ components/
 COPY models/ models/
 COPY pipeline/ pipeline/

@@ -44,7 +44,9 @@ bench-quality: setup
 predict: setup
 	$(PY) predict.py $(ARGS)
 
-# The served version: ARGS="list | log | rollback --to VERSION | canary VERSION | promote VERSION".
+# The served version: ARGS="[--server URL] list | log | rollback --to VERSION | canary VERSION
+# | promote VERSION | complete | repair" (docs/serving.md: a switch is complete once the server
+# at --server has loaded the version).
 serving: setup
 	$(PY) serving_admin.py $(ARGS)
 

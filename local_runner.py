@@ -81,13 +81,6 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                       help='side of the square model input (default: ' + ', '.join(
                           f'{name} {registry.spec(name).image_size}'
                           for name in registry.MODEL_CHOICES) + ')')
-  parser.add_argument('--ensemble-size', type=int, default=defaults.model.ensemble_size,
-                      help='busi_net networks trained from different seeds and '
-                           f'served as their average (default {defaults.model.ensemble_size})')
-  parser.add_argument('--backbone-weights', default='',
-                      help=f'for --model {" or ".join(registry.BACKBONE_WEIGHTS_MODELS)}: '
-                           'a Keras .h5 file of the ImageNet weights without the top '
-                           '(default: random initial weights; nothing is downloaded)')
   parser.add_argument('--epochs', type=int, default=None,
                       help='default: the model\'s own (' + ', '.join(
                           f'{name} {registry.spec(name).epochs}'
@@ -144,24 +137,12 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
       args.portable_beam_args = beam_runners.portable_loopback_args(args.job_endpoint)
     except beam_runners.BeamArgsError as e:
       parser.error(str(e))
-  if args.ensemble_size < 1:
-    parser.error(f'--ensemble-size must be at least 1, got {args.ensemble_size}')
   model_spec = registry.spec(args.model)
-  if args.ensemble_size > 1 and not model_spec.ensembles:
-    parser.error(f'--ensemble-size applies to {" or ".join(registry.ENSEMBLE_MODELS)} '
-                 f'only, not {args.model}')
   # A size below the floor gets ModelConfig's own message; this check is for the rest.
   if (args.image_size is not None and args.image_size > 0
       and args.image_size % model_spec.image_size_multiple):
     parser.error(f'--image-size must be a multiple of {model_spec.image_size_multiple} '
                  f'for {args.model}, got {args.image_size}')
-  if args.backbone_weights:
-    if not model_spec.takes_backbone_weights:
-      parser.error('--backbone-weights applies to '
-                   f'{" or ".join(registry.BACKBONE_WEIGHTS_MODELS)}, not {args.model}')
-    if not os.path.isfile(args.backbone_weights):
-      parser.error(f'--backbone-weights {args.backbone_weights!r} is not a file')
-    args.backbone_weights = os.path.abspath(args.backbone_weights)
   return args
 
 
@@ -179,9 +160,7 @@ def build_config(args: argparse.Namespace, data_root_dir: str = '',
       data=data,
       model=dataclasses.replace(configs.ModelConfig(), name=args.model,
                                 image_size=(registry.spec(args.model).image_size
-                                            if args.image_size is None else args.image_size),
-                                ensemble_size=args.ensemble_size,
-                                backbone_weights=args.backbone_weights),
+                                            if args.image_size is None else args.image_size)),
       training=dataclasses.replace(configs.TrainingConfig(),
                                    epochs=(registry.spec(args.model).epochs
                                            if args.epochs is None else args.epochs),

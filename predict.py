@@ -73,8 +73,8 @@ class LocalModel:
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     import models  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from components import model_card  # pylint: disable=g-import-not-at-top
-    from components import serving_dir  # pylint: disable=g-import-not-at-top
+    from serving import model_card  # pylint: disable=g-import-not-at-top
+    from serving import serving_dir  # pylint: disable=g-import-not-at-top
     self._tf = tf
     if os.path.isfile(os.path.join(model_dir, serving.SAVED_MODEL_FILE)):
       saved_model_dir = model_dir
@@ -138,6 +138,7 @@ class ServedModel:
     self.url = f'{self.model_url}:predict'
     self._timeout_s = timeout_s
     self._request_format = request_format
+    self._label = label if version is None else None
     self.version = self._served_version()
 
   def _call(self, url: str, body: Optional[bytes] = None):
@@ -153,8 +154,16 @@ class ServedModel:
       raise UsageError(f'--server: cannot reach {url}: {reason}') from None
 
   def _served_version(self) -> Optional[int]:
-    """The version that answers: TF Serving's model status, highest AVAILABLE one."""
+    """The version that answers, as TF Serving 2.16.1 reports it.
+
+    A label is resolved by the metadata API (`model_spec.version`): the status
+    API ignores labels and lists every version
+    (`model_servers/get_model_status_impl.cc`). Without a label the status
+    API's highest AVAILABLE version answers, as TF Serving's `Latest` does.
+    """
     try:
+      if self._label:
+        return int(self._call(f'{self.model_url}/metadata')['model_spec']['version'])
       status = self._call(self.model_url)
     except PredictionError as error:
       raise UsageError(f'--server: {self.model_url}: {error}') from None

@@ -1,7 +1,7 @@
 """The quality table's metrics, from labels and predicted class probabilities.
 
 Sensitivity and specificity are taken at the argmax, the decision a client
-receives, like the pipeline's blessing (pipeline/clinical_metrics.py).
+receives, like the pipeline's blessing (blessing/clinical_metrics.py).
 """
 
 from typing import Dict, Sequence

@@ -90,18 +90,14 @@ class ExportedModel:
   keras_model: tf_keras.Model                  # the exported network, in memory
   tf_transform_output: tft.TFTransformOutput
   temperature: float
-  flip_average: bool
 
 
 def export_untrained_model(model_config: configs.ModelConfig, work_dir: str,
-                           export_dir: str, temperature: float = 1.0,
-                           flip_average: bool = False) -> ExportedModel:
+                           export_dir: str, temperature: float = 1.0) -> ExportedModel:
   """Exports an untrained `model_config` network to `export_dir`."""
   tf_transform_output = run_transform(model_config.image_size,
                                       os.path.join(work_dir, 'transform_output'))
   _, serving_model = registry.build_model(model_config, len(features.CLASS_NAMES))
   signatures.export_serving_model(serving_model, tf_transform_output,
-                                  features.CLASS_NAMES, export_dir, temperature,
-                                  flip_average)
-  return ExportedModel(export_dir, serving_model, tf_transform_output, temperature,
-                       flip_average)
+                                  features.CLASS_NAMES, export_dir, temperature)
+  return ExportedModel(export_dir, serving_model, tf_transform_output, temperature)

@@ -3,7 +3,7 @@
 Times, side by side on BUSI with the same model, epochs and split:
   (a) the whole local pipeline (local_runner's config, LocalDagRunner, no cache),
       once per --beam-workers setting, per component from ML Metadata;
-  (b) the floor: `models.training.train` alone on the images already decoded
+  (b) the floor: `models.training_loop.train` alone on the images already decoded
       into memory by the Transform's own decoders.
 Each runs in a child process whose process-tree memory is sampled, so peak RSS
 is per component and one run's memory never leaks into the next. Prints a
@@ -33,7 +33,7 @@ from contracts import configs
 from contracts import names
 from dataset import data_root
 from models import registry
-from models import training
+from models import training_loop
 from orchestration import local
 from pipeline import pipeline as pipeline_lib
 
@@ -100,7 +100,7 @@ def _floor_stage(config) -> Dict[str, object]:
   images = busi_arrays.load(config.data, config.model.image_size)
   split = busi_arrays.pipeline_split(images, config.data)
   train_start = time.time()
-  result = training.train(config.model, config.training, config.data.class_names,
+  result = training_loop.train(config.model, config.training, config.data.class_names,
                           images.subset(split['train']).dataset(),
                           images.subset(split['eval']).dataset())
   train_end = time.time()

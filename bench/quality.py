@@ -1,6 +1,6 @@
 """Trains the seed CNN, busi_net and the default model side by side on BUSI and scores them.
 
-Each goes through `models.training.train`, the Trainer's own code, at its own
+Each goes through `models.training_loop.train`, the Trainer's own code, at its own
 input size and epochs, on the split ImageExampleGen makes (or on
 group-stratified cross-validation folds with `--folds`), and is scored on the
 held-out test images: the clinical metrics, the pointing game (Grad-CAM), one
@@ -10,7 +10,6 @@ bench/results/quality.json (quality_cv5.json with `--folds 5`).
 
   make bench-quality                    # the pipeline's train / eval / test split
   make bench-quality ARGS="--folds 5"   # 5-fold cross-validation, mean ± sd
-  make bench-quality ARGS="--models mobilenet_v2 --backbone-weights FILE.h5"
 
 Recipes are compared with `--score-split eval`, which scores the eval split
 instead: choosing by the test split would make its numbers optimistic.
@@ -42,7 +41,7 @@ from dataset import data_root
 from models import grad_cam
 from models import lesion_net
 from models import registry
-from models import training
+from models import training_loop
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 # Columns of the printed table: (metric key, header).
@@ -117,7 +116,7 @@ def _train_and_score(model_config: configs.ModelConfig,
                      other_site: Optional[cross_site.SiteImages]) -> Dict[str, float]:
   scored = data.subset(split[score_split])
   start = time.monotonic()
-  result = training.train(model_config, training_config, class_names,
+  result = training_loop.train(model_config, training_config, class_names,
                           data.subset(split['train']).dataset(),
                           data.subset(split['eval']).dataset())
   seconds = time.monotonic() - start
@@ -125,7 +124,7 @@ def _train_and_score(model_config: configs.ModelConfig,
   report = classification_metrics.classification_report(
       scored.labels, probs, list(class_names), features.MALIGNANT_CLASS)
   report.update(train_seconds=seconds, epochs_run=result.epochs_run,
-                best_epochs=[member.best_epoch for member in result.members],
+                best_epoch=result.best_epoch,
                 temperature=result.temperature,
                 parameters=int(result.serving_model.count_params()),
                 scored_images=int(scored.labels.size),
@@ -180,21 +179,12 @@ def main(argv: Sequence[str]) -> int:
                       help='k-fold group-stratified cross-validation; 0: the pipeline split')
   parser.add_argument('--models', default='seed_cnn,busi_net,lesion_net',
                       help='comma-separated, from: ' + ', '.join(registry.MODEL_CHOICES))
-  parser.add_argument('--backbone-weights', default='',
-                      help='ImageNet weights file (.h5, no top) for mobilenet_v2 or '
-                           'efficientnet_b0; default: random initial weights')
   parser.add_argument('--epochs', type=int, default=None,
                       help='maximum epochs (early stopping on the eval split); '
                            'default: each model\'s own')
   parser.add_argument('--patience', type=int,
                       default=configs.TrainingConfig.early_stopping_patience,
                       help='early-stopping patience in epochs')
-  parser.add_argument('--ensemble-size', type=int, default=configs.ModelConfig.ensemble_size,
-                      help='busi_net networks averaged')
-  parser.add_argument('--synthetic-mark-rate', type=float,
-                      default=configs.TrainingConfig.synthetic_mark_rate,
-                      help='chance a training image gets synthetic calipers, and text '
-                           '(models/scan_marks.py)')
   parser.add_argument('--score-split', choices=('test', 'eval'), default='test',
                       help='split the table scores; compare recipes on eval, never test')
   parser.add_argument('--cross-site-root', default='',
@@ -210,14 +200,9 @@ def main(argv: Sequence[str]) -> int:
   if unknown or not model_names:
     parser.error(f'--models: unknown {unknown or "(none given)"}; '
                  f'choose from {", ".join(registry.MODEL_CHOICES)}')
-  if args.backbone_weights and not os.path.isfile(args.backbone_weights):
-    parser.error(f'--backbone-weights {args.backbone_weights!r} is not a file')
-  for flag, value in (('--epochs', args.epochs), ('--patience', args.patience),
-                      ('--ensemble-size', args.ensemble_size)):
+  for flag, value in (('--epochs', args.epochs), ('--patience', args.patience)):
     if value is not None and value < 1:
       parser.error(f'{flag} must be at least 1, got {value}')
-  if not 0 <= args.synthetic_mark_rate <= 1:
-    parser.error(f'--synthetic-mark-rate must be within [0, 1], got {args.synthetic_mark_rate}')
 
   busi_root = data_root.find_data_root(args.data_root)
   if busi_root is None:
@@ -242,11 +227,8 @@ def main(argv: Sequence[str]) -> int:
   except ValueError as e:
     raise SystemExit(f'bench/quality.py: {e}') from None
   training_config = dataclasses.replace(configs.TrainingConfig(),
-                                        early_stopping_patience=args.patience,
-                                        synthetic_mark_rate=args.synthetic_mark_rate)
-  model_config = dataclasses.replace(configs.ModelConfig(),
-                                     ensemble_size=args.ensemble_size,
-                                     backbone_weights=args.backbone_weights)
+                                        early_stopping_patience=args.patience)
+  model_config = configs.ModelConfig()
 
   runs: Dict[str, List[Dict[str, float]]] = {m: [] for m in model_names}
   for k, split in enumerate(splits):
@@ -254,9 +236,7 @@ def main(argv: Sequence[str]) -> int:
       model_spec = registry.spec(model_name)
       report = _train_and_score(
           dataclasses.replace(model_config, name=model_name,
-                              image_size=model_spec.image_size,
-                              ensemble_size=model_config.ensemble_size
-                              if model_spec.ensembles else 1),
+                              image_size=model_spec.image_size),
           data_by_size[model_spec.image_size], split,
           dataclasses.replace(training_config, epochs=args.epochs or model_spec.epochs),
           class_names, args.score_split, other_site_by_size.get(model_spec.image_size))

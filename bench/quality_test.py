@@ -55,14 +55,6 @@ def test_missing_data_root_names_the_flag(tmp_path):
     quality.main(['--data-root', str(tmp_path / 'nowhere')])
 
 
-def test_a_missing_backbone_weights_file_is_a_usage_error(data_config, tmp_path, capsys):
-  with pytest.raises(SystemExit) as exit_info:
-    quality.main(['--data-root', data_config.data_root, '--models', 'mobilenet_v2',
-                  '--backbone-weights', str(tmp_path / 'absent.h5')])
-  assert exit_info.value.code == 2
-  assert 'absent.h5' in capsys.readouterr().err
-
-
 def _fixed_box_model(box):
   """A classifier whose lesion box is `box` (y0, x0, y1, x1) for every image."""
   inputs = keras.Input((8, 8, 1))

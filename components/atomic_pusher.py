@@ -12,15 +12,22 @@ a push here goes:
    there the staging folder is copied file by file to the version number while
    it is not yet a SavedModel (no `saved_model.pb`), and `saved_model.pb` is
    written last, one object, seen whole or not at all;
-3. TF Serving's `models.config` is rewritten to serve the new version as
-   `stable` (components/serving_config.py): a server started with that file
-   loads only the versions it lists, so it never even looks at steps 1 and 2.
+3. TF Serving's `models.config` is rewritten to list the new version
+   (serving/serving_config.py): a server started with that file loads only
+   the versions it lists, so it never even looks at steps 1 and 2. The first
+   push labels it `stable` at once; a later one leaves `stable` where it is
+   until the server has loaded the new version, as TF Serving requires, and
+   `make serving ARGS="--server URL complete"` moves it (serving/serving_ops.py).
+
+All three steps and the pruning hold the serving directory's lock
+(serving/serving_lock.py), so a `rollback` or `promote` never interleaves.
 
 Old versions beyond `keep_versions` leave in the reverse order: dropped from
 `models.config` first, then `saved_model.pb` deleted, then the rest. The
-labelled versions (`stable`, `canary`) are never pruned. A push that fails
-removes what it staged, and every push first removes what an earlier, killed
-push left, saying so in the log. A full disk ends in `PushError` with advice.
+labelled versions (`stable`, `canary`) and the new one are never pruned. A push
+that fails removes what it staged, and every push first removes what an
+earlier, killed push left, saying so in the log. A full disk ends in
+`PushError` with advice.
 """
 
 import errno
@@ -29,7 +36,7 @@ import os
 import re
 import time
 import uuid
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from absl import logging
 import tensorflow as tf
@@ -47,16 +54,17 @@ from tfx.utils import io_utils
 from tfx.utils import json_utils
 from tfx.utils import proto_utils
 
-from components import evaluation_metrics
-from components import model_card
-from components import served_baseline_evaluator
-from components import serving_config
-from components import serving_dir
-from components import serving_ops
-from components import site_gate
+from blessing import evaluation_metrics
+from blessing import rules as rules_lib
+from blessing import site_gate
 from contracts import metric_values
 from contracts import names
 from contracts import serving
+from serving import model_card
+from serving import serving_config
+from serving import serving_dir
+from serving import serving_lock
+from serving import serving_ops
 
 KEEP_VERSIONS_KEY = 'keep_versions'
 # The Pusher's custom_config keys for the model card. The floors and the
@@ -158,23 +166,6 @@ def push_atomically(model_path: str, model_base_dir: str, version: Optional[int]
   return destination
 
 
-def old_versions(model_base_dir: str, keep: int, protected: Sequence[int] = ()) -> List[int]:
-  """All but the newest `keep` versions, less the `protected` (labelled) ones."""
-  versions = serving_dir.served_versions(model_base_dir)
-  return [v for v in versions[:max(len(versions) - keep, 0)] if v not in protected]
-
-
-def remove_old_versions(model_base_dir: str, keep: int,
-                        protected: Sequence[int] = ()) -> List[int]:
-  """Deletes the `old_versions`, `saved_model.pb` first; returns them."""
-  removed = old_versions(model_base_dir, keep, protected)
-  for version in removed:
-    version_dir = os.path.join(model_base_dir, str(version))
-    fileio.remove(os.path.join(version_dir, serving.SAVED_MODEL_FILE))
-    fileio.rmtree(version_dir)
-  return removed
-
-
 def _single_or_none(artifacts: Optional[List[types.Artifact]]) -> Optional[types.Artifact]:
   return artifacts[0] if artifacts else None
 
@@ -205,30 +196,45 @@ class Executor(pusher_executor.Executor):
     run_id = (self._context.pipeline_run_id if self._context else None) or ''
 
     fileio.makedirs(model_base_dir)
-    before = serving_ops.current(model_base_dir)
+    try:
+      with serving_lock.held(model_base_dir, serving_ops.LOCK_TIMEOUT_S,
+                             f'Pusher, run {run_id or "?"}'):
+        destination, change = self._push(input_dict, custom_config, model_path,
+                                         model_base_dir, keep, run_id)
+    except serving_lock.LockTimeout as error:
+      raise PushError(f'Pusher: {error}') from None
+    if change.pending_version is None:
+      logging.info('Model pushed to %s and served as %s; removed old versions %s.',
+                   destination, serving.STABLE_LABEL, list(change.removed))
+    else:
+      logging.warning(
+          'Model pushed to %s and listed in %s; TF Serving loads it within its poll '
+          'interval, and `make serving ARGS="--server URL complete"` then moves %s to it '
+          '(still %s). Removed old versions %s.', destination, serving.MODELS_CONFIG_FILE,
+          serving.STABLE_LABEL, change.stable, list(change.removed))
+    io_utils.copy_dir(model_path, model_push.uri)
+    self._MarkPushed(model_push, pushed_destination=destination,
+                     pushed_version=os.path.basename(destination))
+
+  def _push(self, input_dict: Dict[str, List[types.Artifact]],
+            custom_config: Dict[str, Any], model_path: str, model_base_dir: str,
+            keep: int, run_id: str) -> Tuple[str, serving_ops.ServingChange]:
+    """Copies the version in and lists it; the caller holds the serving lock."""
+    before = serving_config.read_served_versions(model_base_dir)
     version = next_version(model_base_dir)
     card = self._card(input_dict, custom_config, model_base_dir, version, run_id)
     destination = push_atomically(
         model_path, model_base_dir, version,
         model_card.card_files(card) if card else None)
-    canary = before.canary if before and before.canary else None
-    served = serving_config.ServedVersions(stable=version, canary=canary)
-    doomed = old_versions(model_base_dir, keep, protected=served.versions())
     try:
-      serving_ops.set_served(model_base_dir, before, served, 'push',
-                             removed=tuple(doomed), run_id=run_id)
+      change = serving_ops.serve_pushed(model_base_dir, version, before, keep, run_id)
     except (OSError, tf.errors.OpError) as error:
       raise PushError(
           f'Pusher: version {version} is in {model_base_dir}, but TF Serving\'s '
           f'config files beside it could not be written ({error}), so '
           f'{before.stable if before else "nothing"} is still served. Fix the cause and '
           f'run `make serving ARGS="promote {version}"`.') from None
-    removed = remove_old_versions(model_base_dir, keep, protected=served.versions())
-    logging.info('Model pushed to %s and served as %s; removed old versions %s.',
-                 destination, serving.STABLE_LABEL, removed)
-    io_utils.copy_dir(model_path, model_push.uri)
-    self._MarkPushed(model_push, pushed_destination=destination,
-                     pushed_version=os.path.basename(destination))
+    return destination, change
 
   def _card(self, input_dict: Dict[str, List[types.Artifact]],
             custom_config: Dict[str, Any], model_base_dir: str, version: int,
@@ -244,7 +250,7 @@ class Executor(pusher_executor.Executor):
         input_dict[standard_component_specs.MODEL_BLESSING_KEY])
     baseline = (blessing.get_string_custom_property(names.BASELINE_VERSION_PROPERTY)
                 if blessing.has_custom_property(names.BASELINE_VERSION_PROPERTY) else '')
-    rules = served_baseline_evaluator.recorded_rules(blessing)
+    rules = rules_lib.recorded(blessing)
     model = artifact_utils.get_single_instance(
         input_dict[standard_component_specs.MODEL_KEY])
     sites = site_gate.read(evaluation.uri)
@@ -258,7 +264,7 @@ class Executor(pusher_executor.Executor):
         test_split=custom_config[TEST_SPLIT_KEY],
         test_metrics=metric_values.defined_all(evaluation_metrics.overall_metrics(
             evaluation.uri, custom_config[CLASS_NAMES_KEY])),
-        floors=served_baseline_evaluator.floors_of(rules),
+        floors=rules.floors,
         regression_tolerance=rules.regression_tolerance,
         baseline_version=baseline,
         code_fingerprint=model_card.code_fingerprint(),

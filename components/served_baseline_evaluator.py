@@ -4,20 +4,21 @@ The no-regression check must compare against what is in service. TFX finds the
 baseline with a Resolver node (LatestBlessedModelStrategy), which the open-source
 Kubeflow Pipelines v2 backend rejects. The serving directory is the ground truth
 on every orchestrator: this Evaluator takes the version served as `stable` there
-(components/serving_dir.py) as its baseline, and evaluates without one
+(serving/serving_dir.py) as its baseline, and evaluates without one
 (thresholds only) when nothing is served yet.
 The baseline is copied into the evaluation artifact, so the record says exactly
 which model the candidate was compared with.
 
-The blessing floors and the regression tolerance are execution parameters of
-their own (`min_accuracy`, `min_malignant_recall`, `regression_tolerance`),
-not only values inside `eval_config`: a TFX `RuntimeParameter` cannot sit
-inside the eval config's JSON, and as parameters an orchestrator can bind them
-to run parameters (Kubeflow) or set plain values (local runs). The executor
-writes them into the eval config's thresholds before TFMA runs, and records
-them on the blessing (`names.BLESSING_RULES_PROPERTY`).
+The blessing rules (blessing/rules.py) are execution parameters of their own
+(`min_accuracy`, `min_malignant_recall`, `regression_tolerance`,
+`min_site_malignant_examples`) and the compiled `eval_config` has no
+thresholds: a TFX `RuntimeParameter` cannot sit inside the eval config's JSON,
+and as parameters an orchestrator can bind the floors and the tolerance to run
+parameters (Kubeflow) or set plain values (local runs). The executor adds the
+thresholds to the eval config before TFMA runs, and records the rules on the
+blessing.
 
-After TFMA the per-site gate (components/site_gate.py) judges each site's
+After TFMA the per-site gate (blessing/site_gate.py) judges each site's
 slice; when a site fails, the blessing TFMA gave is withdrawn (NOT_BLESSED,
 `blessed` 0), so TFX's Pusher, which reads only the blessing, pushes nothing.
 """
@@ -45,88 +46,25 @@ from tfx.utils import json_utils
 from tfx.utils import path_utils
 from tfx.utils import proto_utils
 
-from components import evaluation_metrics
-from components import serving_dir
-from components import site_gate
-from contracts import configs
+from blessing import evaluation_metrics
+from blessing import rules as rules_lib
+from blessing import site_gate
 from contracts import features
 from contracts import names
+from serving import serving_dir
 
 SERVING_MODEL_DIR_KEY = 'serving_model_dir'
-MIN_ACCURACY_KEY = 'min_accuracy'
-MIN_MALIGNANT_RECALL_KEY = 'min_malignant_recall'
-REGRESSION_TOLERANCE_KEY = 'regression_tolerance'
-SITE_GATE_KEY = 'site_gate'
+CLASS_NAMES_KEY = 'class_names'
 _BASELINE_SUBDIR = 'served_baseline'
-# Below any tolerance: "not worse than the served model" must pass an equal score.
-_CHANGE_EPSILON = 1e-9
 
 FloatParameter = Union[float, data_types.RuntimeParameter]
+# The execution parameters that hold the blessing rules: BlessingRules' fields.
+_RULE_TYPES = {field.name: field.type for field in dataclasses.fields(rules_lib.BlessingRules)}
 
 
-def blessing_thresholds(lower_bound: float,
-                        tolerance: float) -> List[tfma.PerSliceMetricThreshold]:
-  """A floor and a no-regression rule, on the whole test split only.
-
-  Per-label slices cannot carry them: a malignant-only slice has no specificity.
-  TFX ignores the change threshold when there is no baseline.
-  """
-  return [tfma.PerSliceMetricThreshold(
-      slicing_specs=[tfma.SlicingSpec()],
-      threshold=tfma.MetricThreshold(
-          value_threshold=tfma.GenericValueThreshold(lower_bound={'value': lower_bound}),
-          change_threshold=tfma.GenericChangeThreshold(
-              direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-              absolute={'value': -tolerance - _CHANGE_EPSILON})))]
-
-
-def metric_name(metric: tfma.MetricConfig) -> str:
-  """The name TFMA reports a configured metric under."""
-  return json.loads(metric.config or '{}').get('name', metric.class_name)
-
-
-def floors_of(rules: configs.EvaluationConfig) -> Dict[str, float]:
-  """Metric name -> the lower bound a candidate must reach."""
-  return {names.ACCURACY_METRIC: rules.min_accuracy,
-          names.MALIGNANT_SENSITIVITY_METRIC: rules.min_malignant_recall}
-
-
-def with_blessing_rules(eval_config: tfma.EvalConfig, floors: Mapping[str, float],
-                        tolerance: float) -> tfma.EvalConfig:
-  """`eval_config` with each floored metric gated by `blessing_thresholds`.
-
-  Raises ValueError when a floor names a metric the config does not compute.
-  """
-  gated = tfma.EvalConfig()
-  gated.CopyFrom(eval_config)
-  found = set()
-  for spec in gated.metrics_specs:
-    for metric in spec.metrics:
-      name = metric_name(metric)
-      if name in floors:
-        del metric.per_slice_thresholds[:]
-        metric.per_slice_thresholds.extend(blessing_thresholds(floors[name], tolerance))
-        found.add(name)
-  missing = sorted(set(floors) - found)
-  if missing:
-    raise ValueError(f'The eval config computes no metric named {", ".join(missing)}, '
-                     'so its floor cannot be applied.')
-  return gated
-
-
-def rules_from(exec_properties: Mapping[str, Any]) -> configs.EvaluationConfig:
-  """The run's floors and tolerance, checked as the configuration checks them."""
-  return dataclasses.replace(
-      configs.EvaluationConfig(),
-      min_accuracy=exec_properties[MIN_ACCURACY_KEY],
-      min_malignant_recall=exec_properties[MIN_MALIGNANT_RECALL_KEY],
-      regression_tolerance=exec_properties[REGRESSION_TOLERANCE_KEY])
-
-
-def recorded_rules(blessing: types.Artifact) -> configs.EvaluationConfig:
-  """The floors and tolerance the Evaluator applied, from its blessing."""
-  return rules_from(json.loads(
-      blessing.get_string_custom_property(names.BLESSING_RULES_PROPERTY)))
+def rules_from(exec_properties: Mapping[str, Any]) -> rules_lib.BlessingRules:
+  """The run's blessing rules, checked as the configuration checks them."""
+  return rules_lib.BlessingRules(**{key: exec_properties[key] for key in _RULE_TYPES})
 
 
 class Executor(evaluator_executor.Executor):
@@ -141,16 +79,12 @@ class Executor(evaluator_executor.Executor):
     exec_properties = {
         **exec_properties,
         standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(
-            with_blessing_rules(eval_config, floors_of(rules),
-                                rules.regression_tolerance))}
+            rules_lib.gated_eval_config(eval_config, rules))}
     model_base_dir = exec_properties[SERVING_MODEL_DIR_KEY]
     served = serving_dir.served_model_path(model_base_dir)
     blessing = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.BLESSING_KEY])
-    blessing.set_string_custom_property(names.BLESSING_RULES_PROPERTY, json.dumps({
-        MIN_ACCURACY_KEY: rules.min_accuracy,
-        MIN_MALIGNANT_RECALL_KEY: rules.min_malignant_recall,
-        REGRESSION_TOLERANCE_KEY: rules.regression_tolerance}, sort_keys=True))
+    rules_lib.record(rules, blessing)
     if served is None:
       logging.info('No model is served under %s yet: evaluating against the '
                    'thresholds only.', model_base_dir)
@@ -171,26 +105,22 @@ class Executor(evaluator_executor.Executor):
     # inputs and fail. The served version above says which model it was.
     blessing.mlmd_artifact.custom_properties.pop(
         evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, None)
-    # The run's floor and tolerance, as TFMA applied them overall.
-    gate_config = dataclasses.replace(
-        site_gate.SiteGateConfig.from_json(exec_properties[SITE_GATE_KEY]),
-        min_malignant_recall=rules.min_malignant_recall,
-        regression_tolerance=rules.regression_tolerance)
     _gate_sites(artifact_utils.get_single_uri(
-        output_dict[standard_component_specs.EVALUATION_KEY]), blessing, gate_config,
-                has_baseline=served is not None)
+        output_dict[standard_component_specs.EVALUATION_KEY]), blessing, rules,
+                json.loads(exec_properties[CLASS_NAMES_KEY]), has_baseline=served is not None)
 
 
 def _gate_sites(evaluation_uri: str, blessing: types.Artifact,
-                config: site_gate.SiteGateConfig, has_baseline: bool) -> None:
+                rules: rules_lib.BlessingRules, class_names: Sequence[str],
+                has_baseline: bool) -> None:
   """Writes the per-site verdicts; withdraws the blessing when a site fails."""
   candidate = evaluation_metrics.site_metrics(
-      evaluation_uri, config.class_names, features.SITE_KEY,
+      evaluation_uri, class_names, features.SITE_KEY,
       evaluation_metrics.CANDIDATE_MODEL if has_baseline else None)
   baseline = evaluation_metrics.site_metrics(
-      evaluation_uri, config.class_names, features.SITE_KEY,
+      evaluation_uri, class_names, features.SITE_KEY,
       evaluation_metrics.BASELINE_MODEL) if has_baseline else None
-  result = site_gate.judge(candidate, baseline, config)
+  result = site_gate.judge(candidate, baseline, rules)
   site_gate.write(result, evaluation_uri)
   if result.passed:
     return
@@ -213,19 +143,15 @@ class ServedBaselineEvaluatorSpec(standard_component_specs.EvaluatorSpec):
   PARAMETERS = {
       **standard_component_specs.EvaluatorSpec.PARAMETERS,
       SERVING_MODEL_DIR_KEY: ExecutionParameter(type=str),
-      MIN_ACCURACY_KEY: ExecutionParameter(type=float),
-      MIN_MALIGNANT_RECALL_KEY: ExecutionParameter(type=float),
-      REGRESSION_TOLERANCE_KEY: ExecutionParameter(type=float),
-      # site_gate.SiteGateConfig as JSON.
-      SITE_GATE_KEY: ExecutionParameter(type=str),
+      # The class names in the order of the scores, as a JSON list.
+      CLASS_NAMES_KEY: ExecutionParameter(type=str),
+      **{key: ExecutionParameter(type=kind) for key, kind in _RULE_TYPES.items()},
   }
 
 
 class ServedBaselineEvaluator(base_beam_component.BaseBeamComponent):
-  """Evaluator(examples, model, eval_config) + the served model as baseline + the site gate.
-
-  The floors and the tolerance replace the thresholds of the floored metrics
-  (`floors_of`) in `eval_config`, and are the site gate's too.
+  """Evaluator(examples, model, eval_config) + the served model as baseline + the
+  blessing rules, which add the thresholds to `eval_config` and are the site gate's.
   """
 
   SPEC_CLASS = ServedBaselineEvaluatorSpec
@@ -233,18 +159,19 @@ class ServedBaselineEvaluator(base_beam_component.BaseBeamComponent):
 
   def __init__(self, examples: types.BaseChannel, model: types.BaseChannel,
                eval_config: tfma.EvalConfig, example_splits: Sequence[str],
-               serving_model_dir: str, min_accuracy: FloatParameter,
-               min_malignant_recall: FloatParameter, regression_tolerance: FloatParameter,
-               site_gate_config: site_gate.SiteGateConfig):
+               serving_model_dir: str, class_names: Sequence[str],
+               min_accuracy: FloatParameter, min_malignant_recall: FloatParameter,
+               regression_tolerance: FloatParameter, min_site_malignant_examples: int):
     super().__init__(spec=ServedBaselineEvaluatorSpec(
         examples=examples,
         model=model,
         eval_config=eval_config,
         example_splits=json_utils.dumps(list(example_splits)),
         serving_model_dir=serving_model_dir,
+        class_names=json.dumps(list(class_names)),
         min_accuracy=min_accuracy,
         min_malignant_recall=min_malignant_recall,
         regression_tolerance=regression_tolerance,
-        site_gate=site_gate_config.to_json(),
+        min_site_malignant_examples=min_site_malignant_examples,
         evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
         blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

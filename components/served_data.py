@@ -14,11 +14,11 @@ from typing import Any, Dict, Mapping, Optional
 
 from absl import logging
 
-from components import model_card
-from components import serving_dir
 from components.image_example_gen import driver
 from contracts import configs
 from dataset import split_ledger
+from serving import model_card
+from serving import serving_dir
 
 
 def served_card(model_dir: str) -> Optional[model_card.ModelCard]:

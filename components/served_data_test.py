@@ -3,9 +3,9 @@
 
 import pytest
 
-from components import model_card
 from components import served_data
 from components.image_example_gen import executor_ledger_test
+from serving import model_card
 
 _TRAINING = {'model': {'name': 'seed_cnn'}, 'training': {'epochs': 2}}
 _FLOORS = {'accuracy': 0.8, 'malignant_sensitivity': 0.75}

@@ -1,9 +1,9 @@
 """Every knob of the pipeline, in one place, as typed dataclasses.
 
 Runners build a `PipelineConfig` (from flags or defaults) and hand it to
-`pipeline.create_pipeline`; components receive the parts they need as JSON in
-their `custom_config`, so the Transform, the Trainer and the Evaluator all read
-the same values.
+`pipeline.create_pipeline`; each value reaches the components that need it by
+one path only: a typed execution parameter, or JSON in a `custom_config`
+(docs/parameters.md has the table).
 """
 
 import dataclasses
@@ -218,18 +218,6 @@ class ModelConfig:
   name: str = 'lesion_net'
   image_size: int = 256
   dropout: float = 0.3
-  # busi_net networks trained from different seeds and served as their average.
-  # 1: each member costs a full training, and one network on the default
-  # schedule does as well (bench/README.md).
-  ensemble_size: int = 1
-  # Average each prediction with the mirrored image's (the seed's network never
-  # does). Off: it doubles serving compute for no gain on the eval split
-  # (bench/README.md).
-  test_time_flip: bool = False
-  # mobilenet_v2 / efficientnet_b0 only: a Keras .h5 file of the backbone's
-  # ImageNet weights without its top, read from disk (nothing is downloaded).
-  # Empty: random initial weights.
-  backbone_weights: str = ''
 
   def __post_init__(self):
     _at_least('model.image_size', self.image_size, MIN_IMAGE_SIZE)
@@ -238,7 +226,6 @@ class ModelConfig:
                         f'got {self.image_size}')
     if not 0.0 <= self.dropout < 1.0:
       raise ConfigError('model.dropout', f'must be from 0 to below 1, got {self.dropout!r}')
-    _at_least('model.ensemble_size', self.ensemble_size, 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,9 +240,6 @@ class TrainingConfig:
   learning_rate: float = 1e-3
   early_stopping_patience: int = 30
   seed: int = 42
-  # The chance that a training image gets a synthetic caliper pair, and
-  # independently a block of text (models/scan_marks.py); 0: none.
-  synthetic_mark_rate: float = 0.0
 
   def __post_init__(self):
     _at_least('training.epochs', self.epochs, 1)
@@ -265,7 +249,6 @@ class TrainingConfig:
                         f'must be above 0, got {self.learning_rate!r}')
     _at_least('training.early_stopping_patience', self.early_stopping_patience, 0)
     _at_least('training.seed', self.seed, 0)
-    _within('training.synthetic_mark_rate', self.synthetic_mark_rate, 0, 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -322,17 +305,31 @@ class PipelineConfig:
     """TF Serving's model base path: versions live in numbered folders below it."""
     return os.path.join(self.serving_dir, self.model_name)
 
-  def custom_config(self) -> Dict[str, Any]:
-    """The part of the configuration that runs inside Transform and Trainer.
+  def transform_custom_config(self) -> Dict[str, Any]:
+    """What Transform's `preprocessing_fn` reads: the class names and the input side.
 
-    It carries a fingerprint of the model code: Transform and Trainer name their
-    functions by import path, so without it TFX's cache would reuse a model
-    trained by code that has since changed.
+    It and `trainer_custom_config` carry a fingerprint of the model code:
+    Transform and Trainer name their functions by import path, so without it
+    TFX's cache would reuse results of code that has since changed.
     """
     return {
         'class_names': list(self.data.class_names),
+        'model': {'image_size': self.model.image_size},
+        'models_code_sha256': models_code_fingerprint(),
+    }
+
+  def trainer_custom_config(self) -> Dict[str, Any]:
+    """What the Trainer's `run_fn` reads, except the epochs.
+
+    The epochs are the Trainer's own execution parameter (a run parameter on
+    Kubeflow), which its executor adds (`with_epochs`).
+    """
+    training = dataclasses.asdict(self.training)
+    del training['epochs']
+    return {
+        'class_names': list(self.data.class_names),
         'model': dataclasses.asdict(self.model),
-        'training': dataclasses.asdict(self.training),
+        'training': training,
         'models_code_sha256': models_code_fingerprint(),
     }
 
@@ -360,8 +357,12 @@ def training_config_from(custom_config: Dict[str, Any]) -> TrainingConfig:
   return TrainingConfig(**custom_config['training'])
 
 
-def with_training(custom_config: Dict[str, Any], training: TrainingConfig) -> Dict[str, Any]:
-  """`custom_config` (of `PipelineConfig.custom_config`) with another training section."""
+def with_epochs(custom_config: Dict[str, Any], epochs: int) -> Dict[str, Any]:
+  """`trainer_custom_config` with the epochs added; ConfigError names a bad value."""
+  if 'epochs' in custom_config['training']:
+    raise ValueError('The compiled training configuration has epochs of its own; '
+                     'the Trainer\'s epochs parameter is their only source.')
+  training = TrainingConfig(**custom_config['training'], epochs=epochs)
   return {**custom_config, 'training': dataclasses.asdict(training)}
 
 

@@ -16,7 +16,6 @@ from contracts import configs
     (lambda: configs.ModelConfig(image_size=0), 'model.image_size', 'at least 32'),
     (lambda: configs.ModelConfig(image_size=-5), 'model.image_size', 'at least 32'),
     (lambda: configs.ModelConfig(image_size=4096), 'model.image_size', 'at most 1024'),
-    (lambda: configs.ModelConfig(ensemble_size=0), 'model.ensemble_size', 'at least 1'),
     (lambda: configs.ModelConfig(dropout=1.0), 'model.dropout', 'below 1'),
     (lambda: configs.EvaluationConfig(min_accuracy=2), 'evaluation.min_accuracy', '0 to 1'),
     (lambda: configs.EvaluationConfig(min_malignant_recall=-0.1),
@@ -55,3 +54,14 @@ def test_replacing_a_value_is_checked_too():
 def test_the_defaults_are_valid():
   config = configs.PipelineConfig(pipeline_root='', serving_dir='')
   assert config.training.epochs >= 1 and config.model.image_size >= configs.MIN_IMAGE_SIZE
+
+
+def test_the_trainer_gets_its_epochs_only_from_its_own_parameter():
+  compiled = configs.PipelineConfig(pipeline_root='', serving_dir='').trainer_custom_config()
+  assert 'epochs' not in compiled['training']
+  with_epochs = configs.with_epochs(compiled, 7)
+  assert configs.training_config_from(with_epochs) == configs.TrainingConfig(epochs=7)
+  with pytest.raises(ValueError, match='epochs of its own'):
+    configs.with_epochs(with_epochs, 8)
+  with pytest.raises(configs.ConfigError, match='training.epochs'):
+    configs.with_epochs(compiled, 0)

@@ -22,7 +22,7 @@ PUSHER = 'Pusher'
 # ImageExampleGen's data audit, beside its splits: for programs, and for people.
 DATA_AUDIT_FILE = 'data_audit.json'
 DATA_AUDIT_REPORT_FILE = 'data_audit.md'
-# What the Trainer's run_fn writes beside the model: epochs, members, temperature.
+# What the Trainer's run_fn writes beside the model: epochs, history, temperature.
 TRAINING_SUMMARY_FILE = 'training_summary.json'
 # Custom property of the Evaluator's blessing: the served version it compared
 # against ('' when nothing was served yet).
@@ -47,4 +47,4 @@ CLASS_EXAMPLES_SUFFIX = '_examples'
 
 # Module paths of the functions Transform and Trainer import.
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
-RUN_FN = 'models.trainer.run_fn'
+RUN_FN = 'models.run_fn.run_fn'

@@ -4,7 +4,8 @@
 the client-facing description.
 """
 
-# Serialized tf.Examples in (TFMA, TF Serving's Classify/Predict APIs).
+# Serialized tf.Examples in (TFMA; TF Serving's Predict API: a Predict signature,
+# which TF Serving's Classify API refuses, as it wants one input named `inputs`).
 SERVING_DEFAULT = 'serving_default'
 # Encoded PNG/JPEG bytes in (`{"b64": ...}` over REST); adds the top class.
 SERVING_IMAGES = 'serving_images'
@@ -26,7 +27,7 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 SAVED_MODEL_FILE = 'saved_model.pb'
 
 # Beside the SavedModel in every pushed version: TF Serving's warm-up requests
-# (models/warmup.py) and the model card (components/model_card.py), for tools
+# (models/warmup.py) and the model card (serving/model_card.py), for tools
 # and for people.
 ASSETS_EXTRA = 'assets.extra'
 WARMUP_FILE = 'tf_serving_warmup_requests'
@@ -34,7 +35,7 @@ MODEL_CARD_JSON_FILE = 'model_card.json'
 MODEL_CARD_MARKDOWN_FILE = 'model_card.md'
 
 # TF Serving's model config beside the model base directory
-# (components/serving_config.py) and the version labels it gives: clients ask
+# (serving/serving_config.py) and the version labels it gives: clients ask
 # /labels/stable or /labels/canary.
 MODELS_CONFIG_FILE = 'models.config'
 STABLE_LABEL = 'stable'

@@ -1,7 +1,7 @@
 """How each model family is compiled: optimizer, losses, and the metric to watch.
 
 Each function compiles one training model and returns the name of the eval
-metric early stopping watches, so `training.train` needs no knowledge of the
+metric early stopping watches, so `training_loop.train` needs no knowledge of the
 family it fits.
 """
 
@@ -34,15 +34,6 @@ def compile_seed_cnn(training_model: keras.Model,
       optimizer=keras.optimizers.Adam(training_config.learning_rate),
       loss=keras.losses.SparseCategoricalCrossentropy(),
       weighted_metrics=[_accuracy()])
-  return 'val_loss'
-
-
-def compile_classifier(training_model: keras.Model,
-                       training_config: configs.TrainingConfig, steps: int) -> str:
-  """One softmax output, AdamW with cosine decay."""
-  training_model.compile(optimizer=_cosine_adamw(training_config, steps),
-                         loss=keras.losses.SparseCategoricalCrossentropy(),
-                         weighted_metrics=[_accuracy()])
   return 'val_loss'
 
 

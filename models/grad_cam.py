@@ -8,7 +8,6 @@ only the exported signatures: `load_serving_model` rebuilds it from the
 Trainer's SavedModel.
 """
 
-import dataclasses
 import os
 from typing import Optional
 
@@ -17,7 +16,6 @@ import tensorflow as tf
 import tf_keras as keras
 
 from contracts import configs
-from models import model as model_lib
 from models import registry
 
 
@@ -34,8 +32,7 @@ def last_feature_map_layer(model: keras.Model) -> keras.layers.Layer:
 def explained_layer(model: keras.Model, model_name: str) -> Optional[keras.layers.Layer]:
   """The layer Grad-CAM explains for the family `model_name`, as its spec names it.
 
-  None lets `grad_cam` take the deepest spatial layer (per member, for an
-  ensemble). lesion_net names its whole-image feature map: its deepest
+  None lets `grad_cam` take the deepest spatial layer. lesion_net names its whole-image feature map: its deepest
   spatial layers read the lesion crop, whose coordinates are not the image's.
   """
   layer_name = registry.spec(model_name).explained_layer
@@ -48,14 +45,8 @@ def grad_cam(model: keras.Model, images: np.ndarray, class_indices: np.ndarray,
 
   `images` is [N, H, W, C] as the model takes them; `class_indices` [N] says
   which class each heatmap explains (e.g. the predicted one). A heatmap that is
-  zero everywhere means no feature map raised that class's score. An
-  ensemble's heatmap is the mean of its members', as its scores are.
+  zero everywhere means no feature map raised that class's score.
   """
-  members = model_lib.ensemble_members(model)
-  if layer is None and len(members) > 1:
-    mean = np.mean([grad_cam(m, images, class_indices) for m in members], axis=0)
-    peak = mean.max(axis=(1, 2), keepdims=True)
-    return np.divide(mean, peak, out=np.zeros_like(mean), where=peak > 0)
   layer = layer or last_feature_map_layer(model)
   # The layer's last call is its call in `model`: a nested backbone's `output`
   # would be the tensor of its own inner graph instead.
@@ -96,10 +87,7 @@ def load_serving_model(saved_model_dir: str, model_config: configs.ModelConfig,
   Raises ValueError when the export's variables do not fit the network that
   the current model code builds, i.e. the model code has changed since.
   """
-  # The export holds every weight: a backbone need not (and, on another
-  # machine, may not be able to) read its initial weights file again.
-  _, serving_model = registry.build_model(
-      dataclasses.replace(model_config, backbone_weights=''), num_classes)
+  _, serving_model = registry.build_model(model_config, num_classes)
   checkpoint = tf.train.Checkpoint(model=serving_model)
   try:
     status = checkpoint.read(os.path.join(saved_model_dir, 'variables', 'variables'))

@@ -1,7 +1,5 @@
 """Grad-CAM must point at the evidence: a tiny CNN learns a box, the map finds it."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,7 +8,6 @@ import tf_keras as keras
 from contracts import configs
 from models import grad_cam
 from models import lesion_net
-from models import model as model_lib
 from models import registry
 
 _SIZE = 32
@@ -70,7 +67,7 @@ def test_heatmap_peaks_inside_the_box_with_the_class_evidence(box_model):
 def test_the_feature_map_is_the_last_spatial_layer(box_model):
   assert grad_cam.last_feature_map_layer(box_model).name == 'last_conv'
   _, busi_net = registry.build_model(
-      configs.ModelConfig(name='busi_net', image_size=32, ensemble_size=1), 3)
+      configs.ModelConfig(name='busi_net', image_size=32), 3)
   pooling = next(layer for layer in busi_net.layers
                  if isinstance(layer, keras.layers.GlobalAveragePooling2D))
   assert grad_cam.last_feature_map_layer(busi_net).output is pooling.input
@@ -100,36 +97,6 @@ def test_peak_inside_reads_the_argmax():
   mask[1, 2] = True
   assert grad_cam.peak_inside(heatmap, mask)
   assert not grad_cam.peak_inside(np.zeros((4, 4)), np.ones((4, 4), dtype=bool))
-
-
-def test_an_ensembles_heatmap_is_the_mean_of_its_members(tmp_path):
-  config = configs.ModelConfig(name='busi_net', image_size=32, ensemble_size=2)
-  _, ensemble = registry.build_model(config, 3)
-  _write_export(ensemble, tmp_path)
-  loaded = grad_cam.load_serving_model(str(tmp_path), config, 3)
-  images = np.random.default_rng(0).uniform(size=(4, 32, 32, 1)).astype(np.float32)
-  np.testing.assert_allclose(loaded(images), ensemble(images), rtol=1e-5)
-  classes = np.array([0, 1, 2, 1])
-  members = [grad_cam.grad_cam(m, images, classes)
-             for m in model_lib.ensemble_members(loaded)]
-  mean = np.mean(members, axis=0)
-  peak = mean.max(axis=(1, 2), keepdims=True)
-  np.testing.assert_allclose(grad_cam.grad_cam(loaded, images, classes),
-                             np.where(peak > 0, mean / np.where(peak > 0, peak, 1), 0),
-                             atol=1e-6)
-
-
-def test_a_backbone_export_loads_without_its_initial_weights_file(tmp_path):
-  config = configs.ModelConfig(name='mobilenet_v2', image_size=32)
-  _, trained = registry.build_model(config, 3)
-  export_dir = tmp_path / 'export'
-  _write_export(trained, export_dir)
-  moved_away = dataclasses.replace(config, backbone_weights=str(tmp_path / 'gone.h5'))
-  loaded = grad_cam.load_serving_model(str(export_dir), moved_away, 3)
-  images = np.random.default_rng(0).uniform(size=(2, 32, 32, 1)).astype(np.float32)
-  np.testing.assert_allclose(loaded(images), trained(images), rtol=1e-5)
-  heatmaps = grad_cam.grad_cam(loaded, images, np.array([0, 2]))
-  assert heatmaps.shape == (2, 32, 32)
 
 
 def test_lesion_nets_heatmap_explains_the_whole_image_not_the_crop():

@@ -1,7 +1,7 @@
 """lesion_net: the soft box follows the mask, and the network trains.
 
 Export through the serving signatures is tested with the registered family
-(models/training_test.py).
+(models/training_loop_test.py).
 """
 
 import numpy as np

@@ -1,19 +1,15 @@
-"""The Keras networks trained from scratch: the seed notebook's CNN and the
-project's default (the ImageNet backbones are in models/backbones.py;
+"""The Keras networks trained from scratch: the seed notebook's CNN and
+busi_net, the fast family (lesion_net, the default, is in models/lesion_net.py;
 models/registry.py says which family is which).
 
 All take the transformed image (`image_xf`, float32 [size, size, 1] in [0, 1])
-and end in a softmax over `features.CLASS_NAMES`. The default also predicts the
+and end in a softmax over `features.CLASS_NAMES`. busi_net also predicts the
 lesion mask during training: on a few hundred images, being told where the
 lesion is teaches the encoder far more than the class label alone. Only the
 classification output is exported for serving.
-
-busi_net can be served as an ensemble (`ModelConfig.ensemble_size`): members
-trained from different seeds disagree on the hard scans, and their average is
-steadier than any one of them, at the cost of one training per member.
 """
 
-from typing import List, Tuple
+from typing import Tuple
 
 import tf_keras as keras
 from tf_keras import layers
@@ -25,7 +21,6 @@ CLASS_OUTPUT = 'class_probs'
 MASK_OUTPUT = 'mask_probs'
 
 _STAGE_FILTERS = (32, 64, 128, 192)
-_MEMBER_PREFIX = 'member'
 
 
 def build_seed_cnn(config: configs.ModelConfig, num_classes: int) -> keras.Model:
@@ -78,8 +73,8 @@ def _residual_block(x, filters: int, stride: int, name: str):
   return layers.Activation('relu', name=f'{name}_out')(y)
 
 
-def build_busi_net(config: configs.ModelConfig, num_classes: int,
-                   name: str = 'busi_net') -> Tuple[keras.Model, keras.Model]:
+def build_busi_net(config: configs.ModelConfig,
+                   num_classes: int) -> Tuple[keras.Model, keras.Model]:
   """Residual encoder with a class head and an auxiliary lesion-mask head.
 
   Every stage halves the resolution in its first block, so a 128-pixel image
@@ -103,8 +98,8 @@ def build_busi_net(config: configs.ModelConfig, num_classes: int,
   class_probs = layers.Dense(num_classes, activation='softmax',
                              name=CLASS_OUTPUT)(pooled)
   mask_probs = _mask_head(skips, size)
-  training_model = keras.Model(inputs, [class_probs, mask_probs], name=name)
-  serving_model = keras.Model(inputs, class_probs, name=f'{name}_classifier')
+  training_model = keras.Model(inputs, [class_probs, mask_probs], name='busi_net')
+  serving_model = keras.Model(inputs, class_probs, name='busi_net_classifier')
   return training_model, serving_model
 
 
@@ -118,33 +113,3 @@ def _mask_head(skips, size: int):
   x = layers.Conv2D(1, 3, padding='same', name='mask_logits')(x)
   x = layers.Resizing(size, size, interpolation='bilinear', name='mask_resize')(x)
   return layers.Activation('sigmoid', name=MASK_OUTPUT)(x)
-
-
-def _average(members: List[keras.Model], size: int) -> keras.Model:
-  """One serving model whose class probabilities are the members' mean."""
-  inputs = keras.Input((size, size, 1), name=features.IMAGE_XF)
-  outputs = layers.Average(name=CLASS_OUTPUT)([member(inputs) for member in members])
-  return keras.Model(inputs, outputs, name='ensemble')
-
-
-def build_busi_net_ensemble(config: configs.ModelConfig,
-                            num_classes: int) -> Tuple[List[keras.Model], keras.Model]:
-  """([training model of each ensemble member], serving model).
-
-  The members are trained one after another; the serving model shares their
-  layers, so it is ready as soon as the last one finishes.
-  """
-  if config.ensemble_size == 1:
-    training_model, serving_model = build_busi_net(config, num_classes)
-    return [training_model], serving_model
-  pairs = [build_busi_net(config, num_classes, name=f'{_MEMBER_PREFIX}{k}')
-           for k in range(config.ensemble_size)]
-  return ([training for training, _ in pairs],
-          _average([serving for _, serving in pairs], config.image_size))
-
-
-def ensemble_members(serving_model: keras.Model) -> List[keras.Model]:
-  """The member classifiers of a serving model `build_model` made, or [itself]."""
-  members = [layer for layer in serving_model.layers
-             if isinstance(layer, keras.Model) and layer.name.startswith(_MEMBER_PREFIX)]
-  return members or [serving_model]

@@ -5,19 +5,17 @@ one new module with its builder and one entry in `_SPECS`.
 """
 
 import dataclasses
-import functools
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import tf_keras as keras
 
 from contracts import configs
-from models import backbones
 from models import compiling
 from models import lesion_net
 from models import model as model_lib
 
-# ([training model of each member], serving model); one member unless ensembled.
-Builder = Callable[[configs.ModelConfig, int], Tuple[List[keras.Model], keras.Model]]
+# (training model, serving model): the serving one may have fewer outputs.
+Builder = Callable[[configs.ModelConfig, int], Tuple[keras.Model, keras.Model]]
 # Compiles a training model for this many optimizer steps; returns the metric
 # early stopping watches.
 Compiler = Callable[[keras.Model, configs.TrainingConfig, int], str]
@@ -39,13 +37,9 @@ class ModelSpec:
   augments_in_input_pipeline: bool
   # Predicts the lesion mask while training; the mask then is a training target.
   has_mask_head: bool
-  # A temperature is fitted on the eval split and `ModelConfig.test_time_flip`
-  # applies; False: the scores are the network's softmax as it is.
+  # A temperature is fitted on the eval split; False: the scores are the
+  # network's softmax as it is.
   calibrated: bool
-  # Served as the average of `ModelConfig.ensemble_size` members.
-  ensembles: bool = False
-  # Starts from `ModelConfig.backbone_weights` when given.
-  takes_backbone_weights: bool = False
   # A normal scan's empty mask is a target ("no lesion here", weight 1); False:
   # only images with a non-empty mask teach the mask head. A lesion image with
   # an empty mask is a missing annotation either way and teaches nothing.
@@ -63,33 +57,15 @@ def _single(build_one: Callable[[configs.ModelConfig, int], keras.Model]) -> Bui
 
   def build(config: configs.ModelConfig, num_classes: int):
     model = build_one(config, num_classes)
-    return [model], model
+    return model, model
 
   return build
 
 
-# The input side of the families that read the whole image once.
-_WHOLE_IMAGE_SIZE = 128
-# efficientnet_lite0's input side: divisible by the backbone's stride 32.
-_LITE0_IMAGE_SIZE = 128
 # lesion_net's: its whole-image pass reads at most `lesion_net.MAX_CONTEXT_SIZE`
 # (the cost grows with the square of the side), while the lesion crop is
 # resampled from the full input, so the lesion is seen at twice that detail.
 _LESION_NET_IMAGE_SIZE = 256
-
-
-def _backbone_spec(name: str) -> ModelSpec:
-  return ModelSpec(
-      name=name,
-      build=_single(functools.partial(backbones.build_backbone_classifier,
-                                      class_output=model_lib.CLASS_OUTPUT)),
-      compile=compiling.compile_classifier,
-      image_size=_WHOLE_IMAGE_SIZE,
-      epochs=80,
-      augments_in_input_pipeline=True,
-      has_mask_head=False,
-      calibrated=True,
-      takes_backbone_weights=True)
 
 
 def _build_lesion_net(config: configs.ModelConfig, num_classes: int):
@@ -97,19 +73,20 @@ def _build_lesion_net(config: configs.ModelConfig, num_classes: int):
       config.image_size, num_classes, model_lib.CLASS_OUTPUT, model_lib.MASK_OUTPUT,
       context_size=min(config.image_size, lesion_net.MAX_CONTEXT_SIZE),
       dropout=config.dropout)
-  return [net.training], net.serving
+  return net.training, net.serving
 
 
 _SPECS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
+    # The fast family: a small residual network that reads the whole image
+    # once, at 128 px, with a lesion-mask head (models/model.py).
     ModelSpec(name='busi_net',
-              build=model_lib.build_busi_net_ensemble,
+              build=model_lib.build_busi_net,
               compile=compiling.compile_with_mask_head,
-              image_size=_WHOLE_IMAGE_SIZE,
+              image_size=128,
               epochs=80,
               augments_in_input_pipeline=True,
               has_mask_head=True,
-              calibrated=True,
-              ensembles=True),
+              calibrated=True),
     # The seed notebook's network, trained and served as the notebook had it,
     # at the notebook's input size.
     ModelSpec(name='seed_cnn',
@@ -120,18 +97,6 @@ _SPECS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
               augments_in_input_pipeline=False,
               has_mask_head=False,
               calibrated=False),
-    *(_backbone_spec(name) for name in backbones.NAMES),
-    # ImageNet-initialised from the installed weights package: no file to give.
-    ModelSpec(name='efficientnet_lite0',
-              build=_single(functools.partial(
-                  backbones.build_efficientnet_lite0_classifier,
-                  class_output=model_lib.CLASS_OUTPUT)),
-              compile=compiling.compile_classifier,
-              image_size=_LITE0_IMAGE_SIZE,
-              epochs=20,
-              augments_in_input_pipeline=True,
-              has_mask_head=False,
-              calibrated=True),
     # Finds the lesion with its mask head and classifies a crop of it beside
     # the whole image (models/lesion_net.py); normal scans teach it "no
     # lesion", which widens its crop to the whole image.
@@ -149,9 +114,6 @@ _SPECS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
 )}
 
 MODEL_CHOICES: Tuple[str, ...] = tuple(_SPECS)
-ENSEMBLE_MODELS: Tuple[str, ...] = tuple(n for n, s in _SPECS.items() if s.ensembles)
-BACKBONE_WEIGHTS_MODELS: Tuple[str, ...] = tuple(
-    n for n, s in _SPECS.items() if s.takes_backbone_weights)
 
 
 def spec(name: str) -> ModelSpec:
@@ -162,13 +124,6 @@ def spec(name: str) -> ModelSpec:
 
 
 def build_model(config: configs.ModelConfig,
-                num_classes: int) -> Tuple[List[keras.Model], keras.Model]:
-  """([training model of each ensemble member], serving model) of `config.name`."""
-  model_spec = spec(config.name)
-  if config.ensemble_size < 1:
-    raise ValueError(f'ensemble_size must be at least 1, got {config.ensemble_size}')
-  if config.ensemble_size != 1 and not model_spec.ensembles:
-    raise ValueError(f'ensemble_size must be 1 for {config.name}: only '
-                     f'{" or ".join(ENSEMBLE_MODELS)} is served as an ensemble, '
-                     f'got {config.ensemble_size}')
-  return model_spec.build(config, num_classes)
+                num_classes: int) -> Tuple[keras.Model, keras.Model]:
+  """(training model, serving model) of `config.name`; they share every layer."""
+  return spec(config.name).build(config, num_classes)

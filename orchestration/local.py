@@ -10,7 +10,7 @@ from typing import Optional, Tuple
 
 from tfx import v1 as tfx
 
-from components import served_baseline_evaluator
+from blessing import rules
 from components import served_data
 from contracts import configs
 from observability import progress
@@ -72,7 +72,7 @@ def unchanged_since_served(config: configs.PipelineConfig) -> Optional[str]:
   """
   return served_data.unchanged_since_served(
       config.model_serving_dir, served_data.data_fingerprint(config.data),
-      config.custom_config(), served_baseline_evaluator.floors_of(config.evaluation),
+      config.custom_config(), rules.BlessingRules.of(config.evaluation).floors,
       config.evaluation.regression_tolerance)
 
 

@@ -17,10 +17,9 @@ from tfx.orchestration import data_types
 from components import atomic_pusher
 from components import byte_batched
 from components import drift_check
-from components import site_gate
-from components.epochs_trainer import EpochsTrainer
 from components.image_example_gen import component as example_gen_lib
 from components.served_baseline_evaluator import ServedBaselineEvaluator
+from components.trainer import Trainer
 from components.validation_gate import DataValidationGate
 from contracts import configs
 from contracts import names
@@ -78,7 +77,7 @@ def transform_component(config: configs.PipelineConfig, examples: tfx.types.Base
       examples=examples,
       schema=schema,
       preprocessing_fn=names.PREPROCESSING_FN,
-      custom_config=config.custom_config(),
+      custom_config=config.transform_custom_config(),
       splits_config=tfx.proto.SplitsConfig(analyze=['train'],
                                            transform=['train', 'eval']),
       disable_statistics=True).with_id(names.TRANSFORM)
@@ -91,19 +90,6 @@ def pusher_config(config: configs.PipelineConfig) -> Dict[str, Any]:
       atomic_pusher.CLASS_NAMES_KEY: list(config.data.class_names),
       atomic_pusher.TEST_SPLIT_KEY: config.evaluation.eval_split,
   }
-
-
-def site_gate_config(config: configs.PipelineConfig) -> site_gate.SiteGateConfig:
-  """The per-site rules: the overall malignant floor and tolerance, at sites large enough.
-
-  The floor and tolerance here are the configured ones; the Evaluator applies
-  the run's own, as it does overall.
-  """
-  return site_gate.SiteGateConfig(
-      class_names=tuple(config.data.class_names),
-      min_malignant_recall=config.evaluation.min_malignant_recall,
-      regression_tolerance=config.evaluation.regression_tolerance,
-      min_site_malignant_examples=config.evaluation.min_site_malignant_examples)
 
 
 def create_pipeline(config: configs.PipelineConfig,
@@ -130,26 +116,28 @@ def create_pipeline(config: configs.PipelineConfig,
                                   validated_schema)
   # Under the 'stop' policy, nothing trains on data that drifted.
   transform.add_upstream_node(data_drift_check)
-  trainer = EpochsTrainer(
+  trainer = Trainer(
       run_fn=names.RUN_FN,
       examples=transform.outputs['transformed_examples'],
       transform_graph=transform.outputs['transform_graph'],
       schema=validated_schema,
       train_args=tfx.proto.TrainArgs(splits=['train']),
       eval_args=tfx.proto.EvalArgs(splits=['eval']),
-      custom_config=config.custom_config(),
+      custom_config=config.trainer_custom_config(),
       epochs=parameters.epochs).with_id(names.TRAINER)
   evaluator = ServedBaselineEvaluator(
       examples=example_gen.outputs['examples'],
       model=trainer.outputs['model'],
-      eval_config=eval_config.create_eval_config(config.evaluation,
-                                                 config.data.class_names),
+      eval_config=eval_config.create_eval_config(config.data.class_names,
+                                                 config.evaluation.slice_by_device),
       example_splits=[config.evaluation.eval_split],
       serving_model_dir=config.model_serving_dir,
+      class_names=config.data.class_names,
       min_accuracy=parameters.min_accuracy,
       min_malignant_recall=parameters.min_malignant_recall,
       regression_tolerance=parameters.regression_tolerance,
-      site_gate_config=site_gate_config(config)).with_id(names.EVALUATOR)
+      min_site_malignant_examples=config.evaluation.min_site_malignant_examples
+  ).with_id(names.EVALUATOR)
   pusher = atomic_pusher.ServingPusher(
       model=trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],

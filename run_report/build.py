@@ -20,12 +20,12 @@ import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 import tfx
-from google.protobuf import json_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.utils import path_utils
 
-from components import evaluation_metrics
-from components import site_gate
+from blessing import evaluation_metrics
+from blessing import rules as rules_lib
+from blessing import site_gate
 from contracts import configs
 from contracts import features
 from contracts import names
@@ -92,8 +92,11 @@ def build_report(output_dir: str, run_id: Optional[str] = None,
 
 
 def _context(record: run_record.RunRecord) -> _Context:
-  custom_config = json.loads(record.properties.get(names.TRAINER, {}).get('custom_config')
-                             or '{}')
+  trainer = record.properties.get(names.TRAINER, {})
+  custom_config = json.loads(trainer.get('custom_config') or '{}')
+  if 'training' in custom_config and trainer.get('epochs'):
+    # The Trainer's own parameter, not part of the compiled custom_config.
+    custom_config['training']['epochs'] = int(trainer['epochs'])
   class_names = custom_config.get('class_names') or list(features.CLASS_NAMES)
   examples_uri = record.uri(names.EXAMPLE_GEN, 'Examples')
   splits = {}
@@ -123,23 +126,13 @@ def _git_commit() -> str:
   return commit + (' with uncommitted changes' if dirty.strip() else '')
 
 
-def _thresholds(eval_config_json: str) -> List[Dict[str, Any]]:
-  """Each metric's floor and allowed change against the baseline, from the EvalConfig."""
-  eval_config = json_format.Parse(eval_config_json, tfma.EvalConfig())
-  rules = []
-  for spec in eval_config.metrics_specs:
-    for metric in spec.metrics:
-      name = json.loads(metric.config or '{}').get('name', metric.class_name)
-      thresholds = [metric.threshold] if metric.HasField('threshold') else []
-      thresholds += [t.threshold for t in metric.per_slice_thresholds]
-      for threshold in thresholds:
-        value, change = threshold.value_threshold, threshold.change_threshold
-        rules.append({
-            'metric': name,
-            'floor': value.lower_bound.value if value.HasField('lower_bound') else None,
-            'max_drop': (-change.absolute.value if change.HasField('absolute') else None),
-        })
-  return rules
+def _rules(evaluator_properties: Mapping[str, str]) -> Optional[rules_lib.BlessingRules]:
+  """The blessing rules the Evaluator ran with (its own execution parameters)."""
+  fields = dataclasses.fields(rules_lib.BlessingRules)
+  if not all(field.name in evaluator_properties for field in fields):
+    return None
+  return rules_lib.BlessingRules(**{field.name: field.type(evaluator_properties[field.name])
+                                    for field in fields})
 
 
 def _site_parts(summary: run_summary.RunSummary) -> List[str]:
@@ -187,13 +180,12 @@ def _summary_section(context: _Context) -> List[str]:
                 else 'none: nothing was served yet, so only the floors apply')
     parts.append(f'<p>Blessed: {html.badge(summary.blessed, "yes", "no")}. '
                  f'Baseline: {html.text(baseline)}.</p>')
-    rules = _thresholds(record.properties.get(names.EVALUATOR, {}).get('eval_config', '{}'))
-    rows = [(rule['metric'], summary.metrics.get(rule['metric'], float('nan')),
-             rule['floor'] if rule['floor'] is not None else '',
-             rule['max_drop'] if rule['max_drop'] is not None else '',
-             html.badge(not any(re.match(rf'{re.escape(rule["metric"])}\b', check)
+    rules = _rules(record.properties.get(names.EVALUATOR, {}))
+    rows = [(metric, summary.metrics.get(metric, float('nan')), floor,
+             rules.regression_tolerance,
+             html.badge(not any(re.match(rf'{re.escape(metric)}\b', check)
                                 for check in summary.failed_checks)))
-            for rule in rules]
+            for metric, floor in (rules.floors.items() if rules else ())]
     parts.append(html.table(
         ['Metric', 'Candidate', 'Floor', 'Largest drop allowed vs baseline', 'Check'],
         rows))
@@ -356,24 +348,19 @@ def _training_section(context: _Context) -> List[str]:
     return [html.paragraph('The Trainer did not run, or wrote no training summary.')]
   with tf.io.gfile.GFile(summary_path) as f:
     summary = json.load(f)
-  facts = [(k, summary[k]) for k in ('model', 'parameters', 'epochs_run', 'flip_average')
-           if k in summary]
+  facts = [(k, summary[k]) for k in ('model', 'parameters', 'epochs_run') if k in summary]
   if 'temperature' in summary:
     facts.append(('temperature (fitted on eval)', f'{summary["temperature"]:.2f}'))
-  members = summary.get('members', [])
-  facts += [(f'member {k} (seed {m["seed"]})',
-             f'best epoch {m["best_epoch"] + 1} of {m["epochs_run"]}')
-            for k, m in enumerate(members)]
   parts = [html.table(['Training', 'Value'], facts)]
-  class_accuracy = f'{model_lib.CLASS_OUTPUT}_accuracy'
-  for k, member in enumerate(members):
-    history = member['history']
+  if 'history' in summary:
+    history = summary['history']
+    class_accuracy = f'{model_lib.CLASS_OUTPUT}_accuracy'
     accuracy_key = class_accuracy if class_accuracy in history else 'accuracy'
     parts.append(html.figure(
         plots.training_curves(history, 'loss', accuracy_key),
-        f'Member {k}: training loss (all outputs, weighted) and classification '
-        'accuracy per epoch; "eval" is the eval split, which early stopping '
-        f'watches. Best epoch (weights kept): {member["best_epoch"] + 1}.'))
+        'Training loss (all outputs, weighted) and classification accuracy per '
+        'epoch; "eval" is the eval split, which early stopping watches. Best '
+        f'epoch (weights kept): {summary["best_epoch"] + 1}.'))
   return parts
 
 

@@ -17,8 +17,8 @@ from orchestration.kubeflow import configs as kubeflow_configs
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _HADOLINT = os.path.join(os.path.dirname(sys.executable), 'hadolint')
 # Packages the executors import beyond the standard library, TFX and its dependencies.
-_PROJECT_PACKAGES = ('contracts', 'dataset', 'components', 'models', 'pipeline',
-                     'orchestration')
+_PROJECT_PACKAGES = ('contracts', 'dataset', 'blessing', 'serving', 'components', 'models',
+                     'pipeline', 'orchestration')
 
 
 def _normalized(name: str) -> str:

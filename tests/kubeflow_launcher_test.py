@@ -34,13 +34,14 @@ import yaml
 
 import kubeflow_runner
 from bench import synthetic_busi
-from components import evaluation_metrics
+from blessing import evaluation_metrics
 from contracts import configs
 from contracts import features
 from contracts import names
 from orchestration.kubeflow import compiler as kubeflow_compiler
 from pipeline import pipeline as pipeline_lib
 from pipeline import run_parameters
+from serving import serving_config
 from tests import kfp_launcher
 from tests.fake_webhook import FakeWebhook
 from tests.kubeflow_runner_test import REQUIRED_FLAGS
@@ -165,13 +166,14 @@ def test_run_parameters_are_obeyed_without_recompiling(open_source_runs):
 def test_vertex_shaped_inputs_run_against_the_served_model(pipeline_root, open_source_runs):
   root, _ = pipeline_root
   *_, second, second_package, model_serving_dir = open_source_runs
-  served = served_versions(model_serving_dir)
+  # A second push lists its version; `stable` stays until `serving complete`.
+  stable = serving_config.read_served_versions(model_serving_dir).stable
   launcher = kfp_launcher.Launcher(second_package, str(root / 'launcher'), _PROJECT_DIR,
                                    kfp_launcher.VERTEX)
   result = launcher.run('run-vertex', reuse=second,
                         execute=(names.EVALUATOR, names.PUSHER))
   assert sorted(result.seconds) == sorted([names.EVALUATOR, names.PUSHER])
-  assert blessing_of(result)['baseline_served_version'] == served[-1]
+  assert blessing_of(result)['baseline_served_version'] == str(stable)
   assert names.PUSHER in result.outputs
 
 

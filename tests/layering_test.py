@@ -19,7 +19,9 @@ _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # it, never a layer above, nor another package of its own layer.
 LAYERS: Tuple[Tuple[str, ...], ...] = (
     ('contracts',),                 # plain values: configs, data and serving contracts, names
-    ('dataset', 'models'),          # data libraries; the model families and their training
+    ('dataset', 'models', 'blessing'),  # data libraries; the model families and their
+                                        # training; the rules that bless a model
+    ('serving',),                   # TF Serving's directory: versions, configs, operations, cards
     ('components',),                # TFX components
     ('pipeline',),                  # the DAG
     ('observability',),             # progress lines, the run read back from ML Metadata
@@ -98,8 +100,8 @@ def test_the_contracts_need_only_the_standard_library():
 
 
 @pytest.mark.parametrize('source, expected', [
-    ('from pipeline import pipeline\n', 'imports pipeline.pipeline (layer 3)'),
-    ('def f():\n  import local_runner\n', 'imports local_runner (layer 6)'),
+    ('from pipeline import pipeline\n', 'imports pipeline.pipeline (layer 4)'),
+    ('def f():\n  import local_runner\n', 'imports local_runner (layer 7)'),
     ('from tests import synthetic_busi\n', 'imports test code'),
 ])
 def test_an_upward_import_is_found(tmp_path, monkeypatch, source, expected):

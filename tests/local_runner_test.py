@@ -56,32 +56,15 @@ def test_flags_reach_the_pipeline_config(tmp_path):
   assert config.metadata_path == str(tmp_path / 'metadata.sqlite')
 
 
-def test_an_empty_ensemble_is_a_usage_error(capsys):
-  with pytest.raises(SystemExit) as exit_info:
-    local_runner.parse_args(['--ensemble-size', '0'])
-  assert exit_info.value.code == 2
-  assert '--ensemble-size must be at least 1' in capsys.readouterr().err
-
-
-def test_model_flags_reach_the_model_config(tmp_path):
+def test_model_flags_reach_the_model_config():
   config = local_runner.build_config(
-      local_runner.parse_args(['--model', 'busi_net', '--ensemble-size', '3']), '/data')
-  assert (config.model.name, config.model.ensemble_size) == ('busi_net', 3)
-  weights = tmp_path / 'no_top.h5'
-  weights.write_bytes(b'')
-  config = local_runner.build_config(local_runner.parse_args(
-      ['--model', 'mobilenet_v2', '--backbone-weights', str(weights)]), '/data')
-  assert config.model.name == 'mobilenet_v2'
-  assert config.model.image_size == registry.spec('mobilenet_v2').image_size
-  assert config.model.backbone_weights == str(weights)
+      local_runner.parse_args(['--model', 'busi_net']), '/data')
+  assert config.model.name == 'busi_net'
+  assert config.model.image_size == registry.spec('busi_net').image_size
+  assert config.training.epochs == registry.spec('busi_net').epochs
 
 
 @pytest.mark.parametrize('flags, message', [
-    (['--model', 'seed_cnn', '--ensemble-size', '2'], 'busi_net only, not seed_cnn'),
-    (['--backbone-weights', 'w.h5'], 'applies to mobilenet_v2 or efficientnet_b0'),
-    (['--model', 'mobilenet_v2', '--backbone-weights', 'absent.h5'], "'absent.h5' is not a file"),
-    (['--model', 'efficientnet_lite0', '--backbone-weights', 'w.h5'],
-     'applies to mobilenet_v2 or efficientnet_b0, not efficientnet_lite0'),
     (['--model', 'lesion_net', '--image-size', '100'],
      '--image-size must be a multiple of 32 for lesion_net, got 100'),
 ])

@@ -22,12 +22,12 @@ from contracts import names
 import local_runner
 import report
 from bench import synthetic_busi
-from components import model_card
-from components import serving_config
-from components import serving_dir
-from components import serving_ops
 from contracts import configs
 from contracts import serving
+from serving import model_card
+from serving import serving_config
+from serving import serving_dir
+from serving import serving_ops
 from run_report import build as report_build
 from tests import headless_browser
 

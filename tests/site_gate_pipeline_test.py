@@ -18,11 +18,9 @@ import re
 import pytest
 from tfx import v1 as tfx
 
+from blessing import evaluation_metrics
+from blessing import site_gate
 from components import atomic_pusher
-from components import evaluation_metrics
-from components import model_card
-from components import serving_dir
-from components import site_gate
 from components.served_baseline_evaluator import ServedBaselineEvaluator
 from contracts import configs
 from contracts import features
@@ -31,6 +29,8 @@ from observability import run_summary
 from orchestration import local
 from pipeline import eval_config
 from pipeline import pipeline as pipeline_lib
+from serving import model_card
+from serving import serving_dir
 from run_report import build as report_build
 from tests import site_data
 
@@ -58,11 +58,8 @@ def workspace(tmp_path_factory):
 
 def _run(workspace, dark_level: int, output: str = 'out',
          run_floor: float = _EVALUATION.min_malignant_recall) -> run_summary.RunSummary:
-  """Evaluates and pushes the rule model; `run_floor` is the run's malignant floor.
-
-  The site gate's compiled rules always hold `_EVALUATION`'s floor; a run sets
-  its own through the Evaluator's `min_malignant_recall` parameter.
-  """
+  """Evaluates and pushes the rule model; `run_floor` is the run's malignant floor,
+  which reaches the Evaluator as its `min_malignant_recall` parameter only."""
   config = local.local_config('', str(workspace['root'] / output), evaluation=_EVALUATION)
   examples = tfx.dsl.Importer(
       source_uri=workspace['examples'], artifact_type=tfx.types.standard_artifacts.Examples,
@@ -75,12 +72,15 @@ def _run(workspace, dark_level: int, output: str = 'out',
           dataclasses.asdict(config.training))}).with_id(f'ModelImporter{dark_level}')
   evaluator = ServedBaselineEvaluator(
       examples=examples.outputs['result'], model=model.outputs['result'],
-      eval_config=eval_config.create_eval_config(_EVALUATION, features.CLASS_NAMES),
+      eval_config=eval_config.create_eval_config(features.CLASS_NAMES,
+                                                 _EVALUATION.slice_by_device),
       example_splits=['test'], serving_model_dir=config.model_serving_dir,
+      class_names=features.CLASS_NAMES,
       min_accuracy=_EVALUATION.min_accuracy,
       min_malignant_recall=run_floor,
       regression_tolerance=_EVALUATION.regression_tolerance,
-      site_gate_config=pipeline_lib.site_gate_config(config)).with_id(names.EVALUATOR)
+      min_site_malignant_examples=_EVALUATION.min_site_malignant_examples
+  ).with_id(names.EVALUATOR)
   pusher = atomic_pusher.ServingPusher(
       model=model.outputs['result'], model_blessing=evaluator.outputs['blessing'],
       evaluation=evaluator.outputs['evaluation'], examples=examples.outputs['result'],
@@ -179,8 +179,8 @@ def test_against_the_served_model_a_regression_at_a_site_is_named(workspace):
   assert serving_dir.served_versions(workspace['serving']) == pushed
 
 
-def test_the_site_gate_applies_the_run_floor_not_the_compiled_one(workspace):
-  # The weak model misses every bus_bra cancer: refused at the compiled 0.5,
+def test_the_site_gate_applies_the_evaluators_floor(workspace):
+  # The weak model misses every bus_bra cancer: refused at a floor of 0.5,
   # blessed where the run lowers the floor to 0 (as a run parameter would).
   summary = _run(workspace, _WEAK, output='out_run_floor', run_floor=0.0)
   assert summary.blessed and summary.failed_checks == []

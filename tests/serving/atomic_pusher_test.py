@@ -17,11 +17,11 @@ from tfx.types import standard_component_specs
 from tfx.utils import io_utils
 
 from components import atomic_pusher
-from components import serving_config
-from components import serving_dir
-from components import serving_ops
 from contracts import names
 from contracts import serving
+from serving import serving_config
+from serving import serving_dir
+from serving import serving_ops
 from tests.serving import object_store
 
 
@@ -67,7 +67,8 @@ def _push_while_polling(model_dir: str, model_base_dir: str, pushes: int, keep: 
   try:
     for _ in range(pushes):
       atomic_pusher.push_atomically(model_dir, model_base_dir)
-      atomic_pusher.remove_old_versions(model_base_dir, keep)
+      serving_dir.remove_versions(model_base_dir,
+                                  serving_dir.old_versions(model_base_dir, keep))
   finally:
     done.set()
     poller.join()
@@ -99,7 +100,8 @@ def test_keeps_only_the_newest_versions(exported, tmp_path):
   pushed = [int(os.path.basename(
       atomic_pusher.push_atomically(exported.saved_model_dir, model_base_dir)))
             for _ in range(4)]
-  removed = atomic_pusher.remove_old_versions(model_base_dir, keep=2)
+  removed = serving_dir.old_versions(model_base_dir, keep=2)
+  serving_dir.remove_versions(model_base_dir, removed)
   assert pushed == sorted(pushed) and len(set(pushed)) == 4
   assert removed == pushed[:2]
   assert serving_dir.served_versions(model_base_dir) == pushed[2:]
@@ -133,7 +135,9 @@ def test_executor_pushes_a_blessed_model_and_prunes(exported, tmp_path):
     pushed = _run_executor(model_dir, model_base_dir, keep=2,
                            pushed_uri=str(tmp_path / f'pushed_{push}'))
   versions = serving_dir.served_versions(model_base_dir)
-  assert len(versions) == 2
+  # The 2 newest, and the first: still `stable` until a server has loaded another.
+  assert len(versions) == 3
+  assert serving_config.read_served_versions(model_base_dir).stable == versions[0]
   assert pushed.get_int_custom_property('pushed') == 1
   assert pushed.get_string_custom_property('pushed_version') == str(versions[-1])
   assert _relative_files(os.path.join(model_base_dir, str(versions[-1]))) == (
@@ -212,10 +216,10 @@ def test_object_store_push_rollback_and_promote_never_show_a_half_model(
     _run_executor(model_dir, object_store_base, keep=2,
                   pushed_uri=str(tmp_path / f'pushed_{push}'))
   versions = serving_dir.served_versions(object_store_base)
-  serving_ops.rollback(object_store_base, versions[0])
   serving_ops.stage_canary(object_store_base, versions[1])
   serving_ops.promote(object_store_base, versions[1])
-  assert len(versions) == 2
+  serving_ops.promote(object_store_base, versions[2])
+  assert len(versions) == 3       # the 2 newest and the first, still stable
   assert len(checks) > 50, 'every object written or deleted was checked'
   assert problems == []
 
@@ -259,43 +263,55 @@ def test_what_a_killed_push_left_is_removed_by_the_next_and_logged(
 # ---- Labels, rollback, promotion and the log ----
 
 
-def test_pushes_label_the_new_version_stable_and_prune_around_the_labels(
+def test_the_first_push_is_stable_at_once_later_ones_wait_listed_and_prune_around(
     exported, tmp_path):
   model_dir = str(tmp_path / 'model' / 'Format-Serving')
   io_utils.copy_dir(exported.saved_model_dir, model_dir)
   base = str(tmp_path / 'serving' / names.MODEL_NAME)
   first = _run_executor(model_dir, base, keep=2, pushed_uri=str(tmp_path / 'p0'))
   first_version = int(first.get_string_custom_property('pushed_version'))
+  assert serving_config.read_served_versions(base) == serving_config.ServedVersions(
+      stable=first_version)
   second = _run_executor(model_dir, base, keep=2, pushed_uri=str(tmp_path / 'p1'))
-  serving_ops.stage_canary(base, first_version)   # the older one, kept as canary
+  second_version = int(second.get_string_custom_property('pushed_version'))
+  # TF Serving must load the second before `stable` may move to it.
+  assert serving_config.read_served_versions(base) == serving_config.ServedVersions(
+      stable=first_version, loading=(second_version,))
+  assert serving_ops.pending_switch(base).version == second_version
   for push in range(2, 4):
     _run_executor(model_dir, base, keep=2, pushed_uri=str(tmp_path / f'p{push}'))
   versions = serving_dir.served_versions(base)
-  assert first_version in versions and len(versions) == 3   # 2 newest + the canary
-  second_version = int(second.get_string_custom_property('pushed_version'))
+  assert first_version in versions and len(versions) == 3   # 2 newest + the stable
   assert second_version not in versions
   served = serving_config.read_served_versions(base)
-  assert served == serving_config.ServedVersions(stable=versions[-1], canary=first_version)
+  assert served == serving_config.ServedVersions(stable=first_version,
+                                                 loading=(versions[-1],))
   log = serving_ops.read_log(base)
-  assert [change.action for change in log] == ['push', 'push', 'canary', 'push', 'push']
+  assert [(c.action, c.pending_version) for c in log] == [
+      ('push', None), ('push', second_version), ('push', versions[-2]),
+      ('push', versions[-1])]
   assert [change.removed for change in log[-2:]] == [(), (second_version,)]
 
 
-def test_rollback_and_promote_switch_the_served_version_and_say_so(exported, tmp_path):
+def _config(base: str, served: serving_config.ServedVersions) -> None:
+  serving_config.write_config_files(names.MODEL_NAME, base, served)
+
+
+def test_without_a_server_a_switch_lists_the_version_and_stays_pending(exported, tmp_path):
   base = str(tmp_path / 'serving' / names.MODEL_NAME)
   pushed = [int(os.path.basename(atomic_pusher.push_atomically(
       exported.saved_model_dir, base))) for _ in range(3)]
-  serving_ops.set_served(base, None, serving_config.ServedVersions(pushed[-1]), 'push')
-  change = serving_ops.rollback(base, pushed[0])
-  assert (change.previous_stable, change.stable) == (pushed[-1], pushed[0])
-  assert serving_dir.served_model_path(base) == os.path.join(base, str(pushed[0]))
-  assert [(v.version, v.labels) for v in serving_ops.list_versions(base)] == [
-      (pushed[0], ('stable',)), (pushed[1], ()), (pushed[2], ())]
-  serving_ops.promote(base, pushed[2])
-  assert serving_dir.served_model_path(base) == os.path.join(base, str(pushed[2]))
-  assert [(c.action, c.previous_stable, c.stable) for c in serving_ops.read_log(base)] == [
-      ('push', None, pushed[2]), ('rollback', pushed[2], pushed[0]),
-      ('promote', pushed[0], pushed[2])]
+  _config(base, serving_config.ServedVersions(pushed[-1]))
+  (change,) = serving_ops.rollback(base, pushed[0])
+  assert (change.stable, change.pending_label, change.pending_version) == (
+      pushed[-1], 'stable', pushed[0])
+  assert serving_dir.served_model_path(base) == os.path.join(base, str(pushed[-1]))
+  assert [(v.version, v.labels, v.listed) for v in serving_ops.list_versions(base)] == [
+      (pushed[0], (), True), (pushed[1], (), False), (pushed[2], ('stable',), True)]
+  (change,) = serving_ops.promote(base, pushed[1])     # replaces the pending rollback
+  assert serving_config.read_served_versions(base) == serving_config.ServedVersions(
+      pushed[-1], loading=(pushed[1],))
+  assert serving_ops.pending_switch(base).action == 'promote'
 
 
 @pytest.mark.parametrize('change,message', [
@@ -359,8 +375,7 @@ def test_config_files_parse_as_tf_serving_reads_them(exported, tmp_path):
   base = str(tmp_path / 'serving' / names.MODEL_NAME)
   version = int(os.path.basename(atomic_pusher.push_atomically(
       exported.saved_model_dir, base)))
-  serving_ops.set_served(base, None,
-                         serving_config.ServedVersions(version, canary=version - 5), 'push')
+  _config(base, serving_config.ServedVersions(version, canary=version - 5))
   folder = str(tmp_path / 'serving')
   config = model_server_config_pb2.ModelServerConfig()
   with open(os.path.join(folder, serving.MODELS_CONFIG_FILE)) as f:
@@ -396,8 +411,8 @@ def test_the_baseline_follows_the_stable_label_and_a_missing_one_is_named(
   versions = [int(os.path.basename(atomic_pusher.push_atomically(
       exported.saved_model_dir, base))) for _ in range(2)]
   assert serving_dir.served_model_path(base) == os.path.join(base, str(versions[1]))
-  serving_ops.set_served(base, None, serving_config.ServedVersions(versions[0]), 'rollback')
+  _config(base, serving_config.ServedVersions(versions[0], loading=(versions[1],)))
   assert serving_dir.served_model_path(base) == os.path.join(base, str(versions[0]))
-  serving_ops.set_served(base, None, serving_config.ServedVersions(12), 'promote')
-  with pytest.raises(ValueError, match='serves version 12, which is not there'):
+  _config(base, serving_config.ServedVersions(12))
+  with pytest.raises(ValueError, match='serves version 12, which is not there.*repair'):
     serving_dir.served_model_path(base)

@@ -9,7 +9,7 @@ from contracts import configs
 # The smaller network exports in a fifth of busi_net's time; the serving
 # contract does not depend on which network sits behind it.
 TEST_MODEL = configs.ModelConfig(name='seed_cnn', image_size=32)
-# Not the identity, so the tests see both in the served scores.
+# Not the identity, so the tests see it in the served scores.
 TEST_TEMPERATURE = 1.7
 
 
@@ -18,7 +18,7 @@ def exported(tmp_path_factory) -> exported_model.ExportedModel:
   work_dir = tmp_path_factory.mktemp('exported_model')
   return exported_model.export_untrained_model(
       TEST_MODEL, str(work_dir), str(work_dir / 'saved_model'),
-      temperature=TEST_TEMPERATURE, flip_average=True)
+      temperature=TEST_TEMPERATURE)
 
 
 @pytest.fixture(scope='session')

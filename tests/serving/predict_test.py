@@ -14,11 +14,11 @@ import pytest
 import tensorflow as tf
 from tfx.utils import io_utils
 
-from components import model_card
-from components import serving_ops
 from contracts import features
 from contracts import names
 from contracts import serving
+from serving import model_card
+from serving import serving_ops
 from tests.serving import fake_tf_serving
 from tests.serving import payloads
 
@@ -124,12 +124,13 @@ def _closed_port_url() -> str:
     (['{empty}'], 'folder holds no .png/.jpg/.jpeg images'),
     (['{image}', '--model-dir', '{empty}'], 'no SavedModel there'),
     (['{image}', '--model-dir', '{broken}'], 'not a loadable SavedModel'),
+    # TF Serving 2.16.1's model status and metadata answers (tf_serving_standin_test.py).
     (['{image}', '--server', '{server}', '--model-name', 'nope'],
-     'answered 404: Servable not found for request: Latest(nope)'),
+     'answered 404: Could not find any versions of model nope'),
     (['{image}', '--server', '{server}', '--version', '3'],
-     'answered 404: Servable not found for request: Specific(busi_classifier, 3)'),
+     'answered 404: Could not find version 3 of model busi_classifier'),
     (['{image}', '--server', '{server}', '--label', 'beta'],
-     'answered 404: Unrecognized servable version label: beta'),
+     '/labels/beta: Unrecognized servable version label: beta'),
     (['{image}', '--version', '3'], '--version and --label go with --server'),
     (['{image}', '--server', '{closed}'], 'cannot reach http://127.0.0.1:'),
 ])
@@ -221,7 +222,7 @@ def test_the_rest_stub_answers_as_tf_serving_documents(server, served):
       {'version': v, 'state': 'AVAILABLE', 'status': {'error_code': 'OK',
                                                       'error_message': ''}}
       for v in ('17', '18')]})
-  assert call(f'/v1/models/{name}/labels/canary')[1]['model_version_status'][0][
+  assert call(f'/v1/models/{name}/labels/canary/metadata')[1]['model_spec'][
       'version'] == '18'
   image = {'b64': base64.b64encode(payloads.encode(payloads.scan())).decode()}
   example = {'b64': base64.b64encode(tf.train.Example(features=tf.train.Features(

@@ -81,8 +81,7 @@ def test_serving_scores_equal_the_training_path(exported, served):
       key: tf.constant([example[key] for example in raw])
       for key in (features.IMAGE_KEY, features.MASK_KEY, features.LABEL_KEY)})
   trained_path = inference.class_scores(
-      exported.keras_model, transformed[features.IMAGE_XF], exported.temperature,
-      exported.flip_average)
+      exported.keras_model, transformed[features.IMAGE_XF], exported.temperature)
   served_scores = served.signatures[serving.SERVING_IMAGES](
       image_bytes=tf.constant([example[features.IMAGE_KEY][0] for example in raw]))
   np.testing.assert_allclose(served_scores['scores'], trained_path, atol=1e-6)

@@ -8,6 +8,13 @@ rollback or a promotion rewrites that file and moves no model files: a single
 object write, atomic on local disks and on object stores alike. TF Serving
 re-reads the file every `--model_config_file_poll_wait_seconds`.
 
+A label moves in two writes (serving/serving_ops.py): TF Serving 2.16.1 checks
+the labels before it loads the versions a new file lists
+(`tensorflow_serving/model_servers/server_core.cc`, `ReloadConfig` calls
+`UpdateModelVersionLabelMap` before `AddModelsViaModelConfigList`), so a file
+that both lists a new version and moves a label to it is refused whole. Between
+the two writes the new version is listed without a label (`loading`).
+
 Beside it: `batching_parameters.txt` (`--batching_parameters_file`) and
 `monitoring.config` (`--monitoring_config_file`, Prometheus), written with the
 same values on every push so the three files always describe one server.
@@ -52,12 +59,21 @@ class BatchingParameters:
 
 @dataclasses.dataclass(frozen=True)
 class ServedVersions:
-  """The versions TF Serving is told to serve, by label."""
+  """The versions TF Serving is told to load, and the labels on them."""
   stable: int
   canary: Optional[int] = None
+  # Listed without a label: loaded so that a label can move to it next.
+  loading: Tuple[int, ...] = ()
+
+  def labelled(self) -> Tuple[int, ...]:
+    return tuple(sorted({self.stable, *([self.canary] if self.canary else [])}))
 
   def versions(self) -> Tuple[int, ...]:
-    return tuple(sorted({self.stable, *([self.canary] if self.canary else [])}))
+    return tuple(sorted({*self.labelled(), *self.loading}))
+
+
+class DamagedConfigError(ValueError):
+  """`models.config` cannot be read back; `make serving ARGS=repair` rebuilds it."""
 
 
 def config_dir(model_base_dir: str) -> str:
@@ -146,12 +162,18 @@ def read_served_versions(model_base_dir: str) -> Optional[ServedVersions]:
   try:
     text_format.Parse(text, config)
   except text_format.ParseError as error:
-    raise ValueError(f'{path}: not a TF Serving model config: {error}') from None
+    raise DamagedConfigError(
+        f'{path}: not a TF Serving model config ({error}); rebuild it from the kept '
+        f'versions and the serving log with `make serving ARGS=repair`') from None
   name = os.path.basename(model_base_dir.rstrip('/'))
   models = [m for m in config.model_config_list.config if m.name == name]
   if not models or serving.STABLE_LABEL not in models[0].version_labels:
-    raise ValueError(
-        f'{path}: no model {name!r} with a {serving.STABLE_LABEL!r} version label')
+    raise DamagedConfigError(
+        f'{path}: no model {name!r} with a {serving.STABLE_LABEL!r} version label; '
+        'rebuild it with `make serving ARGS=repair`')
   labels = models[0].version_labels
-  return ServedVersions(stable=labels[serving.STABLE_LABEL],
-                        canary=labels.get(serving.CANARY_LABEL) or None)
+  served = ServedVersions(stable=labels[serving.STABLE_LABEL],
+                          canary=labels.get(serving.CANARY_LABEL) or None)
+  listed = models[0].model_version_policy.specific.versions
+  return dataclasses.replace(
+      served, loading=tuple(sorted(set(listed) - set(served.labelled()))))

@@ -15,7 +15,8 @@ every site with at least `min_site_malignant_examples` malignant test scans:
 Smaller sites are reported, not gated. Examples without a `site` feature make
 no site slices, and the gate then changes nothing. Its verdicts go to
 `site_gate.json` beside TFMA's output; the Evaluator withholds the blessing
-when a site fails (components/served_baseline_evaluator.py).
+when a site fails (components/served_baseline_evaluator.py). The rules are the
+run's (blessing/rules.py).
 """
 
 import dataclasses
@@ -25,6 +26,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from tfx.dsl.io import fileio
 
+from blessing import rules as rules_lib
 from contracts import features
 from contracts import metric_values
 from contracts import names
@@ -42,25 +44,6 @@ COUNT_METRICS = (names.EXAMPLE_COUNT_METRIC, MALIGNANT_EXAMPLES)
 # Gated against the served model at each gated site.
 REGRESSION_METRICS: Tuple[str, ...] = (names.ACCURACY_METRIC,
                                        names.MALIGNANT_SENSITIVITY_METRIC)
-# TFMA's change thresholds allow the same slack (pipeline/eval_config.py).
-_SLACK = 1e-9
-
-
-@dataclasses.dataclass(frozen=True)
-class SiteGateConfig:
-  """The rules, as the Evaluator receives them (one JSON execution property)."""
-  class_names: Tuple[str, ...]
-  min_malignant_recall: float
-  regression_tolerance: float
-  min_site_malignant_examples: int
-
-  def to_json(self) -> str:
-    return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-  @classmethod
-  def from_json(cls, text: str) -> 'SiteGateConfig':
-    fields = json.loads(text)
-    return cls(**{**fields, 'class_names': tuple(fields['class_names'])})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,30 +100,30 @@ def _table(metrics: Mapping[str, float]) -> Dict[str, Optional[float]]:
 
 
 def _failures(site: str, count: int, candidate: Mapping[str, Optional[float]],
-              baseline: Mapping[str, Optional[float]], config: SiteGateConfig
+              baseline: Mapping[str, Optional[float]], rules: rules_lib.BlessingRules
               ) -> Tuple[str, ...]:
   failures = []
   sensitivity = candidate[names.MALIGNANT_SENSITIVITY_METRIC]
-  if sensitivity is None or sensitivity < config.min_malignant_recall:
+  if sensitivity is None or sensitivity < rules.min_malignant_recall:
     failures.append(
         f"site '{site}': {names.MALIGNANT_SENSITIVITY_METRIC} = "
         f'{metric_values.text(sensitivity)}, below the required '
-        f'{config.min_malignant_recall:.4f} ({count} malignant test scans)')
+        f'{rules.min_malignant_recall:.4f} ({count} malignant test scans)')
   for name in REGRESSION_METRICS if baseline else ():
     if candidate[name] is None or baseline[name] is None:
       continue
     change = candidate[name] - baseline[name]
-    if change < -config.regression_tolerance - _SLACK:
+    if change < -rules.regression_tolerance - rules_lib.CHANGE_SLACK:
       failures.append(
           f"site '{site}': {name} is {change:+.4f} against the served model "
           f'({candidate[name]:.4f} vs {baseline[name]:.4f}; allowed: '
-          f'{-config.regression_tolerance:+.4f} or better)')
+          f'{-rules.regression_tolerance:+.4f} or better)')
   return tuple(failures)
 
 
 def judge(candidate: Mapping[str, Mapping[str, float]],
           baseline: Optional[Mapping[str, Mapping[str, float]]],
-          config: SiteGateConfig) -> SiteGateResult:
+          rules: rules_lib.BlessingRules) -> SiteGateResult:
   """Verdicts per site from each site's metrics (site -> metric -> value).
 
   `baseline` holds the served model's metrics per site, None when nothing is
@@ -151,13 +134,13 @@ def judge(candidate: Mapping[str, Mapping[str, float]],
     metrics = _table(candidate[site])
     served = _table(baseline[site]) if baseline and site in baseline else {}
     count = int(metrics[MALIGNANT_EXAMPLES] or 0)
-    gated = count >= config.min_site_malignant_examples
+    gated = count >= rules.min_site_malignant_examples
     verdicts.append(SiteVerdict(
         site=site, malignant_examples=count, gated=gated, metrics=metrics,
         baseline=served,
-        failures=_failures(site, count, metrics, served, config) if gated else ()))
-  return SiteGateResult(config.min_site_malignant_examples, config.min_malignant_recall,
-                        config.regression_tolerance, tuple(verdicts))
+        failures=_failures(site, count, metrics, served, rules) if gated else ()))
+  return SiteGateResult(rules.min_site_malignant_examples, rules.min_malignant_recall,
+                        rules.regression_tolerance, tuple(verdicts))
 
 
 def write(result: SiteGateResult, evaluation_uri: str) -> None:

@@ -18,13 +18,14 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from tfx.dsl.io import fileio
 
-from components import site_gate
 from contracts import metric_values
+from contracts import names
 from contracts import serving
 from dataset import data_audit
 
 # What the code fingerprint covers: the library layers, not tests or benches.
-_CODE_DIRS = ('components', 'contracts', 'dataset', 'models', 'pipeline', 'schema')
+_CODE_DIRS = ('components', 'contracts', 'dataset', 'models', 'pipeline', 'schema',
+              'serving')
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -53,7 +54,7 @@ class ModelCard:
   baseline_version: str           # the served version compared with; '' for none
   code_fingerprint: str
   training_config: Dict[str, Any]
-  # site -> the main clinical metrics at that site (components/site_gate.py);
+  # site -> the main clinical metrics at that site (blessing/site_gate.py);
   # empty when the examples carry no site.
   site_metrics: Dict[str, Dict[str, Optional[float]]] = dataclasses.field(
       default_factory=dict)
@@ -147,6 +148,11 @@ def to_markdown(card: ModelCard) -> str:
   return '\n'.join(lines)
 
 
+def _is_count(metric: str) -> bool:
+  """Example counts (overall and per class) are whole numbers."""
+  return metric == names.EXAMPLE_COUNT_METRIC or metric.endswith(names.CLASS_EXAMPLES_SUFFIX)
+
+
 def _site_lines(card: ModelCard) -> List[str]:
   """The per-site table (n/a where a site cannot measure a metric), if any site."""
   if not card.site_metrics:
@@ -156,8 +162,7 @@ def _site_lines(card: ModelCard) -> List[str]:
           '| site | ' + ' | '.join(columns) + ' |',
           '|---|' + '---:|' * len(columns),
           *(f'| {site} | ' + ' | '.join(
-              metric_values.text(metrics.get(name),
-                                 0 if name in site_gate.COUNT_METRICS else 4)
+              metric_values.text(metrics.get(name), 0 if _is_count(name) else 4)
               for name in columns) + ' |'
             for site, metrics in sorted(card.site_metrics.items())),
           '']

@@ -2,17 +2,17 @@
 
 TF Serving ignores any sub-folder whose name is not a number, so a push can
 stage under a hidden name. Which version is served: the `stable` label of the
-`models.config` beside the folder (components/serving_config.py) when there is
+`models.config` beside the folder (serving/serving_config.py) when there is
 one, else the highest version, as TF Serving's default policy has it.
 """
 
 import os
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from tfx.dsl.io import fileio
 
-from components import serving_config
 from contracts import serving
+from serving import serving_config
 
 
 def served_versions(model_base_dir: str) -> List[int]:
@@ -46,6 +46,20 @@ def served_model_path(model_base_dir: str) -> Optional[str]:
   if served.stable not in served_versions(model_base_dir):
     raise ValueError(
         f'{model_base_dir}: {serving.MODELS_CONFIG_FILE} serves version '
-        f'{served.stable}, which is not there; run `make serving ARGS=list` and '
-        '`make serving ARGS="promote VERSION"` with a version that is.')
+        f'{served.stable}, which is not there; run `make serving ARGS=repair` to '
+        'rebuild it from the kept versions and the serving log.')
   return os.path.join(model_base_dir, str(served.stable))
+
+
+def old_versions(model_base_dir: str, keep: int, protected: Sequence[int] = ()) -> List[int]:
+  """All but the newest `keep` versions, less the `protected` (listed) ones."""
+  versions = served_versions(model_base_dir)
+  return [v for v in versions[:max(len(versions) - keep, 0)] if v not in protected]
+
+
+def remove_versions(model_base_dir: str, versions: Sequence[int]) -> None:
+  """Deletes versions `models.config` no longer lists, `saved_model.pb` first."""
+  for version in versions:
+    version_dir = os.path.join(model_base_dir, str(version))
+    fileio.remove(os.path.join(version_dir, serving.SAVED_MODEL_FILE))
+    fileio.rmtree(version_dir)

@@ -8,8 +8,7 @@ transformed features (`image_xf`, `mask_xf`, `label_xf`).
 import dataclasses
 import functools
 import math
-import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -22,43 +21,30 @@ from models import calibration
 from models import inference
 from models import model as model_lib
 from models import registry
-from models import scan_marks
-
-
-@dataclasses.dataclass
-class MemberRun:
-  """How one network of the ensemble trained."""
-  history: Dict[str, list]
-  epochs_run: int
-  best_epoch: int
-  seed: int
 
 
 @dataclasses.dataclass
 class TrainResult:
-  """The trained classifier and how its output is turned into served scores."""
+  """The trained classifier, how it trained, and how its output becomes served scores."""
   serving_model: keras.Model
-  members: List[MemberRun]
+  # Keras' per-epoch metrics, train and eval ("val_").
+  history: Dict[str, list]
+  epochs_run: int
+  # The epoch (from 0) whose weights were kept: the best on the eval split.
+  best_epoch: int
   # Fitted on the eval split (1.0: not calibrated, as for the seed's network).
   temperature: float
-  flip_average: bool
-
-  @property
-  def epochs_run(self) -> int:
-    """Epochs over all members: what the training time paid for."""
-    return sum(member.epochs_run for member in self.members)
 
   def scores(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """The scores the exported model returns, for transformed images."""
-    return _scores(self.serving_model, images, self.temperature, self.flip_average,
-                   batch_size)
+    return _scores(self.serving_model, images, self.temperature, batch_size)
 
 
 def _scores(serving_model: keras.Model, images: np.ndarray, temperature: float,
-            flip_average: bool, batch_size: int = 64) -> np.ndarray:
+            batch_size: int = 64) -> np.ndarray:
   return np.concatenate([
       inference.class_scores(serving_model, tf.constant(images[i:i + batch_size]),
-                             temperature, flip_average).numpy()
+                             temperature).numpy()
       for i in range(0, len(images), batch_size)])
 
 
@@ -69,13 +55,9 @@ def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
   return weights.astype(np.float32)
 
 
-def _augment(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor, mark_rate: float = 0.0):
-  """Scanner-like variation, the same geometry for image and mask.
-
-  With `mark_rate` above 0, synthetic calipers and text are painted on the
-  image (not the mask) after the intensity changes, as a scanner draws them.
-  """
-  seeds = tf.random.experimental.stateless_split(seed, 7)
+def _augment(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor):
+  """Scanner-like variation, the same geometry for image and mask."""
+  seeds = tf.random.experimental.stateless_split(seed, 6)
   both = tf.concat([image, mask], axis=-1)
   both = tf.image.stateless_random_flip_left_right(both, seeds[0])
   size = tf.shape(both)[0]
@@ -88,13 +70,11 @@ def _augment(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor, mark_rate: floa
   image = tf.image.stateless_random_brightness(image, 0.1, seeds[4])
   gamma = tf.random.stateless_uniform([], seeds[5], 0.7, 1.4)
   image = tf.clip_by_value(image, 0.0, 1.0) ** gamma
-  if mark_rate > 0:
-    image = scan_marks.paint(image, seeds[6], mark_rate)
   return image, mask
 
 
 def _to_model_inputs(weights: tf.Tensor, augment: bool, multitask: bool, seed: int,
-                     normal_index: int, mark_rate: float):
+                     normal_index: int):
   """A function from (index, example) to the model's (inputs, targets, weights).
 
   `normal_index` is the label index whose empty masks are targets (-1: none).
@@ -103,8 +83,7 @@ def _to_model_inputs(weights: tf.Tensor, augment: bool, multitask: bool, seed: i
   def convert(index, example):
     image, mask = example[features.IMAGE_XF], example[features.MASK_XF]
     if augment:
-      image, mask = _augment(image, mask, tf.stack([index, tf.constant(seed, tf.int64)]),
-                             mark_rate)
+      image, mask = _augment(image, mask, tf.stack([index, tf.constant(seed, tf.int64)]))
     label = example[features.LABEL_XF]
     weight = tf.gather(weights, label)
     if not multitask:
@@ -124,7 +103,7 @@ def _to_model_inputs(weights: tf.Tensor, augment: bool, multitask: bool, seed: i
 
 def _batches(dataset: tf.data.Dataset, weights: np.ndarray, batch_size: int, seed: int,
              training: bool, augment: bool, multitask: bool,
-             normal_index: int, mark_rate: float) -> tf.data.Dataset:
+             normal_index: int) -> tf.data.Dataset:
   """Batches of (image, label(s), weight(s)); `multitask` adds the mask target."""
   dataset = dataset.cache()
   if training:
@@ -134,7 +113,7 @@ def _batches(dataset: tf.data.Dataset, weights: np.ndarray, batch_size: int, see
   dataset = dataset.enumerate()
   dataset = dataset.map(
       _to_model_inputs(tf.constant(weights), training and augment, multitask, seed,
-                       normal_index, mark_rate),
+                       normal_index),
       num_parallel_calls=tf.data.AUTOTUNE)
   return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
@@ -146,8 +125,8 @@ def train(model_config: configs.ModelConfig,
           eval_examples: tf.data.Dataset,
           log_dir: Optional[str] = None,
           strategy: Optional[tf.distribute.Strategy] = None) -> TrainResult:
-  """Trains the configured network(s); returns the serving model, each member
-  at its best epoch on the eval split, with its temperature fitted there.
+  """Trains the configured network; returns its serving model at its best epoch
+  on the eval split, with its temperature fitted there.
 
   `strategy` (default: the current one) holds the variables; the batch size is
   the global batch, split across its replicas.
@@ -156,24 +135,25 @@ def train(model_config: configs.ModelConfig,
   strategy = strategy or tf.distribute.get_strategy()
   model_spec = registry.spec(model_config.name)
   keras.utils.set_random_seed(training_config.seed)
-  num_classes = len(class_names)
   labels = _train_labels(train_examples)
   _check_eval_split(eval_examples)
-  weights = class_weights(labels, num_classes)
   steps_per_epoch = math.ceil(labels.size / training_config.batch_size)
   with strategy.scope():
-    training_models, serving_model = registry.build_model(model_config, num_classes)
-  members = []
-  for k, training_model in enumerate(training_models):
-    member_log_dir = log_dir and (
-        os.path.join(log_dir, training_model.name) if len(training_models) > 1 else log_dir)
-    members.append(_train_member(
-        model_spec, training_model, training_config, training_config.seed + k,
-        steps_per_epoch, weights, _normal_index(model_spec, class_names),
-        member_log_dir, train_examples, eval_examples, strategy))
-  temperature, flip_average = _calibration(model_spec, model_config, serving_model,
-                                           eval_examples)
-  return TrainResult(serving_model, members, temperature, flip_average)
+    training_model, serving_model = registry.build_model(model_config, len(class_names))
+    monitor = model_spec.compile(training_model, training_config,
+                                 steps_per_epoch * training_config.epochs)
+  batches = functools.partial(_batches, weights=class_weights(labels, len(class_names)),
+                              batch_size=training_config.batch_size,
+                              seed=training_config.seed,
+                              augment=model_spec.augments_in_input_pipeline,
+                              multitask=model_spec.has_mask_head,
+                              normal_index=_normal_index(model_spec, class_names))
+  history = _fit(training_model, monitor, training_config, log_dir,
+                 batches(train_examples, training=True),
+                 batches(eval_examples, training=False))
+  temperature = _temperature(model_spec, serving_model, eval_examples)
+  return TrainResult(serving_model, history, len(history['loss']),
+                     int(np.argmin(history[monitor])), temperature)
 
 
 def _train_labels(train_examples: tf.data.Dataset) -> np.ndarray:
@@ -203,48 +183,24 @@ def _check_eval_split(eval_examples: tf.data.Dataset) -> None:
                      'calibration need it.')
 
 
-def _train_member(model_spec: registry.ModelSpec, training_model: keras.Model,
-                  training_config: configs.TrainingConfig, seed: int,
-                  steps_per_epoch: int, weights: np.ndarray, normal_index: int,
-                  log_dir: Optional[str],
-                  train_examples: tf.data.Dataset, eval_examples: tf.data.Dataset,
-                  strategy: tf.distribute.Strategy) -> MemberRun:
-  """Compiles and fits one network of the ensemble."""
-  with strategy.scope():
-    monitor = model_spec.compile(training_model, training_config,
-                                 steps_per_epoch * training_config.epochs)
-  batches = functools.partial(_batches, weights=weights,
-                              batch_size=training_config.batch_size, seed=seed,
-                              augment=model_spec.augments_in_input_pipeline,
-                              multitask=model_spec.has_mask_head,
-                              normal_index=normal_index,
-                              mark_rate=training_config.synthetic_mark_rate)
-  return _fit(training_model, monitor, training_config, seed, log_dir,
-              batches(train_examples, training=True),
-              batches(eval_examples, training=False))
-
-
-def _calibration(model_spec: registry.ModelSpec, model_config: configs.ModelConfig,
-                 serving_model: keras.Model,
-                 eval_examples: tf.data.Dataset) -> Tuple[float, bool]:
-  """(temperature, flip_average) the served scores use.
-
-  The temperature is fitted on the eval split to the scores the model serves
-  before scaling, flip average included.
-  """
+def _temperature(model_spec: registry.ModelSpec, serving_model: keras.Model,
+                 eval_examples: tf.data.Dataset) -> float:
+  """The temperature the served scores use, fitted on the eval split; 1.0 uncalibrated."""
   if not model_spec.calibrated:
-    return 1.0, False
-  flip_average = model_config.test_time_flip
+    return 1.0
   eval_images, eval_labels = _arrays(eval_examples)
-  uncalibrated = _scores(serving_model, eval_images, 1.0, flip_average)
-  return calibration.fit_temperature(uncalibrated, eval_labels), flip_average
+  return calibration.fit_temperature(_scores(serving_model, eval_images, 1.0), eval_labels)
 
 
 def _fit(training_model: keras.Model, monitor: str,
-         training_config: configs.TrainingConfig, seed: int, log_dir: Optional[str],
-         train_batches: tf.data.Dataset, eval_batches: tf.data.Dataset) -> MemberRun:
-  """Fits one network with early stopping on the eval split; keeps its best epoch."""
-  keras.utils.set_random_seed(seed)
+         training_config: configs.TrainingConfig, log_dir: Optional[str],
+         train_batches: tf.data.Dataset, eval_batches: tf.data.Dataset) -> Dict[str, list]:
+  """Fits the network with early stopping on the eval split; keeps its best epoch.
+
+  Seeded again after building and compiling, so the fit draws the same random
+  numbers whatever the family's construction drew.
+  """
+  keras.utils.set_random_seed(training_config.seed)
   stopper = keras.callbacks.EarlyStopping(
       monitor=monitor, patience=training_config.early_stopping_patience,
       restore_best_weights=True)
@@ -257,8 +213,7 @@ def _fit(training_model: keras.Model, monitor: str,
   # EarlyStopping restores the best weights only when it stops early.
   if stopper.best_weights is not None:
     training_model.set_weights(stopper.best_weights)
-  return MemberRun(history.history, len(history.history['loss']),
-                   int(np.argmin(history.history[monitor])), seed)
+  return history.history
 
 
 def _arrays(examples: tf.data.Dataset):

@@ -7,7 +7,7 @@ import tensorflow_model_analysis as tfma
 from apache_beam.testing import util as beam_util
 from tensorflow_model_analysis.metrics import metric_types
 
-from pipeline import clinical_metrics
+from blessing import clinical_metrics
 
 
 def _inputs(label: int, scores):

@@ -1,6 +1,5 @@
 """The Trainer's `run_fn`: transformed examples in, a servable SavedModel out."""
 
-import dataclasses
 import json
 import os
 from typing import List
@@ -13,7 +12,8 @@ from tfx import v1 as tfx
 from contracts import configs
 from contracts import names
 from models import signatures
-from models import training
+from models import training_loop
+
 
 def _examples(file_patterns: List[str],
               tf_transform_output: tft.TFTransformOutput) -> tf.data.Dataset:
@@ -43,7 +43,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   class_names = custom_config['class_names']
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
-  result = training.train(
+  result = training_loop.train(
       model_config, training_config, class_names,
       _examples(fn_args.train_files, tf_transform_output),
       _examples(fn_args.eval_files, tf_transform_output),
@@ -51,12 +51,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       strategy=distribution_strategy())
   signatures.export_serving_model(result.serving_model, tf_transform_output,
                                   class_names, fn_args.serving_model_dir,
-                                  result.temperature, result.flip_average)
-  summary = {'epochs_run': result.epochs_run,
-             'members': [dataclasses.asdict(member) for member in result.members],
-             'model': model_config.name,
-             'temperature': result.temperature, 'flip_average': result.flip_average,
-             'parameters': int(result.serving_model.count_params())}
+                                  result.temperature)
+  summary = {'model': model_config.name,
+             'parameters': int(result.serving_model.count_params()),
+             'epochs_run': result.epochs_run, 'best_epoch': result.best_epoch,
+             'history': result.history, 'temperature': result.temperature}
   with tf.io.gfile.GFile(
       os.path.join(fn_args.model_run_dir, names.TRAINING_SUMMARY_FILE), 'w') as f:
     json.dump(summary, f, indent=1, default=float)

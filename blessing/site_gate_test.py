@@ -4,13 +4,12 @@ regression per site, n/a (never NaN) for what a site cannot measure."""
 import json
 import math
 
-from components import site_gate
-from contracts import features
+from blessing import rules
+from blessing import site_gate
 from contracts import names
 
-_CONFIG = site_gate.SiteGateConfig(class_names=features.CLASS_NAMES,
-                                   min_malignant_recall=0.75, regression_tolerance=0.02,
-                                   min_site_malignant_examples=10)
+_RULES = rules.BlessingRules(min_accuracy=0.8, min_malignant_recall=0.75,
+                             regression_tolerance=0.02, min_site_malignant_examples=10)
 
 
 def _site(sensitivity, malignant=20, accuracy=0.9, normal_recall=0.8):
@@ -21,7 +20,7 @@ def _site(sensitivity, malignant=20, accuracy=0.9, normal_recall=0.8):
 
 
 def test_a_site_below_the_floor_fails_and_is_named():
-  result = site_gate.judge({'busi': _site(0.9), 'bus_bra': _site(0.5)}, None, _CONFIG)
+  result = site_gate.judge({'busi': _site(0.9), 'bus_bra': _site(0.5)}, None, _RULES)
   assert not result.passed
   assert result.failed_sites == ('bus_bra',)
   (failure,) = result.failures
@@ -31,7 +30,7 @@ def test_a_site_below_the_floor_fails_and_is_named():
 
 def test_a_site_with_too_few_malignant_scans_is_reported_but_not_gated():
   result = site_gate.judge({'busi': _site(0.9), 'tiny': _site(0.0, malignant=9)}, None,
-                           _CONFIG)
+                           _RULES)
   assert result.passed
   tiny = next(site for site in result.sites if site.site == 'tiny')
   assert not tiny.gated and tiny.malignant_examples == 9
@@ -41,7 +40,7 @@ def test_a_site_with_too_few_malignant_scans_is_reported_but_not_gated():
 def test_a_site_without_a_class_gives_n_a_and_no_nan():
   without_normal = _site(0.9, normal_recall=float('nan'))
   without_normal[names.MALIGNANT_SPECIFICITY_METRIC] = float('nan')
-  result = site_gate.judge({'bus_bra': without_normal}, None, _CONFIG)
+  result = site_gate.judge({'bus_bra': without_normal}, None, _RULES)
   assert result.passed
   (site,) = result.sites
   assert site.metrics[names.MALIGNANT_SPECIFICITY_METRIC] is None
@@ -54,7 +53,7 @@ def test_a_site_without_a_class_gives_n_a_and_no_nan():
 
 def test_a_site_without_malignant_scans_is_not_gated_and_has_no_nan():
   result = site_gate.judge(
-      {'normals_only': _site(float('nan'), malignant=0)}, None, _CONFIG)
+      {'normals_only': _site(float('nan'), malignant=0)}, None, _RULES)
   assert result.passed and not result.sites[0].gated
   assert not any(isinstance(v, float) and math.isnan(v)
                  for v in result.sites[0].metrics.values())
@@ -63,7 +62,7 @@ def test_a_site_without_malignant_scans_is_not_gated_and_has_no_nan():
 def test_regression_at_one_site_against_the_served_model_fails():
   served = {'busi': _site(0.9), 'bus_bra': _site(0.9, accuracy=0.9)}
   candidate = {'busi': _site(0.95), 'bus_bra': _site(0.85, accuracy=0.85)}
-  result = site_gate.judge(candidate, served, _CONFIG)
+  result = site_gate.judge(candidate, served, _RULES)
   assert result.failed_sites == ('bus_bra',)
   assert len(result.failures) == 2
   assert "site 'bus_bra': accuracy is -0.0500 against the served model" in result.failures[0]
@@ -74,15 +73,11 @@ def test_regression_at_one_site_against_the_served_model_fails():
 def test_within_the_tolerance_and_at_new_sites_the_gate_passes():
   served = {'busi': _site(0.9)}
   candidate = {'busi': _site(0.885), 'new_site': _site(0.8)}
-  result = site_gate.judge(candidate, served, _CONFIG)
+  result = site_gate.judge(candidate, served, _RULES)
   assert result.passed
   assert result.sites[1].baseline == {}
 
 
 def test_no_sites_changes_nothing():
-  result = site_gate.judge({}, None, _CONFIG)
+  result = site_gate.judge({}, None, _RULES)
   assert result.passed and result.sites == () and result.failures == ()
-
-
-def test_config_round_trips_as_json():
-  assert site_gate.SiteGateConfig.from_json(_CONFIG.to_json()) == _CONFIG

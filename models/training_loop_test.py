@@ -12,9 +12,9 @@ from contracts import serving
 from models import model as model_lib
 from models import preprocessing
 from models import registry
+from models import run_fn
 from models import signatures
-from models import trainer
-from models import training
+from models import training_loop
 
 _SIZE = 32
 
@@ -36,7 +36,7 @@ def _examples(per_class: int, seed: int) -> tf.data.Dataset:
 
 def test_class_weights_balance_the_classes():
   labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
-  weights = training.class_weights(labels, 3)
+  weights = training_loop.class_weights(labels, 3)
   per_example = weights[labels]
   assert np.isclose(per_example.mean(), 1.0)
   # Each class carries the same total weight.
@@ -44,7 +44,7 @@ def test_class_weights_balance_the_classes():
 
 
 def test_class_weights_of_an_absent_class_are_zero():
-  assert training.class_weights(np.array([0, 0, 1]), 3)[2] == 0.0
+  assert training_loop.class_weights(np.array([0, 0, 1]), 3)[2] == 0.0
 
 
 def test_augmentation_moves_image_and_mask_together():
@@ -53,7 +53,7 @@ def test_augmentation_moves_image_and_mask_together():
   image[4:14, 6:20], mask[4:14, 6:20] = 0.8, 1.0
   moved = 0
   for seed in range(8):
-    out_image, out_mask = training._augment(
+    out_image, out_mask = training_loop._augment(
         tf.constant(image), tf.constant(mask), tf.constant([seed, 1], tf.int64))
     out_image, out_mask = out_image.numpy(), out_mask.numpy()
     assert out_image.shape == out_mask.shape == (_SIZE, _SIZE, 1)
@@ -66,62 +66,45 @@ def test_augmentation_moves_image_and_mask_together():
   assert moved >= 4
 
 
-def test_synthetic_marks_change_the_image_not_the_mask():
-  image = np.full((_SIZE, _SIZE, 1), 0.2, np.float32)
-  mask = np.zeros((_SIZE, _SIZE, 1), np.float32)
-  image[4:14, 6:20], mask[4:14, 6:20] = 0.8, 1.0
-  seed = tf.constant([3, 1], tf.int64)
-  plain_image, plain_mask = training._augment(tf.constant(image), tf.constant(mask), seed)
-  marked_image, marked_mask = training._augment(tf.constant(image), tf.constant(mask), seed,
-                                                mark_rate=1.0)
-  np.testing.assert_array_equal(marked_mask.numpy(), plain_mask.numpy())
-  assert (marked_image.numpy() >= plain_image.numpy()).all()
-  assert (marked_image.numpy() > plain_image.numpy()).any()
-
-
 # Trained, exported and served by the `exported` fixture below, at the size
 # their backbone needs.
-_EXPORTED_FAMILIES = ('efficientnet_lite0', 'lesion_net')
+_EXPORTED_FAMILIES = ('lesion_net',)
 
 
 @pytest.mark.parametrize('model_name', [name for name in registry.MODEL_CHOICES
                                         if name not in _EXPORTED_FAMILIES])
 def test_one_epoch_returns_a_serving_model(model_name):
   model_config = configs.ModelConfig(name=model_name, image_size=_SIZE)
-  result = training.train(
+  result = training_loop.train(
       model_config, configs.TrainingConfig(epochs=1, batch_size=8, seed=5),
       features.CLASS_NAMES, _examples(4, seed=0), _examples(2, seed=1))
-  members = model_config.ensemble_size
-  assert [(m.epochs_run, m.best_epoch, m.seed) for m in result.members] == [
-      (1, 0, 5 + k) for k in range(members)]
-  assert result.epochs_run == members
+  assert (result.epochs_run, result.best_epoch) == (1, 0)
   images = np.stack([x[features.IMAGE_XF] for x in _examples(1, seed=2).as_numpy_iterator()])
   probs = result.scores(images)
   assert probs.shape == (3, 3)
   np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
   if not registry.spec(model_name).calibrated:  # the notebook's network, served as it was
-    assert (result.temperature, result.flip_average) == (1.0, False)
+    assert result.temperature == 1.0
   else:
     assert result.temperature > 0
-    assert result.flip_average == model_config.test_time_flip
 
 
 def test_empty_train_split_is_a_clear_error():
   empty = _examples(1, seed=0).take(0)
   with pytest.raises(ValueError, match='train split holds no examples'):
-    training.train(configs.ModelConfig(image_size=_SIZE), configs.TrainingConfig(),
+    training_loop.train(configs.ModelConfig(image_size=_SIZE), configs.TrainingConfig(),
                    features.CLASS_NAMES, empty, _examples(1, seed=1))
 
 
 def test_empty_eval_split_is_a_clear_error():
   with pytest.raises(ValueError, match='eval split holds no examples'):
-    training.train(configs.ModelConfig(image_size=_SIZE), configs.TrainingConfig(),
+    training_loop.train(configs.ModelConfig(image_size=_SIZE), configs.TrainingConfig(),
                    features.CLASS_NAMES, _examples(1, seed=0), _examples(1, seed=1).take(0))
 
 
 def test_train_places_the_variables_with_the_given_strategy():
   strategy = tf.distribute.MirroredStrategy(['/cpu:0'])
-  result = training.train(
+  result = training_loop.train(
       configs.ModelConfig(name='seed_cnn', image_size=_SIZE),
       configs.TrainingConfig(epochs=1, batch_size=8),
       features.CLASS_NAMES, _examples(2, seed=0), _examples(1, seed=1),
@@ -133,15 +116,15 @@ def test_train_places_the_variables_with_the_given_strategy():
 def test_trainer_without_a_gpu_uses_the_default_strategy():
   if tf.config.list_physical_devices('GPU'):
     pytest.skip('a GPU is visible: the Trainer mirrors across it')
-  assert trainer.distribution_strategy() is tf.distribute.get_strategy()
+  assert run_fn.distribution_strategy() is tf.distribute.get_strategy()
 
 
 def _mask_weights(model_name: str, labels, masks) -> np.ndarray:
   """The mask head's weight of each example, as `train` gives it."""
   model_spec = registry.spec(model_name)
-  convert = training._to_model_inputs(
+  convert = training_loop._to_model_inputs(
       tf.ones([len(features.CLASS_NAMES)]), False, True, 0,
-      training._normal_index(model_spec, features.CLASS_NAMES), mark_rate=0.0)
+      training_loop._normal_index(model_spec, features.CLASS_NAMES))
   weights = []
   for index, (label, mask) in enumerate(zip(labels, masks)):
     _, _, weight = convert(tf.constant(index, tf.int64), {
@@ -165,7 +148,7 @@ def test_a_normal_scans_empty_mask_is_a_target_only_where_the_spec_says():
 
 def test_a_family_that_learns_from_normal_scans_needs_the_normal_class():
   with pytest.raises(ValueError, match="from the 'normal' class, which is not among"):
-    training._normal_index(registry.spec('lesion_net'), ('benign', 'malignant'))
+    training_loop._normal_index(registry.spec('lesion_net'), ('benign', 'malignant'))
 
 
 _EXPORT_SIZE = 64
@@ -195,21 +178,20 @@ def transform_output(tmp_path_factory):
 def exported(request, transform_output, tmp_path_factory):
   """(TrainResult, loaded SavedModel) of one step of training, exported as run_fn does."""
   model_config = configs.ModelConfig(name=request.param, image_size=_EXPORT_SIZE)
-  result = training.train(
+  result = training_loop.train(
       model_config, configs.TrainingConfig(epochs=1, batch_size=2, seed=3),
       features.CLASS_NAMES, _lesion_and_normal(0), _lesion_and_normal(1))
   export_dir = str(tmp_path_factory.mktemp(request.param) / 'serving_model')
   signatures.export_serving_model(result.serving_model, transform_output,
-                                  features.CLASS_NAMES, export_dir, result.temperature,
-                                  result.flip_average)
+                                  features.CLASS_NAMES, export_dir, result.temperature)
   return result, tf.saved_model.load(export_dir)
 
 
 def test_an_imagenet_family_trains_one_step_on_a_lesion_and_a_normal_scan(exported):
   result, _ = exported
-  assert [(m.epochs_run, m.best_epoch, m.seed) for m in result.members] == [(1, 0, 3)]
-  assert all(np.isfinite(values[0]) for values in result.members[0].history.values())
-  assert result.temperature > 0 and not result.flip_average
+  assert (result.epochs_run, result.best_epoch) == (1, 0)
+  assert all(np.isfinite(values[0]) for values in result.history.values())
+  assert result.temperature > 0
 
 
 def test_its_two_signatures_serve_the_trained_networks_scores(exported):

@@ -1,19 +1,18 @@
-"""TFX's Trainer with the number of epochs as an execution parameter of its own.
+"""The pipeline's Trainer: TFX's, with the number of epochs as an execution parameter of its own.
 
 The training configuration reaches `run_fn` as JSON in `custom_config`, and a
 TFX `RuntimeParameter` cannot sit inside that JSON: its value is known only
 when a run starts. So the epochs are a typed parameter of the component
 (`epochs`), which an orchestrator may bind to a run parameter (Kubeflow's
-runtime parameters) or set to a plain value (local runs); the executor writes
-that value into the training configuration before TFX's executor runs. Any
-other training value stays compiled in `custom_config`.
+runtime parameters) or set to a plain value (local runs), and the compiled
+`custom_config` has none; the executor adds the value to the training
+configuration before TFX's executor runs.
 
 The model artifact records the training configuration it was trained with
 (`names.TRAINING_CONFIG_PROPERTY`), so the model card says the epochs this run
 used, not the compiled default.
 """
 
-import dataclasses
 import json
 from typing import Any, Dict, List, Union
 
@@ -36,7 +35,7 @@ EPOCHS_KEY = 'epochs'
 
 
 class Executor(trainer_executor.GenericExecutor):
-  """TFX's GenericExecutor, run with `epochs` written into the training configuration."""
+  """TFX's GenericExecutor, run with `epochs` added to the training configuration."""
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
@@ -44,9 +43,7 @@ class Executor(trainer_executor.GenericExecutor):
     custom_config = json_utils.loads(
         exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY])
     # TrainingConfig checks the value: a run parameter of 0 stops here, by name.
-    training = dataclasses.replace(configs.training_config_from(custom_config),
-                                   epochs=exec_properties[EPOCHS_KEY])
-    custom_config = configs.with_training(custom_config, training)
+    custom_config = configs.with_epochs(custom_config, exec_properties[EPOCHS_KEY])
     super().Do(input_dict, output_dict, {
         **exec_properties,
         standard_component_specs.CUSTOM_CONFIG_KEY: json_utils.dumps(custom_config)})
@@ -55,17 +52,17 @@ class Executor(trainer_executor.GenericExecutor):
             names.TRAINING_CONFIG_PROPERTY, json.dumps(custom_config, sort_keys=True))
 
 
-class EpochsTrainerSpec(standard_component_specs.TrainerSpec):
+class TrainerSpec(standard_component_specs.TrainerSpec):
   PARAMETERS = {
       **standard_component_specs.TrainerSpec.PARAMETERS,
       EPOCHS_KEY: ExecutionParameter(type=int),
   }
 
 
-class EpochsTrainer(base_component.BaseComponent):
+class Trainer(base_component.BaseComponent):
   """Trainer(examples, transform_graph, schema, run_fn, custom_config) + `epochs`."""
 
-  SPEC_CLASS = EpochsTrainerSpec
+  SPEC_CLASS = TrainerSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
   def __init__(self, examples: types.BaseChannel, transform_graph: types.BaseChannel,
@@ -73,7 +70,7 @@ class EpochsTrainer(base_component.BaseComponent):
                train_args: trainer_pb2.TrainArgs, eval_args: trainer_pb2.EvalArgs,
                custom_config: Dict[str, Any],
                epochs: Union[int, data_types.RuntimeParameter]):
-    super().__init__(spec=EpochsTrainerSpec(
+    super().__init__(spec=TrainerSpec(
         examples=examples,
         transform_graph=transform_graph,
         schema=schema,
