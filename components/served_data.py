@@ -54,8 +54,8 @@ def unchanged_since_served(model_dir: str, fingerprint: str,
 
   Nothing is to be done when the served version was trained on data with the
   same fingerprint, by the same code (the card's code fingerprint), with the
-  same training configuration (`PipelineConfig.custom_config`, which
-  fingerprints the model code too) and blessed under the same floors and
+  same training configuration (the Trainer's `custom_config` with its epochs,
+  which fingerprints the model code too) and blessed under the same floors and
   regression tolerance: such a run would train the same model again and
   judge it by the same rules.
   """

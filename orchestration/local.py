@@ -72,7 +72,8 @@ def unchanged_since_served(config: configs.PipelineConfig) -> Optional[str]:
   """
   return served_data.unchanged_since_served(
       config.model_serving_dir, served_data.data_fingerprint(config.data),
-      config.custom_config(), rules.BlessingRules.of(config.evaluation).floors,
+      configs.with_epochs(config.trainer_custom_config(), config.training.epochs),
+      rules.BlessingRules.of(config.evaluation).floors,
       config.evaluation.regression_tolerance)
 
 
