@@ -91,7 +91,10 @@ def test_grown_data_retrains_and_keeps_every_old_image_in_its_split(workspace, c
   # tests what drifts).
   drift = [line for line in printed.splitlines() if line.startswith('Drift: ')]
   assert len(drift) == 1 and f'data of served version {served.version} ' in drift[0], drift
-  card = _served_card(workspace)
+  # The push loads the new version; TF Serving's `stable` label moves only once
+  # it is confirmed loaded (docs/serving.md), so read the newest version's card.
+  card = model_card.read_card(serving_dir.latest_model_path(
+      os.path.join(workspace['out'], 'serving_model', 'busi_classifier')))
   assert card.version > served.version
   after = executor_test.read_examples(card.data.examples_uri)
   assert len(after) == 39
