@@ -31,6 +31,7 @@ from contracts import features
 from contracts import operating_point as op
 from models import inference
 from models import operating_point
+from dataset import intensity
 from models import preprocessing
 from models import registry
 from models import signatures
@@ -51,6 +52,7 @@ def synthetic_raw_examples(count: int, seed: int = 0):
   for n in range(count):
     label = features.CLASS_NAMES[n % len(features.CLASS_NAMES)]
     image, mask = synthetic_busi.make_image(label, rng)
+    grey = intensity.intensity_stats(encode_png(image))
     examples.append({
         features.IMAGE_KEY: [encode_png(image)],
         features.LABEL_KEY: [label.encode()],
@@ -64,6 +66,8 @@ def synthetic_raw_examples(count: int, seed: int = 0):
         features.MASK_COUNT_KEY: [int(mask.any())],
         # As ImageExampleGen writes a single-folder run's examples.
         features.SITE_KEY: [b'default'], features.DEVICE_KEY: [b''], features.PATIENT_KEY: [b''],
+        features.INTENSITY_MEAN_KEY: [grey.mean], features.INTENSITY_SPREAD_KEY: [grey.spread],
+        features.DARK_FRACTION_KEY: [grey.dark_fraction],
     })
   return examples
 

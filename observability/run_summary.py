@@ -5,7 +5,8 @@ The summary covers the newest run of the pipeline: wall time per component
 served decision, the Evaluator's metrics (overall and per site), whether
 the model was blessed and, if not, which rule failed (naming the site when the
 per-site gate refused it), and where the Pusher put it: only what is on
-disk now, so a version deleted since its push is reported as missing.
+disk now, so a version deleted since its push is reported as missing; and
+whether the data drifted from the served model's (components/drift_check.py).
 """
 
 import dataclasses
@@ -18,6 +19,7 @@ from tfx.utils import path_utils
 
 from blessing import evaluation_metrics
 from blessing import site_gate
+from components import drift_check
 from contracts import metric_values
 from contracts import names
 from contracts import operating_point as op
@@ -50,6 +52,8 @@ class RunSummary:
   sites: Optional[site_gate.SiteGateResult] = None
   # The Trainer's malignant operating point; None when no model was trained.
   operating_point: Optional[op.OperatingPoint] = None
+  # DataDriftCheck's headline and drifted features; empty for a run without it.
+  drift: List[str] = dataclasses.field(default_factory=list)
 
   def site_lines(self) -> List[str]:
     """The per-site table, or nothing when the examples carry no site."""
@@ -95,6 +99,7 @@ class RunSummary:
       lines.append('Pushed: nothing.')
     if self.data_audit:
       lines.append(self.data_audit)
+    lines += self.drift
     return '\n'.join(lines)
 
 
@@ -158,5 +163,14 @@ def summarize_run(run: metadata_run.MetadataRun,
     if fileio.exists(os.path.join(examples.uri, names.DATA_AUDIT_FILE)):
       audit = (f'{data_audit.summary_line(data_audit.read(examples.uri))} Report: '
                f'{os.path.join(examples.uri, names.DATA_AUDIT_REPORT_FILE)}')
+  drift = []
+  for anomalies in run.outputs('ExampleAnomalies'):
+    result = drift_check.read(anomalies.uri)
+    if result:
+      drift = result.summary_lines()
+  if drift and any(c.cached for c in components if c.component == names.DRIFT_CHECK):
+    # TFX reused the check of an earlier run on the same examples: its served
+    # version may not be the one served now.
+    drift[0] += ' (cached: an earlier run\'s check of these examples)'
   return RunSummary(run.run_id, components, metrics, blessed, failed, baseline, pushed,
-                    audit, missing, sites, point)
+                    audit, missing, sites, point, drift)

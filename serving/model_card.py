@@ -37,6 +37,9 @@ class DataSummary:
   fingerprint: str                          # ExampleGen's fingerprint of the data folder
   class_counts: Dict[str, int]              # ingested images per class
   split_counts: Dict[str, Dict[str, int]]   # split -> class -> images
+  # The examples artifact it was trained on, whose split ledger keeps the next
+  # run's old images in their splits; '' on cards written before it was kept.
+  examples_uri: str = ''
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +88,7 @@ def code_fingerprint(project_dir: str = _PROJECT_DIR) -> str:
 def data_summary(examples_uri: str, fingerprint: str) -> DataSummary:
   """Counts from the data audit ImageExampleGen wrote beside its splits."""
   audit = data_audit.read(examples_uri)
-  return DataSummary(fingerprint=fingerprint,
+  return DataSummary(fingerprint=fingerprint, examples_uri=examples_uri,
                      class_counts=dict(audit.class_counts),
                      split_counts={split: dict(counts)
                                    for split, counts in audit.split_counts.items()})
