@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from bench import busi_arrays
-from bench import synthetic_busi
 from contracts import configs
 from contracts import features
+from tests.fixtures import synthetic_busi
 
 
 @pytest.fixture(scope='module')

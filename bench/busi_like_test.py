@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from bench import busi_like
-from bench import synthetic_busi
 from dataset import image_files
+from tests.fixtures import synthetic_busi
 
 
 @pytest.fixture(scope='module')

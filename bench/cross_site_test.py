@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from bench import cross_site
-from bench import synthetic_busi
 from contracts import features
+from tests.fixtures import synthetic_busi
 
 CLASS_NAMES = list(features.CLASS_NAMES)
 

@@ -38,7 +38,6 @@ from tfx import v1 as tfx
 from tfx.utils import io_utils
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from bench import exported_model
 from contracts import configs
 from contracts import features
 from contracts import serving
@@ -46,6 +45,7 @@ from models import preprocessing
 from models import registry
 from models import run_fn
 from orchestration.kubeflow import entrypoint
+from tests.fixtures import exported_model
 
 # float32 on both devices; cuDNN's kernels differ from the CPU's in the last bits.
 SCORE_TOLERANCE = 1e-4

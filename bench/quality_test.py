@@ -12,9 +12,9 @@ import tf_keras as keras
 from bench import busi_arrays
 from bench import cross_site_test
 from bench import quality
-from bench import synthetic_busi
 from contracts import configs
 from models import lesion_net
+from tests.fixtures import synthetic_busi
 
 
 @pytest.fixture(scope='module')

@@ -31,7 +31,6 @@ import numpy as np
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
-from bench import exported_model
 from contracts import configs
 from contracts import features
 from contracts import serving
@@ -39,6 +38,7 @@ from dataset import data_root
 from dataset import image_files
 from models import preprocessing
 from models import registry
+from tests.fixtures import exported_model
 
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                               'results', 'serving.json')

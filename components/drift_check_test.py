@@ -10,11 +10,11 @@ import pytest
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.utils import io_utils
 
-from bench import synthetic_busi
 from components import drift_check
-from components.image_example_gen import executor_test
 from components.image_example_gen import executor_ledger_test
+from components.image_example_gen import executor_test
 from contracts import configs
+from tests.fixtures import synthetic_busi
 
 _SCHEMA = io_utils.parse_pbtxt_file(
     os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt'), schema_pb2.Schema())

@@ -7,12 +7,12 @@ from PIL import Image
 import numpy as np
 import pytest
 
-from bench import synthetic_busi
 from contracts import configs
 from contracts import features
 from dataset import image_files
 from dataset import manifest
 from dataset import split_plan
+from tests.fixtures import synthetic_busi
 
 _COLUMNS = configs.ManifestColumns()
 _CLASSES = features.CLASS_NAMES

@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bench import exported_model
-from bench import synthetic_busi
 from contracts import configs
 from contracts import features
 from contracts import serving
@@ -15,6 +13,8 @@ from models import registry
 from models import run_fn
 from models import signatures
 from models import training_loop
+from tests.fixtures import exported_model
+from tests.fixtures import synthetic_busi
 
 _SIZE = 32
 

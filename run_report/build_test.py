@@ -12,7 +12,6 @@ import shutil
 from PIL import Image
 import pytest
 
-from bench import synthetic_busi
 from contracts import configs
 from dataset import data_audit
 from dataset import image_files
@@ -20,6 +19,7 @@ from dataset import split_plan
 from run_report import build
 from run_report import html
 from tests import headless_browser
+from tests.fixtures import synthetic_busi
 
 _CONFLICT = ('benign/benign (1).png', 'malignant/malignant (9).png')
 

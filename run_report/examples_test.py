@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bench import exported_model
 from contracts import features
 from run_report import examples
+from tests.fixtures import exported_model
 
 _CLASSES = ('benign', 'malignant', 'normal')
 

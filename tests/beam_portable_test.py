@@ -13,9 +13,9 @@ from apache_beam.runners.portability import portable_runner
 import pytest
 
 import local_runner
-from bench import synthetic_busi
 from orchestration import beam_runners
 from orchestration import local
+from tests.fixtures import synthetic_busi
 
 pytestmark = pytest.mark.e2e
 

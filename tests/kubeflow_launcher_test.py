@@ -39,7 +39,6 @@ import pytest
 import yaml
 
 import kubeflow_runner
-from bench import synthetic_busi
 from blessing import evaluation_metrics
 from contracts import configs
 from contracts import features
@@ -51,6 +50,7 @@ from pipeline import run_parameters
 from serving import serving_config
 from tests import kfp_launcher
 from tests.fake_webhook import FakeWebhook
+from tests.fixtures import synthetic_busi
 from tests.kubeflow_runner_test import REQUIRED_FLAGS
 
 pytestmark = pytest.mark.e2e

@@ -3,7 +3,8 @@
 Imports are read from the source (ast), nothing is imported, so the check is
 cheap and sees imports inside functions too. Tests (`*_test.py`, conftest.py
 and tests/) sit on top of everything and may import anything; no other module
-may import them.
+may import them, except that the benches read the generated data and exported
+models they share with the tests from tests/fixtures/.
 """
 
 import ast
@@ -32,6 +33,8 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
 _LAYER_OF = {package: level for level, packages in enumerate(LAYERS)
              for package in packages}
 _TESTS = 'tests'
+# What the benches may read from the tests: the shared generated data.
+_FIXTURES = 'tests.fixtures'
 _SKIPPED_DIRS = {'.git', '.venv', '.ci', 'outputs', 'data', '__pycache__'}
 
 
@@ -77,7 +80,9 @@ def layering_violations(relpath: str) -> List[str]:
   for module in imported_modules(relpath):
     parts = module.split('.')
     target = parts[0]
-    if target == _TESTS or any(part.endswith('_test') for part in parts):
+    shared_fixture = own == 'bench' and module.startswith(_FIXTURES + '.')
+    if ((target == _TESTS and not shared_fixture)
+        or any(part.endswith('_test') for part in parts)):
       violations.append(f'{relpath} imports test code: {module}')
     elif target in _LAYER_OF and target != own and _LAYER_OF[target] >= _LAYER_OF[own]:
       violations.append(f'{relpath} (layer {_LAYER_OF[own]}) imports {module} '
@@ -103,6 +108,7 @@ def test_the_contracts_need_only_the_standard_library():
     ('from pipeline import pipeline\n', 'imports pipeline.pipeline (layer 4)'),
     ('def f():\n  import local_runner\n', 'imports local_runner (layer 7)'),
     ('from tests import synthetic_busi\n', 'imports test code'),
+    ('from tests.fixtures import synthetic_busi\n', 'imports test code'),
 ])
 def test_an_upward_import_is_found(tmp_path, monkeypatch, source, expected):
   (tmp_path / 'models').mkdir()
@@ -110,3 +116,16 @@ def test_an_upward_import_is_found(tmp_path, monkeypatch, source, expected):
   monkeypatch.setattr(sys.modules[__name__], '_PROJECT_DIR', str(tmp_path))
   [violation] = layering_violations(os.path.join('models', 'upward.py'))
   assert expected in violation
+
+
+@pytest.mark.parametrize('source, allowed', [
+    ('from tests.fixtures import synthetic_busi\n', True),
+    ('from tests import site_data\n', False),
+])
+def test_the_benches_read_only_the_shared_fixtures_of_the_tests(
+    tmp_path, monkeypatch, source, allowed):
+  (tmp_path / 'bench').mkdir()
+  (tmp_path / 'bench' / 'a_bench.py').write_text(source)
+  monkeypatch.setattr(sys.modules[__name__], '_PROJECT_DIR', str(tmp_path))
+  violations = layering_violations(os.path.join('bench', 'a_bench.py'))
+  assert (violations == []) == allowed

@@ -28,16 +28,16 @@ import tensorflow as tf
 from contracts import names
 import local_runner
 import report
-from bench import synthetic_busi
 from contracts import configs
 from contracts import features
 from contracts import serving
+from run_report import build as report_build
 from serving import model_card
 from serving import serving_config
 from serving import serving_dir
 from serving import serving_ops
-from run_report import build as report_build
 from tests import headless_browser
+from tests.fixtures import synthetic_busi
 
 pytestmark = pytest.mark.e2e
 

@@ -12,11 +12,11 @@ import time
 import pytest
 
 import local_runner
-from bench import synthetic_busi
 from components.image_example_gen import executor_test
 from dataset import split_ledger
 from serving import model_card
 from serving import serving_dir
+from tests.fixtures import synthetic_busi
 
 _FAST = ['--image-size', '32', '--epochs', '1', '--beam-workers', '1',
          '--min-accuracy', '0', '--min-malignant-recall', '0', '--regression-tolerance', '1']

@@ -18,9 +18,9 @@ import sys
 import pytest
 
 import local_runner
-from bench import synthetic_busi
 from contracts import features
 from observability import run_summary
+from tests.fixtures import synthetic_busi
 
 pytestmark = pytest.mark.e2e
 

@@ -17,10 +17,10 @@ from typing import Dict, Mapping, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from bench import exported_model
 from contracts import features
 from contracts import serving
 from dataset import data_audit
+from tests.fixtures import exported_model
 
 _SIZE = 32
 _BACKGROUND = 128

@@ -13,10 +13,10 @@ import pytest
 import tensorflow as tf
 
 import local_runner
-from bench import synthetic_busi
 from contracts import features
 from contracts import names
 from dataset import data_audit
+from tests.fixtures import synthetic_busi
 
 pytestmark = pytest.mark.e2e
 

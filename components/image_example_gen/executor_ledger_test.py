@@ -3,12 +3,12 @@
 import os
 import shutil
 
-from bench import synthetic_busi
 from components import served_data
 from components.image_example_gen import executor_test
 from contracts import serving
 from dataset import split_ledger
 from serving import model_card
+from tests.fixtures import synthetic_busi
 
 
 def serve(examples_uri: str, model_dir: str, card=None) -> None:

@@ -5,12 +5,12 @@ import shutil
 
 import pytest
 
-from bench import synthetic_busi
 from components.image_example_gen import driver
 from components.image_example_gen import executor_test
 from contracts import configs
 from contracts import features
 from dataset import data_audit
+from tests.fixtures import synthetic_busi
 
 
 def _feature(example, key):

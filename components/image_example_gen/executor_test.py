@@ -21,7 +21,6 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from bench import synthetic_busi
 from components.image_example_gen import component_config
 from components.image_example_gen import decoder_check
 from components.image_example_gen import executor
@@ -32,6 +31,7 @@ from dataset import image_files
 from dataset import split_plan
 from models import preprocessing
 from tests import bad_inputs
+from tests.fixtures import synthetic_busi
 
 _CLASSES = ('benign', 'malignant', 'normal')
 _SPLITS = {'train': 60, 'eval': 20, 'test': 20}

@@ -18,7 +18,7 @@ import numpy as np
 from hypothesis import strategies as st
 from PIL import Image
 
-from bench import synthetic_busi
+from tests.fixtures import synthetic_busi
 
 CLASS_FOLDERS = ('benign', 'malignant', 'normal', 'Benign', 'normal ', 'cyst', '.hidden')
 LABELS = ('benign', 'malignant', 'normal', 'Malignant', 'cyst', '')

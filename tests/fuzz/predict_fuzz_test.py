@@ -1,7 +1,7 @@
 """The fuzzer on predict.py: random folders of images and damaged files, a real SavedModel.
 
 An untrained seed_cnn is exported once as the Trainer exports it
-(bench/exported_model.py); `predict.main` then classifies random trees drawn
+(tests/fixtures/exported_model.py); `predict.main` then classifies random trees drawn
 by tests/fuzz/data_roots.py. Invariants: one --json entry per image found,
 each a prediction whose probabilities sum to 1 or an error naming the cause;
 exit 0, 1 (some image refused) or 2 (nothing to classify), never a traceback.
@@ -20,8 +20,8 @@ from hypothesis import given, settings
 import pytest
 
 import predict
-from bench import exported_model
 from contracts import configs
+from tests.fixtures import exported_model
 from tests.fuzz import data_roots
 from tests.fuzz import fuzz_test
 from tests.fuzz import invariants

@@ -17,7 +17,7 @@ import time
 import pytest
 
 import local_runner
-from bench import synthetic_busi
+from tests.fixtures import synthetic_busi
 
 _TIMEOUT_S = 240
 

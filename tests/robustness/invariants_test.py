@@ -13,12 +13,12 @@ import pytest
 from PIL import Image
 
 import local_runner
-from bench import synthetic_busi
 from contracts import configs
 from dataset import data_root
 from dataset import image_files
 from dataset import manifest
 from orchestration import local
+from tests.fixtures import synthetic_busi
 
 _HEADER = 'image,label,mask,patient_id,device\n'
 

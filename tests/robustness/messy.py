@@ -10,8 +10,8 @@ one entry, an empty class folder by its name).
 import os
 from typing import Dict, Set
 
-from bench import synthetic_busi
 from tests import bad_inputs
+from tests.fixtures import synthetic_busi
 
 NEWLINE_MASK = 'benign/benign (6)\n_mask.png'
 # relpath -> words the quarantine reason must contain.

@@ -18,11 +18,11 @@ import tensorflow as tf
 from tfx.dsl.io import fileio
 
 import local_runner
-from bench import synthetic_busi
 from components.image_example_gen import executor
 from components.image_example_gen import executor_test
 from dataset import data_audit
 from dataset import split_plan
+from tests.fixtures import synthetic_busi
 from tests.robustness import messy
 
 pytestmark = pytest.mark.e2e

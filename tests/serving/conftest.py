@@ -3,8 +3,8 @@
 import pytest
 import tensorflow as tf
 
-from bench import exported_model
 from contracts import configs
+from tests.fixtures import exported_model
 
 # The smaller network exports in a fifth of busi_net's time; the serving
 # contract does not depend on which network sits behind it.

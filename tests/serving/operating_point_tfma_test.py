@@ -12,11 +12,11 @@ import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
-from bench import exported_model
 from contracts import features
 from contracts import names
 from models import signatures
 from pipeline import eval_config
+from tests.fixtures import exported_model
 
 _EXAMPLES = 6
 

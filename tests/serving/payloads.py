@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from bench import synthetic_busi
+from tests.fixtures import synthetic_busi
 
 
 def scan(seed: int = 0, label: str = 'malignant') -> np.ndarray:

@@ -8,13 +8,13 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from bench import exported_model
 from contracts import features
 from contracts import serving
 from models import inference
 from models import operating_point
 from models import signatures
 from models import warmup
+from tests.fixtures import exported_model
 from tests.serving import payloads
 
 _ENCODINGS = {
