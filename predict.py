@@ -24,7 +24,9 @@ import urllib.request
 from typing import Dict, List, Optional, Sequence
 
 from contracts import features
+from contracts import metric_values
 from contracts import names
+from contracts import printable
 from contracts import serving
 
 DEFAULT_MODEL_DIR = os.path.join('outputs', 'serving_model', names.MODEL_NAME)
@@ -108,7 +110,8 @@ class LocalModel:
     self.headline = card.headline() if card else {}
 
   def describe(self) -> str:
-    metrics = ('  ' + ' '.join(f'{name}={value:.3f}' for name, value in self.headline.items())
+    metrics = ('  ' + ' '.join(f'{name}={metric_values.text(value, 3)}'
+                               for name, value in self.headline.items())
                if self.headline else '  (no model card)')
     return f'model {self.path}, version {self.version}{metrics}'
 
@@ -266,8 +269,9 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def _text_line(image: str, prediction: Optional[Prediction], error: str) -> str:
+  image = printable.one_line(image)
   if prediction is None:
-    return f'{image}\terror: {error}'
+    return f'{image}\terror: {printable.one_line(error)}'
   scores = '  '.join(f'{name}={p:.4f}' for name, p in prediction.probabilities.items())
   return (f'{image}\t{prediction.decision}\t{scores}\t'
           f'{serving.THRESHOLD_OUTPUT}={prediction.malignant_threshold:.4f}')

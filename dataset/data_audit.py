@@ -22,6 +22,7 @@ from tfx.dsl.io import fileio
 
 from contracts import configs
 from contracts import names
+from contracts import printable
 from dataset import group_split
 from dataset import image_files
 
@@ -430,15 +431,10 @@ def _independent_images(assignment: Mapping[str, str], labels: Mapping[str, str]
 
 def _message(headline: str, lines: Sequence[str], report_path: str) -> str:
   """The stop's message, one line per file; a control character in a name is escaped."""
-  shown = [f'  {_escaped(line)}' for line in lines[:_SHOWN_IN_ERRORS]]
+  shown = [f'  {printable.one_line(line)}' for line in lines[:_SHOWN_IN_ERRORS]]
   if len(lines) > _SHOWN_IN_ERRORS:
     shown.append(f'  ... and {len(lines) - _SHOWN_IN_ERRORS} more')
   return '\n'.join([f'{headline}:', *shown, f'Full report: {report_path}'])
-
-
-def _escaped(text: str) -> str:
-  return image_files.CONTROL_CHARACTER.sub(
-      lambda match: match.group().encode('unicode_escape').decode(), text)
 
 
 def summary_line(audit: DataAudit) -> str:

@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import io
 import os
-import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -26,12 +25,11 @@ from tfx.dsl.io import fileio
 from contracts import configs
 from contracts import features
 from contracts import limits
+from contracts import printable
 from contracts import serving
 from dataset import perceptual_hash
 
 _BOMB = 'possible decompression bomb, rejected without decoding'
-# Names no report line or shell command can show as they are.
-CONTROL_CHARACTER = re.compile(r'[\x00-\x1f\x7f]')
 # Pixel modes the model's decoder reads as they are; others are re-encoded.
 _DECODABLE = {'PNG': ('L', 'RGB'), 'JPEG': ('L', 'RGB')}
 # Accepted, with a note: an image smaller on a side than the smallest model
@@ -275,7 +273,7 @@ def _scan_class(root: str, label: str) -> FolderScan:
     stem, ext = os.path.splitext(name)
     if name.startswith('.'):
       ignored.append(ExcludedFile(relpath, 'hidden file or folder'))
-    elif CONTROL_CHARACTER.search(name):
+    elif printable.CONTROL_CHARACTER.search(name):
       quarantined.append(ExcludedFile(
           relpath, 'file name contains a control character (such as a newline); '
           'rename the file'))

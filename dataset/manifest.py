@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from tfx.dsl.io import fileio
 
 from contracts import configs
+from contracts import printable
 from dataset import image_files
 
 # `{COLUMN}` or `{COLUMN|removeprefix:TEXT}` in a path template.
@@ -164,7 +165,7 @@ def _path_problem(relpath: str) -> Optional[str]:
     return 'an absolute path; manifest paths are relative to the site folder'
   if '..' in relpath.split('/'):
     return 'a path that leaves the site folder (..)'
-  if image_files.CONTROL_CHARACTER.search(relpath):
+  if printable.CONTROL_CHARACTER.search(relpath):
     return 'a path with a control character (such as a newline)'
   return None
 

@@ -113,12 +113,12 @@ def _describe_failure(failure) -> str:
   value = failure.metric_value.double_value.value
   if failure.metric_key.is_diff:
     tolerance = failure.metric_threshold.change_threshold.absolute.value
-    return (f'{name} is {value:+.4f} against the served model '
+    return (f'{name} is {metric_values.signed_text(value)} against the served model '
             f'(allowed: {tolerance:+.4f} or better)')
   if failure.message:
     return f'{name}: {failure.message}'
   bound = failure.metric_threshold.value_threshold.lower_bound.value
-  return f'{name} = {value:.4f}, below the required {bound:.4f}'
+  return f'{name} = {metric_values.text(value)}, below the required {bound:.4f}'
 
 
 def _failed_checks(evaluation_uri: str) -> List[str]:

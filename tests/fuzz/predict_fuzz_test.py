@@ -4,9 +4,8 @@ An untrained seed_cnn is exported once as the Trainer exports it
 (tests/fixtures/exported_model.py); `predict.main` then classifies random trees drawn
 by tests/fuzz/data_roots.py. Invariants: one --json entry per image found,
 each a prediction whose probabilities sum to 1 or an error naming the cause;
+one text line per image, its name escaped (a file name may hold a newline);
 exit 0, 1 (some image refused) or 2 (nothing to classify), never a traceback.
-(The text output prints a file name as it is, so a name with a newline
-splits its line; --json is the format to check.)
 Profiles as in fuzz_test.py.
 """
 
@@ -21,6 +20,7 @@ import pytest
 
 import predict
 from contracts import configs
+from contracts import printable
 from tests.fixtures import exported_model
 from tests.fuzz import data_roots
 from tests.fuzz import fuzz_test
@@ -44,18 +44,13 @@ def test_every_image_gets_one_line(model, spec):
     root = os.path.join(base, 'scans')
     data_roots.write(root, spec, os.path.join(base, 'outside.png'))
     patch.setattr(predict, 'LocalModel', lambda _: model)
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-      try:
-        code = predict.main([root, '--json'])
-      except SystemExit as e:
-        code = e.code
-    invariants.check_one_message(code, stderr.getvalue())
+    code, stdout, stderr = _predict([root, '--json'])
+    invariants.check_one_message(code, stderr)
     if code == 2:
-      assert 'folder holds no' in stderr.getvalue(), stderr.getvalue()
+      assert 'folder holds no' in stderr, stderr
       return
     found = predict.find_images([root])
-    entries = json.loads(stdout.getvalue())
+    entries = json.loads(stdout)
     assert [entry['image'] for entry in entries] == found
     for entry in entries:
       if 'error' in entry:
@@ -63,3 +58,19 @@ def test_every_image_gets_one_line(model, spec):
         continue
       assert abs(sum(entry['probabilities'].values()) - 1) < 1e-3, entry
     assert code == (1 if any('error' in entry for entry in entries) else 0)
+    text_code, text_out, _ = _predict([root])
+    assert text_code == code
+    lines = text_out.splitlines()
+    assert [line.split('\t')[0] for line in lines] == [printable.one_line(image)
+                                                       for image in found]
+
+
+def _predict(argv):
+  """predict.main's exit code, standard output and standard error."""
+  stdout, stderr = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    try:
+      code = predict.main(argv)
+    except SystemExit as e:
+      code = e.code
+  return code, stdout.getvalue(), stderr.getvalue()
