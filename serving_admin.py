@@ -23,6 +23,9 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
+# First: quiets the pinned libraries' notices (google.api_core's Python-version
+# FutureWarning) before they load; 10 ms, it loads no TensorFlow.
+import models  # noqa: F401  pylint: disable=unused-import
 from contracts import names
 from serving import server_status
 from serving import serving_ops
