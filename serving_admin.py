@@ -87,7 +87,8 @@ def change_line(change: serving_ops.ServingChange) -> str:
     what = f'stable {change.previous_stable} -> {change.stable}{canary}'
   return (f'{change.time}  {change.action:<8} {what}'
           + (f'  (removed {", ".join(map(str, change.removed))})' if change.removed else '')
-          + (f'  (confirmed by {change.confirmed_by})' if change.confirmed_by else ''))
+          + (f'  (confirmed by {change.confirmed_by})' if change.confirmed_by else '')
+          + (f'  ({change.note})' if change.note else ''))
 
 
 def _status(args: argparse.Namespace) -> Optional[server_status.ServerStatus]:

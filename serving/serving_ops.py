@@ -36,6 +36,7 @@ one ("recorded"); a damaged config is rebuilt by `repair`.
 import dataclasses
 import json
 import os
+import uuid
 from typing import Callable, Dict, List, Optional, Tuple
 
 from tfx.dsl.io import fileio
@@ -81,6 +82,7 @@ class ServingChange:
   pending_label: str = ''          # moves to `pending_version` once it is loaded
   pending_version: Optional[int] = None
   confirmed_by: str = ''           # the server that was seen to make the switch
+  note: str = ''                   # what else the change did, for a person to read
 
   def served(self) -> serving_config.ServedVersions:
     return serving_config.ServedVersions(stable=self.stable, canary=self.canary,
@@ -130,8 +132,7 @@ def read_log(model_base_dir: str) -> List[ServingChange]:
   path = _log_path(model_base_dir)
   if not fileio.exists(path):
     return []
-  with fileio.open(path, 'r') as f:
-    lines = f.read().splitlines()
+  lines = serving_config.read_text(path).splitlines()
   changes = []
   for number, line in enumerate(lines, 1):
     if not line.strip():
@@ -197,10 +198,7 @@ def problems(model_base_dir: str) -> List[str]:
 def _append_log(model_base_dir: str, change: ServingChange) -> None:
   """Rewrites the log with one more line: object stores cannot append."""
   path = _log_path(model_base_dir)
-  text = ''
-  if fileio.exists(path):
-    with fileio.open(path, 'r') as f:
-      text = f.read()
+  text = serving_config.read_text(path) if fileio.exists(path) else ''
   serving_config.write_file_atomically(
       path, text + json.dumps(dataclasses.asdict(change), sort_keys=True) + '\n')
 
@@ -212,7 +210,7 @@ def _write(model_base_dir: str, served: serving_config.ServedVersions) -> None:
 def _log(model_base_dir: str, before: Optional[serving_config.ServedVersions],
          served: serving_config.ServedVersions, action: str,
          pending: Optional[Tuple[str, int]] = None, removed: Tuple[int, ...] = (),
-         run_id: str = '', confirmed_by: str = '') -> ServingChange:
+         run_id: str = '', confirmed_by: str = '', note: str = '') -> ServingChange:
   change = ServingChange(
       time=model_card.now(), action=action, stable=served.stable, canary=served.canary,
       previous_stable=before.stable if before else None,
@@ -220,7 +218,7 @@ def _log(model_base_dir: str, before: Optional[serving_config.ServedVersions],
       removed=tuple(removed), run_id=run_id, loading=served.loading,
       pending_label=pending[0] if pending else '',
       pending_version=pending[1] if pending else None,
-      confirmed_by=confirmed_by)
+      confirmed_by=confirmed_by, note=note)
   _append_log(model_base_dir, change)
   return change
 
@@ -437,11 +435,13 @@ def serve_pushed(model_base_dir: str, version: int, before: Optional[serving_con
 
 
 def repair(model_base_dir: str) -> List[ServingChange]:
-  """Rebuilds `models.config` from the kept versions and the log.
+  """Rebuilds a damaged `models.config` from the kept versions and the log, or a damaged log.
 
-  The labels come from the newest log line whose `stable` version is still
-  kept (its canary too, if kept); without one, the newest kept version is
-  `stable`. A pending switch is dropped: run its command again.
+  The labels come from a sound config, else from the newest log line whose
+  `stable` version is still kept (its canary too, if kept); without one, the
+  newest kept version is `stable`. A log that cannot be read whole is moved
+  aside, not edited: the new log starts with this repair, which names where the
+  old one went. A pending switch is dropped: run its command again.
   """
   def body() -> List[ServingChange]:
     kept = serving_dir.served_versions(model_base_dir)
@@ -451,18 +451,23 @@ def repair(model_base_dir: str) -> List[ServingChange]:
       served = serving_config.read_served_versions(model_base_dir)
     except serving_config.DamagedConfigError:
       served = None
-    if served is not None and set(served.versions()) <= set(kept):
-      raise ServingOpsError(f'{serving.MODELS_CONFIG_FILE} is sound: nothing to repair')
+    sound = served is not None and set(served.versions()) <= set(kept)
     try:
-      log = read_log(model_base_dir)
-    except ServingOpsError:
-      log = []
-    rebuilt = next((serving_config.ServedVersions(
+      log, moved_to = read_log(model_base_dir), ''
+    except (ServingOpsError, serving_config.ServingFileError):
+      log, moved_to = [], f'{_log_path(model_base_dir)}.damaged-{uuid.uuid4().hex[:8]}'
+    if sound and not moved_to:
+      raise ServingOpsError(f'{serving.MODELS_CONFIG_FILE} and {SERVING_LOG_FILE} are '
+                            'sound: nothing to repair')
+    rebuilt = served if sound else next((serving_config.ServedVersions(
         stable=change.stable, canary=change.canary if change.canary in kept else None)
                     for change in reversed(log) if change.stable in kept),
                    serving_config.ServedVersions(stable=kept[-1]))
+    if moved_to:
+      fileio.rename(_log_path(model_base_dir), moved_to)
     _write(model_base_dir, rebuilt)
-    return [_log(model_base_dir, served, rebuilt, 'repair')]
+    return [_log(model_base_dir, served, rebuilt, 'repair',
+                 note=f'damaged log moved to {moved_to}' if moved_to else '')]
   try:
     with serving_lock.held(model_base_dir, LOCK_TIMEOUT_S, 'repair'):
       return body()

@@ -1,0 +1,156 @@
+"""Random serving directories for the fuzzer: versions, `models.config`, the serving log.
+
+A state is drawn as plain values (`ServingState`) and written by `write`, so
+hypothesis shrinks a failure to the smallest directory and command list. The
+layout is the one `make run` pushes to (docs/serving.md): the model base
+folder `serving/busi_classifier/` with numbered version folders, and beside it
+`models.config` and `serving_log.jsonl`. The admin commands look only at which
+version folders hold a `saved_model.pb` and at their model cards, never inside
+the graph, so a version here is a `saved_model.pb` of a few bytes.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Dict, Optional, Tuple
+
+from hypothesis import strategies as st
+
+from contracts import names
+from contracts import serving
+from serving import model_card
+
+# What a version folder holds: a whole version (with or without a model card,
+# or a damaged card), or one a push left half-written (no saved_model.pb).
+VERSION_KINDS = ('whole', 'carded', 'bad_card', 'no_pb')
+# What stands where `models.config` or `serving_log.jsonl` belongs.
+CONFIG_KINDS = ('absent', 'valid', 'no_stable', 'damaged', 'not_utf8', 'folder')
+LOG_KINDS = ('absent', 'in_step', 'out_of_step', 'bad_line', 'not_utf8', 'folder')
+# A port nothing listens on: every request is refused at once.
+UNREACHABLE_SERVER = 'http://127.0.0.1:9'
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingState:
+  versions: Dict[int, str]            # version -> one of VERSION_KINDS
+  staging: bool                       # a hidden folder a push left behind
+  config: str                         # one of CONFIG_KINDS
+  stable: int                         # the labels of a `valid` config,
+  canary: Optional[int]               # which may name missing versions
+  loading: Tuple[int, ...]
+  pending: bool                       # the log's last line has a pending switch
+  log: str                            # one of LOG_KINDS
+  garbage: str                        # the text of a damaged file
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+  argv: Tuple[str, ...]
+  server: bool                        # with --server UNREACHABLE_SERVER
+
+  def full_argv(self, model_dir: str) -> list:
+    server = ['--server', UNREACHABLE_SERVER, '--wait', '0.3'] if self.server else []
+    return ['--model-dir', model_dir, *server, *self.argv]
+
+
+_VERSION = st.integers(min_value=1, max_value=6)
+
+
+@st.composite
+def serving_states(draw) -> ServingState:
+  versions = draw(st.dictionaries(_VERSION, st.sampled_from(VERSION_KINDS), max_size=5))
+  config = draw(st.sampled_from(CONFIG_KINDS))
+  stable = draw(_VERSION)
+  canary = draw(st.one_of(st.none(), _VERSION.filter(lambda v: v != stable)))
+  loading = tuple(sorted(draw(st.sets(_VERSION, max_size=2)) - {stable, canary}))
+  return ServingState(
+      versions=versions, staging=draw(st.booleans()), config=config, stable=stable,
+      canary=canary, loading=loading, pending=bool(loading) and draw(st.booleans()),
+      log=draw(st.sampled_from(LOG_KINDS)),
+      garbage=draw(st.text(max_size=40)))
+
+
+def commands() -> st.SearchStrategy:
+  version = st.integers(min_value=0, max_value=7).map(str)
+  argv = st.one_of(
+      st.just(('list',)), st.just(('list', '--json')), st.just(('log',)),
+      st.just(('complete',)), st.just(('repair',)),
+      version.map(lambda v: ('rollback', '--to', v)),
+      version.map(lambda v: ('canary', v)), version.map(lambda v: ('promote', v)))
+  return st.builds(Command, argv=argv, server=st.booleans())
+
+
+def _config_text(state: ServingState, model_name: str) -> str:
+  labels = [('stable', state.stable)] + ([('canary', state.canary)] if state.canary else [])
+  if state.config == 'no_stable':
+    labels = labels[1:]
+  listed = sorted({v for _, v in labels} | set(state.loading) | {state.stable})
+  return ''.join(
+      ['model_config_list {\n  config {\n', f'    name: "{model_name}"\n',
+       f'    base_path: "/models/{model_name}"\n', '    model_platform: "tensorflow"\n',
+       '    model_version_policy {\n      specific {\n',
+       *[f'        versions: {v}\n' for v in listed], '      }\n    }\n',
+       *[f'    version_labels {{\n      key: "{k}"\n      value: {v}\n    }}\n'
+         for k, v in labels], '  }\n}\n'])
+
+
+def _log_lines(state: ServingState) -> str:
+  """A log whose last line says what the config says (`in_step`), or something else."""
+  first = {'time': '2026-12-01T10:00:00+00:00', 'action': 'push', 'stable': state.stable,
+           'canary': None, 'previous_stable': None, 'previous_canary': None}
+  last = {**first, 'time': '2026-12-01T11:00:00+00:00', 'action': 'canary',
+          'canary': state.canary, 'previous_stable': state.stable,
+          'loading': list(state.loading)}
+  if state.pending:
+    last.update(pending_label='stable', pending_version=state.loading[0])
+  if state.log == 'out_of_step':
+    last.update(stable=state.stable + 1, loading=[])
+  lines = [json.dumps(first), json.dumps(last)]
+  if state.log == 'bad_line':
+    lines.insert(1, state.garbage.replace('\n', ' ') or '{')
+  return '\n'.join(lines) + '\n'
+
+
+def _write_file(path: str, kind: str, text: str) -> None:
+  if kind == 'folder':
+    os.makedirs(path)
+    return
+  with open(path, 'wb') as f:
+    f.write(b'\xff\xfe' + text.encode() if kind == 'not_utf8' else text.encode())
+
+
+def write(base: str, state: ServingState) -> str:
+  """Writes `state` under `base`; returns the model base folder."""
+  model_dir = os.path.join(base, 'serving', names.MODEL_NAME)
+  os.makedirs(model_dir)
+  for version, kind in state.versions.items():
+    version_dir = os.path.join(model_dir, str(version))
+    os.makedirs(os.path.join(version_dir, 'variables'))
+    if kind != 'no_pb':
+      with open(os.path.join(version_dir, serving.SAVED_MODEL_FILE), 'wb') as f:
+        f.write(b'\x08\x01')
+    if kind in ('carded', 'bad_card'):
+      card = os.path.join(version_dir, serving.ASSETS_EXTRA, serving.MODEL_CARD_JSON_FILE)
+      os.makedirs(os.path.dirname(card))
+      with open(card, 'w', encoding='utf-8') as f:
+        f.write(state.garbage if kind == 'bad_card' else _card_json(version))
+  if state.staging:
+    os.makedirs(os.path.join(model_dir, '.push-staging-1', 'variables'))
+  folder = os.path.dirname(model_dir)
+  if state.config != 'absent':
+    text = (state.garbage if state.config in ('damaged', 'not_utf8')
+            else _config_text(state, names.MODEL_NAME))
+    _write_file(os.path.join(folder, serving.MODELS_CONFIG_FILE), state.config, text)
+  if state.log != 'absent':
+    _write_file(os.path.join(folder, 'serving_log.jsonl'), state.log, _log_lines(state))
+  return model_dir
+
+
+def _card_json(version: int) -> str:
+  return model_card.to_json(model_card.ModelCard(
+      model_name=names.MODEL_NAME, version=version, pushed_at='2026-12-01T10:00:00+00:00',
+      run_id=f'run-{version}',
+      data=model_card.DataSummary('fp', {'benign': 1}, {'test': {'benign': 1}}),
+      test_split='test', test_metrics={'accuracy': 0.875}, floors={'accuracy': 0.8},
+      regression_tolerance=0.0, baseline_version='', code_fingerprint='c',
+      training_config={}))
