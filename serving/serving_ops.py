@@ -165,7 +165,10 @@ def list_versions(model_base_dir: str) -> List[VersionInfo]:
     labels = tuple(label for label, labelled in (
         (STABLE, served.stable if served else None),
         (CANARY, served.canary if served else None)) if labelled == version)
-    card = model_card.read_card(os.path.join(model_base_dir, str(version)))
+    try:
+      card = model_card.read_card(os.path.join(model_base_dir, str(version)))
+    except model_card.DamagedCardError:
+      card = None   # `problems` names it
     infos.append(VersionInfo(
         version=version, labels=labels,
         listed=bool(served) and version in served.versions(),
@@ -176,15 +179,21 @@ def list_versions(model_base_dir: str) -> List[VersionInfo]:
 
 
 def problems(model_base_dir: str) -> List[str]:
-  """What `list` warns about: labels or listed versions that are missing, a log out of step."""
+  """What `list` warns about: damaged cards, missing labelled or listed versions, a stale log."""
+  kept = serving_dir.served_versions(model_base_dir)
+  found = []
+  for version in kept:
+    try:
+      model_card.read_card(os.path.join(model_base_dir, str(version)))
+    except model_card.DamagedCardError as error:
+      found.append(f'{error}; version {version} is listed without its metrics')
   served = serving_config.read_served_versions(model_base_dir)
   if served is None:
-    return []
-  kept = serving_dir.served_versions(model_base_dir)
-  found = [f'{label} names version {version}, which is not in {model_base_dir}: TF '
-           'Serving cannot load it; serve a kept version (`promote VERSION`) or run `repair`'
-           for label, version in ((STABLE, served.stable), (CANARY, served.canary))
-           if version is not None and version not in kept]
+    return found
+  found += [f'{label} names version {version}, which is not in {model_base_dir}: TF '
+            'Serving cannot load it; serve a kept version (`promote VERSION`) or run `repair`'
+            for label, version in ((STABLE, served.stable), (CANARY, served.canary))
+            if version is not None and version not in kept]
   found += [f'version {version} is listed in {serving.MODELS_CONFIG_FILE} but not in '
             f'{model_base_dir}; run `repair`' for version in served.loading
             if version not in kept]
@@ -463,9 +472,9 @@ def repair(model_base_dir: str) -> List[ServingChange]:
         stable=change.stable, canary=change.canary if change.canary in kept else None)
                     for change in reversed(log) if change.stable in kept),
                    serving_config.ServedVersions(stable=kept[-1]))
+    _write(model_base_dir, rebuilt)
     if moved_to:
       fileio.rename(_log_path(model_base_dir), moved_to)
-    _write(model_base_dir, rebuilt)
     return [_log(model_base_dir, served, rebuilt, 'repair',
                  note=f'damaged log moved to {moved_to}' if moved_to else '')]
   try:

@@ -107,18 +107,23 @@ def _check_command(model_dir: str, command: serving_states.Command) -> None:
   folder = os.path.dirname(model_dir)
   config_path = os.path.join(folder, serving.MODELS_CONFIG_FILE)
   config_before, log_before = _bytes(config_path), _bytes(os.path.join(folder, _LOG))
-  kept = _kept(model_dir)
+  kept, listed_before = _kept(model_dir), (_config(model_dir) or (0, 0, ()))[2]
   code, out, err = _run(command.full_argv(model_dir))
   what = f'{" ".join(command.full_argv("DIR"))} -> exit {code}: {err.strip()}'
   invariants.check_one_message(code, err)
   if code:
     assert len(err.strip().splitlines()) == 1, what
     assert err.startswith('serving: error: '), what
+    assert any(named in err for named in (
+        folder, serving.MODELS_CONFIG_FILE, _LOG, 'version', serving_states.UNREACHABLE_SERVER,
+        '--server', 'no switch')), (
+            f'{what}: names no file, version or server')
   name = command.argv[0]
   if name not in _CHANGES or code == 2:
     assert _bytes(config_path) == config_before, f'{what}: models.config changed'
     log_after = _bytes(os.path.join(folder, _LOG))
     if log_after != log_before:
+      assert log_after is not None, f'{what}: the serving log is gone'
       added = log_after[len(log_before or b''):].decode().splitlines()
       assert log_after.startswith(log_before or b'') and all(
           json.loads(line)['action'] == 'recorded' for line in added), (
@@ -135,7 +140,7 @@ def _check_command(model_dir: str, command: serving_states.Command) -> None:
     return
   assert not (command.server and name != 'repair'), f'{what}: done without the server'
   assert out.strip(), f'{what}: exit 0 and nothing said'
-  assert set(listed) <= set(kept), f'{what}: lists {listed}, kept {kept}'
+  assert set(listed) <= {*kept, *listed_before}, f'{what}: lists {listed}, kept {kept}'
   last = _log(model_dir)[-1]
   if name in ('rollback', 'promote', 'canary'):
     version = int(command.argv[-1])
