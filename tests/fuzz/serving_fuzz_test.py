@@ -31,7 +31,7 @@ import tempfile
 from typing import List, Optional, Tuple
 
 from google.protobuf import text_format
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -119,6 +119,7 @@ def _check_command(model_dir: str, command: serving_states.Command) -> None:
         '--server', 'no switch')), (
             f'{what}: names no file, version or server')
   name = command.argv[0]
+  event(f'{name}{" --server" if command.server else ""}: exit {code}')
   if name not in _CHANGES or code == 2:
     assert _bytes(config_path) == config_before, f'{what}: models.config changed'
     log_after = _bytes(os.path.join(folder, _LOG))
