@@ -91,6 +91,13 @@ def change_line(change: serving_ops.ServingChange) -> str:
           + (f'  ({change.note})' if change.note else ''))
 
 
+def _one_line(text: str) -> str:
+  """`text` with line breaks and other control characters escaped: a damaged
+  file's bytes, quoted by a parse error, cannot split or garble the message."""
+  return ''.join(c if c.isprintable() else c.encode('unicode_escape').decode('ascii')
+                 for c in text)
+
+
 def _status(args: argparse.Namespace) -> Optional[server_status.ServerStatus]:
   if not args.server:
     return None
@@ -145,7 +152,7 @@ def main(argv: Sequence[str]) -> int:
       if pending:
         print(_complete_hint(pending))
   except (serving_ops.ServingOpsError, ValueError) as error:
-    print(f'serving: error: {error}', file=sys.stderr)
+    print(f'serving: error: {_one_line(str(error))}', file=sys.stderr)
     return 1 if isinstance(error, serving_ops.SwitchStopped) else 2
   return 0
 

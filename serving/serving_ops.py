@@ -132,7 +132,11 @@ def read_log(model_base_dir: str) -> List[ServingChange]:
   path = _log_path(model_base_dir)
   if not fileio.exists(path):
     return []
-  lines = serving_config.read_text(path).splitlines()
+  repair = '`make serving ARGS=repair` moves it aside and starts a new log'
+  try:
+    lines = serving_config.read_text(path).splitlines()
+  except serving_config.ServingFileError as error:
+    raise ServingOpsError(f'{error}; {repair}') from None
   changes = []
   for number, line in enumerate(lines, 1):
     if not line.strip():
@@ -143,7 +147,8 @@ def read_log(model_base_dir: str) -> List[ServingChange]:
           **entry, 'removed': tuple(entry.get('removed', ())),
           'loading': tuple(entry.get('loading', ()))}))
     except (ValueError, TypeError) as error:
-      raise ServingOpsError(f'{path}, line {number}: not a serving log line ({error})') from None
+      raise ServingOpsError(f'{path}, line {number}: not a serving log line ({error}); '
+                            f'{repair}') from None
   return changes
 
 
@@ -463,7 +468,7 @@ def repair(model_base_dir: str) -> List[ServingChange]:
     sound = served is not None and set(served.versions()) <= set(kept)
     try:
       log, moved_to = read_log(model_base_dir), ''
-    except (ServingOpsError, serving_config.ServingFileError):
+    except ServingOpsError:
       log, moved_to = [], f'{_log_path(model_base_dir)}.damaged-{uuid.uuid4().hex[:8]}'
     if sound and not moved_to:
       raise ServingOpsError(f'{serving.MODELS_CONFIG_FILE} and {SERVING_LOG_FILE} are '

@@ -32,7 +32,6 @@ from typing import List, Optional, Tuple
 
 from google.protobuf import text_format
 from hypothesis import event, given, settings
-from hypothesis import strategies as st
 from tensorflow_serving.config import model_server_config_pb2
 
 import serving_admin
@@ -129,6 +128,8 @@ def _check_command(model_dir: str, command: serving_states.Command) -> None:
       assert log_after.startswith(log_before or b'') and all(
           json.loads(line)['action'] == 'recorded' for line in added), (
               f'{what}: the serving log changed: {added}')
+  if command.argv == ('list', '--json') and code == 0:
+    json.loads(out)
   if name == 'list' and code == 0:
     config = _config(model_dir)
     if config is not None:
@@ -143,6 +144,8 @@ def _check_command(model_dir: str, command: serving_states.Command) -> None:
   assert out.strip(), f'{what}: exit 0 and nothing said'
   assert set(listed) <= {*kept, *listed_before}, f'{what}: lists {listed}, kept {kept}'
   last = _log(model_dir)[-1]
+  if name == 'repair':
+    assert set(listed) <= set(kept), f'{what}: repair lists {listed}, kept {kept}'
   if name in ('rollback', 'promote', 'canary'):
     version = int(command.argv[-1])
     label = 'canary' if name == 'canary' else 'stable'
@@ -153,9 +156,9 @@ def _check_command(model_dir: str, command: serving_states.Command) -> None:
 
 
 @settings(settings.get_profile(fuzz_test.PROFILE))
-@given(state=serving_states.serving_states(),
-       commands=st.lists(serving_states.commands(), min_size=1, max_size=6))
-def test_serving_commands_keep_the_invariants(state, commands):
+@given(scenario=serving_states.scenarios())
+def test_serving_commands_keep_the_invariants(scenario):
+  state, commands = scenario
   with tempfile.TemporaryDirectory() as base:
     model_dir = serving_states.write(base, state)
     for command in commands:

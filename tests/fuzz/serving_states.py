@@ -12,7 +12,7 @@ the graph, so a version here is a `saved_model.pb` of a few bytes.
 import dataclasses
 import json
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from hypothesis import strategies as st
 
@@ -26,6 +26,18 @@ VERSION_KINDS = ('whole', 'carded', 'bad_card', 'no_pb')
 # What stands where `models.config` or `serving_log.jsonl` belongs.
 CONFIG_KINDS = ('absent', 'valid', 'no_stable', 'damaged', 'not_utf8', 'folder')
 LOG_KINDS = ('absent', 'in_step', 'out_of_step', 'bad_line', 'not_utf8', 'folder')
+# Damaged text that almost reads: JSON of the wrong shape or types, a config
+# without the model or its labels.
+_NEAR_MISSES = (
+    '0', '[]', '{}', 'null', '{"stable": "two"}', '{"data": {}}',
+    '{"time": "t", "action": "push", "stable": "2", "canary": null, '
+    '"previous_stable": null, "previous_canary": null}',
+    '{"time": "t", "action": "push", "stable": 1, "canary": null, '
+    '"previous_stable": null, "previous_canary": null, "colour": "red"}',
+    'model_config_list {}',
+    'model_config_list { config { name: "busi_classifier" } }',
+    'model_config_list { config { name: "busi_classifier" version_labels { key: "stable" '
+    'value: 3 } } }')
 # A port nothing listens on: every request is refused at once.
 UNREACHABLE_SERVER = 'http://127.0.0.1:9'
 
@@ -57,21 +69,40 @@ _VERSION = st.integers(min_value=1, max_value=6)
 
 
 @st.composite
+def scenarios(draw) -> Tuple[ServingState, List[Command]]:
+  """A serving directory and up to six commands to run on it, one after the other."""
+  state = draw(serving_states())
+  return state, draw(st.lists(commands(state.versions), min_size=1, max_size=6))
+
+
+@st.composite
 def serving_states(draw) -> ServingState:
-  versions = draw(st.dictionaries(_VERSION, st.sampled_from(VERSION_KINDS), max_size=5))
-  config = draw(st.sampled_from(CONFIG_KINDS))
-  stable = draw(_VERSION)
-  canary = draw(st.one_of(st.none(), _VERSION.filter(lambda v: v != stable)))
+  versions = draw(st.dictionaries(_VERSION, _mostly('whole', VERSION_KINDS), max_size=5))
+  config = draw(_mostly('valid', CONFIG_KINDS))
+  stable = draw(_kept_or_any(versions))
+  canary = draw(st.one_of(st.none(), _kept_or_any(versions)))
+  canary = canary if canary != stable else None
   loading = tuple(sorted(draw(st.sets(_VERSION, max_size=2)) - {stable, canary}))
   return ServingState(
       versions=versions, staging=draw(st.booleans()), config=config, stable=stable,
       canary=canary, loading=loading, pending=bool(loading) and draw(st.booleans()),
-      log=draw(st.sampled_from(LOG_KINDS)),
-      garbage=draw(st.text(max_size=40)))
+      log=draw(_mostly('in_step', LOG_KINDS)),
+      garbage=draw(st.one_of(st.text(max_size=40), st.sampled_from(_NEAR_MISSES))))
 
 
-def commands() -> st.SearchStrategy:
-  version = st.integers(min_value=0, max_value=7).map(str)
+def _mostly(kind: str, kinds: Tuple[str, ...]) -> st.SearchStrategy:
+  """`kind` about half the time, so that most commands meet a directory they can change."""
+  return st.one_of(st.just(kind), st.sampled_from(kinds))
+
+
+def _kept_or_any(versions: Dict[int, str]) -> st.SearchStrategy:
+  present = sorted(versions)
+  return st.one_of(st.sampled_from(present), _VERSION) if present else _VERSION
+
+
+def commands(versions: Dict[int, str]) -> st.SearchStrategy:
+  """Commands on the versions of a state, or on any version number (0 and 7: never pushed)."""
+  version = st.one_of(_kept_or_any(versions), st.integers(min_value=0, max_value=7)).map(str)
   argv = st.one_of(
       st.just(('list',)), st.just(('list', '--json')), st.just(('log',)),
       st.just(('complete',)), st.just(('repair',)),
