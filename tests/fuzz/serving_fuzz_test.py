@@ -197,3 +197,21 @@ def test_a_damaged_config_in_a_process():
     assert repaired.returncode == 0, repaired.stderr
     assert 'Warning' not in repaired.stderr, repaired.stderr
     assert _check_agrees(model_dir, 'repair')[0] == 2
+
+
+def test_repair_moves_a_damaged_log_aside():
+  with tempfile.TemporaryDirectory() as base:
+    model_dir = serving_states.write(base, serving_states.ServingState(
+        versions={1: 'whole', 2: 'whole'}, staging=False, config='valid', stable=2,
+        canary=1, loading=(), pending=False, log='bad_line', garbage='{"stable": "two"'))
+    code, _, err = _run(['--model-dir', model_dir, 'log'])
+    assert code == 2 and 'line 2' in err and 'repair' in err, err
+    code, out, err = _run(['--model-dir', model_dir, 'repair'])
+    assert code == 0, err
+    folder = os.path.dirname(model_dir)
+    [aside] = [n for n in os.listdir(folder) if n.startswith(f'{_LOG}.damaged-')]
+    assert f'damaged log moved to {os.path.join(folder, aside)}' in out, out
+    assert [entry['action'] for entry in _log(model_dir)] == ['repair']
+    assert _check_agrees(model_dir, 'repair') == (2, 1, (1, 2))
+    code, out, err = _run(['--model-dir', model_dir, 'log'])
+    assert code == 0 and 'repair' in out, err
