@@ -65,6 +65,10 @@ def make_parser() -> argparse.ArgumentParser:
   config_flags.add_pipeline_flags(parser)
   parser.add_argument('--output-dir', default='outputs',
                       help='pipeline artifacts, ML Metadata and serving_model/ go here')
+  parser.add_argument('--retrain-unchanged', action='store_true',
+                      help='run even when the served model was trained on this very '
+                           'data, with this code, training configuration and blessing '
+                           'rules (by default such a run stops at once, saying so)')
   return parser
 
 
@@ -110,13 +114,21 @@ def build_config(args: argparse.Namespace, data_root_dir: str = '',
       beam_pipeline_args=_beam_pipeline_args(args))
 
 
-def run(config: configs.PipelineConfig) -> int:
-  """Runs the pipeline and prints its summary; returns the process exit code."""
+def run(config: configs.PipelineConfig, retrain_unchanged: bool = False) -> int:
+  """Runs the pipeline and prints its summary; returns the process exit code.
+
+  Unless `retrain_unchanged`, a run on the served model's own data, code,
+  training configuration and blessing rules prints one line and returns 0.
+  """
   output_dir = os.path.dirname(config.pipeline_root)
   problem = metadata_health.store_problem(config.metadata_path)
   if problem:
     print(problem, file=sys.stderr)
     return 1
+  unchanged = None if retrain_unchanged else local.unchanged_since_served(config)
+  if unchanged:
+    print(unchanged)
+    return 0
   for gone in metadata_health.forget_missing_pushes(config.metadata_path):
     print(f'The model version pushed to {gone} is no longer on disk; it will be '
           'pushed again if blessed.')
@@ -213,7 +225,7 @@ def _main(argv: List[str]) -> int:
   output_dir = os.path.abspath(args.output_dir)
   try:
     with exclusive_output_dir(output_dir):
-      return run(config)
+      return run(config, args.retrain_unchanged)
   except OutputDirError as e:
     print(e, file=sys.stderr)
     return 2

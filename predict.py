@@ -41,7 +41,11 @@ class UsageError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-  label: str
+  # The clinical decision at the model's malignant operating point: `refer`,
+  # else the likelier other class (contracts/operating_point.py).
+  decision: str
+  label: str                        # the class of that decision (`malignant` for `refer`)
+  malignant_threshold: float        # the threshold the decision used
   probabilities: Dict[str, float]   # class name -> probability, in the model's order
 
 
@@ -56,7 +60,9 @@ def tf_error_reason(message: str) -> str:
 
 def _prediction(outputs: Dict[str, Sequence]) -> Prediction:
   return Prediction(
+      decision=outputs[serving.DECISION_OUTPUT],
       label=outputs[serving.LABEL_OUTPUT],
+      malignant_threshold=float(outputs[serving.THRESHOLD_OUTPUT]),
       probabilities={name: float(score) for name, score in zip(
           outputs[serving.CLASSES_OUTPUT], outputs[serving.SCORES_OUTPUT])})
 
@@ -112,7 +118,9 @@ class LocalModel:
     except self._tf.errors.InvalidArgumentError as error:
       raise PredictionError(tf_error_reason(error.message)) from None
     return _prediction({
+        serving.DECISION_OUTPUT: outputs[serving.DECISION_OUTPUT].numpy()[0].decode(),
         serving.LABEL_OUTPUT: outputs[serving.LABEL_OUTPUT].numpy()[0].decode(),
+        serving.THRESHOLD_OUTPUT: outputs[serving.THRESHOLD_OUTPUT].numpy()[0],
         serving.CLASSES_OUTPUT: [
             name.decode() for name in outputs[serving.CLASSES_OUTPUT].numpy()[0]],
         serving.SCORES_OUTPUT: outputs[serving.SCORES_OUTPUT].numpy()[0].tolist(),
@@ -261,7 +269,8 @@ def _text_line(image: str, prediction: Optional[Prediction], error: str) -> str:
   if prediction is None:
     return f'{image}\terror: {error}'
   scores = '  '.join(f'{name}={p:.4f}' for name, p in prediction.probabilities.items())
-  return f'{image}\t{prediction.label}\t{scores}'
+  return (f'{image}\t{prediction.decision}\t{scores}\t'
+          f'{serving.THRESHOLD_OUTPUT}={prediction.malignant_threshold:.4f}')
 
 
 def main(argv: Sequence[str]) -> int:

@@ -3,7 +3,9 @@
 Serving behaviour depends on the exported graph, not on trained weights, so an
 untrained network is enough: Transform runs in-process on a few synthetic
 examples (preprocessing_fn has no analyzers, so the data only has to parse
-against the real schema), and `signatures.export_serving_model` writes the
+against the real schema), the malignant operating point is chosen as the
+Trainer chooses it, on the network's scores of a few synthetic scans standing
+in for the eval split, and `signatures.export_serving_model` writes the
 SavedModel exactly as the Trainer does.
 """
 
@@ -16,6 +18,7 @@ import tempfile
 import apache_beam as beam
 import numpy as np
 from PIL import Image
+import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 import tf_keras
@@ -25,6 +28,10 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from bench import synthetic_busi
 from contracts import configs
 from contracts import features
+from contracts import operating_point as op
+from models import inference
+from models import operating_point
+from dataset import intensity
 from models import preprocessing
 from models import registry
 from models import signatures
@@ -45,6 +52,7 @@ def synthetic_raw_examples(count: int, seed: int = 0):
   for n in range(count):
     label = features.CLASS_NAMES[n % len(features.CLASS_NAMES)]
     image, mask = synthetic_busi.make_image(label, rng)
+    grey = intensity.intensity_stats(encode_png(image))
     examples.append({
         features.IMAGE_KEY: [encode_png(image)],
         features.LABEL_KEY: [label.encode()],
@@ -58,6 +66,8 @@ def synthetic_raw_examples(count: int, seed: int = 0):
         features.MASK_COUNT_KEY: [int(mask.any())],
         # As ImageExampleGen writes a single-folder run's examples.
         features.SITE_KEY: [b'default'], features.DEVICE_KEY: [b''], features.PATIENT_KEY: [b''],
+        features.INTENSITY_MEAN_KEY: [grey.mean], features.INTENSITY_SPREAD_KEY: [grey.spread],
+        features.DARK_FRACTION_KEY: [grey.dark_fraction],
     })
   return examples
 
@@ -86,6 +96,7 @@ class ExportedModel:
   keras_model: tf_keras.Model                  # the exported network, in memory
   tf_transform_output: tft.TFTransformOutput
   temperature: float
+  operating_point: op.OperatingPoint
 
 
 def export_untrained_model(model_config: configs.ModelConfig, work_dir: str,
@@ -94,6 +105,24 @@ def export_untrained_model(model_config: configs.ModelConfig, work_dir: str,
   tf_transform_output = run_transform(model_config.image_size,
                                       os.path.join(work_dir, 'transform_output'))
   _, serving_model = registry.build_model(model_config, len(features.CLASS_NAMES))
+  malignant_point = _operating_point(serving_model, tf_transform_output, temperature)
   signatures.export_serving_model(serving_model, tf_transform_output,
-                                  features.CLASS_NAMES, export_dir, temperature)
-  return ExportedModel(export_dir, serving_model, tf_transform_output, temperature)
+                                  features.CLASS_NAMES, export_dir, temperature,
+                                  malignant_point)
+  return ExportedModel(export_dir, serving_model, tf_transform_output, temperature,
+                       malignant_point)
+
+
+def _operating_point(network: tf_keras.Model, tf_transform_output: tft.TFTransformOutput,
+                     temperature: float) -> op.OperatingPoint:
+  """Chosen for the default target on synthetic scans, four of each class."""
+  raw = synthetic_raw_examples(4 * len(features.CLASS_NAMES), seed=1)
+  transformed = tf_transform_output.transform_raw_features({
+      key: tf.constant([example[key] for example in raw])
+      for key in (features.IMAGE_KEY, features.MASK_KEY, features.LABEL_KEY)})
+  malignant = features.CLASS_NAMES.index(features.MALIGNANT_CLASS)
+  scores = inference.class_scores(network, transformed[features.IMAGE_XF],
+                                  temperature).numpy()
+  labels = transformed[features.LABEL_XF].numpy()
+  return operating_point.choose(scores[:, malignant], labels == malignant,
+                                configs.TrainingConfig().target_malignant_sensitivity)

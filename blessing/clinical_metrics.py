@@ -1,33 +1,60 @@
-"""Per-class rates at the argmax decision, the decision clients receive.
+"""Per-class rates at the served decision, the decision clients receive.
 
 A clinician reads "malignant sensitivity" as: of the malignant scans, how many
-did the model label malignant (its top class). TFMA 0.47's
-`Recall(class_id=..., top_k=1)` does not compute that (its top-k masking counts
-every example as positive), and binarizing scores p(malignant) >= 0.5 instead
-of the served `label`. So `ClassRateAtArgmax` counts one-vs-rest outcomes of
-the argmax itself, and files the value under a plain metric name that TFMA
-thresholds can gate on. Its 'count' is the number of examples labelled
-`class_id`: how many malignant scans a site's sensitivity rests on.
+did the model refer. The served decision (models/signatures.py) is the class at
+the malignant operating point: malignant when the malignant score reaches the
+threshold the model returns as `malignant_threshold`, else the more probable
+of the other classes. A model exported before operating points (a served
+baseline of an older run) returns no threshold; its decision is the argmax, as
+it served. TFMA 0.47's `Recall(class_id=..., top_k=1)` computes neither (its
+top-k masking counts every example as positive), so `ClassRateAtDecision`
+counts one-vs-rest outcomes of the decision itself, and files the value under a
+plain metric name that TFMA thresholds can gate on. Its 'count' is the number
+of examples labelled `class_id`: how many malignant scans a site's sensitivity
+rests on.
 """
 
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.metrics import metric_util
 
+from contracts import serving
+
 RATES = ('recall', 'specificity', 'precision', 'count')
 _TP, _FN, _FP, _TN = range(4)
 
 
-class ClassRateAtArgmax(metric_types.Metric):
-  """Recall (sensitivity), specificity, precision or count of `class_id` at the argmax."""
+class ClassRateAtDecision(metric_types.Metric):
+  """Recall (sensitivity), specificity, precision or count of `class_id` at the
+  served decision; `malignant_id` is the class the model's threshold applies to."""
 
-  def __init__(self, name: str, class_id: int, rate: str = 'recall'):
+  def __init__(self, name: str, class_id: int, malignant_id: int, rate: str = 'recall'):
     if rate not in RATES:
       raise ValueError(f'rate must be one of {RATES}, got {rate!r}')
-    super().__init__(_computations, name=name, class_id=class_id, rate=rate)
+    super().__init__(_computations, name=name, class_id=class_id,
+                     malignant_id=malignant_id, rate=rate)
+
+
+def decided_class(scores: np.ndarray, malignant_id: int,
+                  malignant_threshold: Optional[float]) -> int:
+  """The served decision as a class index; the argmax without a threshold."""
+  if malignant_threshold is None:
+    return int(np.argmax(scores))
+  if scores[malignant_id] >= malignant_threshold:
+    return malignant_id
+  others = np.array(scores, np.float64)
+  others[malignant_id] = -np.inf
+  return int(np.argmax(others))
+
+
+def _threshold_of(predictions: Any) -> Optional[float]:
+  """The `malignant_threshold` a model returned for one example, if it returns one."""
+  if not isinstance(predictions, Mapping) or serving.THRESHOLD_OUTPUT not in predictions:
+    return None
+  return np.asarray(predictions[serving.THRESHOLD_OUTPUT], np.float32).reshape(-1)[0]
 
 
 def rate_from_counts(counts: np.ndarray, rate: str) -> float:
@@ -43,14 +70,15 @@ def rate_from_counts(counts: np.ndarray, rate: str) -> float:
   return float(counts[numerator] / total) if total else float('nan')
 
 
-class _ArgmaxOutcomes(beam.CombineFn):
-  """Sums weighted [tp, fn, fp, tn] of 'argmax == class_id' vs 'label == class_id'."""
+class _DecisionOutcomes(beam.CombineFn):
+  """Sums weighted [tp, fn, fp, tn] of 'decision == class_id' vs 'label == class_id'."""
 
   def __init__(self, key: metric_types.MetricKey, eval_config, class_id: int,
-               rate: str):
+               malignant_id: int, rate: str):
     self._key = key
     self._eval_config = eval_config
     self._class_id = class_id
+    self._malignant_id = malignant_id
     self._rate = rate
 
   def create_accumulator(self) -> np.ndarray:
@@ -58,6 +86,8 @@ class _ArgmaxOutcomes(beam.CombineFn):
 
   def add_input(self, counts: np.ndarray,
                 element: metric_types.StandardMetricInputs) -> np.ndarray:
+    threshold = _threshold_of(element.get_predictions(self._key.model_name,
+                                                      self._key.output_name))
     for label, prediction, weight in metric_util.to_label_prediction_example_weight(
         element, eval_config=self._eval_config, model_name=self._key.model_name,
         output_name=self._key.output_name,
@@ -65,7 +95,8 @@ class _ArgmaxOutcomes(beam.CombineFn):
         require_single_example_weight=True):
       actual = int(np.argmax(label)) if label.size > 1 else int(label)
       positive_label = actual == self._class_id
-      positive_call = int(np.argmax(prediction)) == self._class_id
+      positive_call = decided_class(prediction, self._malignant_id,
+                                    threshold) == self._class_id
       outcome = (_TP if positive_call else _FN) if positive_label else (
           _FP if positive_call else _TN)
       counts[outcome] += float(weight)
@@ -78,7 +109,8 @@ class _ArgmaxOutcomes(beam.CombineFn):
     return {self._key: rate_from_counts(counts, self._rate)}
 
 
-def _computations(name: str, class_id: int, rate: str, eval_config=None,
+def _computations(name: str, class_id: int, malignant_id: int, rate: str,
+                  eval_config=None,
                   model_names: Optional[List[str]] = None,
                   output_names: Optional[List[str]] = None,
                   example_weighted: bool = False) -> List[Any]:
@@ -90,5 +122,5 @@ def _computations(name: str, class_id: int, rate: str, eval_config=None,
                                    example_weighted=example_weighted)
       computations.append(metric_types.MetricComputation(
           keys=[key], preprocessors=None,
-          combiner=_ArgmaxOutcomes(key, eval_config, class_id, rate)))
+          combiner=_DecisionOutcomes(key, eval_config, class_id, malignant_id, rate)))
   return computations

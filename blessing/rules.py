@@ -6,6 +6,9 @@ model's (TFMA thresholds: a value threshold and a change threshold, which TFX
 ignores when nothing is served yet). At every site with at least
 `min_site_malignant_examples` malignant test scans, the per-site gate
 (blessing/site_gate.py) applies the malignant floor and the tolerance again.
+Malignant sensitivity is taken at the served decision, the malignant operating
+point the Trainer chose (blessing/clinical_metrics.py), so the floor gates what
+a clinic receives; accuracy is TFMA's, at the top class.
 
 The Evaluator receives the rules as execution parameters of their own, never
 inside its compiled `eval_config`, adds the thresholds to that config

@@ -60,6 +60,7 @@ from blessing import site_gate
 from contracts import metric_values
 from contracts import names
 from contracts import serving
+from models import operating_point
 from serving import model_card
 from serving import serving_config
 from serving import serving_dir
@@ -222,7 +223,8 @@ class Executor(pusher_executor.Executor):
     """Copies the version in and lists it; the caller holds the serving lock."""
     before = serving_config.read_served_versions(model_base_dir)
     version = next_version(model_base_dir)
-    card = self._card(input_dict, custom_config, model_base_dir, version, run_id)
+    card = self._card(input_dict, custom_config, model_path, model_base_dir, version,
+                      run_id)
     destination = push_atomically(
         model_path, model_base_dir, version,
         model_card.card_files(card) if card else None)
@@ -237,8 +239,8 @@ class Executor(pusher_executor.Executor):
     return destination, change
 
   def _card(self, input_dict: Dict[str, List[types.Artifact]],
-            custom_config: Dict[str, Any], model_base_dir: str, version: int,
-            run_id: str) -> Optional[model_card.ModelCard]:
+            custom_config: Dict[str, Any], model_path: str, model_base_dir: str,
+            version: int, run_id: str) -> Optional[model_card.ModelCard]:
     """The card from the evaluation and examples; None without them (TFX's inputs only)."""
     evaluation = _single_or_none(input_dict.get(EVALUATION_KEY))
     examples = _single_or_none(input_dict.get(EXAMPLES_KEY))
@@ -270,7 +272,8 @@ class Executor(pusher_executor.Executor):
         code_fingerprint=model_card.code_fingerprint(),
         training_config=json.loads(
             model.get_string_custom_property(names.TRAINING_CONFIG_PROPERTY)),
-        site_metrics={site.site: site.metrics for site in (sites.sites if sites else ())})
+        site_metrics={site.site: site.metrics for site in (sites.sites if sites else ())},
+        operating_point=operating_point.read(model_path))
 
 
 class ServingPusherSpec(standard_component_specs.PusherSpec):

@@ -21,6 +21,8 @@ _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA_DIR = os.path.join(_PROJECT_DIR, 'schema')
 
 LABEL_CONFLICT_POLICIES: Tuple[str, ...] = ('drop', 'keep', 'fail')
+# What a run does when its data drifted from the served model's (schema thresholds).
+DRIFT_POLICIES: Tuple[str, ...] = ('warn', 'stop')
 # The networks pool their input down several times; below this side there is
 # nothing left to pool, above it one batch no longer fits in memory.
 MIN_IMAGE_SIZE = 32
@@ -176,6 +178,9 @@ class DataConfig:
   # A near-duplicate group filed under several classes: 'drop' all its members,
   # 'keep' them (the group goes to its majority class's split), or 'fail'.
   label_conflicts: str = 'drop'
+  # Data that drifted from the served model's training data (components/
+  # drift_check.py): 'warn' names it in the summary; 'stop' ends the run.
+  drift_policy: str = 'warn'
 
   def __post_init__(self):
     if self.sites and self.data_root:
@@ -198,6 +203,9 @@ class DataConfig:
     if self.label_conflicts not in LABEL_CONFLICT_POLICIES:
       raise ConfigError('data.label_conflicts', f'must be one of '
                         f'{", ".join(LABEL_CONFLICT_POLICIES)}, got {self.label_conflicts!r}')
+    if self.drift_policy not in DRIFT_POLICIES:
+      raise ConfigError('data.drift_policy', f'must be one of '
+                        f'{", ".join(DRIFT_POLICIES)}, got {self.drift_policy!r}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,6 +240,9 @@ class TrainingConfig:
   learning_rate: float = 1e-3
   early_stopping_patience: int = 30
   seed: int = 42
+  # The malignant sensitivity the served decision's threshold is chosen for on
+  # the eval split (models/operating_point.py).
+  target_malignant_sensitivity: float = 0.90
 
   def __post_init__(self):
     _at_least('training.epochs', self.epochs, 1)
@@ -241,6 +252,10 @@ class TrainingConfig:
                         f'must be above 0, got {self.learning_rate!r}')
     _at_least('training.early_stopping_patience', self.early_stopping_patience, 0)
     _at_least('training.seed', self.seed, 0)
+    if not 0.0 < self.target_malignant_sensitivity <= 1.0:
+      raise ConfigError('training.target_malignant_sensitivity',
+                        f'must be above 0 and at most 1, got '
+                        f'{self.target_malignant_sensitivity!r}')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,17 +7,23 @@ the client-facing description.
 # Serialized tf.Examples in (TFMA; TF Serving's Predict API: a Predict signature,
 # which TF Serving's Classify API refuses, as it wants one input named `inputs`).
 SERVING_DEFAULT = 'serving_default'
-# Encoded PNG/JPEG bytes in (`{"b64": ...}` over REST); adds the top class.
+# Encoded PNG/JPEG bytes in (`{"b64": ...}` over REST); adds the decided class.
 SERVING_IMAGES = 'serving_images'
 
 # Input names of the two signatures.
 EXAMPLES_INPUT = 'examples'
 IMAGE_BYTES_INPUT = 'image_bytes'
 
-# Outputs: calibrated probabilities [N, classes], the class names in the order
-# of the scores, and (serving_images only) the most probable class.
+# Outputs of both signatures: calibrated probabilities [N, classes], the class
+# names in the order of the scores (as TF Serving's and TFMA's `scores` and
+# `classes`), the clinical decision at the malignant operating point [N]
+# (contracts/operating_point.py: `refer`, else the more probable of the other
+# classes) and the malignant threshold it used [N]. serving_images also
+# returns the class of that decision as `label` (`malignant` for `refer`).
 SCORES_OUTPUT = 'scores'
 CLASSES_OUTPUT = 'classes'
+DECISION_OUTPUT = 'decision'
+THRESHOLD_OUTPUT = 'malignant_threshold'
 LABEL_OUTPUT = 'label'
 
 # Files the model reads, by extension, case-insensitive.
@@ -33,6 +39,9 @@ ASSETS_EXTRA = 'assets.extra'
 WARMUP_FILE = 'tf_serving_warmup_requests'
 MODEL_CARD_JSON_FILE = 'model_card.json'
 MODEL_CARD_MARKDOWN_FILE = 'model_card.md'
+# The Trainer's malignant operating point (contracts/operating_point.py), beside
+# the SavedModel it was chosen for.
+OPERATING_POINT_FILE = 'operating_point.json'
 
 # TF Serving's model config beside the model base directory
 # (serving/serving_config.py) and the version labels it gives: clients ask

@@ -6,11 +6,19 @@ their near-duplicates (union-find: a group is every image linked to another by
 either), and assign whole groups to splits, stratified by site and class.
 ImageExampleGen runs it once over all fingerprints; the benches run it to
 split as the pipeline does.
+
+With the served model's split ledger (dataset/split_ledger.py), every image
+the ledger lists keeps its split: a group with old images goes where they
+are, whatever joined it or left it; only groups of new images are assigned,
+filling each (site, class) stratum towards its shares. A group whose old
+images sit in several splits (a new image links near-duplicates or a patient's
+images that were apart) keeps its old images where they are, and its new
+images are quarantined, so no split gains a copy of another split's image.
 """
 
 import collections
 import dataclasses
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Sequence, Set, Tuple
 
 from dataset import data_audit
 from dataset import group_split
@@ -33,6 +41,8 @@ class SplitPlan:
   # Patients whose images carry more than one label.
   patient_conflicts: List[data_audit.PatientConflict] = dataclasses.field(
       default_factory=list)
+  # sha256 -> split: the ledger given, with every image assigned here.
+  ledger: Dict[str, str] = dataclasses.field(default_factory=dict)
 
   def splits(self) -> Dict[str, str]:
     """relpath -> split of every image to ingest."""
@@ -41,12 +51,15 @@ class SplitPlan:
 
 def plan_splits(fingerprints: Sequence[image_files.ImageFingerprint],
                 ratios: Mapping[str, int], near_duplicate_max_bits: int,
-                split_seed: int, label_conflicts: str) -> SplitPlan:
+                split_seed: int, label_conflicts: str,
+                ledger: Mapping[str, str] = {}) -> SplitPlan:
   """Groups near-duplicates, applies the label-conflict policy, assigns splits.
 
   `ratios` maps split names to relative sizes; `label_conflicts` is one of
   `data_audit.LABEL_CONFLICT_POLICIES` ('drop' removes every member of a group
   filed under several classes; the others keep them, and the audit decides).
+  `ledger` (sha256 -> split) holds the splits images already had; entries
+  naming a split not in `ratios` are ignored.
   """
   groups = image_files.group_key(fingerprints, near_duplicate_max_bits)
   labels = {f.relpath: f.label for f in fingerprints}
@@ -63,13 +76,38 @@ def plan_splits(fingerprints: Sequence[image_files.ImageFingerprint],
   kept = sorted(set(groups) - {d.file for d in dropped})
   by_path = {f.relpath: f for f in fingerprints}
   split_groups = _with_patients(kept, groups, by_path)
+  known = {sha: split for sha, split in ledger.items() if split in ratios}
+  old_splits: Dict[str, Set[str]] = collections.defaultdict(set)
+  for path in kept:
+    if by_path[path].sha256 in known:
+      old_splits[split_groups[path]].add(known[by_path[path].sha256])
+  apart = {group for group, splits in old_splits.items() if len(splits) > 1}
+  assignment = {}
+  for path in (p for p in kept if split_groups[p] in apart):
+    if by_path[path].sha256 in known:
+      assignment[path] = (split_groups[path], known[by_path[path].sha256])
+    else:
+      dropped.append(image_files.ExcludedFile(
+          path, _joins_splits_reason(sorted(old_splits[split_groups[path]])),
+          masks[path]))
+  placed = [path for path in kept if split_groups[path] not in apart]
   splits = group_split.assign_groups_to_splits(
-      [(split_groups[path], (by_path[path].site, labels[path])) for path in kept],
-      ratios, split_seed)
-  return SplitPlan(assignment={path: (split_groups[path], splits[split_groups[path]])
-                               for path in kept},
+      [(split_groups[path], (by_path[path].site, labels[path])) for path in placed],
+      ratios, split_seed,
+      fixed={group: next(iter(s)) for group, s in old_splits.items() if group not in apart})
+  assignment.update({path: (split_groups[path], splits[split_groups[path]])
+                     for path in placed})
+  return SplitPlan(assignment=assignment,
                    labels=labels, groups=duplicates, dropped=dropped,
-                   masks=masks, patient_conflicts=patient_conflicts(fingerprints))
+                   masks=masks, patient_conflicts=patient_conflicts(fingerprints),
+                   ledger={**ledger, **{by_path[path].sha256: split
+                                        for path, (_, split) in assignment.items()}})
+
+
+def _joins_splits_reason(splits: Sequence[str]) -> str:
+  return (f'near-duplicate of (or same patient as) images already in the '
+          f'{" and ".join(splits)} splits: kept out so that no split gains a copy '
+          'of another\'s image')
 
 
 def _with_patients(kept: Sequence[str], groups: Mapping[str, str],

@@ -1,5 +1,6 @@
 """The Trainer's `run_fn`: transformed examples in, a servable SavedModel out."""
 
+import dataclasses
 import json
 import os
 from typing import List
@@ -51,11 +52,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       strategy=distribution_strategy())
   signatures.export_serving_model(result.serving_model, tf_transform_output,
                                   class_names, fn_args.serving_model_dir,
-                                  result.temperature)
+                                  result.temperature, result.operating_point)
+  logging.info('Trainer: %s', result.operating_point.summary_line())
   summary = {'model': model_config.name,
              'parameters': int(result.serving_model.count_params()),
              'epochs_run': result.epochs_run, 'best_epoch': result.best_epoch,
-             'history': result.history, 'temperature': result.temperature}
+             'history': result.history, 'temperature': result.temperature,
+             'operating_point': dataclasses.asdict(result.operating_point)}
   with tf.io.gfile.GFile(
       os.path.join(fn_args.model_run_dir, names.TRAINING_SUMMARY_FILE), 'w') as f:
     json.dump(summary, f, indent=1, default=float)

@@ -1,4 +1,4 @@
-"""Serving signatures: raw image bytes in, class probabilities out.
+"""Serving signatures: raw image bytes in, calibrated scores and a clinical decision out.
 
 Both signatures run the Transform graph (`tft_layer`) before the network, so
 TF Serving clients send files, not tensors, and training and serving can never
@@ -7,15 +7,21 @@ preprocess differently:
 * `serving_default` takes serialized tf.Examples (the `image` feature), as
   TFMA and TF Serving's Predict API send them (not Classify: see docs/serving.md);
 * `serving_images` takes encoded PNG/JPEG bytes (`{"b64": ...}` over REST) and
-  also returns the top class as `label`.
+  also returns the decided class as `label`.
 
 Both return `scores` (float32 [N, 3], calibrated probabilities, see
 models/inference.py) and `classes` (string [N, 3], the class names in the order
-of `scores`), the outputs TFMA and TF Serving look for. A payload that is not a readable PNG/JPEG fails its request
+of `scores`), the outputs TFMA and TF Serving look for, and the decision at the
+malignant operating point the Trainer chose (models/operating_point.py):
+`decision` (string [N]: `refer` when the malignant score reaches the
+threshold, else the more probable of the other classes) and
+`malignant_threshold` (float32 [N], the threshold it used). A payload that is
+not a readable PNG/JPEG fails its request
 with InvalidArgumentError; one whose header declares too many pixels fails before
 anything is decoded (models/preprocessing.py).
 An empty batch gets empty outputs. Every export carries TF Serving's warm-up
-requests for both signatures (models/warmup.py).
+requests for both signatures (models/warmup.py) and the operating point's
+record (`assets.extra/operating_point.json`).
 docs/serving.md is the client-facing version of this contract.
 """
 
@@ -27,18 +33,25 @@ import tf_keras as keras
 
 import models
 from contracts import features
+from contracts import operating_point as op
 from contracts import serving
 from models import inference
+from models import operating_point
 from models import warmup
 
 class _ServingModule(tf.Module):
-  """Holds the network, the transform layer and the class names for export."""
+  """Holds the network, the transform layer, the class names and the threshold for export."""
 
   def __init__(self, model: keras.Model, tf_transform_output: tft.TFTransformOutput,
-               class_names: Sequence[str], temperature: float):
+               class_names: Sequence[str], temperature: float, malignant_threshold: float):
     super().__init__()
+    if features.MALIGNANT_CLASS not in class_names:
+      raise ValueError(f'The served decision refers on the {features.MALIGNANT_CLASS!r} '
+                       f'score, which is not among the classes {", ".join(class_names)}')
     self.model = model
     self._temperature = temperature
+    self._malignant_index = list(class_names).index(features.MALIGNANT_CLASS)
+    self._malignant_threshold = float(malignant_threshold)
     self.tft_layer = tf_transform_output.transform_features_layer()
     self.class_names = tf.constant(list(class_names))
     self._image_spec = {
@@ -55,41 +68,66 @@ class _ServingModule(tf.Module):
     scores = inference.class_scores(self.model, transformed[features.IMAGE_XF],
                                     self._temperature)
     classes = tf.tile(self.class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
-    return {serving.SCORES_OUTPUT: scores, serving.CLASSES_OUTPUT: classes}
+    return {serving.SCORES_OUTPUT: scores, serving.CLASSES_OUTPUT: classes,
+            **self._decisions(scores)}
+
+  def _decisions(self, scores: tf.Tensor):
+    """`refer` at or above the malignant threshold, else the likelier other class.
+
+    Also the class each decision stands for (`malignant` for `refer`), which
+    serving_images returns as `label`.
+    """
+    malignant = scores[:, self._malignant_index]
+    # Probabilities are at most 1, so the malignant column can never win here.
+    others = scores - 2.0 * tf.one_hot(self._malignant_index, tf.shape(scores)[1])
+    other_class = tf.gather(self.class_names, tf.argmax(others, axis=1))
+    refer = malignant >= self._malignant_threshold
+    return {
+        serving.DECISION_OUTPUT: tf.where(refer, op.REFER_DECISION, other_class),
+        serving.THRESHOLD_OUTPUT: tf.fill(tf.shape(malignant), self._malignant_threshold),
+        serving.LABEL_OUTPUT: tf.where(refer, self.class_names[self._malignant_index],
+                                       other_class)}
 
   def _empty_outputs(self):
     count = tf.size(self.class_names)
     return {serving.SCORES_OUTPUT: tf.zeros([0, count], tf.float32),
-            serving.CLASSES_OUTPUT: tf.fill([0, count], '')}
+            serving.CLASSES_OUTPUT: tf.fill([0, count], ''),
+            serving.DECISION_OUTPUT: tf.zeros([0], tf.string),
+            serving.THRESHOLD_OUTPUT: tf.zeros([0], tf.float32),
+            serving.LABEL_OUTPUT: tf.zeros([0], tf.string)}
 
   @tf.function(input_signature=[
       tf.TensorSpec([None], tf.string, name=serving.EXAMPLES_INPUT)])
   def serve_examples(self, serialized_examples):
     parsed = tf.io.parse_example(serialized_examples, self._image_spec)
-    return self.predict(parsed[features.IMAGE_KEY])
+    outputs = self.predict(parsed[features.IMAGE_KEY])
+    del outputs[serving.LABEL_OUTPUT]
+    return outputs
 
   @tf.function(input_signature=[
       tf.TensorSpec([None], tf.string, name=serving.IMAGE_BYTES_INPUT)])
   def serve_images(self, image_bytes):
-    outputs = self.predict(image_bytes)
-    outputs[serving.LABEL_OUTPUT] = tf.gather(
-        self.class_names, tf.argmax(outputs[serving.SCORES_OUTPUT], axis=1))
-    return outputs
+    return self.predict(image_bytes)
 
 
 def export_serving_model(model: keras.Model,
                          tf_transform_output: tft.TFTransformOutput,
                          class_names: Sequence[str], export_dir: str,
-                         temperature: float = 1.0) -> None:
-  """Writes the SavedModel that the Pusher copies and TF Serving loads, with warm-up.
+                         temperature: float,
+                         malignant_point: op.OperatingPoint) -> None:
+  """Writes the SavedModel that the Pusher copies and TF Serving loads, with warm-up
+  and the operating point's record.
 
-  `temperature` is baked into the graph as a constant, so the served scores
-  are `inference.class_scores` of the network.
+  `temperature` and the operating point's threshold are baked into the graph
+  as constants, so the served scores are `inference.class_scores` of the
+  network and the decision is the one the operating point was chosen for.
   """
   models.configure_tensorflow()
-  module = _ServingModule(model, tf_transform_output, class_names, temperature)
+  module = _ServingModule(model, tf_transform_output, class_names, temperature,
+                          malignant_point.threshold)
   tf.saved_model.save(module, export_dir, signatures={
       serving.SERVING_DEFAULT: module.serve_examples,
       serving.SERVING_IMAGES: module.serve_images,
   })
   warmup.write_warmup_file(export_dir, warmup.warmup_requests())
+  operating_point.write(export_dir, malignant_point)

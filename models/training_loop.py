@@ -17,9 +17,11 @@ import tf_keras as keras
 import models
 from contracts import configs
 from contracts import features
+from contracts import operating_point as op
 from models import calibration
 from models import inference
 from models import model as model_lib
+from models import operating_point
 from models import registry
 
 
@@ -34,6 +36,9 @@ class TrainResult:
   best_epoch: int
   # Fitted on the eval split (1.0: not calibrated, as for the seed's network).
   temperature: float
+  # The malignant threshold of the served decision, chosen on the eval split's
+  # calibrated scores.
+  operating_point: op.OperatingPoint
 
   def scores(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """The scores the exported model returns, for transformed images."""
@@ -126,7 +131,8 @@ def train(model_config: configs.ModelConfig,
           log_dir: Optional[str] = None,
           strategy: Optional[tf.distribute.Strategy] = None) -> TrainResult:
   """Trains the configured network; returns its serving model at its best epoch
-  on the eval split, with its temperature fitted there.
+  on the eval split, with its temperature fitted there and its malignant
+  operating point chosen there on the calibrated scores.
 
   `strategy` (default: the current one) holds the variables; the batch size is
   the global batch, split across its replicas.
@@ -135,6 +141,7 @@ def train(model_config: configs.ModelConfig,
   strategy = strategy or tf.distribute.get_strategy()
   model_spec = registry.spec(model_config.name)
   keras.utils.set_random_seed(training_config.seed)
+  malignant = _malignant_index(class_names)
   labels = _train_labels(train_examples)
   _check_eval_split(eval_examples)
   steps_per_epoch = math.ceil(labels.size / training_config.batch_size)
@@ -151,9 +158,13 @@ def train(model_config: configs.ModelConfig,
   history = _fit(training_model, monitor, training_config, log_dir,
                  batches(train_examples, training=True),
                  batches(eval_examples, training=False))
-  temperature = _temperature(model_spec, serving_model, eval_examples)
+  eval_images, eval_labels = _arrays(eval_examples)
+  temperature = _temperature(model_spec, serving_model, eval_images, eval_labels)
+  malignant_point = operating_point.choose(
+      _scores(serving_model, eval_images, temperature)[:, malignant],
+      eval_labels == malignant, training_config.target_malignant_sensitivity)
   return TrainResult(serving_model, history, len(history['loss']),
-                     int(np.argmin(history[monitor])), temperature)
+                     int(np.argmin(history[monitor])), temperature, malignant_point)
 
 
 def _train_labels(train_examples: tf.data.Dataset) -> np.ndarray:
@@ -184,12 +195,19 @@ def _check_eval_split(eval_examples: tf.data.Dataset) -> None:
 
 
 def _temperature(model_spec: registry.ModelSpec, serving_model: keras.Model,
-                 eval_examples: tf.data.Dataset) -> float:
+                 eval_images: np.ndarray, eval_labels: np.ndarray) -> float:
   """The temperature the served scores use, fitted on the eval split; 1.0 uncalibrated."""
   if not model_spec.calibrated:
     return 1.0
-  eval_images, eval_labels = _arrays(eval_examples)
   return calibration.fit_temperature(_scores(serving_model, eval_images, 1.0), eval_labels)
+
+
+def _malignant_index(class_names: Sequence[str]) -> int:
+  """The label index whose score the served decision's threshold applies to."""
+  if features.MALIGNANT_CLASS not in class_names:
+    raise ValueError(f'The served decision refers on the {features.MALIGNANT_CLASS!r} '
+                     f'score, which is not among the classes {", ".join(class_names)}')
+  return list(class_names).index(features.MALIGNANT_CLASS)
 
 
 def _fit(training_model: keras.Model, monitor: str,

@@ -183,7 +183,8 @@ def exported(request, transform_output, tmp_path_factory):
       features.CLASS_NAMES, _lesion_and_normal(0), _lesion_and_normal(1))
   export_dir = str(tmp_path_factory.mktemp(request.param) / 'serving_model')
   signatures.export_serving_model(result.serving_model, transform_output,
-                                  features.CLASS_NAMES, export_dir, result.temperature)
+                                  features.CLASS_NAMES, export_dir, result.temperature,
+                                  result.operating_point)
   return result, tf.saved_model.load(export_dir)
 
 

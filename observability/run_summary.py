@@ -1,10 +1,12 @@
 """What a finished run did, read back from ML Metadata and its artifacts.
 
 The summary covers the newest run of the pipeline: wall time per component
-(cached ones marked), the Evaluator's metrics (overall and per site), whether
+(cached ones marked), the malignant operating point the Trainer chose for the
+served decision, the Evaluator's metrics (overall and per site), whether
 the model was blessed and, if not, which rule failed (naming the site when the
 per-site gate refused it), and where the Pusher put it: only what is on
-disk now, so a version deleted since its push is reported as missing.
+disk now, so a version deleted since its push is reported as missing; and
+whether the data drifted from the served model's (components/drift_check.py).
 """
 
 import dataclasses
@@ -13,12 +15,16 @@ from typing import Dict, List, Optional, Sequence
 
 import tensorflow_model_analysis as tfma
 from tfx.dsl.io import fileio
+from tfx.utils import path_utils
 
 from blessing import evaluation_metrics
 from blessing import site_gate
+from components import drift_check
 from contracts import metric_values
 from contracts import names
+from contracts import operating_point as op
 from dataset import data_audit
+from models import operating_point
 from observability import metadata_run
 
 
@@ -44,6 +50,10 @@ class RunSummary:
   missing_push: Optional[str] = None
   # The per-site gate's verdicts; None for an evaluation made before it existed.
   sites: Optional[site_gate.SiteGateResult] = None
+  # The Trainer's malignant operating point; None when no model was trained.
+  operating_point: Optional[op.OperatingPoint] = None
+  # DataDriftCheck's headline and drifted features; empty for a run without it.
+  drift: List[str] = dataclasses.field(default_factory=list)
 
   def site_lines(self) -> List[str]:
     """The per-site table, or nothing when the examples carry no site."""
@@ -63,6 +73,8 @@ class RunSummary:
       note = ' (cached)' if c.cached else ''
       lines.append(f'  {c.component:<22} {c.seconds:8.1f} s{note}')
     lines.append(f'  {"total":<22} {sum(c.seconds for c in self.components):8.1f} s')
+    if self.operating_point:
+      lines += ['', f'Operating point: {self.operating_point.summary_line()}']
     if self.metrics:
       lines += ['', 'Evaluation (held-out test split):']
       lines += [f'  {name:<28} {metric_values.text(value, 0 if _is_count(name) else 4)}'
@@ -87,6 +99,7 @@ class RunSummary:
       lines.append('Pushed: nothing.')
     if self.data_audit:
       lines.append(self.data_audit)
+    lines += self.drift
     return '\n'.join(lines)
 
 
@@ -127,7 +140,9 @@ def summarize_run(run: metadata_run.MetadataRun,
                   class_names: Sequence[str]) -> RunSummary:
   components = [ComponentTime(e.component, e.seconds, e.cached) for e in run.executions]
   metrics, failed, blessed, baseline, pushed, audit = {}, [], None, None, None, None
-  missing, sites = None, None
+  missing, sites, point = None, None, None
+  for model in run.outputs('Model'):
+    point = operating_point.read(path_utils.serving_model_path(model.uri))
   for evaluation in run.outputs('ModelEvaluation'):
     if fileio.glob(os.path.join(evaluation.uri, 'metrics*')):
       metrics = evaluation_metrics.overall_metrics(evaluation.uri, class_names)
@@ -148,5 +163,14 @@ def summarize_run(run: metadata_run.MetadataRun,
     if fileio.exists(os.path.join(examples.uri, names.DATA_AUDIT_FILE)):
       audit = (f'{data_audit.summary_line(data_audit.read(examples.uri))} Report: '
                f'{os.path.join(examples.uri, names.DATA_AUDIT_REPORT_FILE)}')
+  drift = []
+  for anomalies in run.outputs('ExampleAnomalies'):
+    result = drift_check.read(anomalies.uri)
+    if result:
+      drift = result.summary_lines()
+  if drift and any(c.cached for c in components if c.component == names.DRIFT_CHECK):
+    # TFX reused the check of an earlier run on the same examples: its served
+    # version may not be the one served now.
+    drift[0] += ' (cached: an earlier run\'s check of these examples)'
   return RunSummary(run.run_id, components, metrics, blessed, failed, baseline, pushed,
-                    audit, missing, sites)
+                    audit, missing, sites, point, drift)

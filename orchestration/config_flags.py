@@ -52,6 +52,7 @@ FLAG_OF_FIELD = {
     'data.max_quarantined_fraction': '--max-quarantined-fraction',
     'data.strict': '--strict',
     'data.label_conflicts': '--label-conflicts',
+    'data.drift_policy': '--drift-policy',
     'data.sites': DATA_ROOT_FLAG,
     'data.manifest_columns': COLUMNS_FLAG,
     **{f'data.splits.{name}': '--splits' for name in ('train', 'eval', 'test')},
@@ -194,6 +195,11 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
                     default=defaults.data.label_conflicts,
                     help='the same or near-same image under two classes: drop '
                          'the whole group (default), keep it, or fail the run')
+  data.add_argument('--drift-policy', choices=configs.DRIFT_POLICIES,
+                    default=defaults.data.drift_policy,
+                    help='data that drifted from the served model\'s training data '
+                         '(thresholds in schema/schema.pbtxt): warn (default) names '
+                         'it in the summary; stop ends the run before training')
 
   model = parser.add_argument_group('model and training')
   model.add_argument('--model', choices=registry.MODEL_CHOICES, default=defaults.model.name)
@@ -260,7 +266,8 @@ def data_config(args: argparse.Namespace, sites: Sequence[configs.Site]) -> conf
   return sites_lib.with_sites(
       dataclasses.replace(configs.DataConfig(), splits=args.splits,
                           max_quarantined_fraction=args.max_quarantined_fraction,
-                          strict=args.strict, label_conflicts=args.label_conflicts),
+                          strict=args.strict, label_conflicts=args.label_conflicts,
+                          drift_policy=args.drift_policy),
       sites)
 
 

@@ -10,6 +10,8 @@ from typing import Optional, Tuple
 
 from tfx import v1 as tfx
 
+from blessing import rules
+from components import served_data
 from contracts import configs
 from observability import progress
 from observability import run_summary
@@ -59,6 +61,20 @@ def run_dag(dag: tfx.dsl.Pipeline, metadata_path: str) -> None:
       p for p in (_PROJECT_DIR, os.environ.get('PYTHONPATH')) if p)
   os.makedirs(os.path.dirname(metadata_path), exist_ok=True)
   tfx.orchestration.LocalDagRunner().run(dag)
+
+
+def unchanged_since_served(config: configs.PipelineConfig) -> Optional[str]:
+  """The line to print instead of running, when the served model came from this
+  very data, code and configuration; None otherwise.
+
+  It costs one fingerprint of the data (ImageExampleGen's), not a TFX run, so a
+  scheduled run with nothing new takes seconds even with a fresh ML Metadata.
+  """
+  return served_data.unchanged_since_served(
+      config.model_serving_dir, served_data.data_fingerprint(config.data),
+      configs.with_epochs(config.trainer_custom_config(), config.training.epochs),
+      rules.BlessingRules.of(config.evaluation).floors,
+      config.evaluation.regression_tolerance)
 
 
 def run(config: configs.PipelineConfig) -> run_summary.RunSummary:

@@ -1,8 +1,9 @@
 """The TFMA configuration: clinically meaningful metrics, and the slices they are read on.
 
 Accuracy alone hides a model that misses cancers, so malignant sensitivity and
-specificity (argmax decisions, one class against the rest) are computed next
-to per-class precision/recall and one-vs-rest AUC. The config carries no
+specificity (at the served decision, the malignant operating point: one class
+against the rest, blessing/clinical_metrics.py) are computed next to per-class
+precision/recall at that decision and one-vs-rest AUC. The config carries no
 thresholds: the Evaluator adds the blessing rules of its run
 (blessing/rules.py), which gate accuracy and malignant sensitivity.
 
@@ -26,20 +27,23 @@ def _metric(class_name: str, **config) -> tfma.MetricConfig:
   return tfma.MetricConfig(class_name=class_name, config=json.dumps(config))
 
 
-def _clinical_metric(name: str, class_id: int, rate: str) -> tfma.MetricConfig:
-  """A `ClassRateAtArgmax`, which TFMA imports by the module's name."""
+def _clinical_metric(name: str, class_id: int, malignant_id: int,
+                     rate: str) -> tfma.MetricConfig:
+  """A `ClassRateAtDecision`, which TFMA imports by the module's name."""
   return tfma.MetricConfig(
-      class_name=clinical_metrics.ClassRateAtArgmax.__name__,
+      class_name=clinical_metrics.ClassRateAtDecision.__name__,
       module=clinical_metrics.__name__,
-      config=json.dumps({'name': name, 'class_id': class_id, 'rate': rate}))
+      config=json.dumps({'name': name, 'class_id': class_id,
+                         'malignant_id': malignant_id, 'rate': rate}))
 
 
-def _per_class(class_names: Sequence[str]) -> List[tfma.MetricConfig]:
-  """Precision and recall of each class at the argmax decision, and its example count."""
-  return [_clinical_metric(f'{name}_{rate}', index, rate)
+def _per_class(class_names: Sequence[str], malignant: int) -> List[tfma.MetricConfig]:
+  """Precision and recall of each class at the served decision, and its example count."""
+  return [_clinical_metric(f'{name}_{rate}', index, malignant, rate)
           for index, name in enumerate(class_names)
           for rate in ('precision', 'recall')] + [
-              _clinical_metric(f'{name}{names.CLASS_EXAMPLES_SUFFIX}', index, 'count')
+              _clinical_metric(f'{name}{names.CLASS_EXAMPLES_SUFFIX}', index, malignant,
+                               'count')
               for index, name in enumerate(class_names)]
 
 
@@ -65,10 +69,12 @@ def create_eval_config(class_names: Sequence[str], slice_by_device: bool) -> tfm
           tfma.MetricsSpec(metrics=[
               _metric('ExampleCount'),
               _metric('SparseCategoricalAccuracy', name=names.ACCURACY_METRIC),
-              _clinical_metric(names.MALIGNANT_SENSITIVITY_METRIC, malignant, 'recall'),
-              _clinical_metric(names.MALIGNANT_SPECIFICITY_METRIC, malignant, 'specificity'),
+              _clinical_metric(names.MALIGNANT_SENSITIVITY_METRIC, malignant, malignant,
+                               'recall'),
+              _clinical_metric(names.MALIGNANT_SPECIFICITY_METRIC, malignant, malignant,
+                               'specificity'),
               _metric('MultiClassConfusionMatrixPlot'),
-              *_per_class(class_names),
+              *_per_class(class_names, malignant),
           ]),
           tfma.MetricsSpec(
               binarize=tfma.BinarizationOptions(

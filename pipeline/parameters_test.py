@@ -31,6 +31,7 @@ _PIPELINE = 'Pipeline'
 _OTHER_VALUES = {
     'data.class_names': ('normal', 'benign', 'malignant'),
     'data.label_conflicts': 'keep',
+    'data.drift_policy': 'stop',
     'model.name': 'busi_net',
     'evaluation.eval_split': 'eval',
     'beam_pipeline_args': ('--direct_num_workers=2',),

@@ -1,7 +1,8 @@
 """`create_pipeline`: the one DAG every runner executes.
 
 ImageExampleGen -> StatisticsGen -> ExampleValidator (against the curated
-schema) -> DataValidationGate -> Transform -> Trainer -> Evaluator (served model
+schema) -> DataValidationGate -> DataDriftCheck (against the served model's
+data) -> Transform -> Trainer -> Evaluator (served model
 as baseline) -> Pusher. Runners choose only the orchestrator, the paths and the
 Beam arguments, and whether the values of `run_parameters` are fixed or set
 per run.
@@ -15,6 +16,7 @@ from tfx.orchestration import data_types
 
 from components import atomic_pusher
 from components import byte_batched
+from components import drift_check
 from components.image_example_gen import component as example_gen_lib
 from components.served_baseline_evaluator import ServedBaselineEvaluator
 from components.trainer import Trainer
@@ -34,7 +36,8 @@ def example_gen_component(
   on Kubeflow) applies to a run of one unnamed root only.
   """
   return example_gen_lib.image_example_gen(
-      config.data, None if config.data.sites else data_root).with_id(names.EXAMPLE_GEN)
+      config.data, None if config.data.sites else data_root,
+      served_model_dir=config.model_serving_dir).with_id(names.EXAMPLE_GEN)
 
 
 def schema_component(config: configs.PipelineConfig) -> tfx.components.ImportSchemaGen:
@@ -105,8 +108,14 @@ def create_pipeline(config: configs.PipelineConfig,
       anomalies=example_validator.outputs['anomalies'],
       schema=schema_importer.outputs['schema']).with_id(names.VALIDATION_GATE)
   validated_schema = validation_gate.outputs['validated_schema']
+  data_drift_check = drift_check.DataDriftCheck(
+      examples=example_gen.outputs['examples'], schema=validated_schema,
+      served_model_dir=config.model_serving_dir,
+      policy=config.data.drift_policy).with_id(names.DRIFT_CHECK)
   transform = transform_component(config, example_gen.outputs['examples'],
                                   validated_schema)
+  # Under the 'stop' policy, nothing trains on data that drifted.
+  transform.add_upstream_node(data_drift_check)
   trainer = Trainer(
       run_fn=names.RUN_FN,
       examples=transform.outputs['transformed_examples'],
@@ -143,7 +152,8 @@ def create_pipeline(config: configs.PipelineConfig,
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,
       components=[example_gen, schema_importer, statistics_gen, example_validator,
-                  validation_gate, transform, trainer, evaluator, pusher],
+                  validation_gate, data_drift_check, transform, trainer, evaluator,
+                  pusher],
       enable_cache=config.enable_cache,
       metadata_connection_config=(
           tfx.orchestration.metadata.sqlite_metadata_connection_config(

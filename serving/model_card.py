@@ -1,7 +1,9 @@
 """The model card every pushed version carries in `assets.extra/`.
 
 An operator looking at a version folder, or at `make serving ARGS=list`, should
-not need ML Metadata to know what the model is: which run and data made it, how
+not need ML Metadata to know what the model is: which run and data made it, the
+malignant operating point its decisions use with the sensitivity and
+specificity expected there (with their intervals, from the eval split), how
 it scored on the held-out test split (overall and per site) against which
 floors, which served model it was compared with, and the code and training
 configuration behind it.
@@ -20,6 +22,7 @@ from tfx.dsl.io import fileio
 
 from contracts import metric_values
 from contracts import names
+from contracts import operating_point as op
 from contracts import serving
 from dataset import data_audit
 
@@ -34,6 +37,9 @@ class DataSummary:
   fingerprint: str                          # ExampleGen's fingerprint of the data folder
   class_counts: Dict[str, int]              # ingested images per class
   split_counts: Dict[str, Dict[str, int]]   # split -> class -> images
+  # The examples artifact it was trained on, whose split ledger keeps the next
+  # run's old images in their splits; '' on cards written before it was kept.
+  examples_uri: str = ''
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +61,8 @@ class ModelCard:
   # empty when the examples carry no site.
   site_metrics: Dict[str, Dict[str, Optional[float]]] = dataclasses.field(
       default_factory=dict)
+  # The Trainer's malignant operating point; None for a model exported without one.
+  operating_point: Optional[op.OperatingPoint] = None
 
   def headline(self) -> Dict[str, float]:
     """The metrics that had floors: what blessed this version."""
@@ -80,7 +88,7 @@ def code_fingerprint(project_dir: str = _PROJECT_DIR) -> str:
 def data_summary(examples_uri: str, fingerprint: str) -> DataSummary:
   """Counts from the data audit ImageExampleGen wrote beside its splits."""
   audit = data_audit.read(examples_uri)
-  return DataSummary(fingerprint=fingerprint,
+  return DataSummary(fingerprint=fingerprint, examples_uri=examples_uri,
                      class_counts=dict(audit.class_counts),
                      split_counts={split: dict(counts)
                                    for split, counts in audit.split_counts.items()})
@@ -97,7 +105,9 @@ def to_json(card: ModelCard) -> str:
 
 def from_json(text: str) -> ModelCard:
   fields = json.loads(text)
-  return ModelCard(**{**fields, 'data': DataSummary(**fields['data'])})
+  point = fields.get('operating_point')
+  return ModelCard(**{**fields, 'data': DataSummary(**fields['data']),
+                      'operating_point': op.from_dict(point) if point else None})
 
 
 def to_markdown(card: ModelCard) -> str:
@@ -110,6 +120,7 @@ def to_markdown(card: ModelCard) -> str:
       f'Compared with served version {card.baseline_version}.' if card.baseline_version
       else 'No model was served: blessed on the floors alone.',
       '',
+      *_operating_point_lines(card.operating_point),
       f'## Test split (`{card.test_split}`)',
       '',
       '| metric | value | floor |',
@@ -143,6 +154,33 @@ def to_markdown(card: ModelCard) -> str:
       '',
   ]
   return '\n'.join(lines)
+
+
+def _operating_point_lines(point: Optional[op.OperatingPoint]) -> List[str]:
+  """What the served decision does, as expected from the eval split."""
+  if point is None:
+    return []
+  bound = ('none: the eval split held no malignant scan, so every scan is referred'
+           if point.sensitivity_lower_bound is None else
+           f'{point.sensitivity_lower_bound:.3f} (one-sided {point.confidence:.0%} '
+           f'{point.bound_method})'
+           + ('' if point.target_bound_met else
+              ', below the target: too few malignant eval scans to show it'))
+  return ['## Operating point', '',
+          f'The served decision is `{op.REFER_DECISION}` when the malignant score is at '
+          f'least {point.threshold:.4f}, else the more probable other class. The '
+          f'threshold was chosen on the {point.split} split for sensitivity '
+          f'{point.target_sensitivity:.2f}.', '',
+          f'| on the {point.split} split | value | scans | '
+          f'{point.confidence:.0%} interval ({point.bound_method}) |',
+          '|---|---:|---:|---|',
+          *(f'| {name} | {metric_values.text(rate.estimate)} | '
+            f'{rate.successes}/{rate.total} | '
+            + ('n/a' if rate.estimate is None else f'{rate.lower:.3f}-{rate.upper:.3f}')
+            + ' |'
+            for name, rate in (('malignant sensitivity', point.sensitivity),
+                               ('malignant specificity', point.specificity))),
+          '', f'Lower bound on the sensitivity: {bound}.', '']
 
 
 def _is_count(metric: str) -> bool:

@@ -10,9 +10,10 @@ image's non-root user, on the backends of its `BACKENDS` table:
    2.14, with two run parameters set as a scheduled run would set them: 2
    epochs (compiled: 1) and an accuracy floor of 1.0 (compiled: 0). The tasks
    whose inputs are unchanged (the data tasks before Transform) hand on run
-   1's outputs, as KFP's cache reuses a task whose inputs are unchanged;
-   Transform and the Trainer (the seed is in their config), the Evaluator, now
-   with run 1's pushed model as its served baseline, and the Pusher execute.
+   1's outputs, as KFP's cache reuses a task whose inputs are unchanged, and
+   so does Transform (its config holds only what preprocessing reads); the
+   Trainer (the seed is in its config), the Evaluator, now with run 1's pushed
+   model as its served baseline, and the Pusher execute.
    On a cluster ImageExampleGen is never cached (so that new images are read)
    and the whole DAG reruns; run 1 already ran those tasks;
 3. the Evaluator and the Pusher of run 2 again, with Vertex AI's inputs;
@@ -55,7 +56,7 @@ from tests.kubeflow_runner_test import REQUIRED_FLAGS
 pytestmark = pytest.mark.e2e
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RETRAINED = [names.TRANSFORM, names.TRAINER, names.EVALUATOR, names.PUSHER]
+RETRAINED = [names.TRAINER, names.EVALUATOR, names.PUSHER]
 # What the second run sets; the package was compiled with 1 epoch and floors of 0.
 SECOND_RUN_PARAMETERS = {'epochs': 2, 'min_accuracy': 1.0}
 

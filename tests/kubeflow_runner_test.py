@@ -35,7 +35,8 @@ EXPECTED_EDGES = {
     'ImportSchemaGen': set(),
     'ExampleValidator': {'StatisticsGen', 'ImportSchemaGen'},
     'DataValidationGate': {'ExampleValidator', 'ImportSchemaGen'},
-    'Transform': {'ImageExampleGen', 'DataValidationGate'},
+    'DataDriftCheck': {'ImageExampleGen', 'DataValidationGate'},
+    'Transform': {'ImageExampleGen', 'DataValidationGate', 'DataDriftCheck'},
     'Trainer': {'Transform', 'DataValidationGate'},
     'ServedBaselineEvaluator': {'ImageExampleGen', 'Trainer'},
     'Pusher': {'Trainer', 'ServedBaselineEvaluator', 'ImageExampleGen'},
@@ -356,10 +357,12 @@ def test_both_runners_take_the_same_pipeline_flags():
   local_flags = _pipeline_flags(local_runner.make_parser())
   assert set(local_flags) == set(config_flags.PIPELINE_FLAGS)
   assert _pipeline_flags(kubeflow_runner.make_parser()) == local_flags
-  # Everything else the local runner takes says where its outputs go.
+  # Everything else the local runner takes is about the local machine: where its
+  # outputs go, and the no-op check against the served model's card.
   local_options = {option for action in local_runner.make_parser()._actions  # pylint: disable=protected-access
                    for option in action.option_strings}
-  assert local_options - set(config_flags.PIPELINE_FLAGS) == {'-h', '--help', '--output-dir'}
+  assert local_options - set(config_flags.PIPELINE_FLAGS) == {
+      '-h', '--help', '--output-dir', '--retrain-unchanged'}
 
 
 def training_config_of(pipeline_spec):

@@ -30,6 +30,7 @@ import local_runner
 import report
 from bench import synthetic_busi
 from contracts import configs
+from contracts import features
 from contracts import serving
 from serving import model_card
 from serving import serving_config
@@ -119,13 +120,16 @@ def test_first_run_pushes_a_servable_model(workspace, first_run):
   assert first_run.exit_code == 0, first_run.err
   assert 'Blessed: yes' in first_run.out
   assert 'malignant_sensitivity' in first_run.out
+  assert 'Operating point: malignant threshold ' in first_run.out
   assert first_run.served_before == () and len(first_run.served_after) == 1
   model = tf.saved_model.load(os.path.join(_model_base(workspace),
                                            str(first_run.served_after[0])))
   image = open(os.path.join(workspace['data'], 'benign', 'benign (1).png'), 'rb').read()
-  scores = model.signatures['serving_images'](image_bytes=tf.constant([image]))['scores']
+  outputs = model.signatures['serving_images'](image_bytes=tf.constant([image]))
+  scores = outputs['scores']
   assert scores.shape == (1, 3)
   assert abs(float(tf.reduce_sum(scores)) - 1.0) < 1e-5
+  assert outputs['decision'].numpy()[0].decode() in ('refer', 'benign', 'normal')
 
 
 @pytest.mark.parametrize('noise', THIRD_PARTY_NOISE)
@@ -161,6 +165,17 @@ def test_the_push_carries_a_model_card_and_tf_serving_config(workspace, first_ru
   assert card.test_metrics['example_count'] == sum(card.data.split_counts['test'].values())
   assert card.training_config['training']['epochs'] == 2
   assert card.code_fingerprint == model_card.code_fingerprint()
+  # The decision served is the one the card's operating point describes.
+  point = card.operating_point
+  assert point.target_sensitivity == 0.90 and point.split == 'eval'
+  assert point.sensitivity.total == card.data.split_counts['eval'].get('malignant', 0)
+  served = tf.saved_model.load(os.path.join(base, str(version))).signatures['serving_images']
+  image = open(os.path.join(workspace['data'], 'malignant', 'malignant (1).png'), 'rb').read()
+  outputs = served(image_bytes=tf.constant([image]))
+  assert float(outputs['malignant_threshold'][0]) == pytest.approx(point.threshold)
+  malignant_score = float(outputs['scores'][0][features.CLASS_NAMES.index('malignant')])
+  assert (outputs['decision'].numpy()[0].decode() == 'refer') == (
+      malignant_score >= point.threshold)
   with open(os.path.join(base, str(version), serving.ASSETS_EXTRA,
                          serving.MODEL_CARD_MARKDOWN_FILE)) as f:
     assert f'# busi_classifier, version {version}' in f.read()

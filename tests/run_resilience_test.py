@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e
 _FAST = ['--image-size', '32', '--epochs', '1', '--beam-workers', '1',
          '--min-accuracy', '0', '--min-malignant-recall', '0']
 _UPSTREAM = ('ImageExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
-             'DataValidationGate', 'Transform', 'Trainer')
+             'DataValidationGate', 'DataDriftCheck', 'Transform', 'Trainer')
 
 
 def test_a_failed_run_resumes_from_cached_upstream_outputs(tmp_path):

@@ -41,10 +41,12 @@ def default_input_base(data: configs.DataConfig) -> str:
 
 def image_example_gen(
     data: configs.DataConfig,
-    input_base: Optional[Union[str, data_types.RuntimeParameter]] = None) -> ImageExampleGen:
+    input_base: Optional[Union[str, data_types.RuntimeParameter]] = None,
+    served_model_dir: str = '') -> ImageExampleGen:
   """Reads the images below `input_base` (a run parameter on Kubeflow).
 
-  Default: `default_input_base(data)`.
+  Default: `default_input_base(data)`. Images the model served from
+  `served_model_dir` was trained on keep their splits.
   """
   splits = [example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=size)
             for name, size in data.splits.as_dict().items()]
@@ -55,5 +57,5 @@ def image_example_gen(
       output_config=example_gen_pb2.Output(
           split_config=example_gen_pb2.SplitConfig(splits=splits)),
       custom_config=component_config.to_custom_config(
-          component_config.ImageExampleGenConfig.from_data_config(data)),
+          component_config.ImageExampleGenConfig.from_data_config(data, served_model_dir)),
       custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor))

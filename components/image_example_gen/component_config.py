@@ -16,7 +16,10 @@ from dataset import data_audit
 
 @dataclasses.dataclass(frozen=True)
 class ImageExampleGenConfig:
-  """The `DataConfig` fields the executor reads; each has a field of that name there."""
+  """The `DataConfig` fields the executor reads, and where the served model is.
+
+  Each field but `served_model_dir` has a field of that name in `DataConfig`.
+  """
   near_duplicate_max_bits: int
   split_seed: int
   class_names: Tuple[str, ...]
@@ -25,11 +28,17 @@ class ImageExampleGenConfig:
   label_conflicts: str
   # The named sites; none: `input_base` is the one site, named default.
   sites: Tuple[configs.Site, ...] = ()
+  # TF Serving's model directory: the served version's split ledger keeps old
+  # images in their splits (dataset/split_ledger.py); '' plans splits afresh.
+  served_model_dir: str = ''
 
   @classmethod
-  def from_data_config(cls, data: configs.DataConfig) -> 'ImageExampleGenConfig':
-    return _from_values(cls, {field.name: getattr(data, field.name)
-                              for field in dataclasses.fields(cls)})
+  def from_data_config(cls, data: configs.DataConfig,
+                       served_model_dir: str = '') -> 'ImageExampleGenConfig':
+    return _from_values(cls, {**{field.name: getattr(data, field.name)
+                                 for field in dataclasses.fields(cls)
+                                 if field.name != 'served_model_dir'},
+                              'served_model_dir': served_model_dir})
 
   def site_list(self, input_base: str) -> Tuple[configs.Site, ...]:
     """The sites to read: the named ones, or `input_base` as the default site."""

@@ -3,14 +3,18 @@
 It reads one data root or several named sites, each a folder-per-class tree
 or a manifest (dataset/manifest.py); the examples carry their site, device
 and patient, and the split plan keeps each patient's images together and
-spreads every site's classes over the splits (dataset/split_plan.py).
+spreads every site's classes over the splits (dataset/split_plan.py). Images
+the served model was trained on keep their splits: the served version's model
+card names its training examples, whose split ledger this run reads, and this
+run writes its own ledger beside its splits (dataset/split_ledger.py).
 
 Two passes over the files keep memory flat however large the folder is: the
 first decodes each image for its content and perceptual hashes (a few bytes
 each, gathered to group near-duplicates, resolve label conflicts and assign
 groups to splits), and again with the model's own decoder, so that nothing
 Transform or serving cannot read is ingested (decoder_check.py); the second
-reads the bytes again and writes the tf.Examples of each split. A file that
+reads the bytes again, measures their grey levels (dataset/intensity.py, for
+the drift check) and writes the tf.Examples of each split. A file that
 cannot be read again then is quarantined, not written. Every file found is
 accounted for in the data audit
 written beside the splits (see dataset/data_audit.py), never dropped
@@ -35,6 +39,7 @@ from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
+from components import served_data
 from components.image_example_gen import component_config
 from components.image_example_gen import decoder_check
 from contracts import configs
@@ -42,8 +47,10 @@ from contracts import features
 from contracts import names
 from dataset import data_audit
 from dataset import image_files
+from dataset import intensity
 from dataset import manifest
 from dataset import sites as sites_lib
+from dataset import split_ledger
 from dataset import split_plan
 
 _QUARANTINED = 'quarantined'
@@ -73,9 +80,9 @@ class _Fingerprint(beam.DoFn):
 
 def _plan_splits(fingerprints: List[image_files.ImageFingerprint],
                  config: component_config.ImageExampleGenConfig,
-                 ratios: Dict[str, int]) -> split_plan.SplitPlan:
+                 ratios: Dict[str, int], ledger: Dict[str, str]) -> split_plan.SplitPlan:
   return split_plan.plan_splits(fingerprints, ratios, config.near_duplicate_max_bits,
-                                config.split_seed, config.label_conflicts)
+                                config.split_seed, config.label_conflicts, ledger)
 
 
 def _bytes(value: str) -> tf.train.Feature:
@@ -84,6 +91,10 @@ def _bytes(value: str) -> tf.train.Feature:
 
 def _int(value: int) -> tf.train.Feature:
   return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+
+def _float(value: float) -> tf.train.Feature:
+  return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
 
 
 def _serialize(split_and_example: Tuple[str, tf.train.Example]) -> bytes:
@@ -122,6 +133,7 @@ class _ToExample(beam.DoFn):
       return
     for note in (*fp.notes, *notes):
       yield beam.pvalue.TaggedOutput(_NOTES, data_audit.FileNote(fp.relpath, note))
+    grey = intensity.intensity_stats(image)
     example = tf.train.Example(features=tf.train.Features(feature={
         features.IMAGE_KEY: _bytes(image),
         features.LABEL_KEY: _bytes(fp.label.encode()),
@@ -136,6 +148,9 @@ class _ToExample(beam.DoFn):
         features.SITE_KEY: _bytes(fp.site.encode()),
         features.DEVICE_KEY: _bytes(fp.device.encode()),
         features.PATIENT_KEY: _bytes(fp.patient_id.encode()),
+        features.INTENSITY_MEAN_KEY: _float(grey.mean),
+        features.INTENSITY_SPREAD_KEY: _float(grey.spread),
+        features.DARK_FRACTION_KEY: _float(grey.dark_fraction),
     }))
     yield split, example
 
@@ -167,6 +182,7 @@ def _write_audit(plan: split_plan.SplitPlan,
       site_of=roots.site_of,
       patient_conflicts=plan.patient_conflicts)
   data_audit.write(audit, folder)
+  split_ledger.write(plan.ledger, folder)
   for problem in audit.quarantined:
     logging.warning('Quarantined %s: %s', problem.file, problem.reason)
   logging.info('ImageExampleGen: %s', data_audit.summary_line(audit))
@@ -228,6 +244,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
     roots, scan = scan_sites(list(config.site_list(root)), list(config.class_names))
     logging.info('ImageExampleGen: %d images found under %s.', len(scan.images), root)
+    ledger = served_data.ledger(config.served_model_dir)
     with self._make_beam_pipeline() as pipeline:
       fingerprinted = (
           pipeline
@@ -238,7 +255,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       plan = (
           images
           | 'GatherFingerprints' >> beam.combiners.ToList()
-          | 'PlanSplits' >> beam.Map(_plan_splits, config, ratios))
+          | 'PlanSplits' >> beam.Map(_plan_splits, config, ratios, ledger))
       built = (
           images
           | 'ToExample' >> beam.ParDo(

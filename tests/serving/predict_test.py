@@ -25,6 +25,8 @@ from tests.serving import payloads
 import predict
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# What the served decision can be: refer, or one of the other classes.
+_DECISIONS = ('refer', *(c for c in features.CLASS_NAMES if c != features.MALIGNANT_CLASS))
 
 
 @pytest.fixture(scope='module')
@@ -79,6 +81,9 @@ def test_folder_with_local_model_matches_the_signature(capsys, served, model_bas
     np.testing.assert_allclose(list(result['probabilities'].values()),
                                expected['scores'][0], atol=1e-6)
     assert result['label'] == expected['label'][0].numpy().decode()
+    assert result['decision'] == expected['decision'][0].numpy().decode()
+    assert result['malignant_threshold'] == pytest.approx(
+        float(expected['malignant_threshold'][0]))
 
 
 def test_server_gives_what_the_local_model_gives(capsys, server, model_base_dir,
@@ -87,6 +92,7 @@ def test_server_gives_what_the_local_model_gives(capsys, server, model_base_dir,
   status, remote = _run_json(capsys, [image_folder, '--server', server])
   assert status == 0
   assert [r['label'] for r in remote] == [r['label'] for r in local]
+  assert [r['decision'] for r in remote] == [r['decision'] for r in local]
   for r, l in zip(remote, local):
     np.testing.assert_allclose(list(r['probabilities'].values()),
                                list(l['probabilities'].values()), atol=1e-6)
@@ -106,7 +112,7 @@ def test_a_bad_image_fails_alone_with_its_reason(capsys, tmp_path, server,
   lines = capsys.readouterr().out.splitlines()
   assert status == 1
   assert len(lines) == 3
-  assert lines[0].split('\t')[1] in features.CLASS_NAMES
+  assert lines[0].split('\t')[1] in _DECISIONS
   assert lines[1] == (f'{huge}\terror: Invalid image: 20000x20000 pixels; '
                       'the limit is 50000000 pixels in all')
   assert lines[2] == (f'{notes}\terror: Invalid image: expected PNG or JPEG bytes, '
@@ -157,9 +163,10 @@ def test_command_line_over_rest_prints_a_line_per_image(server, image_folder):
        os.path.join(image_folder, 'normal'), '--server', server],
       capture_output=True, text=True, timeout=60, check=False)
   assert completed.returncode == 0, completed.stderr
-  image, label, scores = completed.stdout.strip().split('\t')
-  assert image.endswith('normal (1).png') and label in features.CLASS_NAMES
+  image, decision, scores, threshold = completed.stdout.strip().split('\t')
+  assert image.endswith('normal (1).png') and decision in _DECISIONS
   assert [s.split('=')[0] for s in scores.split()] == list(features.CLASS_NAMES)
+  assert threshold.startswith('malignant_threshold=') and 0 <= float(threshold[20:]) <= 1
 
 
 @pytest.mark.parametrize('flags,version', [
@@ -232,8 +239,9 @@ def test_the_rest_stub_answers_as_tf_serving_documents(server, served):
                       {'signature_name': serving.SERVING_IMAGES, 'instances': [image, image]})
   assert status == 200 and len(rows['predictions']) == 2
   status, columns = call(f'/v1/models/{name}:predict', {'inputs': {serving.EXAMPLES_INPUT: [example]}})
-  assert status == 200 and set(columns['outputs']) == {serving.SCORES_OUTPUT,
-                                                 serving.CLASSES_OUTPUT}
+  assert status == 200 and set(columns['outputs']) == {
+      serving.SCORES_OUTPUT, serving.CLASSES_OUTPUT, serving.DECISION_OUTPUT,
+      serving.THRESHOLD_OUTPUT}
   np.testing.assert_allclose(columns['outputs']['scores'][0],
                              rows['predictions'][0]['scores'], atol=1e-6)
   assert call(f'/v1/models/{name}:predict', {'instances': [], 'inputs': []})[0] == 400

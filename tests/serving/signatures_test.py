@@ -1,5 +1,6 @@
 """The serving contract, checked on a SavedModel loaded as TF Serving loads it."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -11,6 +12,8 @@ from bench import exported_model
 from contracts import features
 from contracts import serving
 from models import inference
+from models import operating_point
+from models import signatures
 from models import warmup
 from tests.serving import payloads
 
@@ -44,22 +47,73 @@ def test_signatures_declare_the_contract(served):
           for name, spec in images.structured_outputs.items()} == {
               'scores': (tf.float32, [None, 3]),
               'classes': (tf.string, [None, 3]),
+              'decision': (tf.string, [None]),
+              'malignant_threshold': (tf.float32, [None]),
               'label': (tf.string, [None])}
   assert {name: (spec.dtype, spec.shape.as_list())
           for name, spec in default.structured_outputs.items()} == {
               'scores': (tf.float32, [None, 3]),
-              'classes': (tf.string, [None, 3])}
+              'classes': (tf.string, [None, 3]),
+              'decision': (tf.string, [None]),
+              'malignant_threshold': (tf.float32, [None])}
 
 
-def test_serving_images_returns_probabilities_classes_and_label(served):
+def _expected_decisions(scores: np.ndarray, threshold: float):
+  """The contract in plain numpy: refer at the threshold, else the likelier other class."""
+  malignant = features.CLASS_NAMES.index(features.MALIGNANT_CLASS)
+  decisions = []
+  for row in scores:
+    if row[malignant] >= threshold:
+      decisions.append('refer')
+    else:
+      others = [i for i in range(len(row)) if i != malignant]
+      decisions.append(features.CLASS_NAMES[max(others, key=lambda i: row[i])])
+  return decisions
+
+
+def test_serving_images_returns_probabilities_classes_decision_and_label(exported, served):
   outputs = served.signatures[serving.SERVING_IMAGES](
       image_bytes=tf.constant(_images(4)))
   scores = outputs['scores'].numpy()
   assert scores.shape == (4, 3)
   np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
   assert outputs['classes'].numpy().astype(str).tolist() == [list(features.CLASS_NAMES)] * 4
+  threshold = exported.operating_point.threshold
+  np.testing.assert_allclose(outputs['malignant_threshold'], [threshold] * 4)
+  decisions = outputs['decision'].numpy().astype(str).tolist()
+  assert decisions == _expected_decisions(scores, threshold)
   assert outputs['label'].numpy().astype(str).tolist() == [
-      features.CLASS_NAMES[i] for i in scores.argmax(axis=1)]
+      features.MALIGNANT_CLASS if d == 'refer' else d for d in decisions]
+
+
+@pytest.mark.parametrize('threshold', [0.0, 0.3, 0.6, 1.01])
+def test_the_decision_follows_the_threshold_baked_in(exported, tmp_path, threshold):
+  """Every threshold, from "refer all" to "refer none", gives the contract's decisions."""
+  point = dataclasses.replace(exported.operating_point, threshold=threshold)
+  export_dir = str(tmp_path / 'saved_model')
+  signatures.export_serving_model(exported.keras_model, exported.tf_transform_output,
+                                  features.CLASS_NAMES, export_dir, exported.temperature,
+                                  point)
+  reloaded = tf.saved_model.load(export_dir)
+  assert operating_point.read(export_dir) == point
+  images = [payloads.encode(payloads.scan(seed, label))
+            for seed, label in enumerate(features.CLASS_NAMES * 2)]
+  by_examples = reloaded.signatures[serving.SERVING_DEFAULT](
+      examples=tf.constant([_example(image) for image in images]))
+  decisions = by_examples['decision'].numpy().astype(str).tolist()
+  assert decisions == _expected_decisions(by_examples['scores'].numpy(), threshold)
+  if threshold == 0.0:
+    assert set(decisions) == {'refer'}
+  if threshold > 1.0:
+    assert 'refer' not in decisions
+
+
+def test_the_export_records_the_operating_point_it_serves(exported, served):
+  point = operating_point.read(exported.saved_model_dir)
+  assert point == exported.operating_point
+  outputs = served.signatures[serving.SERVING_DEFAULT](
+      examples=tf.constant([_example(_images(1)[0])]))
+  assert outputs['malignant_threshold'].numpy()[0] == np.float32(point.threshold)
 
 
 @pytest.mark.parametrize('encoding', sorted(_ENCODINGS))
@@ -72,6 +126,7 @@ def test_both_signatures_give_the_same_scores(served, encoding):
       examples=tf.constant([_example(image) for image in images]))
   np.testing.assert_allclose(by_bytes['scores'], by_examples['scores'], atol=1e-6)
   np.testing.assert_array_equal(by_bytes['classes'], by_examples['classes'])
+  np.testing.assert_array_equal(by_bytes['decision'], by_examples['decision'])
 
 
 def test_serving_scores_equal_the_training_path(exported, served):
@@ -106,6 +161,7 @@ def test_bad_payload_fails_its_request_with_a_message(served, name, payload, mes
 def test_an_empty_batch_gets_empty_outputs(served, signature, input_name):
   outputs = served.signatures[signature](**{input_name: tf.constant([], tf.string)})
   assert outputs['scores'].shape == (0, 3) and outputs['classes'].shape == (0, 3)
+  assert outputs['decision'].shape == (0,) and outputs['malignant_threshold'].shape == (0,)
   if 'label' in outputs:
     assert outputs['label'].shape == (0,)
 
@@ -136,5 +192,6 @@ def test_warmup_requests_replay_through_the_signatures_they_name(exported, serve
     assert set(images) <= set(scans)
     direct = served.signatures[serving.SERVING_IMAGES](image_bytes=tf.constant(images))
     np.testing.assert_allclose(replayed['scores'], direct['scores'], atol=1e-6)
+    np.testing.assert_array_equal(replayed['decision'], direct['decision'])
   assert {len(tf.make_ndarray(next(iter(log.predict_log.request.inputs.values()))))
           for log in logs} == {1, 4}

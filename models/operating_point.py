@@ -1,0 +1,114 @@
+"""Chooses the malignant operating point on the eval split, after calibration.
+
+Argmax misses cancers that a clinic would rather biopsy: the decision is
+instead "refer" when the calibrated malignant score reaches a threshold chosen
+for a target sensitivity (`training.target_malignant_sensitivity`).
+
+The rule, on the eval split's malignant scans: the highest threshold (the most
+specific one) whose one-sided 95% Clopper-Pearson lower bound on sensitivity
+reaches the target. A small eval split cannot show a high sensitivity with
+confidence (with 20 malignant scans, all found, the bound is 0.861), so when no
+threshold reaches the target with the bound, the threshold is the highest whose
+observed sensitivity reaches it, and the record says the bound fell short.
+Without any malignant eval scan nothing can be promised, and every scan is
+referred (threshold 0).
+
+The threshold lies halfway between the lowest malignant score it still refers
+and the next lower eval score, so that the few-ulp differences between the
+served graph and the scores it was chosen on cannot move an eval scan across it.
+"""
+
+import os
+from typing import Optional
+
+from absl import logging
+import numpy as np
+from scipy import stats
+import tensorflow as tf
+
+from contracts import operating_point as op
+from contracts import serving
+
+
+def clopper_pearson(successes: int, total: int, confidence: float = op.CONFIDENCE):
+  """The exact two-sided binomial interval (lower, upper) at `confidence`."""
+  alpha = 1.0 - confidence
+  lower = 0.0 if successes == 0 else stats.beta.ppf(alpha / 2, successes,
+                                                    total - successes + 1)
+  upper = 1.0 if successes == total else stats.beta.ppf(1 - alpha / 2, successes + 1,
+                                                        total - successes)
+  return float(lower), float(upper)
+
+
+def lower_bound(successes: int, total: int, confidence: float = op.CONFIDENCE) -> float:
+  """The one-sided Clopper-Pearson lower bound on a proportion at `confidence`."""
+  if successes == 0:
+    return 0.0
+  return float(stats.beta.ppf(1.0 - confidence, successes, total - successes + 1))
+
+
+def proportion(successes: int, total: int) -> op.Proportion:
+  if total == 0:
+    return op.Proportion(0, 0, None, None, None)
+  lower, upper = clopper_pearson(successes, total)
+  return op.Proportion(int(successes), int(total), successes / total, lower, upper)
+
+
+def _referred_count(needed: int, total: int, target: float) -> int:
+  """How many malignant eval scans (from the top) the threshold must refer."""
+  for count in range(needed, total + 1):
+    if lower_bound(count, total) >= target:
+      return count
+  return needed
+
+
+def choose(malignant_scores: np.ndarray, is_malignant: np.ndarray,
+           target_sensitivity: float) -> op.OperatingPoint:
+  """The operating point for calibrated malignant scores [N] of the eval split."""
+  scores = np.asarray(malignant_scores, np.float64)
+  is_malignant = np.asarray(is_malignant, bool)
+  positives = np.sort(scores[is_malignant])[::-1]
+  total = len(positives)
+  if total == 0:
+    logging.warning('Operating point: the eval split holds no malignant scan, so no '
+                    'sensitivity can be shown; every scan will be referred.')
+    threshold = 0.0
+    count, bound, met = 0, None, False
+  else:
+    # Observed sensitivity count/total reaches the target from this count on.
+    needed = max(1, int(np.ceil(target_sensitivity * total - 1e-9)))
+    count = _referred_count(needed, total, target_sensitivity)
+    bound = lower_bound(count, total)
+    met = bound >= target_sensitivity
+    lowest_referred = positives[count - 1]
+    below = scores[scores < lowest_referred]
+    threshold = float((lowest_referred + (below.max() if below.size else 0.0)) / 2)
+    count = int((positives >= threshold).sum())
+  negatives = scores[~is_malignant]
+  return op.OperatingPoint(
+      threshold=threshold, target_sensitivity=float(target_sensitivity),
+      sensitivity=proportion(count, total),
+      specificity=proportion(int((negatives < threshold).sum()), len(negatives)),
+      sensitivity_lower_bound=bound, target_bound_met=met)
+
+
+def path_in(saved_model_dir: str) -> str:
+  return os.path.join(saved_model_dir, serving.ASSETS_EXTRA, serving.OPERATING_POINT_FILE)
+
+
+def write(saved_model_dir: str, point: op.OperatingPoint) -> str:
+  """Writes the record beside the SavedModel, where the Pusher copies it from."""
+  path = path_in(saved_model_dir)
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  with tf.io.gfile.GFile(path, 'w') as f:
+    f.write(op.to_json(point))
+  return path
+
+
+def read(saved_model_dir: str) -> Optional[op.OperatingPoint]:
+  """The record of an exported model; None for one exported without it."""
+  path = path_in(saved_model_dir)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return op.from_json(f.read())

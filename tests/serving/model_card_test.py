@@ -1,0 +1,46 @@
+"""The model card states the operating point its decisions use, for tools and for people."""
+
+import dataclasses
+import json
+
+import numpy as np
+
+from contracts import names
+from models import operating_point
+from serving import model_card
+
+
+def _card(point) -> model_card.ModelCard:
+  return model_card.ModelCard(
+      model_name=names.MODEL_NAME, version=3, pushed_at='2026-12-01T10:00:00+00:00',
+      run_id='run-3', data=model_card.DataSummary('fp', {'malignant': 2},
+                                                  {'eval': {'malignant': 2}}),
+      test_split='test', test_metrics={'accuracy': 0.9}, floors={'accuracy': 0.8},
+      regression_tolerance=0.0, baseline_version='', code_fingerprint='c',
+      training_config={}, operating_point=point)
+
+
+def test_the_card_round_trips_its_operating_point_and_shows_it():
+  malignant = np.linspace(0.2, 0.95, 20)
+  others = np.linspace(0.0, 0.3, 60)
+  point = operating_point.choose(np.concatenate([malignant, others]),
+                                 np.arange(80) < 20, 0.90)
+  card = _card(point)
+  assert model_card.from_json(model_card.to_json(card)) == card
+  text = model_card.to_markdown(card)
+  assert '## Operating point' in text
+  assert f'least {point.threshold:.4f}' in text
+  sensitivity = point.sensitivity
+  assert (f'| malignant sensitivity | {sensitivity.estimate:.4f} | '
+          f'{sensitivity.successes}/20 | {sensitivity.lower:.3f}-{sensitivity.upper:.3f} |'
+          in text)
+  assert f'| malignant specificity | {point.specificity.estimate:.4f} |' in text
+  assert 'below the target' in text   # 20 malignant scans cannot show 0.90 at 95%
+
+
+def test_a_card_written_before_operating_points_reads_without_one():
+  fields = dataclasses.asdict(_card(None))
+  del fields['operating_point']
+  card = model_card.from_json(json.dumps(fields))
+  assert card.operating_point is None
+  assert '## Operating point' not in model_card.to_markdown(card)
