@@ -6,7 +6,7 @@ damaged, absent, not UTF-8, a folder, or with labels on missing versions and
 pending switches, a serving log in step, out of step, with a bad line) and a
 list of commands (list, log, rollback, canary, promote, complete, repair), each
 with or without an unreachable `--server`, run through `serving_admin.main`.
-After every command it checks invariants 2 and 4 (docs/invariants.md),
+After every command it checks invariants 2 and 5 (docs/invariants.md),
 reading the files itself:
 
 - exit 0, or 1/2 with one line on stderr, never a traceback;
@@ -91,7 +91,7 @@ def _run(argv: List[str]) -> Tuple[int, str, str]:
 
 
 def _check_agrees(model_dir: str, what: str) -> Tuple[int, Optional[int], Tuple[int, ...]]:
-  """Invariant 4: `models.config` parses and says what the log's last line says."""
+  """Invariant 5: `models.config` parses and says what the log's last line says."""
   config = _config(model_dir)
   assert config is not None, f'{what}: models.config does not parse afterwards'
   last = _log(model_dir)[-1]
