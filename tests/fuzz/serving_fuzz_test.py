@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import types
 from typing import List, Optional, Tuple
 
 from google.protobuf import text_format
@@ -40,6 +41,7 @@ from contracts import serving
 from tests.fuzz import fuzz_test
 from tests.fuzz import invariants
 from tests.fuzz import serving_states
+from tests.serving import fake_tf_serving
 
 _CHANGES = ('rollback', 'promote', 'canary', 'complete', 'repair')
 _LOG = 'serving_log.jsonl'
@@ -102,20 +104,23 @@ def _check_agrees(model_dir: str, what: str) -> Tuple[int, Optional[int], Tuple[
   return config
 
 
-def _check_command(model_dir: str, command: serving_states.Command) -> None:
+def _check_command(model_dir: str, command: serving_states.Command,
+                   server: Optional[fake_tf_serving.TfServing] = None) -> None:
+  """Runs `command`, against `server` when given (else an unreachable one), and checks it."""
+  url = server.url if server else serving_states.UNREACHABLE_SERVER
+  argv = command.full_argv(model_dir, url, 5.0 if server else 0.3)
   folder = os.path.dirname(model_dir)
   config_path = os.path.join(folder, serving.MODELS_CONFIG_FILE)
   config_before, log_before = _bytes(config_path), _bytes(os.path.join(folder, _LOG))
   kept, listed_before = _kept(model_dir), (_config(model_dir) or (0, 0, ()))[2]
-  code, out, err = _run(command.full_argv(model_dir))
-  what = f'{" ".join(command.full_argv("DIR"))} -> exit {code}: {err.strip()}'
+  code, out, err = _run(argv)
+  what = f'{" ".join(argv[2:])} -> exit {code}: {err.strip()}'
   invariants.check_one_message(code, err)
   if code:
     assert len(err.strip().splitlines()) == 1, what
     assert err.startswith('serving: error: '), what
     assert any(named in err for named in (
-        folder, serving.MODELS_CONFIG_FILE, _LOG, 'version', serving_states.UNREACHABLE_SERVER,
-        '--server', 'no switch')), (
+        folder, serving.MODELS_CONFIG_FILE, _LOG, 'version', url, '--server', 'no switch')), (
             f'{what}: names no file, version or server')
   name = command.argv[0]
   event(f'{name}{" --server" if command.server else ""}: exit {code}')
@@ -140,7 +145,8 @@ def _check_command(model_dir: str, command: serving_states.Command) -> None:
   stable, canary, listed = _check_agrees(model_dir, what)
   if code == 1:
     return
-  assert not (command.server and name != 'repair'), f'{what}: done without the server'
+  assert not (command.server and not server and name != 'repair'), (
+      f'{what}: done without the server')
   assert out.strip(), f'{what}: exit 0 and nothing said'
   assert set(listed) <= {*kept, *listed_before}, f'{what}: lists {listed}, kept {kept}'
   last = _log(model_dir)[-1]
@@ -153,6 +159,9 @@ def _check_command(model_dir: str, command: serving_states.Command) -> None:
     assert ((stable if label == 'stable' else canary) == version
             or (last.get('pending_label'), last.get('pending_version')) == (label, version)), (
                 f'{what}: {label} is not on {version} and not pending: {last}')
+    if server and command.server:
+      assert server.labels.get(label) == version, (
+          f'{what}: the server resolves {label} to {server.labels.get(label)}')
 
 
 @settings(settings.get_profile(fuzz_test.PROFILE))
@@ -174,6 +183,28 @@ def test_serving_commands_keep_the_invariants(scenario):
       assert code == 0, f'repair of {state} -> exit {code}: {err}'
       config = _check_agrees(model_dir, 'repair')
       assert set(config[2]) <= set(kept), f'repair listed {config}, kept {kept}'
+
+
+def _load(version_dir: str) -> object:
+  """The stand-in's loader: a version without `saved_model.pb` fails to load, as in TF Serving."""
+  if not os.path.isfile(os.path.join(version_dir, serving.SAVED_MODEL_FILE)):
+    raise OSError(f'SavedModel file does not exist at: {version_dir}')
+  return types.SimpleNamespace(signatures={})
+
+
+@settings(settings.get_profile(fuzz_test.PROFILE),
+          max_examples=min(settings.get_profile(fuzz_test.PROFILE).max_examples,
+                           6 if fuzz_test.PROFILE == 'fast' else 60))
+@given(scenario=serving_states.served_scenarios())
+def test_switches_against_a_server_are_true(scenario):
+  """As above, `--server` naming the TF Serving stand-in on the same directory: a
+  switch reported done is one the server's own label map shows."""
+  state, commands = scenario
+  with tempfile.TemporaryDirectory() as base:
+    model_dir = serving_states.write(base, state)
+    with fake_tf_serving.watching(model_dir, _load, load_delay_s=0.05) as server:
+      for command in commands:
+        _check_command(model_dir, command, server)
 
 
 def test_a_damaged_config_in_a_process():

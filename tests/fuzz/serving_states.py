@@ -60,8 +60,9 @@ class Command:
   argv: Tuple[str, ...]
   server: bool                        # with --server UNREACHABLE_SERVER
 
-  def full_argv(self, model_dir: str) -> list:
-    server = ['--server', UNREACHABLE_SERVER, '--wait', '0.3'] if self.server else []
+  def full_argv(self, model_dir: str, server_url: str = UNREACHABLE_SERVER,
+                wait_s: float = 0.3) -> list:
+    server = ['--server', server_url, '--wait', f'{wait_s:g}'] if self.server else []
     return ['--model-dir', model_dir, *server, *self.argv]
 
 
@@ -73,6 +74,17 @@ def scenarios(draw) -> Tuple[ServingState, List[Command]]:
   """A serving directory and up to six commands to run on it, one after the other."""
   state = draw(serving_states())
   return state, draw(st.lists(commands(state.versions), min_size=1, max_size=6))
+
+
+@st.composite
+def served_scenarios(draw) -> Tuple[ServingState, List[Command]]:
+  """A directory a TF Serving can start on (a valid `models.config`) with a log a
+  change can extend, and commands: most switches can be made here."""
+  state, _ = draw(scenarios())
+  state = dataclasses.replace(
+      state, config='valid', versions={**state.versions, state.stable: 'whole'},
+      log=draw(st.sampled_from(('absent', 'in_step', 'out_of_step'))))
+  return state, draw(st.lists(commands(state.versions), min_size=1, max_size=4))
 
 
 @st.composite
