@@ -37,8 +37,9 @@ test: setup
 test-fast: setup
 	PYTHONUNBUFFERED=1 $(PY) -m pytest $(PYTEST_ARGS) -m 'not e2e' --durations=10
 
-# The fuzzer's long profile: new random data roots and flags against the invariants
-# (docs/invariants.md); FUZZ_EXAMPLES=N examples per property (default 200).
+# The fuzzer's long profile: new random data roots, flags and serving directories
+# against the invariants (docs/invariants.md); FUZZ_EXAMPLES=N examples per property
+# (default 200).
 fuzz: setup
 	FUZZ_PROFILE=long $(PY) -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
 	  --hypothesis-seed=$${FUZZ_SEED:-$$(date +%s)} tests/fuzz/

@@ -23,6 +23,9 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
+# First: quiets the pinned libraries' notices (google.api_core's Python-version
+# FutureWarning) before they load; 10 ms, it loads no TensorFlow.
+import models  # noqa: F401  pylint: disable=unused-import
 from contracts import names
 from serving import server_status
 from serving import serving_ops
@@ -84,7 +87,15 @@ def change_line(change: serving_ops.ServingChange) -> str:
     what = f'stable {change.previous_stable} -> {change.stable}{canary}'
   return (f'{change.time}  {change.action:<8} {what}'
           + (f'  (removed {", ".join(map(str, change.removed))})' if change.removed else '')
-          + (f'  (confirmed by {change.confirmed_by})' if change.confirmed_by else ''))
+          + (f'  (confirmed by {change.confirmed_by})' if change.confirmed_by else '')
+          + (f'  ({change.note})' if change.note else ''))
+
+
+def _one_line(text: str) -> str:
+  """`text` with line breaks and other control characters escaped: a damaged
+  file's bytes, quoted by a parse error, cannot split or garble the message."""
+  return ''.join(c if c.isprintable() else c.encode('unicode_escape').decode('ascii')
+                 for c in text)
 
 
 def _status(args: argparse.Namespace) -> Optional[server_status.ServerStatus]:
@@ -141,7 +152,7 @@ def main(argv: Sequence[str]) -> int:
       if pending:
         print(_complete_hint(pending))
   except (serving_ops.ServingOpsError, ValueError) as error:
-    print(f'serving: error: {error}', file=sys.stderr)
+    print(f'serving: error: {_one_line(str(error))}', file=sys.stderr)
     return 1 if isinstance(error, serving_ops.SwitchStopped) else 2
   return 0
 

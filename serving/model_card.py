@@ -210,11 +210,18 @@ def card_files(card: ModelCard) -> Mapping[str, str]:
               to_markdown(card)}
 
 
+class DamagedCardError(ValueError):
+  """A version's model card cannot be read back; the message names the file."""
+
+
 def read_card(version_dir: str) -> Optional[ModelCard]:
   """The card of a pushed version, or None for a version pushed without one."""
   path = os.path.join(version_dir, serving.ASSETS_EXTRA, serving.MODEL_CARD_JSON_FILE)
   if not fileio.exists(path):
     return None
-  with fileio.open(path, 'r') as f:
-    return from_json(f.read())
+  try:
+    with fileio.open(path, 'r') as f:
+      return from_json(f.read())
+  except (ValueError, TypeError, KeyError, AttributeError) as error:
+    raise DamagedCardError(f'{path}: not a model card ({error!r})') from None
 

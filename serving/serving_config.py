@@ -27,6 +27,7 @@ import uuid
 from typing import Optional, Tuple
 
 from google.protobuf import text_format
+import tensorflow as tf
 from tensorflow_serving.config import model_server_config_pb2
 from tfx.dsl.io import fileio
 
@@ -74,6 +75,28 @@ class ServedVersions:
 
 class DamagedConfigError(ValueError):
   """`models.config` cannot be read back; `make serving ARGS=repair` rebuilds it."""
+
+
+class ServingFileError(ValueError):
+  """A file of the serving directory cannot be read or written; the message names it."""
+
+
+# What fileio raises for a file it cannot read or write: TensorFlow's file
+# system errors (a folder where a file belongs, a permission), or the OS's.
+_FILE_ERRORS = (OSError, tf.errors.OpError)
+
+
+def read_text(path: str) -> str:
+  """The file's text; a file that cannot be read, or is not UTF-8, is named in the error."""
+  try:
+    with fileio.open(path, 'r') as f:
+      return f.read()
+  except UnicodeDecodeError as error:
+    raise ServingFileError(f'{path}: not UTF-8 text ({error.reason} at byte '
+                           f'{error.start})') from None
+  except _FILE_ERRORS as error:
+    raise ServingFileError(f'{path}: cannot read it '
+                           f'({getattr(error, "message", None) or error})') from None
 
 
 def config_dir(model_base_dir: str) -> str:
@@ -128,9 +151,15 @@ def write_file_atomically(path: str, text: str) -> None:
   """
   temporary = os.path.join(os.path.dirname(path),
                            f'.{os.path.basename(path)}.tmp-{uuid.uuid4().hex}')
-  with fileio.open(temporary, 'w') as f:
-    f.write(text)
-  fileio.rename(temporary, path, overwrite=True)
+  try:
+    with fileio.open(temporary, 'w') as f:
+      f.write(text)
+    fileio.rename(temporary, path, overwrite=True)
+  except _FILE_ERRORS as error:
+    if fileio.exists(temporary):
+      fileio.remove(temporary)
+    raise ServingFileError(f'{path}: cannot write it '
+                           f'({getattr(error, "message", None) or error})') from None
 
 
 def write_config_files(model_name: str, model_base_dir: str, served: ServedVersions,
@@ -156,8 +185,11 @@ def read_served_versions(model_base_dir: str) -> Optional[ServedVersions]:
   path = os.path.join(config_dir(model_base_dir), serving.MODELS_CONFIG_FILE)
   if not fileio.exists(path):
     return None
-  with fileio.open(path, 'r') as f:
-    text = f.read()
+  try:
+    text = read_text(path)
+  except ServingFileError as error:
+    raise DamagedConfigError(f'{error}; rebuild it from the kept versions and the '
+                             'serving log with `make serving ARGS=repair`') from None
   config = model_server_config_pb2.ModelServerConfig()
   try:
     text_format.Parse(text, config)

@@ -36,6 +36,7 @@ one ("recorded"); a damaged config is rebuilt by `repair`.
 import dataclasses
 import json
 import os
+import uuid
 from typing import Callable, Dict, List, Optional, Tuple
 
 from tfx.dsl.io import fileio
@@ -81,6 +82,7 @@ class ServingChange:
   pending_label: str = ''          # moves to `pending_version` once it is loaded
   pending_version: Optional[int] = None
   confirmed_by: str = ''           # the server that was seen to make the switch
+  note: str = ''                   # what else the change did, for a person to read
 
   def served(self) -> serving_config.ServedVersions:
     return serving_config.ServedVersions(stable=self.stable, canary=self.canary,
@@ -130,8 +132,11 @@ def read_log(model_base_dir: str) -> List[ServingChange]:
   path = _log_path(model_base_dir)
   if not fileio.exists(path):
     return []
-  with fileio.open(path, 'r') as f:
-    lines = f.read().splitlines()
+  repair = '`make serving ARGS=repair` moves it aside and starts a new log'
+  try:
+    lines = serving_config.read_text(path).splitlines()
+  except serving_config.ServingFileError as error:
+    raise ServingOpsError(f'{error}; {repair}') from None
   changes = []
   for number, line in enumerate(lines, 1):
     if not line.strip():
@@ -142,7 +147,8 @@ def read_log(model_base_dir: str) -> List[ServingChange]:
           **entry, 'removed': tuple(entry.get('removed', ())),
           'loading': tuple(entry.get('loading', ()))}))
     except (ValueError, TypeError) as error:
-      raise ServingOpsError(f'{path}, line {number}: not a serving log line ({error})') from None
+      raise ServingOpsError(f'{path}, line {number}: not a serving log line ({error}); '
+                            f'{repair}') from None
   return changes
 
 
@@ -164,7 +170,10 @@ def list_versions(model_base_dir: str) -> List[VersionInfo]:
     labels = tuple(label for label, labelled in (
         (STABLE, served.stable if served else None),
         (CANARY, served.canary if served else None)) if labelled == version)
-    card = model_card.read_card(os.path.join(model_base_dir, str(version)))
+    try:
+      card = model_card.read_card(os.path.join(model_base_dir, str(version)))
+    except model_card.DamagedCardError:
+      card = None   # `problems` names it
     infos.append(VersionInfo(
         version=version, labels=labels,
         listed=bool(served) and version in served.versions(),
@@ -175,15 +184,21 @@ def list_versions(model_base_dir: str) -> List[VersionInfo]:
 
 
 def problems(model_base_dir: str) -> List[str]:
-  """What `list` warns about: labels or listed versions that are missing, a log out of step."""
+  """What `list` warns about: damaged cards, missing labelled or listed versions, a stale log."""
+  kept = serving_dir.served_versions(model_base_dir)
+  found = []
+  for version in kept:
+    try:
+      model_card.read_card(os.path.join(model_base_dir, str(version)))
+    except model_card.DamagedCardError as error:
+      found.append(f'{error}; version {version} is listed without its metrics')
   served = serving_config.read_served_versions(model_base_dir)
   if served is None:
-    return []
-  kept = serving_dir.served_versions(model_base_dir)
-  found = [f'{label} names version {version}, which is not in {model_base_dir}: TF '
-           'Serving cannot load it; serve a kept version (`promote VERSION`) or run `repair`'
-           for label, version in ((STABLE, served.stable), (CANARY, served.canary))
-           if version is not None and version not in kept]
+    return found
+  found += [f'{label} names version {version}, which is not in {model_base_dir}: TF '
+            'Serving cannot load it; serve a kept version (`promote VERSION`) or run `repair`'
+            for label, version in ((STABLE, served.stable), (CANARY, served.canary))
+            if version is not None and version not in kept]
   found += [f'version {version} is listed in {serving.MODELS_CONFIG_FILE} but not in '
             f'{model_base_dir}; run `repair`' for version in served.loading
             if version not in kept]
@@ -197,10 +212,7 @@ def problems(model_base_dir: str) -> List[str]:
 def _append_log(model_base_dir: str, change: ServingChange) -> None:
   """Rewrites the log with one more line: object stores cannot append."""
   path = _log_path(model_base_dir)
-  text = ''
-  if fileio.exists(path):
-    with fileio.open(path, 'r') as f:
-      text = f.read()
+  text = serving_config.read_text(path) if fileio.exists(path) else ''
   serving_config.write_file_atomically(
       path, text + json.dumps(dataclasses.asdict(change), sort_keys=True) + '\n')
 
@@ -212,7 +224,7 @@ def _write(model_base_dir: str, served: serving_config.ServedVersions) -> None:
 def _log(model_base_dir: str, before: Optional[serving_config.ServedVersions],
          served: serving_config.ServedVersions, action: str,
          pending: Optional[Tuple[str, int]] = None, removed: Tuple[int, ...] = (),
-         run_id: str = '', confirmed_by: str = '') -> ServingChange:
+         run_id: str = '', confirmed_by: str = '', note: str = '') -> ServingChange:
   change = ServingChange(
       time=model_card.now(), action=action, stable=served.stable, canary=served.canary,
       previous_stable=before.stable if before else None,
@@ -220,7 +232,7 @@ def _log(model_base_dir: str, before: Optional[serving_config.ServedVersions],
       removed=tuple(removed), run_id=run_id, loading=served.loading,
       pending_label=pending[0] if pending else '',
       pending_version=pending[1] if pending else None,
-      confirmed_by=confirmed_by)
+      confirmed_by=confirmed_by, note=note)
   _append_log(model_base_dir, change)
   return change
 
@@ -437,11 +449,13 @@ def serve_pushed(model_base_dir: str, version: int, before: Optional[serving_con
 
 
 def repair(model_base_dir: str) -> List[ServingChange]:
-  """Rebuilds `models.config` from the kept versions and the log.
+  """Rebuilds a damaged `models.config` from the kept versions and the log, or a damaged log.
 
-  The labels come from the newest log line whose `stable` version is still
-  kept (its canary too, if kept); without one, the newest kept version is
-  `stable`. A pending switch is dropped: run its command again.
+  The labels come from a sound config, else from the newest log line whose
+  `stable` version is still kept (its canary too, if kept); without one, the
+  newest kept version is `stable`. A log that cannot be read whole is moved
+  aside, not edited: the new log starts with this repair, which names where the
+  old one went. A pending switch is dropped: run its command again.
   """
   def body() -> List[ServingChange]:
     kept = serving_dir.served_versions(model_base_dir)
@@ -451,18 +465,23 @@ def repair(model_base_dir: str) -> List[ServingChange]:
       served = serving_config.read_served_versions(model_base_dir)
     except serving_config.DamagedConfigError:
       served = None
-    if served is not None and set(served.versions()) <= set(kept):
-      raise ServingOpsError(f'{serving.MODELS_CONFIG_FILE} is sound: nothing to repair')
+    sound = served is not None and set(served.versions()) <= set(kept)
     try:
-      log = read_log(model_base_dir)
+      log, moved_to = read_log(model_base_dir), ''
     except ServingOpsError:
-      log = []
-    rebuilt = next((serving_config.ServedVersions(
+      log, moved_to = [], f'{_log_path(model_base_dir)}.damaged-{uuid.uuid4().hex[:8]}'
+    if sound and not moved_to:
+      raise ServingOpsError(f'{serving.MODELS_CONFIG_FILE} and {SERVING_LOG_FILE} are '
+                            'sound: nothing to repair')
+    rebuilt = served if sound else next((serving_config.ServedVersions(
         stable=change.stable, canary=change.canary if change.canary in kept else None)
                     for change in reversed(log) if change.stable in kept),
                    serving_config.ServedVersions(stable=kept[-1]))
     _write(model_base_dir, rebuilt)
-    return [_log(model_base_dir, served, rebuilt, 'repair')]
+    if moved_to:
+      fileio.rename(_log_path(model_base_dir), moved_to)
+    return [_log(model_base_dir, served, rebuilt, 'repair',
+                 note=f'damaged log moved to {moved_to}' if moved_to else '')]
   try:
     with serving_lock.held(model_base_dir, LOCK_TIMEOUT_S, 'repair'):
       return body()
