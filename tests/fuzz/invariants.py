@@ -5,12 +5,13 @@ under the data root, the manifest as Python's csv and json modules read it),
 not through the code it checks, and fails with what broke.
 """
 
+import contextlib
 import csv
 import io
 import json
 import os
 import posixpath
-from typing import Dict, Iterator, List, Set, Tuple
+from typing import Callable, Dict, Iterator, List, Sequence, Set, Tuple
 
 from dataset import data_audit
 
@@ -130,3 +131,14 @@ def check_one_message(code: int, stderr: str) -> None:
   assert code in (0, 1, 2), code
   if code:
     assert stderr.strip(), f'exit {code} with nothing on stderr'
+
+
+def run_main(main: Callable[[Sequence[str]], int], argv: Sequence[str]) -> Tuple[int, str, str]:
+  """A program's `main(argv)` in this process: exit code, standard output, standard error."""
+  stdout, stderr = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    try:
+      code = main(argv)
+    except SystemExit as exit_:
+      code = exit_.code
+  return code, stdout.getvalue(), stderr.getvalue()

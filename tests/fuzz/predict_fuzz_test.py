@@ -9,8 +9,6 @@ exit 0, 1 (some image refused) or 2 (nothing to classify), never a traceback.
 Profiles as in fuzz_test.py.
 """
 
-import contextlib
-import io
 import json
 import os
 import tempfile
@@ -44,7 +42,7 @@ def test_every_image_gets_one_line(model, spec):
     root = os.path.join(base, 'scans')
     data_roots.write(root, spec, os.path.join(base, 'outside.png'))
     patch.setattr(predict, 'LocalModel', lambda _: model)
-    code, stdout, stderr = _predict([root, '--json'])
+    code, stdout, stderr = invariants.run_main(predict.main, [root, '--json'])
     invariants.check_one_message(code, stderr)
     if code == 2:
       assert 'folder holds no' in stderr, stderr
@@ -58,19 +56,9 @@ def test_every_image_gets_one_line(model, spec):
         continue
       assert abs(sum(entry['probabilities'].values()) - 1) < 1e-3, entry
     assert code == (1 if any('error' in entry for entry in entries) else 0)
-    text_code, text_out, _ = _predict([root])
+    text_code, text_out, _ = invariants.run_main(predict.main, [root])
     assert text_code == code
     lines = text_out.splitlines()
     assert [line.split('\t')[0] for line in lines] == [printable.one_line(image)
                                                        for image in found]
 
-
-def _predict(argv):
-  """predict.main's exit code, standard output and standard error."""
-  stdout, stderr = io.StringIO(), io.StringIO()
-  with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-    try:
-      code = predict.main(argv)
-    except SystemExit as e:
-      code = e.code
-  return code, stdout.getvalue(), stderr.getvalue()

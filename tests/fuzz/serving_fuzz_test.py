@@ -21,8 +21,6 @@ reading the files itself:
 Profiles as in fuzz_test.py.
 """
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -83,13 +81,7 @@ def _bytes(path: str) -> Optional[bytes]:
 
 
 def _run(argv: List[str]) -> Tuple[int, str, str]:
-  stdout, stderr = io.StringIO(), io.StringIO()
-  with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-    try:
-      code = serving_admin.main(argv)
-    except SystemExit as exit_:
-      code = exit_.code
-  return code, stdout.getvalue(), stderr.getvalue()
+  return invariants.run_main(serving_admin.main, argv)
 
 
 def _check_agrees(model_dir: str, what: str) -> Tuple[int, Optional[int], Tuple[int, ...]]:
