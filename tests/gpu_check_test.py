@@ -5,8 +5,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from bench import gpu_check
+
+pytestmark = pytest.mark.e2e
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--model', 'busi_net', '--image-size', '32', '--examples', '12', '--epochs', '1',

@@ -18,6 +18,8 @@ from serving import model_card
 from serving import serving_dir
 from tests.fixtures import synthetic_busi
 
+pytestmark = pytest.mark.e2e
+
 _FAST = ['--image-size', '32', '--epochs', '1', '--beam-workers', '1',
          '--min-accuracy', '0', '--min-malignant-recall', '0', '--regression-tolerance', '1']
 
