@@ -8,6 +8,7 @@ the server applied, and `models.config`, the serving log and the server agree.
 import os
 import subprocess
 import sys
+import threading
 
 from tfx.utils import io_utils
 
@@ -92,17 +93,26 @@ def test_many_commands_at_once_serialise_and_every_success_is_a_switch_made(
                                     serving_config.ServedVersions(4))
   commands = [['rollback', '--to', '1'], ['canary', '2'], ['promote', '2'],
               ['rollback', '--to', '1'], ['canary', '3'], ['promote', '3'], ['promote', '4']]
+  # keep=5 in the pushes: versions 1 and 2 may be pruned unless labelled, so a
+  # command may also fail for a version gone, with its one line.
   with fake_tf_serving.watching(base, load=lambda path: served, load_delay_s=0.1) as tfs:
     processes = [subprocess.Popen(
         [sys.executable, os.path.join(_PROJECT_DIR, 'serving_admin.py'), '--model-dir', base,
          '--server', tfs.url, '--wait', '120', *command],
         cwd=_PROJECT_DIR, env={**os.environ, 'PYTHONPATH': _PROJECT_DIR},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for command in commands]
+    # Two pushes from this process meanwhile, as the Pusher makes them.
+    pushes = threading.Thread(target=lambda: [_push(exported.saved_model_dir, base)
+                                              for _ in range(2)])
+    pushes.start()
     results = [(p.wait(timeout=600), *p.communicate()) for p in processes]
+    pushes.join(timeout=600)
     log = serving_ops.read_log(base)
     assert tfs.refusals == []
     assert tfs.labels == _labels(serving_config.read_served_versions(base))
   assert log[-1].served() == serving_config.read_served_versions(base)
+  # Both pushes, made between the commands, are in the same chain of changes.
+  assert [change.action for change in log].count('push') == 2
   # One change after another: each starts from what the one before left.
   for before, after in zip(log, log[1:]):
     assert (after.previous_stable, after.previous_canary) == (before.stable, before.canary)
