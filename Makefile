@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 
 export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: setup run test test-fast fuzz compile-kubeflow bench-quality predict serving bench-serving bench-pipeline bench-scale gpu-check clean
 

@@ -78,7 +78,7 @@ class LocalModel:
 
   def __init__(self, model_dir: str):
     # Imported here so that the --server path never loads TensorFlow.
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
     import models  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from serving import model_card  # pylint: disable=g-import-not-at-top

@@ -20,9 +20,12 @@ import os
 import warnings
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-# TensorFlow's C++ INFO and WARNING lines (CPU feature notes, and the like);
-# errors still print. The Makefile sets the same.
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# TensorFlow's C++ log below FATAL. On a machine without a GPU the pinned
+# wheel logs three ERROR lines at import ("Unable to register cuFFT/cuDNN/cuBLAS
+# factory": its CUDA plugins register twice), and INFO/WARNING lines about CPU
+# features; an error that fails an op still reaches Python as an exception
+# with its message. The Makefile sets the same.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,6 +42,11 @@ _LOG_NOTICES = (
     ('tensorflow', 'SavedModel saved prior to TF 2.5 detected when loading Keras model'),
     # Beam computes TFRecord checksums in Python: python-snappy is not in the lock.
     ('apache_beam.io.tfrecordio', "Couldn't find python-snappy"),
+    # The Trainer, once per split it reads: TFX 1.16's Transform writes its
+    # transformed examples as tf.Example without recording the payload_format
+    # property (components/transform/executor.py), so the reader falls back to
+    # tf.Example (components/util/examples_utils.py), which is what they are.
+    ('absl', 'Examples artifact does not have payload_format custom property.'),
 )
 # TensorFlow's deprecation notices name their caller: "From <file>:<line>: ...".
 _DEPRECATION = 'is deprecated and will be removed'

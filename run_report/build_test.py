@@ -12,10 +12,12 @@ import shutil
 from PIL import Image
 import pytest
 
+from blessing import site_gate
 from contracts import configs
 from dataset import data_audit
 from dataset import image_files
 from dataset import split_plan
+from observability import run_summary
 from run_report import build
 from run_report import html
 from tests import headless_browser
@@ -86,6 +88,34 @@ def test_audit_fits_a_laptop_screen(audit, tmp_path):
   page.write_text(_page(build._audit_parts(audit)), encoding='utf-8')  # pylint: disable=protected-access
   screenshot = str(tmp_path / 'audit.png')
   assert headless_browser.screenshot(str(page), screenshot, width=1366, height=1600) == []
+  image = Image.open(screenshot).convert('L')
+  darkest, _ = image.crop((image.width - 100, 0, image.width, image.height)).getextrema()
+  assert darkest > 240  # the margin right of the 1100 px column stays blank
+
+
+def _site(name: str, gated: bool, failures=()) -> site_gate.SiteVerdict:
+  metrics = {metric: 0.8125 for metric in site_gate.SITE_TABLE_METRICS}
+  metrics.update({name_: 64.0 for name_ in site_gate.COUNT_METRICS})
+  return site_gate.SiteVerdict(site=name, malignant_examples=64, gated=gated,
+                               metrics=metrics, baseline={}, failures=tuple(failures))
+
+
+def test_per_site_table_fits_a_laptop_screen_without_breaking_words(tmp_path):
+  """Headers wrap between words only, and the table stays inside the column."""
+  sites = site_gate.SiteGateResult(
+      min_site_malignant_examples=20, min_malignant_recall=0.8, regression_tolerance=0.02,
+      sites=(_site('busi', True), _site('bus_bra_toshiba_aplio_300', True, ['below']),
+             _site('a_small_site', False)))
+  summary = run_summary.RunSummary(run_id='r', components=[], metrics={}, blessed=True,
+                                   failed_checks=[], baseline_version=None, pushed_path=None,
+                                   sites=sites)
+  parts = build._site_parts(summary)  # pylint: disable=protected-access
+  assert '<th>malignant sensitivity</th>' in ''.join(parts)
+  page = tmp_path / 'sites.html'
+  page.write_text(_page(parts), encoding='utf-8')
+  assert 'th { background: #f6f8fa; overflow-wrap: normal; }' in page.read_text()
+  screenshot = str(tmp_path / 'sites.png')
+  assert headless_browser.screenshot(str(page), screenshot, width=1366, height=900) == []
   image = Image.open(screenshot).convert('L')
   darkest, _ = image.crop((image.width - 100, 0, image.width, image.height)).getextrema()
   assert darkest > 240  # the margin right of the 1100 px column stays blank

@@ -20,7 +20,7 @@ nav a { margin-right: 1em; }
 table { border-collapse: collapse; margin: 0.6em 0 1em; font-size: 0.9em; }
 th, td { border: 1px solid #d0d7de; padding: 3px 8px; text-align: left;
          vertical-align: top; overflow-wrap: anywhere; }
-th { background: #f6f8fa; }
+th { background: #f6f8fa; overflow-wrap: normal; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .pass { color: #1a7f37; font-weight: 600; }
 .fail { color: #cf222e; font-weight: 600; }

@@ -51,6 +51,8 @@ THIRD_PARTY_NOISE = (
     'FutureWarning',  # google.api_core on Python 3.10, google-cloud-aiplatform
     'property_predicate is not supported',  # TFX's input resolution
     'is deprecated and will be removed',  # TensorFlow's and TFMA's deprecation notes
+    'Unable to register cu',  # TensorFlow's CUDA plugins at import, on a CPU machine
+    'payload_format custom property',  # the Trainer reading Transform's examples
 )
 
 
