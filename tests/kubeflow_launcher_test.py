@@ -7,21 +7,22 @@ class, the fewest that put each class in every split), and run each task as
 the image's non-root user, on the backends of its `BACKENDS` table:
 
 1. the whole DAG on KFP 2.17 (executor logs, named outputs); it pushes;
-2. a package compiled with another training seed, on the same data, on KFP
-   2.14, with two run parameters set as a scheduled run would set them: 2
-   epochs (compiled: 1) and an accuracy floor of 1.0 (compiled: 0). The tasks
-   whose inputs are unchanged (the data tasks before Transform) hand on run
-   1's outputs, as KFP's cache reuses a task whose inputs are unchanged, and
-   so does Transform (its config holds only what preprocessing reads); the
-   Trainer (the seed is in its config), the Evaluator, now with run 1's pushed
-   model as its served baseline, and the Pusher execute.
-   On a cluster ImageExampleGen is never cached (so that new images are read)
-   and the whole DAG reruns; run 1 already ran those tasks;
-3. the Evaluator of run 2 again, with Vertex AI's inputs;
-4. on KFP 2.5, the oldest supported backend, one task (ImportSchemaGen), and
+2. a package compiled with another training seed, on the same data, with two
+   run parameters set as a scheduled run would set them: 2 epochs (compiled:
+   1) and an accuracy floor of 1.0 (compiled: 0). The tasks whose inputs are
+   unchanged (the data tasks before Transform) hand on run 1's outputs, as
+   KFP's cache reuses a task whose inputs are unchanged, and so does
+   Transform (its config holds only what preprocessing reads); the Trainer
+   (the seed is in its config) and the Pusher execute on KFP 2.14, and the
+   Evaluator, now with run 1's pushed model as its served baseline, on
+   Vertex AI's executor input (that row's one task: open-source inputs reach
+   the Evaluator in run 1). On a cluster ImageExampleGen is never cached (so
+   that new images are read) and the whole DAG reruns; run 1 already ran
+   those tasks;
+3. on KFP 2.5, the oldest supported backend, one task (ImportSchemaGen), and
    the refusal of a package with an exit handler; a package with a local
    pipeline root, refused as the launcher fails its tasks;
-5. a package with an alert webhook (a local server): a run given an empty
+4. a package with an alert webhook (a local server): a run given an empty
    data root on KFP 2.14, whose ImageExampleGen fails and whose exit handler
    posts the alert; and the exit handler alone after a run that succeeded, with
    each final state a backend sends for success, which posts nothing.
@@ -48,7 +49,6 @@ from contracts import names
 from orchestration.kubeflow import compiler as kubeflow_compiler
 from pipeline import pipeline as pipeline_lib
 from pipeline import run_parameters
-from serving import serving_config
 from tests import fake_object_store
 from tests import kfp_launcher
 from tests.fake_webhook import FakeWebhook
@@ -134,19 +134,21 @@ def first_package(pipeline_root):
 
 
 @dataclasses.dataclass
-class OpenSourceRuns:
+class Runs:
   first: kfp_launcher.RunResult
   first_launcher: kfp_launcher.Launcher
   pushed_first: list
   changed: list
+  # Run 2: the Trainer and the Pusher on KFP 2.14, the Evaluator on Vertex AI.
   second: kfp_launcher.RunResult
   second_launcher: kfp_launcher.Launcher
+  vertex_evaluation: kfp_launcher.RunResult
   second_package: str
   model_serving_dir: str
 
 
 @pytest.fixture(scope='module')
-def open_source_runs(pipeline_root, first_package):
+def runs(pipeline_root, first_package):
   root, data_root = pipeline_root
   package, model_serving_dir = first_package
   second_package, _ = compile_package(root, 'pipeline_seed_43.yaml', seed=43)
@@ -156,11 +158,21 @@ def open_source_runs(pipeline_root, first_package):
   first = first_launcher.run('run-1', parameters)
   pushed_first = served_versions(model_serving_dir)
   changed = kfp_launcher.changed_tasks(pipeline_spec(second_package), pipeline_spec(package))
+  assert changed == RETRAINED
+  # Each task of run 2 on its row: the Vertex AI row runs one task, the Evaluator
+  # (the one with the most input artifacts), within the run rather than after it.
+  second_parameters = {**parameters, **SECOND_RUN_PARAMETERS}
   second_launcher = launcher_in(root, second_package, kfp_launcher.KFP_2_14)
-  second = second_launcher.run('run-2', {**parameters, **SECOND_RUN_PARAMETERS},
-                               reuse=first, execute=changed)
-  return OpenSourceRuns(first, first_launcher, pushed_first, changed, second, second_launcher,
-                        second_package, model_serving_dir)
+  trained = second_launcher.run('run-2', second_parameters, reuse=first,
+                                execute=(names.TRAINER,))
+  vertex_evaluation = launcher_in(root, second_package, kfp_launcher.VERTEX).run(
+      'run-2', second_parameters, reuse=trained, execute=(names.EVALUATOR,))
+  pushed = second_launcher.run('run-2', second_parameters, reuse=vertex_evaluation,
+                               execute=(names.PUSHER,))
+  second = dataclasses.replace(pushed, seconds={
+      **trained.seconds, **vertex_evaluation.seconds, **pushed.seconds})
+  return Runs(first, first_launcher, pushed_first, changed, second, second_launcher,
+              vertex_evaluation, second_package, model_serving_dir)
 
 
 def launcher_in(root, package, backend):
@@ -174,8 +186,7 @@ def container_path(root, run_id, task, uri):
       uri, str(root / 'launcher' / run_id / task / 'container'))
 
 
-def test_open_source_first_run_pushes_a_model(open_source_runs):
-  runs = open_source_runs
+def test_open_source_first_run_pushes_a_model(runs):
   first = runs.first
   assert set(first.seconds) == set(first.outputs)
   # KFP 2.17 names each output by its key, below a per-run salt.
@@ -188,10 +199,9 @@ def test_open_source_first_run_pushes_a_model(open_source_runs):
   assert pushed['pushed'] == 1
 
 
-def test_the_launcher_moves_only_its_own_objects(pipeline_root, open_source_runs):
+def test_the_launcher_moves_only_its_own_objects(pipeline_root, runs):
   """TFX writes its outputs to the bucket itself; the launcher uploads the task's log."""
   root, _ = pipeline_root
-  runs = open_source_runs
   for task in runs.first.seconds:
     assert runs.first_launcher.uploaded['run-1', task] == [kfp_launcher.EXECUTOR_LOGS]
     logs_uri = (f'{BUCKET_ROOT}/busi-ultrasound/run-1/{task}/run-1-salt/'
@@ -206,17 +216,16 @@ def test_the_launcher_moves_only_its_own_objects(pipeline_root, open_source_runs
 
 
 def test_before_2_17_the_download_takes_every_object_the_key_prefixes(
-    pipeline_root, open_source_runs):
+    pipeline_root, runs):
   """2.14 lists `.../Trainer/model` as a plain prefix: `model_run` comes along, beside it."""
   root, _ = pipeline_root
-  runs = open_source_runs
   model_uri = runs.second.outputs[names.TRAINER]['model']['uri']
   model_run_uri = runs.second.outputs[names.TRAINER]['model_run']['uri']
   assert model_run_uri.startswith(model_uri)
-  assert os.path.isdir(container_path(root, 'run-2', names.EVALUATOR, model_run_uri))
+  assert os.path.isdir(container_path(root, 'run-2', names.PUSHER, model_run_uri))
   # 2.17 keeps to the key and what lies below `KEY/`.
   first_run_uri = runs.first.outputs[names.TRAINER]['model_run']['uri']
-  assert not os.path.exists(container_path(root, 'run-1', names.EVALUATOR, first_run_uri))
+  assert not os.path.exists(container_path(root, 'run-1', names.PUSHER, first_run_uri))
 
 
 def test_a_local_pipeline_root_fails_every_task_in_the_launcher(pipeline_root, first_package):
@@ -231,8 +240,7 @@ def test_a_local_pipeline_root_fails_every_task_in_the_launcher(pipeline_root, f
 
 
 def test_open_source_second_run_retrains_against_the_served_model_and_finishes(
-    open_source_runs):
-  runs = open_source_runs
+    runs):
   first, second = runs.first, runs.second
   assert runs.changed == RETRAINED
   assert sorted(second.seconds) == sorted(RETRAINED)
@@ -250,8 +258,7 @@ def training_config_of(result):
       result.outputs[names.TRAINER]['model']['metadata'][names.TRAINING_CONFIG_PROPERTY])
 
 
-def test_run_parameters_are_obeyed_without_recompiling(open_source_runs):
-  runs = open_source_runs
+def test_run_parameters_are_obeyed_without_recompiling(runs):
   first, second = runs.first, runs.second
   declared = pipeline_spec(runs.second_package)['root']['inputDefinitions']['parameters']
   assert declared['epochs']['defaultValue'] == 1
@@ -271,16 +278,15 @@ def test_run_parameters_are_obeyed_without_recompiling(open_source_runs):
     assert served_versions(runs.model_serving_dir) == runs.pushed_first
 
 
-def test_vertex_shaped_inputs_run_against_the_served_model(pipeline_root, open_source_runs):
-  """The Evaluator, the task with the most input artifacts, on Vertex AI's executor input."""
+def test_vertex_shaped_inputs_run_against_the_served_model(pipeline_root, runs):
+  """Run 2's Evaluator ran on Vertex AI's executor input, and the Pusher on its blessing."""
   root, _ = pipeline_root
-  runs = open_source_runs
-  # A second push lists its version; `stable` stays until `serving complete`.
-  stable = serving_config.read_served_versions(runs.model_serving_dir).stable
-  launcher = launcher_in(root, runs.second_package, kfp_launcher.VERTEX)
-  result = launcher.run('run-vertex', reuse=runs.second, execute=(names.EVALUATOR,))
-  assert sorted(result.seconds) == [names.EVALUATOR]
-  assert blessing_of(result)['baseline_served_version'] == str(stable)
+  assert sorted(runs.vertex_evaluation.seconds) == [names.EVALUATOR]
+  assert blessing_of(runs.vertex_evaluation)['baseline_served_version'] == runs.pushed_first[0]
+  assert (runs.second.outputs[names.EVALUATOR]
+          == runs.vertex_evaluation.outputs[names.EVALUATOR])
+  # Vertex AI's launcher downloads nothing into the container.
+  assert not os.path.exists(root / 'launcher' / 'run-2' / names.EVALUATOR / 'container' / 'gcs')
 
 
 def test_the_oldest_supported_backend_runs_a_task(pipeline_root, first_package):
