@@ -109,11 +109,6 @@ EXECUTOR_LOGS = 'executor-logs'
 IMAGE_UID = 1000
 
 
-def _reachable_by_others(path: str) -> bool:
-  """Whether every folder on the way to `path` lets any user through."""
-  return _closed_folder(path) is None
-
-
 def _closed_folder(path: str) -> Optional[str]:
   """The highest folder on the way to `path` that other users cannot pass, if any."""
   path = os.path.realpath(path)

@@ -298,7 +298,11 @@ def test_the_oldest_supported_backend_runs_a_task(pipeline_root, first_package):
   root, _ = pipeline_root
   launcher = launcher_in(root, first_package[0], kfp_launcher.KFP_2_5)
   produced = launcher.run_task(names.SCHEMA_IMPORTER, 'run-2-5')
-  assert os.listdir(launcher.local_path(produced['schema']['uri'])) == ['schema.pbtxt']
+  schema_dir = launcher.local_path(produced['schema']['uri'])
+  assert os.listdir(schema_dir) == ['schema.pbtxt']
+  if kfp_launcher.as_image_user():
+    # Written by the task as the image's user, not as the tests' root.
+    assert os.stat(os.path.join(schema_dir, 'schema.pbtxt')).st_uid == kfp_launcher.IMAGE_UID
   assert launcher.uploaded['run-2-5', names.SCHEMA_IMPORTER] == [kfp_launcher.EXECUTOR_LOGS]
 
 
