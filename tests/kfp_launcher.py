@@ -72,8 +72,6 @@ class Backend:
   named_outputs: bool
   # The launcher downloads only the objects at or below an input's key
   # (2.17 and later); before, every object whose name starts with the key.
-  # Vertex AI downloads nothing: its tasks see the bucket through a
-  # Cloud Storage FUSE mount at /gcs.
   downloads_only_below_key: bool
   # The run is accepted with `taskFinalStatus` inputs (exit handlers).
   final_status: bool
@@ -91,16 +89,19 @@ KFP_2_5 = Backend(
            'metadata/client.go, compiler/argocompiler/dag.go, objectstore/object_store.go')
 KFP_2_14 = Backend(
     name='KFP 2.14.0', open_source_inputs=True, executor_logs=True, named_outputs=False,
-    downloads_only_below_key=False, final_status=True, succeeded_state='COMPLETE', failed_state='FAILED',
+    downloads_only_below_key=False, final_status=True, succeeded_state='COMPLETE',
+    failed_state='FAILED',
     source='2.14.0: backend/src/v2/driver/driver.go, driver/resolve.go, metadata/client.go')
 KFP_2_17 = Backend(
     name='KFP 2.17.0', open_source_inputs=True, executor_logs=True, named_outputs=True,
-    downloads_only_below_key=True, final_status=True, succeeded_state='COMPLETE', failed_state='FAILED',
+    downloads_only_below_key=True, final_status=True, succeeded_state='COMPLETE',
+    failed_state='FAILED',
     source='2.17.0: backend/src/v2/driver/driver.go, driver/resolve.go, metadata/client.go, '
            'objectstore/object_store.go (isBlobKeyUnderPrefix)')
 VERTEX = Backend(
     name='Vertex AI', open_source_inputs=False, executor_logs=False, named_outputs=False,
-    downloads_only_below_key=False, final_status=True, succeeded_state='SUCCEEDED', failed_state='FAILED',
+    downloads_only_below_key=False, final_status=True, succeeded_state='SUCCEEDED',
+    failed_state='FAILED',
     source='kfp 2.5.0 SDK: kfp/dsl/task_final_status.py (the states Vertex AI sends)')
 BACKENDS = (KFP_2_5, KFP_2_14, KFP_2_17, VERTEX)
 
@@ -442,7 +443,9 @@ class Launcher:
         'outputs': {'artifacts': outputs,
                     'outputFile': os.path.join(task_dir, 'output_metadata.json')},
     }
-    # The launcher's steps before the command, in the task's own `/`.
+    # The launcher's steps before the command, in the task's own `/`. Vertex
+    # AI's launcher is not open source (its tasks reach /gcs through Cloud
+    # Storage FUSE): nothing is downloaded or uploaded for it.
     mount_root = os.path.join(task_dir, 'container')
     if self.backend.open_source_inputs:
       for artifact_list in inputs.values():
