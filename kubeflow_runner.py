@@ -35,6 +35,7 @@ from orchestration.kubeflow import compiler as kubeflow_compiler
 from orchestration.kubeflow import configs as kubeflow_configs
 from orchestration.kubeflow import platform as kubeflow_platform
 from orchestration.kubeflow import submit as kubeflow_submit
+from orchestration.kubeflow import vertex_machines
 from orchestration.kubeflow import vertex_submit
 from pipeline import pipeline as pipeline_lib
 from pipeline import run_parameters
@@ -162,9 +163,11 @@ def make_parser() -> argparse.ArgumentParser:
   pods.add_argument('--memory-gb', type=_positive(float),
                     default=platform_defaults.component_resources.memory_gb)
   pods.add_argument('--trainer-cpu', type=_positive(float),
-                    default=platform_defaults.trainer_resources.cpu)
+                    help=f'default {platform_defaults.trainer_resources.cpu:g}, '
+                         'or the shape of --machine-type')
   pods.add_argument('--trainer-memory-gb', type=_positive(float),
-                    default=platform_defaults.trainer_resources.memory_gb)
+                    help=f'default {platform_defaults.trainer_resources.memory_gb:g}, '
+                         'or the shape of --machine-type')
   pods.add_argument('--resources', type=_component_resources, action='append', default=[],
                     metavar='COMPONENT=CPU,MEMORY_GB',
                     help='other sizes for one component (repeatable), e.g. Transform=4,16')
@@ -199,6 +202,10 @@ def make_parser() -> argparse.ArgumentParser:
                       default=kubeflow_configs.DEFAULT_VERTEX_ACCELERATOR,
                       help='for --target vertex: the Trainer\'s GPU, a Vertex AI '
                            'accelerator type, e.g. NVIDIA_TESLA_T4 (default), NVIDIA_L4')
+  vertex.add_argument('--machine-type',
+                      help='for --target vertex: the Trainer\'s machine type, e.g. '
+                           'g2-standard-8 (asked for as its vCPUs and memory, from which '
+                           'Vertex AI picks the machine; see docs/kubeflow.md)')
   vertex.add_argument('--project', help='for --target vertex: the Google Cloud project')
   vertex.add_argument('--region', help='for --target vertex: the region, e.g. europe-west4')
   vertex.add_argument('--service-account', metavar='EMAIL',
@@ -260,6 +267,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
       parser.error(f'{", ".join(kubernetes_only)}: not for --target vertex (Vertex AI '
                    'places the Trainer by --accelerator-type, runs as --service-account, '
                    'and is reached through --project and --region, see docs/kubeflow.md)')
+  _trainer_shape(parser, args)
   if args.job_endpoint == beam_runners.EMBEDDED_JOB_SERVICE:
     parser.error(f'--job-endpoint {beam_runners.EMBEDDED_JOB_SERVICE} runs Beam inside '
                  'the local runner; give the job server\'s HOST:PORT')
@@ -282,6 +290,28 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   if args.gpus < 0:
     parser.error(f'--gpus must be 0 or more, got {args.gpus}')
   return args
+
+
+def _trainer_shape(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+  """Fills in the Trainer's CPU and memory: the flags, the machine type's shape, or the defaults."""
+  defaults = kubeflow_configs.KubeflowConfig(image='').trainer_resources
+  if args.machine_type:
+    if args.target != kubeflow_configs.VERTEX_TARGET:
+      parser.error('--machine-type is for --target vertex; on Kubernetes give '
+                   '--trainer-cpu, --trainer-memory-gb and --gpu-type')
+    if args.trainer_cpu is not None or args.trainer_memory_gb is not None:
+      parser.error(f'--machine-type {args.machine_type} sets the Trainer\'s CPU and memory: '
+                   'leave out --trainer-cpu and --trainer-memory-gb')
+    try:
+      machine = vertex_machines.trainer_machine(args.machine_type, args.accelerator_type,
+                                                args.gpus)
+    except vertex_machines.MachineTypeError as e:
+      parser.error(str(e))
+    args.trainer_cpu, args.trainer_memory_gb = machine.cpu, machine.memory_gb
+  if args.trainer_cpu is None:
+    args.trainer_cpu = defaults.cpu
+  if args.trainer_memory_gb is None:
+    args.trainer_memory_gb = defaults.memory_gb
 
 
 def build_configs(args: argparse.Namespace

@@ -31,12 +31,21 @@ The pipeline's tasks sit in the root DAG, or in one sub-DAG beside exit
 handler tasks (TFX's layout with an exit handler): there a task's pipeline
 parameters resolve through the sub-DAG's own inputs, as KFP's driver resolves
 them, and a parameter the sub-DAG does not declare is an error. Exit handler
-tasks run after the sub-DAG, failed or not. The image's `python` is this
-interpreter; when the tests run as root, tasks run as the image's user (uid
-1000), as the Dockerfile's do.
+tasks run after the sub-DAG, failed or not.
+
+Around each task the emulator does what KFP's launcher does with the object
+store (tests/fake_object_store.py): the pipeline root must be gs:// (a
+local one fails every task in the launcher), the bucket is a local folder,
+input artifacts are downloaded into the task's container folder before its
+command, and outputs uploaded after it. The task is handed the bucket
+folder's paths in place of gs:// URIs, the one thing a cluster would send
+differently. The image's `python` is this interpreter; when the tests run
+as root, tasks run as the image's user (uid 1000), as the Dockerfile's do
+(`image_user_mode`).
 """
 
 import dataclasses
+import functools
 import json
 import os
 import stat
@@ -46,6 +55,8 @@ import time
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
+
+from tests import fake_object_store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +70,9 @@ class Backend:
   executor_logs: bool
   # Outputs named by their key, under a per-task salt (2.17 and later).
   named_outputs: bool
+  # The launcher downloads only the objects at or below an input's key
+  # (2.17 and later); before, every object whose name starts with the key.
+  downloads_only_below_key: bool
   # The run is accepted with `taskFinalStatus` inputs (exit handlers).
   final_status: bool
   # PipelineTaskFinalStatus.state of a sub-DAG that succeeded, and of one that failed.
@@ -70,20 +84,24 @@ class Backend:
 
 KFP_2_5 = Backend(
     name='KFP 2.5.0', open_source_inputs=True, executor_logs=True, named_outputs=False,
-    final_status=False, succeeded_state='', failed_state='',
+    downloads_only_below_key=False, final_status=False, succeeded_state='', failed_state='',
     source='2.5.0: backend/src/v2/driver/driver.go (provisionOutputs), '
-           'metadata/client.go, compiler/argocompiler/dag.go')
+           'metadata/client.go, compiler/argocompiler/dag.go, objectstore/object_store.go')
 KFP_2_14 = Backend(
     name='KFP 2.14.0', open_source_inputs=True, executor_logs=True, named_outputs=False,
-    final_status=True, succeeded_state='COMPLETE', failed_state='FAILED',
+    downloads_only_below_key=False, final_status=True, succeeded_state='COMPLETE',
+    failed_state='FAILED',
     source='2.14.0: backend/src/v2/driver/driver.go, driver/resolve.go, metadata/client.go')
 KFP_2_17 = Backend(
     name='KFP 2.17.0', open_source_inputs=True, executor_logs=True, named_outputs=True,
-    final_status=True, succeeded_state='COMPLETE', failed_state='FAILED',
-    source='2.17.0: backend/src/v2/driver/driver.go, driver/resolve.go, metadata/client.go')
+    downloads_only_below_key=True, final_status=True, succeeded_state='COMPLETE',
+    failed_state='FAILED',
+    source='2.17.0: backend/src/v2/driver/driver.go, driver/resolve.go, metadata/client.go, '
+           'objectstore/object_store.go (isBlobKeyUnderPrefix)')
 VERTEX = Backend(
     name='Vertex AI', open_source_inputs=False, executor_logs=False, named_outputs=False,
-    final_status=True, succeeded_state='SUCCEEDED', failed_state='FAILED',
+    downloads_only_below_key=False, final_status=True, succeeded_state='SUCCEEDED',
+    failed_state='FAILED',
     source='kfp 2.5.0 SDK: kfp/dsl/task_final_status.py (the states Vertex AI sends)')
 BACKENDS = (KFP_2_5, KFP_2_14, KFP_2_17, VERTEX)
 
@@ -92,21 +110,71 @@ EXECUTOR_LOGS = 'executor-logs'
 IMAGE_UID = 1000
 
 
-def _reachable_by_others(path: str) -> bool:
-  """Whether every folder on the way to `path` lets any user through."""
+def _closed_folder(path: str) -> Optional[str]:
+  """The highest folder on the way to `path` that other users cannot pass, if any."""
   path = os.path.realpath(path)
+  closed = None
   while path != os.path.dirname(path):
     path = os.path.dirname(path)
     if not os.stat(path).st_mode & stat.S_IXOTH:
-      return False
-  return True
+      closed = path
+  return closed
+
+
+def _interpreter_paths() -> List[str]:
+  return [sys.executable, os.path.join(sys.prefix, 'pyvenv.cfg'), sys.base_prefix]
+
+
+def _private_mounts_work() -> bool:
+  """Whether this process may make a private mount namespace (CAP_SYS_ADMIN)."""
+  return subprocess.run(['unshare', '--mount', '--propagation', 'private', 'true'],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        check=False).returncode == 0
+
+
+@functools.lru_cache(maxsize=None)
+def image_user_mode() -> str:
+  """How tasks become the image's user (uid 1000), or why they cannot.
+
+  'direct': the interpreter is reachable by any user, the task runs as uid
+  1000. 'private-mounts': the interpreter sits below one folder closed to
+  other users (e.g. under /root, mode 0700); each task runs in a private
+  mount namespace where that folder is an empty, passable one with only the
+  interpreter's tree bound into it (nothing on the machine changes, and the
+  rest of the closed folder stays hidden), then drops to uid 1000. A
+  sentence: why tasks run as the current user.
+  """
+  if os.geteuid() != 0:
+    return 'the tests do not run as root, so tasks run as the tests\' user'
+  closed = {_closed_folder(path) for path in _interpreter_paths()} - {None}
+  if not closed:
+    return 'direct'
+  if len(closed) > 1:
+    return f'the interpreter lies below several closed folders: {sorted(closed)}'
+  if not _private_mounts_work():
+    return f'{closed.pop()} is closed to other users and no private mount namespace can be made'
+  return 'private-mounts'
 
 
 def as_image_user() -> bool:
-  """Tasks run as the image's user: the tests run as root and that user reaches Python."""
-  return os.geteuid() == 0 and all(
-      _reachable_by_others(path)
-      for path in (sys.executable, os.path.join(sys.prefix, 'pyvenv.cfg')))
+  """Tasks run as the image's user, not root."""
+  return image_user_mode() in ('direct', 'private-mounts')
+
+
+def _as_image_user(command: List[str], stage_dir: str) -> List[str]:
+  """`command` run as uid 1000, through a private mount namespace where needed."""
+  drop = ['setpriv', f'--reuid={IMAGE_UID}', f'--regid={IMAGE_UID}', '--clear-groups', '--']
+  if image_user_mode() == 'direct':
+    return drop + command
+  closed = {_closed_folder(path) for path in _interpreter_paths()} - {None}
+  closed_folder = closed.pop()
+  # The closed folder's child that holds the interpreter, e.g. /root/.pyenv.
+  child = os.path.relpath(os.path.realpath(sys.base_prefix), closed_folder).split(os.sep)[0]
+  os.makedirs(stage_dir, exist_ok=True)
+  script = ('mount --bind "$1/$2" "$3" && mount -t tmpfs -o mode=0755,size=1m tmpfs "$1" '
+            '&& mkdir "$1/$2" && mount --bind "$3" "$1/$2" && shift 3 && exec "$@"')
+  return (['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'sh',
+           closed_folder, child, stage_dir] + drop + command)
 
 
 class BackendRefused(RuntimeError):
@@ -243,10 +311,49 @@ class Launcher:
       raise BackendRefused(
           f'{backend.name} refuses the run: task final status not supported yet '
           f'(tasks {", ".join(_final_status_inputs(self.spec))})')
+    root = self.spec['defaultPipelineRoot']
+    try:
+      fake_object_store.local_path_for_uri(root, '/')
+    except fake_object_store.UnsupportedScheme as e:
+      raise ValueError(f'pipeline root {root}: every task would fail in the launcher\'s '
+                       f'prepareOutputFolders: {e}') from e
+    if not root.startswith(fake_object_store.GCS):
+      raise ValueError(f'pipeline root {root}: the emulator fakes gs:// only')
     self.work_dir = work_dir
     self.project_dir = project_dir
     self.backend = backend
+    # The object store, shared by every launcher of one work folder.
+    self.bucket = fake_object_store.FolderBucket(os.path.join(work_dir, 'object_store'))
+    # (run, task) -> the output keys the launcher uploaded after the task.
+    self.uploaded: Dict[Tuple[str, str], List[str]] = {}
     self._next_id = 1
+
+  def local_path(self, uri: str) -> str:
+    """Where the fake bucket holds the objects of `uri`, for a test to read."""
+    return self.bucket.path(uri)
+
+  def _in_bucket_folder(self, executor_input: Dict[str, Any]) -> Dict[str, Any]:
+    """The executor input with each gs:// artifact URI replaced by the bucket folder's path.
+
+    The one thing the task sees that a cluster would not send: TFX's own gs://
+    I/O cannot be pointed at a fake bucket.
+    """
+    def local(artifacts):
+      return {key: {'artifacts': [{**artifact, 'uri': self.bucket.path(artifact['uri'])}
+                                  for artifact in artifact_list['artifacts']]}
+              for key, artifact_list in artifacts.items()}
+    return {'inputs': {**executor_input['inputs'],
+                       'artifacts': local(executor_input['inputs']['artifacts'])},
+            'outputs': {**executor_input['outputs'],
+                        'artifacts': local(executor_input['outputs']['artifacts'])}}
+
+  def _in_bucket(self, executor_output: Dict[str, Any]) -> Dict[str, Any]:
+    """The task's output metadata with the bucket folder's paths as gs:// URIs again."""
+    for artifact_list in executor_output.get('artifacts', {}).values():
+      for artifact in artifact_list.get('artifacts', []):
+        if artifact.get('uri'):
+          artifact['uri'] = self.bucket.uri(artifact['uri'])
+    return executor_output
 
   def _env(self, task_dir: str) -> Dict[str, str]:
     env = dict(os.environ)
@@ -336,7 +443,20 @@ class Launcher:
         'outputs': {'artifacts': outputs,
                     'outputFile': os.path.join(task_dir, 'output_metadata.json')},
     }
-    placeholders = _placeholders(executor_input)
+    # The launcher's steps before the command, in the task's own `/`. Vertex
+    # AI's launcher is not open source (its tasks reach /gcs through Cloud
+    # Storage FUSE): nothing is downloaded or uploaded for it.
+    mount_root = os.path.join(task_dir, 'container')
+    if self.backend.open_source_inputs:
+      for artifact_list in inputs.values():
+        uri = artifact_list['artifacts'][0]['uri']
+        fake_object_store.download_blob(
+            self.bucket, uri, fake_object_store.local_path_for_uri(uri, mount_root),
+            self.backend.downloads_only_below_key)
+      for artifact_list in outputs.values():
+        os.makedirs(os.path.dirname(fake_object_store.local_path_for_uri(
+            artifact_list['artifacts'][0]['uri'], mount_root)), exist_ok=True)
+    placeholders = _placeholders(self._in_bucket_folder(executor_input))
     command = []
     for argument in container['command'] + container.get('args', []):
       for placeholder, value in placeholders.items():
@@ -344,16 +464,29 @@ class Launcher:
       command.append(argument)
     if command[0] == 'python':
       command[0] = sys.executable
-    as_user = {'user': IMAGE_UID, 'group': IMAGE_UID} if as_image_user() else {}
+    if as_image_user():
+      command = _as_image_user(command, os.path.join(self.work_dir, 'mount_stage'))
     result = subprocess.run(command, cwd=task_dir, env=self._env(task_dir), check=False,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            **as_user)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     with open(os.path.join(task_dir, 'log.txt'), 'w') as f:
       f.write(result.stdout)
+    if self.backend.executor_logs:
+      # getLogWriter: the launcher tees the task's log to the output's local path.
+      log_path = fake_object_store.local_path_for_uri(
+          outputs[EXECUTOR_LOGS]['artifacts'][0]['uri'], mount_root)
+      with open(log_path, 'w') as f:
+        f.write(result.stdout)
     if result.returncode != 0:
       raise TaskFailed(name, result.returncode, result.stdout)
     with open(executor_input['outputs']['outputFile']) as f:
-      executor_output = json.load(f)
+      executor_output = self._in_bucket(json.load(f))
+    if self.backend.open_source_inputs:
+      # uploadOutputArtifacts: a local path the task never wrote is skipped.
+      self.uploaded[run_id, name] = sorted(
+          key for key, artifact_list in outputs.items() if fake_object_store.upload_blob(
+              self.bucket, fake_object_store.local_path_for_uri(
+                  artifact_list['artifacts'][0]['uri'], mount_root),
+              artifact_list['artifacts'][0]['uri']))
     produced = {}
     for key, artifact_list in outputs.items():
       if key == EXECUTOR_LOGS:

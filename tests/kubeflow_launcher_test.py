@@ -1,25 +1,28 @@
 """The compiled Kubeflow package, executed task by task as KFP's launcher runs it.
 
-Packages are compiled for one local pipeline root (floors of 0, so tiny data
-can be blessed; 32-pixel images, five scans a class, the fewest that put each
-class in every split) and run by tests/kfp_launcher.py, each task as the
-image's non-root user, on the backends of its `BACKENDS` table:
+Packages are compiled for a gs:// pipeline root that tests/kfp_launcher.py
+fakes in a local folder, with the launcher's downloads and uploads around each
+task (floors of 0, so tiny data can be blessed; 32-pixel images, five scans a
+class, the fewest that put each class in every split), and run each task as
+the image's non-root user, on the backends of its `BACKENDS` table:
 
 1. the whole DAG on KFP 2.17 (executor logs, named outputs); it pushes;
-2. a package compiled with another training seed, on the same data, on KFP
-   2.14, with two run parameters set as a scheduled run would set them: 2
-   epochs (compiled: 1) and an accuracy floor of 1.0 (compiled: 0). The tasks
-   whose inputs are unchanged (the data tasks before Transform) hand on run
-   1's outputs, as KFP's cache reuses a task whose inputs are unchanged, and
-   so does Transform (its config holds only what preprocessing reads); the
-   Trainer (the seed is in its config), the Evaluator, now with run 1's pushed
-   model as its served baseline, and the Pusher execute.
-   On a cluster ImageExampleGen is never cached (so that new images are read)
-   and the whole DAG reruns; run 1 already ran those tasks;
-3. the Evaluator and the Pusher of run 2 again, with Vertex AI's inputs;
-4. on KFP 2.5, the oldest supported backend, one task (ImportSchemaGen), and
-   the refusal of a package with an exit handler;
-5. a package with an alert webhook (a local server): a run given an empty
+2. a package compiled with another training seed, on the same data, with two
+   run parameters set as a scheduled run would set them: 2 epochs (compiled:
+   1) and an accuracy floor of 1.0 (compiled: 0). The tasks whose inputs are
+   unchanged (the data tasks before Transform) hand on run 1's outputs, as
+   KFP's cache reuses a task whose inputs are unchanged, and so does
+   Transform (its config holds only what preprocessing reads); the Trainer
+   (the seed is in its config) and the Pusher execute on KFP 2.14, and the
+   Evaluator, now with run 1's pushed model as its served baseline, on
+   Vertex AI's executor input (that row's one task: open-source inputs reach
+   the Evaluator in run 1). On a cluster ImageExampleGen is never cached (so
+   that new images are read) and the whole DAG reruns; run 1 already ran
+   those tasks;
+3. on KFP 2.5, the oldest supported backend, one task (ImportSchemaGen), and
+   the refusal of a package with an exit handler; a package with a local
+   pipeline root, refused as the launcher fails its tasks;
+4. a package with an alert webhook (a local server): a run given an empty
    data root on KFP 2.14, whose ImageExampleGen fails and whose exit handler
    posts the alert; and the exit handler alone after a run that succeeded, with
    each final state a backend sends for success, which posts nothing.
@@ -43,11 +46,10 @@ from blessing import evaluation_metrics
 from contracts import configs
 from contracts import features
 from contracts import names
-from orchestration.kubeflow import backends as kfp_backends
 from orchestration.kubeflow import compiler as kubeflow_compiler
 from pipeline import pipeline as pipeline_lib
 from pipeline import run_parameters
-from serving import serving_config
+from tests import fake_object_store
 from tests import kfp_launcher
 from tests.fake_webhook import FakeWebhook
 from tests.fixtures import synthetic_busi
@@ -57,6 +59,8 @@ pytestmark = pytest.mark.e2e
 
 _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RETRAINED = [names.TRAINER, names.EVALUATOR, names.PUSHER]
+# The package's pipeline root: a bucket the emulator fakes in a local folder.
+BUCKET_ROOT = 'gs://busi-bucket/tfx'
 # What the second run sets; the package was compiled with 1 epoch and floors of 0.
 SECOND_RUN_PARAMETERS = {'epochs': 2, 'min_accuracy': 1.0}
 
@@ -74,17 +78,30 @@ def pipeline_root():
   shutil.rmtree(root, ignore_errors=True)
 
 
-def compile_package(root, file_name: str, seed: int, alert_webhook: str = '',
-                    kfp_version: str = kfp_backends.DEFAULT_VERSION):
-  """A package as kubeflow_runner.py compiles it, pointed at the local root."""
+@pytest.fixture(scope='module')
+def webhook():
+  with FakeWebhook() as server:
+    yield server
+
+
+@pytest.fixture(scope='module')
+def alert_package(pipeline_root, webhook):
+  """One package with an exit handler that posts to `webhook`, for every alert case."""
+  root, _ = pipeline_root
+  package, _ = compile_package(root, 'pipeline_alert.yaml', seed=42, alert_webhook=webhook.url)
+  return package
+
+
+def compile_package(root, file_name: str, seed: int, alert_webhook: str = ''):
+  """A package as kubeflow_runner.py compiles it, on the fake bucket, serving into `root`."""
   args = kubeflow_runner.parse_args(REQUIRED_FLAGS + [
-      '--epochs', '1', '--cpu', '1', '--gpus', '0', '--kfp-version', kfp_version,
+      '--epochs', '1', '--cpu', '1', '--gpus', '0',
       '--beam-arg=--direct_running_mode=in_memory'] +
       ['--alert-webhook', alert_webhook] * bool(alert_webhook))
   pipeline_config, platform = kubeflow_runner.build_configs(args)
   pipeline_config = dataclasses.replace(
       pipeline_config,
-      pipeline_root=str(root / 'tfx'), serving_dir=str(root / 'serving'),
+      pipeline_root=BUCKET_ROOT, serving_dir=str(root / 'serving'),
       schema_file=os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt'),
       model=dataclasses.replace(pipeline_config.model, image_size=32),
       training=dataclasses.replace(pipeline_config.training, seed=seed),
@@ -111,45 +128,126 @@ def served_versions(model_serving_dir):
 
 
 @pytest.fixture(scope='module')
-def open_source_runs(pipeline_root):
+def first_package(pipeline_root):
+  root, _ = pipeline_root
+  return compile_package(root, 'pipeline.yaml', seed=42)
+
+
+@dataclasses.dataclass
+class Runs:
+  first: kfp_launcher.RunResult
+  first_launcher: kfp_launcher.Launcher
+  pushed_first: list
+  changed: list
+  # Run 2: the Trainer and the Pusher on KFP 2.14, the Evaluator on Vertex AI.
+  second: kfp_launcher.RunResult
+  second_launcher: kfp_launcher.Launcher
+  vertex_evaluation: kfp_launcher.RunResult
+  second_package: str
+  model_serving_dir: str
+
+
+@pytest.fixture(scope='module')
+def runs(pipeline_root, first_package):
   root, data_root = pipeline_root
-  first_package, model_serving_dir = compile_package(root, 'pipeline.yaml', seed=42)
+  package, model_serving_dir = first_package
   second_package, _ = compile_package(root, 'pipeline_seed_43.yaml', seed=43)
   # The data root is a run parameter: the compiled default is a gs:// path.
   parameters = {'data_root': data_root}
-  first = kfp_launcher.Launcher(first_package, str(root / 'launcher'), _PROJECT_DIR,
-                                kfp_launcher.KFP_2_17).run('run-1', parameters)
+  first_launcher = launcher_in(root, package, kfp_launcher.KFP_2_17)
+  first = first_launcher.run('run-1', parameters)
   pushed_first = served_versions(model_serving_dir)
-  changed = kfp_launcher.changed_tasks(pipeline_spec(second_package),
-                                       pipeline_spec(first_package))
-  second = kfp_launcher.Launcher(second_package, str(root / 'launcher'), _PROJECT_DIR,
-                                 kfp_launcher.KFP_2_14).run(
-                                     'run-2', {**parameters, **SECOND_RUN_PARAMETERS},
-                                     reuse=first, execute=changed)
-  return first, pushed_first, changed, second, second_package, model_serving_dir
+  changed = kfp_launcher.changed_tasks(pipeline_spec(second_package), pipeline_spec(package))
+  assert changed == RETRAINED
+  # Each task of run 2 on its row: the Vertex AI row runs one task, the Evaluator
+  # (the one with the most input artifacts), within the run rather than after it.
+  second_parameters = {**parameters, **SECOND_RUN_PARAMETERS}
+  second_launcher = launcher_in(root, second_package, kfp_launcher.KFP_2_14)
+  trained = second_launcher.run('run-2', second_parameters, reuse=first,
+                                execute=(names.TRAINER,))
+  vertex_evaluation = launcher_in(root, second_package, kfp_launcher.VERTEX).run(
+      'run-2', second_parameters, reuse=trained, execute=(names.EVALUATOR,))
+  pushed = second_launcher.run('run-2', second_parameters, reuse=vertex_evaluation,
+                               execute=(names.PUSHER,))
+  second = dataclasses.replace(pushed, seconds={
+      **trained.seconds, **vertex_evaluation.seconds, **pushed.seconds})
+  return Runs(first, first_launcher, pushed_first, changed, second, second_launcher,
+              vertex_evaluation, second_package, model_serving_dir)
 
 
-def test_open_source_first_run_pushes_a_model(open_source_runs):
-  first, pushed_first, *_ = open_source_runs
+def launcher_in(root, package, backend):
+  """A launcher on the pipeline's one fake bucket and work folder."""
+  return kfp_launcher.Launcher(package, str(root / 'launcher'), _PROJECT_DIR, backend)
+
+
+def container_path(root, run_id, task, uri):
+  """Where the launcher put `uri` in the task's container (LocalPathForURI)."""
+  return fake_object_store.local_path_for_uri(
+      uri, str(root / 'launcher' / run_id / task / 'container'))
+
+
+def test_open_source_first_run_pushes_a_model(runs):
+  first = runs.first
   assert set(first.seconds) == set(first.outputs)
   # KFP 2.17 names each output by its key, below a per-run salt.
+  assert first.outputs[names.TRAINER]['model']['uri'].startswith(BUCKET_ROOT + '/')
   assert '/run-1-salt/' in first.outputs[names.TRAINER]['model']['uri']
   assert blessing_of(first)['blessed'] == 1
   assert blessing_of(first)['baseline_served_version'] == ''
-  assert len(pushed_first) == 1
+  assert len(runs.pushed_first) == 1
   pushed = first.outputs[names.PUSHER]['pushed_model']['metadata']
   assert pushed['pushed'] == 1
 
 
+def test_the_launcher_moves_only_its_own_objects(pipeline_root, runs):
+  """TFX writes its outputs to the bucket itself; the launcher uploads the task's log."""
+  root, _ = pipeline_root
+  for task in runs.first.seconds:
+    assert runs.first_launcher.uploaded['run-1', task] == [kfp_launcher.EXECUTOR_LOGS]
+    logs_uri = (f'{BUCKET_ROOT}/busi-ultrasound/run-1/{task}/run-1-salt/'
+                f'{kfp_launcher.EXECUTOR_LOGS}')
+    with open(runs.first_launcher.local_path(logs_uri)) as f:
+      assert f.read() == (root / 'launcher' / 'run-1' / task / 'log.txt').read_text()
+  # Each input artifact was downloaded into the task's container before it ran.
+  model_uri = runs.first.outputs[names.TRAINER]['model']['uri']
+  downloaded = container_path(root, 'run-1', names.PUSHER, model_uri)
+  in_bucket = runs.first_launcher.local_path(model_uri)
+  assert sorted(os.listdir(downloaded)) == sorted(os.listdir(in_bucket))
+
+
+def test_before_2_17_the_download_takes_every_object_the_key_prefixes(
+    pipeline_root, runs):
+  """2.14 lists `.../Trainer/model` as a plain prefix: `model_run` comes along, beside it."""
+  root, _ = pipeline_root
+  model_uri = runs.second.outputs[names.TRAINER]['model']['uri']
+  model_run_uri = runs.second.outputs[names.TRAINER]['model_run']['uri']
+  assert model_run_uri.startswith(model_uri)
+  assert os.path.isdir(container_path(root, 'run-2', names.PUSHER, model_run_uri))
+  # 2.17 keeps to the key and what lies below `KEY/`.
+  first_run_uri = runs.first.outputs[names.TRAINER]['model_run']['uri']
+  assert not os.path.exists(container_path(root, 'run-1', names.PUSHER, first_run_uri))
+
+
+def test_a_local_pipeline_root_fails_every_task_in_the_launcher(pipeline_root, first_package):
+  root, _ = pipeline_root
+  with open(first_package[0]) as f:
+    documents = list(yaml.safe_load_all(f))
+  documents[0]['defaultPipelineRoot'] = str(root / 'tfx')
+  package = root / 'pipeline_local_root.yaml'
+  package.write_text(yaml.safe_dump_all(documents))
+  with pytest.raises(ValueError, match='prepareOutputFolders.*unsupported storage scheme'):
+    launcher_in(root, str(package), kfp_launcher.KFP_2_17)
+
+
 def test_open_source_second_run_retrains_against_the_served_model_and_finishes(
-    open_source_runs):
-  first, pushed_first, changed, second, *_ = open_source_runs
-  assert changed == RETRAINED
+    runs):
+  first, second = runs.first, runs.second
+  assert runs.changed == RETRAINED
   assert sorted(second.seconds) == sorted(RETRAINED)
   assert (second.outputs[names.TRAINER]['model']['uri']
           != first.outputs[names.TRAINER]['model']['uri'])
   blessing = blessing_of(second)
-  assert blessing['baseline_served_version'] == pushed_first[0]
+  assert blessing['baseline_served_version'] == runs.pushed_first[0]
   assert 'baseline_model_id' not in blessing
   assert blessing['blessed'] in (0, 1)
   assert names.PUSHER in second.outputs
@@ -160,85 +258,83 @@ def training_config_of(result):
       result.outputs[names.TRAINER]['model']['metadata'][names.TRAINING_CONFIG_PROPERTY])
 
 
-def test_run_parameters_are_obeyed_without_recompiling(open_source_runs):
-  first, pushed_first, _, second, second_package, model_serving_dir = open_source_runs
-  declared = pipeline_spec(second_package)['root']['inputDefinitions']['parameters']
+def test_run_parameters_are_obeyed_without_recompiling(runs):
+  first, second = runs.first, runs.second
+  declared = pipeline_spec(runs.second_package)['root']['inputDefinitions']['parameters']
   assert declared['epochs']['defaultValue'] == 1
   assert declared['min_accuracy']['defaultValue'] == 0.0
   assert training_config_of(first)['training']['epochs'] == 1
   assert training_config_of(second)['training']['epochs'] == 2
-  with open(os.path.join(second.outputs[names.TRAINER]['model_run']['uri'],
-                         names.TRAINING_SUMMARY_FILE)) as f:
+  model_run = runs.second_launcher.local_path(second.outputs[names.TRAINER]['model_run']['uri'])
+  with open(os.path.join(model_run, names.TRAINING_SUMMARY_FILE)) as f:
     assert json.load(f)['epochs_run'] == 2
   rules = json.loads(blessing_of(second)[names.BLESSING_RULES_PROPERTY])
   assert rules['min_accuracy'] == 1.0 and rules['min_malignant_recall'] == 0.0
   accuracy = evaluation_metrics.overall_metrics(
-      second.outputs[names.EVALUATOR]['evaluation']['uri'],
+      runs.second_launcher.local_path(second.outputs[names.EVALUATOR]['evaluation']['uri']),
       features.CLASS_NAMES)[names.ACCURACY_METRIC]
   if accuracy < 1.0:  # a perfect score would pass even a floor of 1
     assert blessing_of(second)['blessed'] == 0
-    assert served_versions(model_serving_dir) == pushed_first
+    assert served_versions(runs.model_serving_dir) == runs.pushed_first
 
 
-def test_vertex_shaped_inputs_run_against_the_served_model(pipeline_root, open_source_runs):
+def test_vertex_shaped_inputs_run_against_the_served_model(pipeline_root, runs):
+  """Run 2's Evaluator ran on Vertex AI's executor input, and the Pusher on its blessing."""
   root, _ = pipeline_root
-  *_, second, second_package, model_serving_dir = open_source_runs
-  # A second push lists its version; `stable` stays until `serving complete`.
-  stable = serving_config.read_served_versions(model_serving_dir).stable
-  launcher = kfp_launcher.Launcher(second_package, str(root / 'launcher'), _PROJECT_DIR,
-                                   kfp_launcher.VERTEX)
-  result = launcher.run('run-vertex', reuse=second,
-                        execute=(names.EVALUATOR, names.PUSHER))
-  assert sorted(result.seconds) == sorted([names.EVALUATOR, names.PUSHER])
-  assert blessing_of(result)['baseline_served_version'] == str(stable)
-  assert names.PUSHER in result.outputs
+  assert sorted(runs.vertex_evaluation.seconds) == [names.EVALUATOR]
+  assert blessing_of(runs.vertex_evaluation)['baseline_served_version'] == runs.pushed_first[0]
+  assert (runs.second.outputs[names.EVALUATOR]
+          == runs.vertex_evaluation.outputs[names.EVALUATOR])
+  # Vertex AI's launcher downloads nothing into the container.
+  assert not os.path.exists(root / 'launcher' / 'run-2' / names.EVALUATOR / 'container' / 'gcs')
 
 
-def test_the_oldest_supported_backend_runs_a_task(pipeline_root):
-  """KFP 2.5's driver adds the executor-logs output, typed system.Artifact, to every task."""
+def test_the_oldest_supported_backend_runs_a_task(pipeline_root, first_package):
+  """KFP 2.5's driver adds the executor-logs output, typed system.Artifact, to every task.
+
+  `--kfp-version 2.5.0` compiles the same package as the default when it has
+  no exit handler (the version only refuses features), so the default one runs.
+  """
   root, _ = pipeline_root
-  package, _ = compile_package(root, 'pipeline_kfp_2_5.yaml', seed=42, kfp_version='2.5.0')
-  launcher = kfp_launcher.Launcher(package, str(root / 'launcher'), _PROJECT_DIR,
-                                   kfp_launcher.KFP_2_5)
+  launcher = launcher_in(root, first_package[0], kfp_launcher.KFP_2_5)
   produced = launcher.run_task(names.SCHEMA_IMPORTER, 'run-2-5')
-  assert os.listdir(produced['schema']['uri']) == ['schema.pbtxt']
+  schema_dir = launcher.local_path(produced['schema']['uri'])
+  assert os.listdir(schema_dir) == ['schema.pbtxt']
+  if kfp_launcher.as_image_user():
+    # Written by the task as the image's user, not as the tests' root.
+    assert os.stat(os.path.join(schema_dir, 'schema.pbtxt')).st_uid == kfp_launcher.IMAGE_UID
+  assert launcher.uploaded['run-2-5', names.SCHEMA_IMPORTER] == [kfp_launcher.EXECUTOR_LOGS]
 
 
-def test_the_oldest_supported_backend_refuses_an_exit_handler(pipeline_root):
+def test_the_oldest_supported_backend_refuses_an_exit_handler(pipeline_root, alert_package):
   root, _ = pipeline_root
-  package, _ = compile_package(root, 'pipeline_alert_2_14.yaml', seed=42,
-                               alert_webhook='http://127.0.0.1:9/hook')
   with pytest.raises(kfp_launcher.BackendRefused, match='task final status not supported'):
-    kfp_launcher.Launcher(package, str(root / 'launcher'), _PROJECT_DIR, kfp_launcher.KFP_2_5)
+    launcher_in(root, alert_package, kfp_launcher.KFP_2_5)
 
 
 @pytest.mark.parametrize('backend', [kfp_launcher.KFP_2_17, kfp_launcher.VERTEX],
                          ids=lambda backend: backend.succeeded_state)
-def test_the_exit_handler_posts_nothing_after_a_run_that_succeeded(pipeline_root, backend):
+def test_the_exit_handler_posts_nothing_after_a_run_that_succeeded(
+    pipeline_root, alert_package, webhook, backend):
   root, _ = pipeline_root
-  with FakeWebhook() as webhook:
-    package, _ = compile_package(root, 'pipeline_alert.yaml', seed=42,
-                                 alert_webhook=webhook.url)
-    launcher = kfp_launcher.Launcher(package, str(root / 'launcher'), _PROJECT_DIR, backend)
-    launcher.run_exit_tasks(f'run-ok-{backend.succeeded_state.lower()}', failure=None)
-  assert webhook.posts == []
+  posted = len(webhook.posts)
+  launcher_in(root, alert_package, backend).run_exit_tasks(
+      f'run-ok-{backend.succeeded_state.lower()}', failure=None)
+  assert len(webhook.posts) == posted
 
 
-def test_a_failed_run_is_reported_by_the_exit_handler(pipeline_root):
+def test_a_failed_run_is_reported_by_the_exit_handler(pipeline_root, alert_package, webhook):
   root, _ = pipeline_root
   empty_data_root = root / 'no_images'
   empty_data_root.mkdir()
-  with FakeWebhook() as webhook:
-    package, _ = compile_package(root, 'pipeline_alert.yaml', seed=42,
-                                 alert_webhook=webhook.url)
-    launcher = kfp_launcher.Launcher(package, str(root / 'launcher'), _PROJECT_DIR,
-                                     kfp_launcher.KFP_2_14)
-    with pytest.raises(kfp_launcher.TaskFailed) as failed:
-      launcher.run('run-failing', {'data_root': str(empty_data_root)})
+  posted = len(webhook.posts)
+  with pytest.raises(kfp_launcher.TaskFailed) as failed:
+    launcher_in(root, alert_package, kfp_launcher.KFP_2_14).run(
+        'run-failing', {'data_root': str(empty_data_root)})
   # The run parameter reached ImageExampleGen through the sub-DAG's inputs.
   assert failed.value.task == names.EXAMPLE_GEN
   assert str(empty_data_root) in failed.value.log
-  [alert] = webhook.posts
+  [alert] = webhook.posts[posted:]
   assert alert['json']['state'] == 'FAILED'
   assert alert['json']['run'] == 'run-failing'
   assert alert['json']['pipeline'] == 'busi-ultrasound'

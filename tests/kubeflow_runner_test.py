@@ -447,7 +447,7 @@ def test_a_vertex_package_loads_in_the_vertex_sdk_and_builds_its_runtime_config(
   path = tmp_path / 'pipeline.yaml'
   assert kubeflow_runner.main(REQUIRED_FLAGS + [
       '--output', str(path), '--target', 'vertex', '--model', 'busi_net', '--gpus', '1',
-      '--accelerator-type', 'NVIDIA_L4',
+      '--accelerator-type', 'NVIDIA_L4', '--machine-type', 'g2-standard-8',
       '--alert-webhook', 'https://hooks.example/T0/B0/x']) == 0
   with open(path) as f:
     assert len(list(yaml.safe_load_all(f))) == 1
@@ -456,6 +456,11 @@ def test_a_vertex_package_loads_in_the_vertex_sdk_and_builds_its_runtime_config(
   _, trainer = executor_of(pipeline_spec, 'Trainer')
   assert trainer.container.resources.accelerator.type == 'NVIDIA_L4'
   assert trainer.container.resources.accelerator.count == 1
+  # g2-standard-8's shape: Vertex AI picks the machine closest to it.
+  assert trainer.container.resources.cpu_limit == 8
+  assert trainer.container.resources.memory_limit == 32
+  _, transform = executor_of(pipeline_spec, 'Transform')
+  assert transform.container.resources.cpu_limit == 2  # the other tasks keep --cpu
   # The SDK's own loader and runtime-config builder, offline.
   job = aiplatform.PipelineJob(
       display_name='busi', template_path=str(path), pipeline_root='gs://busi-bucket/vertex',
@@ -465,6 +470,11 @@ def test_a_vertex_package_loads_in_the_vertex_sdk_and_builds_its_runtime_config(
   assert runtime_config.gcs_output_directory == 'gs://busi-bucket/vertex'
   assert dict(runtime_config.parameter_values) == {'epochs': 3, 'min_accuracy': 0.9}
   assert job._gca_resource.pipeline_spec['pipelineInfo']['name'] == 'busi-ultrasound'  # pylint: disable=protected-access
+  # What the SDK submits still asks for the machine's shape.
+  executors = job._gca_resource.pipeline_spec['deploymentSpec']['executors']  # pylint: disable=protected-access
+  [resources] = [executor['container']['resources'] for executor in executors.values()
+                 if executor['container'].get('resources', {}).get('accelerator')]
+  assert (resources['cpuLimit'], resources['memoryLimit']) == (8, 32)
 
 
 @pytest.mark.parametrize('flags, named', [
@@ -472,8 +482,28 @@ def test_a_vertex_package_loads_in_the_vertex_sdk_and_builds_its_runtime_config(
     (['--credentials-secret', 'key'], '--credentials-secret'),
     (['--host', 'http://h'], '--host'),
     (['--accelerator-type', 'nvidia.com/gpu'], '--accelerator-type takes a Vertex AI GPU type'),
+    (['--machine-type', 'g2-standard-8'], '--machine-type g2-standard-8 takes NVIDIA_L4, '
+                                          'not --accelerator-type NVIDIA_TESLA_T4'),
+    (['--machine-type', 'g2-standard-24', '--accelerator-type', 'NVIDIA_L4'],
+     '--machine-type g2-standard-24 runs with 2 GPU(s), not --gpus 1'),
+    (['--machine-type', 'n1-standard-8', '--trainer-cpu', '4'], 'leave out --trainer-cpu'),
+    (['--machine-type', 'n1-standard-7'], '--machine-type takes one of n1-standard-4'),
 ])
 def test_kubernetes_settings_are_refused_for_vertex(flags, named, capsys):
   with pytest.raises(SystemExit):
     kubeflow_runner.parse_args(REQUIRED_FLAGS + ['--target', 'vertex'] + flags)
   assert named in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_a_machine_type_is_refused_for_kubernetes(capsys):
+  with pytest.raises(SystemExit):
+    kubeflow_runner.parse_args(REQUIRED_FLAGS + ['--machine-type', 'n1-standard-8'])
+  assert '--machine-type is for --target vertex' in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_an_n1_machine_type_sets_the_trainer_shape_for_its_gpus():
+  args = kubeflow_runner.parse_args(REQUIRED_FLAGS + [
+      '--target', 'vertex', '--machine-type', 'n1-highmem-8', '--gpus', '2'])
+  _, platform = kubeflow_runner.build_configs(args)
+  assert platform.trainer_resources == kubeflow_configs.Resources(cpu=8, memory_gb=52)
+  assert (platform.gpu.resource, platform.gpu.count) == ('NVIDIA_TESLA_T4', 2)

@@ -8,7 +8,9 @@ command starts (backend/src/v2/objectstore: it lists the objects below the
 artifact and writes each to the same relative local path): a nested marker
 becomes an empty *file* `variables`, and the objects below it then cannot be
 written (`not a directory`), so the task fails before any of its code runs.
-Only the artifact's own top-level marker is skipped by recent launchers.
+The artifact's own marker (`KEY/`) is written as a file at the artifact's
+local path itself, so nothing below it can be written either (every version
+from 2.5.0 to 2.17.0).
 
 The fix sits on the producer's side: once a task's executor has finished,
 the entrypoint removes the markers below each of its output artifacts, so the

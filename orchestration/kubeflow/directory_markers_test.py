@@ -3,9 +3,9 @@
 Emulated, not run against a bucket: `FakeBucket` holds objects by name as GCS
 does (listed in name order), with the markers TensorFlow's GCS file system
 writes for each folder it creates; `kfp_download` is KFP's launcher download
-of an input artifact (backend/src/v2/objectstore DownloadBlob: every object
-below the artifact to the same relative local path, the artifact's own
-marker skipped), written against a real local folder.
+of an input artifact (backend/src/v2/objectstore DownloadBlob at 2.17.0: every
+object at or below the artifact's key to the same relative local path,
+markers included), written against a real local folder.
 """
 
 import os
@@ -48,20 +48,16 @@ class FakeBucket:
 
 
 def kfp_download(bucket: FakeBucket, blob_dir: str, local_dir: str) -> None:
-  """KFP's launcher download of one input artifact to `local_dir`."""
-  normalized = blob_dir.rstrip('/')
-  exact, nested = None, False
-  for stored in bucket.list(BUCKET, normalized):
-    key = stored.name.rstrip('/')
-    if key != normalized and not key.startswith(normalized + '/'):
-      continue
-    if key == normalized:
-      exact = stored
-      continue
-    nested = True
-    _download(bucket, stored.name, os.path.join(local_dir, os.path.relpath(key, normalized)))
-  if exact is not None and not nested:
-    _download(bucket, exact.name, local_dir)
+  """KFP's launcher download of one input artifact to `local_dir` (2.17.0).
+
+  Every object at the key or below `KEY/` goes to its path relative to the
+  key, markers included: `KEY/` itself becomes a file at `local_dir`.
+  """
+  key = blob_dir.rstrip('/')
+  for stored in bucket.list(BUCKET, key):
+    if stored.name == key or stored.name.startswith(key + '/'):
+      _download(bucket, stored.name,
+                os.path.normpath(os.path.join(local_dir, os.path.relpath(stored.name, key))))
 
 
 def _download(bucket: FakeBucket, name: str, local_path: str) -> None:
@@ -73,6 +69,13 @@ def _download(bucket: FakeBucket, name: str, local_path: str) -> None:
 def test_the_launcher_download_fails_on_the_markers_tensorflow_writes(tmp_path):
   with pytest.raises((NotADirectoryError, FileExistsError)):
     kfp_download(FakeBucket(MODEL_OBJECTS), MODEL, str(tmp_path / 'model'))
+
+
+def test_the_artifacts_own_marker_alone_breaks_the_download(tmp_path):
+  only_own = {name: data for name, data in MODEL_OBJECTS.items()
+              if name == f'{MODEL}/' or not name.endswith('/')}
+  with pytest.raises((NotADirectoryError, FileExistsError)):
+    kfp_download(FakeBucket(only_own), MODEL, str(tmp_path / 'model'))
 
 
 def test_without_the_markers_the_download_is_the_model(tmp_path):
