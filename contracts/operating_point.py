@@ -9,7 +9,9 @@ specificity with their intervals.
 
 import dataclasses
 import json
-from typing import Dict, Optional
+from typing import Dict, Mapping, Optional, Tuple
+
+from contracts import features
 
 # The clinical decision the served model returns for each scan.
 REFER_DECISION = 'refer'          # malignant score at or above the threshold
@@ -103,3 +105,14 @@ def sites_to_json(points: Dict[str, OperatingPoint]) -> str:
 
 def sites_from_json(text: str) -> Dict[str, OperatingPoint]:
   return {site: from_dict(fields) for site, fields in json.loads(text).items()}
+
+
+def decision_at(probabilities: Mapping[str, float], threshold: float) -> Tuple[str, str]:
+  """(decision, class) at `threshold`, from the served scores by class name in the
+  model's order: what the signatures return at their own threshold, for a client
+  applying a site's. A tie goes to the earlier class, as the signatures' argmax."""
+  if probabilities[features.MALIGNANT_CLASS] >= threshold:
+    return REFER_DECISION, features.MALIGNANT_CLASS
+  others = [name for name in probabilities if name != features.MALIGNANT_CLASS]
+  other = max(others, key=lambda name: (probabilities[name], -others.index(name)))
+  return other, other
