@@ -18,6 +18,7 @@ and the next lower eval score, so that the few-ulp differences between the
 served graph and the scores it was chosen on cannot move an eval scan across it.
 """
 
+import dataclasses
 import os
 from typing import Dict, Optional, Tuple
 
@@ -118,6 +119,36 @@ def choose(malignant_scores: np.ndarray, is_malignant: np.ndarray,
       threshold=threshold, target_sensitivity=float(target_sensitivity),
       sensitivity=sensitivity, specificity=specificity,
       sensitivity_lower_bound=bound, target_bound_met=met)
+
+
+def choose_by_site(malignant_scores: np.ndarray, is_malignant: np.ndarray,
+                   sites: np.ndarray, target_sensitivity: float
+                   ) -> Dict[str, op.OperatingPoint]:
+  """Each site's own operating point, on its eval scans, where they can show the target.
+
+  A site needs `fewest_malignant_to_show(target)` malignant eval scans (29 for
+  0.90): with fewer, its threshold could promise nothing the bound supports,
+  and the site keeps the run's. A run of one site has none: its own is the run's.
+  """
+  scores = np.asarray(malignant_scores, np.float64)
+  is_malignant = np.asarray(is_malignant, bool)
+  sites = np.asarray(sites)
+  names = sorted(set(sites.tolist()))
+  fewest = fewest_malignant_to_show(target_sensitivity)
+  points = {}
+  if len(names) < 2:
+    return points
+  for site in names:
+    here = sites == site
+    cancers = int(is_malignant[here].sum())
+    if fewest is None or cancers < fewest:
+      logging.info('Operating point: site %s has %d malignant eval scans, fewer than the '
+                   '%s that can show sensitivity %.2f; it keeps the run\'s threshold.',
+                   site, cancers, fewest, target_sensitivity)
+      continue
+    points[site] = dataclasses.replace(
+        choose(scores[here], is_malignant[here], target_sensitivity), site=site)
+  return points
 
 
 def path_in(saved_model_dir: str) -> str:

@@ -103,3 +103,21 @@ def test_a_site_table_refuses_to_replace_a_site_silently(tmp_path):
   assert operating_point.write_site(str(tmp_path), other, replace=True) == point
   assert operating_point.read_sites(str(tmp_path)) == {'bus_bra': other}
   assert 'labelled export split of site bus_bra' in other.summary_line()
+
+
+def test_a_site_gets_its_own_point_only_with_the_cancers_to_show_the_target():
+  rng = np.random.default_rng(0)
+  # busi: 29 cancers (the fewest that can show 0.90); clinic: 28; each with 40 others.
+  sites = np.array(['busi'] * 69 + ['clinic'] * 68)
+  is_malignant = np.r_[np.arange(69) < 29, np.arange(68) < 28]
+  scores = np.where(is_malignant, rng.uniform(0.3, 1.0, 137), rng.uniform(0.0, 0.6, 137))
+  points = operating_point.choose_by_site(scores, is_malignant, sites, 0.90)
+  assert set(points) == {'busi'}
+  busi = sites == 'busi'
+  assert points['busi'] == dataclasses.replace(
+      operating_point.choose(scores[busi], is_malignant[busi], 0.90), site='busi')
+  assert points['busi'].target_bound_met and points['busi'].sensitivity.total == 29
+  assert 'eval split of site busi' in points['busi'].summary_line()
+  # One site: the run's own point is the site's.
+  assert operating_point.choose_by_site(scores[busi], is_malignant[busi], sites[busi],
+                                        0.90) == {}

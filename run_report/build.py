@@ -529,6 +529,16 @@ def _decisions(scores: np.ndarray, malignant: int, threshold: Optional[float]) -
                    for row in scores], np.int64)
 
 
+def _measured_row(name: str, scores: np.ndarray, labels: np.ndarray, threshold: float,
+                  malignant: int) -> Tuple[str, int, str, str, str]:
+  """(name, scans, sensitivity, specificity, three-way accuracy) at `threshold`."""
+  sensitivity, specificity = operating_point.rates_at(
+      threshold, scores[:, malignant], labels == malignant)
+  right = int((_decisions(scores, malignant, threshold) == labels).sum())
+  return (name, int(labels.size), sensitivity.text(), specificity.text(),
+          operating_point.proportion(right, int(labels.size)).text())
+
+
 def _operating_point_section(context: _Context,
                              probabilities: Optional[np.ndarray]) -> List[str]:
   """The threshold, what the eval split promised and what the test split saw, per site."""
@@ -548,12 +558,17 @@ def _operating_point_section(context: _Context,
   rows = [(f'{point.split} split (chose the threshold)', point.sensitivity.total +
            point.specificity.total, point.sensitivity.text(),
            point.specificity.text(), 'n/a')]
-  for name, keep in groups.items():
-    sensitivity, specificity = operating_point.rates_at(
-        point.threshold, scores[keep, malignant], labels[keep] == malignant)
-    right = int((_decisions(scores[keep], malignant, point.threshold) == labels[keep]).sum())
-    rows.append((name, int(keep.sum()), sensitivity.text(), specificity.text(),
-                 operating_point.proportion(right, int(keep.sum())).text()))
+  rows += [_measured_row(name, scores[keep], labels[keep], point.threshold, malignant)
+           for name, keep in groups.items()]
+  for site, own in sorted(operating_point.read_sites(candidate).items()):
+    keep = sites == site
+    rows.append((f'site {site}: its own threshold {own.threshold:.4f}, on its '
+                 f'{own.split} scans', own.sensitivity.total + own.specificity.total,
+                 own.sensitivity.text(), own.specificity.text(), 'n/a'))
+    if keep.any():
+      rows.append(_measured_row(f'site {site}: its own threshold, {context.test_split} '
+                                'split', scores[keep], labels[keep], own.threshold,
+                                malignant))
   bound = ('none (no malignant eval scan: every scan is referred)'
            if point.sensitivity_lower_bound is None else
            f'{point.sensitivity_lower_bound:.3f} (one-sided {point.confidence:.0%} '
@@ -575,13 +590,12 @@ def _operating_point_section(context: _Context,
                  rows, caption='Intervals: two-sided 95% Clopper-Pearson. The test rows '
                                'measure the threshold the eval split chose; nothing was '
                                'chosen on them.')]
-  points = {f'{name} split (chose it)' if name == point.split else name:
-            (1 - specificity.estimate, sensitivity.estimate)
-            for name, sensitivity, specificity in (
-                (point.split, point.sensitivity, point.specificity),
-                (context.test_split, test_sensitivity, test_specificity))
-            if sensitivity.estimate is not None and specificity.estimate is not None}
   if test_sensitivity.estimate is not None and test_specificity.estimate is not None:
+    points = {}
+    if point.sensitivity.estimate is not None and point.specificity.estimate is not None:
+      points[f'{point.split} (chose it)'] = (1 - point.specificity.estimate,
+                                             point.sensitivity.estimate)
+    points[context.test_split] = (1 - test_specificity.estimate, test_sensitivity.estimate)
     parts.append(html.figure(
         plots.roc_with_points(curves.roc(scores[:, malignant], labels == malignant),
                               features.MALIGNANT_CLASS, points),
