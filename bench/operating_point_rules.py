@@ -13,7 +13,10 @@ accuracy at the decision, with 95% Clopper-Pearson intervals, on both splits
 and per site. Only the eval split chooses; the test columns are there to see
 how each choice held, not to choose between them.
 
-  .venv/bin/python bench/operating_point_rules.py --output-dir outputs
+  .venv/bin/python -m bench.operating_point_rules --output-dir outputs
+
+(as a module: bench/serving.py would hide the `serving` package from a script
+run out of bench/).
 """
 
 import argparse
