@@ -49,10 +49,10 @@ class UsageError(Exception):
 
 def _site(args: argparse.Namespace) -> configs.Site:
   try:
-    sites = config_flags.build_sites(args.data_root, args.manifest_columns)
+    parsed = config_flags.build_sites(args.data_root, args.manifest_columns)
   except config_flags.SiteSpecError as e:
     raise UsageError(str(e)) from None
-  named = [site for site in sites if site.name == args.site]
+  named = [site for site in parsed if site.name == args.site]
   if not named:
     raise UsageError(f'--site {args.site}: no --data-root names it (give '
                      f'--data-root {args.site}=PATH)')
