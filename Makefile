@@ -12,7 +12,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup run test test-fast fuzz compile-kubeflow bench-quality predict serving bench-serving bench-pipeline bench-scale gpu-check clean
+.PHONY: setup run test test-fast fuzz compile-kubeflow bench-quality predict operating-point serving bench-serving bench-pipeline bench-scale gpu-check clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,12 @@ bench-quality: setup
 # Classify images with the pushed model: ARGS="IMAGE_OR_FOLDER... [--server URL] [--json]".
 predict: setup
 	$(PY) predict.py $(ARGS)
+
+# A new site's malignant threshold for the served model, from its first labelled export:
+# ARGS="--site NAME --data-root NAME=PATH [--manifest-columns NAME=PRESET] [--replace]"
+# (docs/serving.md); `make predict ARGS="... --site NAME"` decides at it.
+operating-point: setup
+	$(PY) site_threshold.py $(ARGS)
 
 # The served version: ARGS="[--server URL] list | log | rollback --to VERSION | canary VERSION
 # | promote VERSION | complete | repair" (docs/serving.md: a switch is complete once the server

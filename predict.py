@@ -1,6 +1,6 @@
 """Classifies ultrasound images with a pushed model, locally or through TF Serving.
 
-    python predict.py IMAGE_OR_FOLDER... [--model-dir DIR] [--json]
+    python predict.py IMAGE_OR_FOLDER... [--model-dir DIR] [--json] [--site NAME]
     python predict.py IMAGE_OR_FOLDER... --server http://HOST:8501 [--model-name NAME]
         [--version N | --label stable|canary] [--request-format instances|inputs]
 
@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Sequence
 from contracts import features
 from contracts import metric_values
 from contracts import names
+from contracts import operating_point as op
 from contracts import printable
 from contracts import serving
 
@@ -265,7 +266,31 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       help='seconds to wait for each server reply')
   parser.add_argument('--json', action='store_true',
                       help='print one JSON array instead of a line per image')
+  parser.add_argument('--site', help="decide at this site's own malignant threshold, "
+                                     'which site_threshold.py recorded for the version '
+                                     '(with --server, read from the default --model-dir)')
   return parser.parse_args(argv)
+
+
+def site_point(version_dir: str, site: str) -> op.OperatingPoint:
+  """The site's operating point in the version's table; UsageError without one."""
+  path = os.path.join(version_dir, serving.ASSETS_EXTRA, op.SITE_POINTS_FILE)
+  points = {}
+  if os.path.isfile(path):
+    with open(path, encoding='utf-8') as f:
+      points = op.sites_from_json(f.read())
+  if site not in points:
+    raise UsageError(f'--site {site}: {version_dir} has no threshold for it (sites: '
+                     f'{", ".join(sorted(points)) or "none"}); set one with '
+                     '`make operating-point`')
+  return points[site]
+
+
+def at_site(prediction: Prediction, point: op.OperatingPoint) -> Prediction:
+  """The prediction decided at the site's threshold instead of the model's."""
+  decision, label = op.decision_at(prediction.probabilities, point.threshold)
+  return dataclasses.replace(prediction, decision=decision, label=label,
+                             malignant_threshold=point.threshold)
 
 
 def _text_line(image: str, prediction: Optional[Prediction], error: str) -> str:
@@ -288,10 +313,17 @@ def main(argv: Sequence[str]) -> int:
                          args.label, args.request_format) if args.server
              else LocalModel(args.model_dir))
     print(model.describe(), file=sys.stderr, flush=True)
+    point = None
+    if args.site:
+      point = site_point(model.path if not args.server else
+                         os.path.join(args.model_dir, str(model.version)), args.site)
+      print(f'site {args.site}: {point.summary_line()}', file=sys.stderr, flush=True)
     results = []
     for image in images:
       try:
         prediction, error = model.predict(_read(image)), ''
+        if point:
+          prediction = at_site(prediction, point)
       except PredictionError as e:
         prediction, error = None, str(e)
       results.append((image, prediction, error))

@@ -11,7 +11,9 @@ top-k masking counts every example as positive), so `ClassRateAtDecision`
 counts one-vs-rest outcomes of the decision itself, and files the value under a
 plain metric name that TFMA thresholds can gate on. Its 'count' is the number
 of examples labelled `class_id`: how many malignant scans a site's sensitivity
-rests on.
+rests on. Its 'accuracy' is three-way: the share of all examples whose decision
+(refer counted as malignant) is their label, whatever `class_id`; TFMA's
+SparseCategoricalAccuracy beside it stays the top-class accuracy.
 """
 
 from typing import Any, Dict, Iterable, List, Mapping, Optional
@@ -23,13 +25,15 @@ from tensorflow_model_analysis.metrics import metric_util
 
 from contracts import serving
 
-RATES = ('recall', 'specificity', 'precision', 'count')
+RATES = ('recall', 'specificity', 'precision', 'count', 'accuracy')
 _TP, _FN, _FP, _TN = range(4)
+# For 'accuracy', the right decisions count as _TP and the wrong ones as _FN.
 
 
 class ClassRateAtDecision(metric_types.Metric):
   """Recall (sensitivity), specificity, precision or count of `class_id` at the
-  served decision; `malignant_id` is the class the model's threshold applies to."""
+  served decision, or the decision's three-way accuracy; `malignant_id` is the
+  class the model's threshold applies to."""
 
   def __init__(self, name: str, class_id: int, malignant_id: int, rate: str = 'recall'):
     if rate not in RATES:
@@ -60,12 +64,14 @@ def _threshold_of(predictions: Any) -> Optional[float]:
 def rate_from_counts(counts: np.ndarray, rate: str) -> float:
   """counts = [tp, fn, fp, tn]; NaN when the rate's denominator is 0.
 
-  'count' is the weighted number of examples labelled as the class (tp + fn).
+  'count' is the weighted number of examples labelled as the class (tp + fn);
+  'accuracy' reads [right, wrong, 0, 0].
   """
   if rate == 'count':
     return float(counts[_TP] + counts[_FN])
   numerator, other = {
-      'recall': (_TP, _FN), 'specificity': (_TN, _FP), 'precision': (_TP, _FP)}[rate]
+      'recall': (_TP, _FN), 'specificity': (_TN, _FP), 'precision': (_TP, _FP),
+      'accuracy': (_TP, _FN)}[rate]
   total = counts[numerator] + counts[other]
   return float(counts[numerator] / total) if total else float('nan')
 
@@ -94,9 +100,12 @@ class _DecisionOutcomes(beam.CombineFn):
         example_weighted=self._key.example_weighted, flatten=False,
         require_single_example_weight=True):
       actual = int(np.argmax(label)) if label.size > 1 else int(label)
+      decided = decided_class(prediction, self._malignant_id, threshold)
+      if self._rate == 'accuracy':
+        counts[_TP if decided == actual else _FN] += float(weight)
+        continue
       positive_label = actual == self._class_id
-      positive_call = decided_class(prediction, self._malignant_id,
-                                    threshold) == self._class_id
+      positive_call = decided == self._class_id
       outcome = (_TP if positive_call else _FN) if positive_label else (
           _FP if positive_call else _TN)
       counts[outcome] += float(weight)

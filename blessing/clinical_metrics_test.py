@@ -43,6 +43,7 @@ def _assert_combined(examples, rate: str, expected: float) -> None:
     ('specificity', 2 / 3),   # non-malignant not called malignant: 2 of 3
     ('precision', 1 / 2),     # malignant calls that are malignant: 1 of 2
     ('count', 2),             # malignant scans: what a site's sensitivity rests on
+    ('accuracy', 3 / 5),      # three-way: malignant, benign and normal right; 2 wrong
 ])
 def test_rates_at_argmax_without_a_threshold(rate, expected):
   # The first malignant scan is called malignant at p=0.45 (top-1, though a
@@ -58,6 +59,7 @@ def test_rates_at_argmax_without_a_threshold(rate, expected):
     ('specificity', 1 / 3),   # the benign scan at 0.7 and the normal at 0.3 are referred
     ('precision', 2 / 4),
     ('count', 2),
+    ('accuracy', 3 / 5),      # both malignant referred, one benign right, the normal referred
 ])
 def test_rates_at_the_operating_point(rate, expected):
   # The second malignant scan, argmax benign, is referred at the threshold;

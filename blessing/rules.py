@@ -8,7 +8,11 @@ ignores when nothing is served yet). At every site with at least
 (blessing/site_gate.py) applies the malignant floor and the tolerance again.
 Malignant sensitivity is taken at the served decision, the malignant operating
 point the Trainer chose (blessing/clinical_metrics.py), so the floor gates what
-a clinic receives; accuracy is TFMA's, at the top class.
+a clinic receives. The accuracy floor is TFMA's top-class accuracy, a measure of
+the scores: the threshold deliberately gives up specificity, and so three-way
+accuracy at the decision (`accuracy_at_decision`, reported beside it), for the
+sensitivity the floor above gates; a floor on the three-way accuracy would punish
+a higher target sensitivity and pull the threshold back towards the argmax.
 
 The Evaluator receives the rules as execution parameters of their own, never
 inside its compiled `eval_config`, adds the thresholds to that config

@@ -39,7 +39,8 @@ SITE_GATE_FILE = 'site_gate.json'
 # The metrics the blessing gates on, as TFMA files them (pipeline/eval_config.py),
 # and the per-class example count the per-site gate reads (`<class>` + suffix).
 EXAMPLE_COUNT_METRIC = 'example_count'
-ACCURACY_METRIC = 'accuracy'
+ACCURACY_METRIC = 'accuracy'                       # at the top class
+DECISION_ACCURACY_METRIC = 'accuracy_at_decision'  # three-way, at the operating point
 AUC_METRIC = 'auc'
 MALIGNANT_SENSITIVITY_METRIC = 'malignant_sensitivity'
 MALIGNANT_SPECIFICITY_METRIC = 'malignant_specificity'

@@ -9,7 +9,9 @@ specificity with their intervals.
 
 import dataclasses
 import json
-from typing import Optional
+from typing import Dict, Mapping, Optional, Tuple
+
+from contracts import features
 
 # The clinical decision the served model returns for each scan.
 REFER_DECISION = 'refer'          # malignant score at or above the threshold
@@ -19,6 +21,13 @@ REFER_DECISION = 'refer'          # malignant score at or above the threshold
 # threshold is chosen by.
 CONFIDENCE = 0.95
 BOUND_METHOD = 'Clopper-Pearson'
+
+# Beside the SavedModel, next to the Trainer's record: the operating points of
+# sites that set their own (site_threshold.py), which the client applies to
+# the served scores (docs/serving.md).
+SITE_POINTS_FILE = 'site_operating_points.json'
+# The split name of a site's own operating point.
+SITE_EXPORT_SPLIT = 'labelled export'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +65,9 @@ class OperatingPoint:
   split: str = 'eval'
   confidence: float = CONFIDENCE
   bound_method: str = BOUND_METHOD
+  # The site whose scans it was chosen on; '' for the Trainer's, on the eval
+  # split of every site it trained with.
+  site: str = ''
 
   def summary_line(self) -> str:
     """One line for people: the threshold and what it is expected to do."""
@@ -65,8 +77,9 @@ class OperatingPoint:
              f'{self.sensitivity_lower_bound:.3f}'
              + ('' if self.target_bound_met else ', below the target: too few malignant '
                 'eval scans to show it'))
+    where = f'the {self.split} split' + (f' of site {self.site}' if self.site else '')
     return (f'malignant threshold {self.threshold:.4f} for sensitivity '
-            f'{self.target_sensitivity:.2f} on the {self.split} split: sensitivity '
+            f'{self.target_sensitivity:.2f} on {where}: sensitivity '
             f'{self.sensitivity.text()}, specificity {self.specificity.text()}; {bound}')
 
 
@@ -83,3 +96,23 @@ def from_dict(fields: dict) -> OperatingPoint:
 
 def from_json(text: str) -> OperatingPoint:
   return from_dict(json.loads(text))
+
+
+def sites_to_json(points: Dict[str, OperatingPoint]) -> str:
+  return json.dumps({site: dataclasses.asdict(point) for site, point in points.items()},
+                    indent=1, sort_keys=True, allow_nan=False) + '\n'
+
+
+def sites_from_json(text: str) -> Dict[str, OperatingPoint]:
+  return {site: from_dict(fields) for site, fields in json.loads(text).items()}
+
+
+def decision_at(probabilities: Mapping[str, float], threshold: float) -> Tuple[str, str]:
+  """(decision, class) at `threshold`, from the served scores by class name in the
+  model's order: what the signatures return at their own threshold, for a client
+  applying a site's. A tie goes to the earlier class, as the signatures' argmax."""
+  if probabilities[features.MALIGNANT_CLASS] >= threshold:
+    return REFER_DECISION, features.MALIGNANT_CLASS
+  others = [name for name in probabilities if name != features.MALIGNANT_CLASS]
+  other = max(others, key=lambda name: (probabilities[name], -others.index(name)))
+  return other, other

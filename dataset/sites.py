@@ -2,8 +2,8 @@
 
 The runners parse `--data-root [NAME=]PATH` and `--manifest-columns` into
 `configs.Site`s (orchestration/config_flags.py); this module decides how they
-sit in the `DataConfig`, and `layout_problem` is the check the runners and
-ImageExampleGen share before reading a site.
+sit in the `DataConfig`, `layout_problem` is the check the runners and
+ImageExampleGen share before reading a site, and `scan` reads it.
 """
 
 import dataclasses
@@ -51,3 +51,11 @@ def layout_problem(site: configs.Site, class_names: Sequence[str]) -> Optional[s
               f'and no {site.columns.manifest}, but {columns.manifest}: pass '
               f'{COLUMNS_FLAG} {site.name}={preset}')
   return None
+
+
+def scan(site: configs.Site, class_names: Sequence[str]) -> image_files.FolderScan:
+  """The site's images and excluded files, relative to its root: through its
+  manifest when it has one, else its class folders."""
+  if manifest.is_manifest_site(site.root, site.columns):
+    return manifest.scan_manifest(site.root, site.columns, class_names)
+  return image_files.scan_folder(site.root, class_names)

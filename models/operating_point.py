@@ -18,8 +18,9 @@ and the next lower eval score, so that the few-ulp differences between the
 served graph and the scores it was chosen on cannot move an eval scan across it.
 """
 
+import dataclasses
 import os
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 from absl import logging
 import numpy as np
@@ -62,9 +63,38 @@ def _referred_count(needed: int, total: int, target: float) -> int:
   return needed
 
 
+def fewest_malignant_to_show(target: float, confidence: float = op.CONFIDENCE
+                             ) -> Optional[int]:
+  """The fewest malignant scans whose bound can reach `target`: all of them found.
+
+  n of n found gives the one-sided bound (1 - confidence)^(1/n), so n must be
+  at least log(1 - confidence) / log(target): 29 for 0.90 at 95%, 59 for 0.95.
+  None for a target of 1, which no finite sample shows.
+  """
+  if target >= 1.0:
+    return None
+  n = max(1, int(np.ceil(np.log(1.0 - confidence) / np.log(target) - 1e-9)))
+  return n if lower_bound(n, n, confidence) >= target else n + 1
+
+
+def rates_at(threshold: float, malignant_scores: np.ndarray,
+             is_malignant: np.ndarray) -> Tuple[op.Proportion, op.Proportion]:
+  """(sensitivity, specificity) of referring at `threshold`, on any labelled scans."""
+  scores = np.asarray(malignant_scores, np.float64)
+  is_malignant = np.asarray(is_malignant, bool)
+  return (proportion(int((scores[is_malignant] >= threshold).sum()), int(is_malignant.sum())),
+          proportion(int((scores[~is_malignant] < threshold).sum()),
+                     int((~is_malignant).sum())))
+
+
 def choose(malignant_scores: np.ndarray, is_malignant: np.ndarray,
-           target_sensitivity: float) -> op.OperatingPoint:
-  """The operating point for calibrated malignant scores [N] of the eval split."""
+           target_sensitivity: float, with_bound: bool = True) -> op.OperatingPoint:
+  """The operating point for calibrated malignant scores [N] of the eval split.
+
+  `with_bound=False` is the observed-rate rule the bench compares it with: the
+  highest threshold whose observed sensitivity reaches the target, whatever
+  its bound.
+  """
   scores = np.asarray(malignant_scores, np.float64)
   is_malignant = np.asarray(is_malignant, bool)
   positives = np.sort(scores[is_malignant])[::-1]
@@ -77,19 +107,48 @@ def choose(malignant_scores: np.ndarray, is_malignant: np.ndarray,
   else:
     # Observed sensitivity count/total reaches the target from this count on.
     needed = max(1, int(np.ceil(target_sensitivity * total - 1e-9)))
-    count = _referred_count(needed, total, target_sensitivity)
+    count = (_referred_count(needed, total, target_sensitivity) if with_bound
+             else needed)
     bound = lower_bound(count, total)
     met = bound >= target_sensitivity
     lowest_referred = positives[count - 1]
     below = scores[scores < lowest_referred]
     threshold = float((lowest_referred + (below.max() if below.size else 0.0)) / 2)
-    count = int((positives >= threshold).sum())
-  negatives = scores[~is_malignant]
+  sensitivity, specificity = rates_at(threshold, scores, is_malignant)
   return op.OperatingPoint(
       threshold=threshold, target_sensitivity=float(target_sensitivity),
-      sensitivity=proportion(count, total),
-      specificity=proportion(int((negatives < threshold).sum()), len(negatives)),
+      sensitivity=sensitivity, specificity=specificity,
       sensitivity_lower_bound=bound, target_bound_met=met)
+
+
+def choose_by_site(malignant_scores: np.ndarray, is_malignant: np.ndarray,
+                   sites: np.ndarray, target_sensitivity: float
+                   ) -> Dict[str, op.OperatingPoint]:
+  """Each site's own operating point, on its eval scans, where they can show the target.
+
+  A site needs `fewest_malignant_to_show(target)` malignant eval scans (29 for
+  0.90): with fewer, its threshold could promise nothing the bound supports,
+  and the site keeps the run's. A run of one site has none: its own is the run's.
+  """
+  scores = np.asarray(malignant_scores, np.float64)
+  is_malignant = np.asarray(is_malignant, bool)
+  sites = np.asarray(sites)
+  names = sorted(set(sites.tolist()))
+  fewest = fewest_malignant_to_show(target_sensitivity)
+  points = {}
+  if len(names) < 2:
+    return points
+  for site in names:
+    here = sites == site
+    cancers = int(is_malignant[here].sum())
+    if fewest is None or cancers < fewest:
+      logging.info('Operating point: site %s has %d malignant eval scans, fewer than the '
+                   '%s that can show sensitivity %.2f; it keeps the run\'s threshold.',
+                   site, cancers, fewest, target_sensitivity)
+      continue
+    points[site] = dataclasses.replace(
+        choose(scores[here], is_malignant[here], target_sensitivity), site=site)
+  return points
 
 
 def path_in(saved_model_dir: str) -> str:
@@ -112,3 +171,43 @@ def read(saved_model_dir: str) -> Optional[op.OperatingPoint]:
     return None
   with tf.io.gfile.GFile(path) as f:
     return op.from_json(f.read())
+
+
+def sites_path_in(saved_model_dir: str) -> str:
+  return os.path.join(saved_model_dir, serving.ASSETS_EXTRA, op.SITE_POINTS_FILE)
+
+
+def read_sites(saved_model_dir: str) -> Dict[str, op.OperatingPoint]:
+  """The version's per-site operating points, by site; empty when it has none."""
+  path = sites_path_in(saved_model_dir)
+  if not tf.io.gfile.exists(path):
+    return {}
+  with tf.io.gfile.GFile(path) as f:
+    return op.sites_from_json(f.read())
+
+
+class SiteRecordedError(ValueError):
+  """The site already has an operating point, and replacing it was not asked for."""
+
+
+def write_site(saved_model_dir: str, point: op.OperatingPoint,
+               replace: bool = False) -> Optional[op.OperatingPoint]:
+  """Adds `point` (for `point.site`) to the version's table; returns the one it replaced.
+
+  The table is rewritten whole through a temporary file and a rename, so a
+  client never reads half of it.
+  """
+  points = read_sites(saved_model_dir)
+  old = points.get(point.site)
+  if old is not None and not replace:
+    raise SiteRecordedError(
+        f'site {point.site!r} already has an operating point in this version '
+        f'({old.summary_line()}); give --replace to replace it')
+  points[point.site] = point
+  path = sites_path_in(saved_model_dir)
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  staged = path + '.tmp'
+  with tf.io.gfile.GFile(staged, 'w') as f:
+    f.write(op.sites_to_json(points))
+  tf.io.gfile.rename(staged, path, overwrite=True)
+  return old

@@ -112,4 +112,5 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor],
       features.MASK_XF: decode_batch(inputs[features.MASK_KEY], size, decode_mask),
       features.LABEL_XF: label_index(inputs[features.LABEL_KEY],
                                      custom_config['class_names']),
+      features.SITE_XF: tf.reshape(inputs[features.SITE_KEY], [-1]),
   }

@@ -24,6 +24,7 @@ def _run(images, masks, labels):
       features.IMAGE_KEY: tf.constant(images)[:, tf.newaxis],
       features.MASK_KEY: tf.constant(masks)[:, tf.newaxis],
       features.LABEL_KEY: tf.constant(labels)[:, tf.newaxis],
+      features.SITE_KEY: tf.constant([b'busi'] * len(labels))[:, tf.newaxis],
   }, _CONFIG)
 
 
@@ -57,6 +58,8 @@ def test_labels_map_to_fixed_indices_and_unknown_to_minus_one():
   labels = [b'benign', b'malignant', b'normal', b'cyst']
   out = _run([image] * 4, [image] * 4, labels)
   assert out[features.LABEL_XF].numpy().tolist() == [0, 1, 2, -1]
+  # The site passes through, for the Trainer's per-site operating points.
+  assert out[features.SITE_XF].numpy().tolist() == [b'busi'] * 4
 
 
 def test_undecodable_bytes_fail_loudly():

@@ -12,6 +12,7 @@ from tfx import v1 as tfx
 
 from contracts import configs
 from contracts import names
+from models import operating_point
 from models import signatures
 from models import training_loop
 
@@ -54,11 +55,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                   class_names, fn_args.serving_model_dir,
                                   result.temperature, result.operating_point)
   logging.info('Trainer: %s', result.operating_point.summary_line())
+  for point in result.site_operating_points.values():
+    operating_point.write_site(fn_args.serving_model_dir, point)
+    logging.info('Trainer: %s', point.summary_line())
   summary = {'model': model_config.name,
              'parameters': int(result.serving_model.count_params()),
              'epochs_run': result.epochs_run, 'best_epoch': result.best_epoch,
              'history': result.history, 'temperature': result.temperature,
-             'operating_point': dataclasses.asdict(result.operating_point)}
+             'operating_point': dataclasses.asdict(result.operating_point),
+             'site_operating_points': {site: dataclasses.asdict(point) for site, point
+                                       in result.site_operating_points.items()}}
   with tf.io.gfile.GFile(
       os.path.join(fn_args.model_run_dir, names.TRAINING_SUMMARY_FILE), 'w') as f:
     json.dump(summary, f, indent=1, default=float)

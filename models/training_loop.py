@@ -39,6 +39,10 @@ class TrainResult:
   # The malignant threshold of the served decision, chosen on the eval split's
   # calibrated scores.
   operating_point: op.OperatingPoint
+  # Each site's own, where the eval split holds enough of its cancers
+  # (operating_point.choose_by_site); empty for a one-site run.
+  site_operating_points: Dict[str, op.OperatingPoint] = dataclasses.field(
+      default_factory=dict)
 
   def scores(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """The scores the exported model returns, for transformed images."""
@@ -158,13 +162,16 @@ def train(model_config: configs.ModelConfig,
   history = _fit(training_model, monitor, training_config, log_dir,
                  batches(train_examples, training=True),
                  batches(eval_examples, training=False))
-  eval_images, eval_labels = _arrays(eval_examples)
+  eval_images, eval_labels, eval_sites = _arrays(eval_examples)
   temperature = _temperature(model_spec, serving_model, eval_images, eval_labels)
-  malignant_point = operating_point.choose(
-      _scores(serving_model, eval_images, temperature)[:, malignant],
-      eval_labels == malignant, training_config.target_malignant_sensitivity)
-  return TrainResult(serving_model, history, len(history['loss']),
-                     int(np.argmin(history[monitor])), temperature, malignant_point)
+  malignant_scores = _scores(serving_model, eval_images, temperature)[:, malignant]
+  target = training_config.target_malignant_sensitivity
+  return TrainResult(
+      serving_model, history, len(history['loss']), int(np.argmin(history[monitor])),
+      temperature,
+      operating_point.choose(malignant_scores, eval_labels == malignant, target),
+      operating_point.choose_by_site(malignant_scores, eval_labels == malignant,
+                                     eval_sites, target))
 
 
 def _train_labels(train_examples: tf.data.Dataset) -> np.ndarray:
@@ -235,8 +242,11 @@ def _fit(training_model: keras.Model, monitor: str,
 
 
 def _arrays(examples: tf.data.Dataset):
-  """(images, labels) of unbatched transformed examples, as numpy arrays."""
-  pairs = examples.map(lambda e: (e[features.IMAGE_XF], e[features.LABEL_XF]))
-  images, labels = zip(*pairs.as_numpy_iterator())
-  return np.stack(images), np.array(labels)
+  """(images, labels, sites) of unbatched transformed examples, as numpy arrays;
+  the sites are '' for examples that carry none (the bench's arrays)."""
+  has_site = features.SITE_XF in examples.element_spec
+  triples = examples.map(lambda e: (e[features.IMAGE_XF], e[features.LABEL_XF],
+                                    e[features.SITE_XF] if has_site else tf.constant(b'')))
+  images, labels, sites = zip(*triples.as_numpy_iterator())
+  return np.stack(images), np.array(labels), np.array([s.decode() for s in sites])
 

@@ -34,6 +34,13 @@ def _examples(per_class: int, seed: int) -> tf.data.Dataset:
       features.LABEL_XF: np.array(labels, np.int64)})
 
 
+def test_eval_arrays_carry_the_site_where_the_examples_do():
+  with_site = _examples(1, 0).map(lambda e: {**e, features.SITE_XF: tf.constant(b'busi')})
+  _, labels, sites = training_loop._arrays(with_site)
+  assert sites.tolist() == ['busi'] * 3 and labels.tolist() == [0, 1, 2]
+  assert training_loop._arrays(_examples(1, 0))[2].tolist() == [''] * 3
+
+
 def test_class_weights_balance_the_classes():
   labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
   weights = training_loop.class_weights(labels, 3)

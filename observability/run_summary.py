@@ -54,6 +54,9 @@ class RunSummary:
   operating_point: Optional[op.OperatingPoint] = None
   # DataDriftCheck's headline and drifted features; empty for a run without it.
   drift: List[str] = dataclasses.field(default_factory=list)
+  # Sites with their own threshold (operating_point.choose_by_site), by site.
+  site_operating_points: Dict[str, op.OperatingPoint] = dataclasses.field(
+      default_factory=dict)
 
   def site_lines(self) -> List[str]:
     """The per-site table, or nothing when the examples carry no site."""
@@ -75,6 +78,8 @@ class RunSummary:
     lines.append(f'  {"total":<22} {sum(c.seconds for c in self.components):8.1f} s')
     if self.operating_point:
       lines += ['', f'Operating point: {self.operating_point.summary_line()}']
+      lines += [f'  site {site}: {point.summary_line()}'
+                for site, point in sorted(self.site_operating_points.items())]
     if self.metrics:
       lines += ['', 'Evaluation (held-out test split):']
       lines += [f'  {name:<28} {metric_values.text(value, 0 if _is_count(name) else 4)}'
@@ -141,8 +146,10 @@ def summarize_run(run: metadata_run.MetadataRun,
   components = [ComponentTime(e.component, e.seconds, e.cached) for e in run.executions]
   metrics, failed, blessed, baseline, pushed, audit = {}, [], None, None, None, None
   missing, sites, point = None, None, None
+  site_points = {}
   for model in run.outputs('Model'):
     point = operating_point.read(path_utils.serving_model_path(model.uri))
+    site_points = operating_point.read_sites(path_utils.serving_model_path(model.uri))
   for evaluation in run.outputs('ModelEvaluation'):
     if fileio.glob(os.path.join(evaluation.uri, 'metrics*')):
       metrics = evaluation_metrics.overall_metrics(evaluation.uri, class_names)
@@ -173,4 +180,4 @@ def summarize_run(run: metadata_run.MetadataRun,
     # version may not be the one served now.
     drift[0] += ' (cached: an earlier run\'s check of these examples)'
   return RunSummary(run.run_id, components, metrics, blessed, failed, baseline, pushed,
-                    audit, missing, sites, point, drift)
+                    audit, missing, sites, point, drift, site_points)

@@ -42,6 +42,7 @@ BEAM_RUNNERS = {'direct': beam_runners.DIRECT_RUNNER,
 FLAG_OF_FIELD = {
     'model.name': '--model', 'model.image_size': '--image-size',
     'training.epochs': '--epochs', 'training.batch_size': '--batch-size',
+    'training.target_malignant_sensitivity': '--target-sensitivity',
     'evaluation.min_accuracy': '--min-accuracy',
     'evaluation.min_malignant_recall': '--min-malignant-recall',
     'evaluation.regression_tolerance': '--regression-tolerance',
@@ -212,6 +213,11 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
                          f'{name} {registry.spec(name).epochs}'
                          for name in registry.MODEL_CHOICES) + ')')
   model.add_argument('--batch-size', type=int, default=defaults.training.batch_size)
+  model.add_argument('--target-sensitivity', type=float,
+                     default=defaults.training.target_malignant_sensitivity,
+                     help='malignant sensitivity the served decision\'s threshold is '
+                          'chosen for on the eval split (default '
+                          f'{defaults.training.target_malignant_sensitivity})')
   model.add_argument('--no-cache', action='store_true',
                      help='rerun every component instead of reusing cached results')
 
@@ -282,7 +288,7 @@ def training_config(args: argparse.Namespace) -> configs.TrainingConfig:
   return dataclasses.replace(
       configs.TrainingConfig(),
       epochs=registry.spec(args.model).epochs if args.epochs is None else args.epochs,
-      batch_size=args.batch_size)
+      batch_size=args.batch_size, target_malignant_sensitivity=args.target_sensitivity)
 
 
 def _add_evaluation_flags(parser) -> None:

@@ -1,5 +1,6 @@
 """The shared pipeline flags: site syntax parsed at the edge, refused values named by flag."""
 
+import argparse
 import json
 
 import pytest
@@ -82,3 +83,17 @@ def test_a_columns_file_with_an_unknown_field_names_it(tmp_path):
   path.write_text(json.dumps({'labels': 'Diagnosis'}))
   with pytest.raises(config_flags.SiteSpecError, match='has no field labels'):
     config_flags.build_sites(['a=/a'], [f'a={path}'])
+
+
+def test_the_target_sensitivity_flag_sets_the_trainer_field_and_names_itself():
+  parser = argparse.ArgumentParser()
+  config_flags.add_pipeline_flags(parser)
+  args = parser.parse_args(['--target-sensitivity', '0.95'])
+  assert config_flags.training_config(args).target_malignant_sensitivity == 0.95
+  assert config_flags.training_config(parser.parse_args([])) == configs.TrainingConfig(
+      epochs=config_flags.registry.spec(configs.ModelConfig().name).epochs)
+  _, message = config_flags.config_or_message(
+      'runner.py', lambda: config_flags.training_config(
+          parser.parse_args(['--target-sensitivity', '1.5'])))
+  assert message == ('runner.py: error: --target-sensitivity must be above 0 and at '
+                     'most 1, got 1.5')

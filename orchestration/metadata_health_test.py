@@ -1,7 +1,11 @@
 """ML Metadata checked against the disk before a run."""
 
+import dataclasses
+
+import numpy as np
 from ml_metadata.proto import metadata_store_pb2
 
+from models import operating_point
 from observability import metadata_run
 from observability import run_summary
 from orchestration import metadata_health
@@ -47,3 +51,13 @@ def test_the_summary_reports_a_deleted_push_as_missing():
                                    missing_push='/serving/model/3')
   assert ('Pushed: nothing on disk; /serving/model/3 was pushed but has since been '
           'deleted. Rerun to push it again.') in summary.format()
+
+
+def test_the_summary_names_each_site_with_its_own_threshold():
+  point = operating_point.choose(np.array([0.9, 0.6, 0.2]), np.array([True, True, False]), 0.9)
+  site = dataclasses.replace(point, threshold=0.3, site='bus_bra')
+  summary = run_summary.RunSummary('run', [], {}, True, [], None, None,
+                                   operating_point=point,
+                                   site_operating_points={'bus_bra': site})
+  text = summary.format()
+  assert f'Operating point: {point.summary_line()}\n  site bus_bra: {site.summary_line()}' in text

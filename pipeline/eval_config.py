@@ -69,6 +69,8 @@ def create_eval_config(class_names: Sequence[str], slice_by_device: bool) -> tfm
           tfma.MetricsSpec(metrics=[
               _metric('ExampleCount'),
               _metric('SparseCategoricalAccuracy', name=names.ACCURACY_METRIC),
+              _clinical_metric(names.DECISION_ACCURACY_METRIC, malignant, malignant,
+                               'accuracy'),
               _clinical_metric(names.MALIGNANT_SENSITIVITY_METRIC, malignant, malignant,
                                'recall'),
               _clinical_metric(names.MALIGNANT_SPECIFICITY_METRIC, malignant, malignant,

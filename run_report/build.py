@@ -25,15 +25,18 @@ import tfx
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.utils import path_utils
 
+from blessing import clinical_metrics
 from blessing import evaluation_metrics
 from blessing import rules as rules_lib
 from blessing import site_gate
 from contracts import configs
 from contracts import features
 from contracts import names
+from contracts import operating_point as op
 from dataset import data_audit
 from models import grad_cam
 from models import model as model_lib
+from models import operating_point
 from observability import run_record
 from observability import run_summary
 from run_report import curves
@@ -43,7 +46,8 @@ from run_report import html
 from run_report import plots
 
 REPORTS_DIR = 'reports'
-SECTIONS = ('summary', 'data', 'training', 'evaluation', 'explanations')
+SECTIONS = ('summary', 'data', 'training', 'evaluation', 'operating_point',
+            'explanations')
 # The name TFX's Evaluator gives the baseline in a model comparison.
 _TFMA_BASELINE_MODEL = 'baseline'
 _AUDIT_ROWS_SHOWN = 25
@@ -86,6 +90,8 @@ def build_report(output_dir: str, run_id: Optional[str] = None,
   evaluation_parts, probabilities = _evaluation_section(context)
   page.section('evaluation', f'Evaluation on the {context.test_split} split',
                evaluation_parts)
+  page.section('operating_point', 'Operating point: the decision a clinic receives',
+               _operating_point_section(context, probabilities))
   page.section('explanations', 'Where the model looks (Grad-CAM)',
                _explanations_section(context, probabilities))
   path = report_path(output_dir, record.summary.run_id)
@@ -490,11 +496,15 @@ def _evaluation_section(context: _Context):
   known = test.labels >= 0
   probabilities = examples_lib.predict(candidate, test.serialized)
   labels, scores = test.labels[known], probabilities[known]
-  counts = curves.confusion_matrix(labels, scores.argmax(axis=1), len(names))
   malignant = list(names).index(features.MALIGNANT_CLASS)
+  point = operating_point.read(candidate)
+  counts = curves.confusion_matrix(
+      labels, _decisions(scores, malignant, point.threshold if point else None), len(names))
+  decision = (f'decision at the malignant operating point ({point.threshold:.4f}; '
+              f'"malignant" = {op.REFER_DECISION})' if point else 'decision = top class')
   parts = [
       html.figure(plots.confusion_matrix(counts, names),
-                  f'Confusion matrix, {len(labels)} test images, decision = top class.'),
+                  f'Confusion matrix, {len(labels)} test images, {decision}.'),
       html.figure(plots.roc_curves({n: curves.roc(scores[:, k], labels == k)
                                     for k, n in enumerate(names)}),
                   'ROC per class, one against the rest.'),
@@ -508,6 +518,90 @@ def _evaluation_section(context: _Context):
   ]
   parts += _metrics_against_baseline(context)
   return parts, probabilities
+
+
+# --- Operating point -----------------------------------------------------------
+
+
+def _decisions(scores: np.ndarray, malignant: int, threshold: Optional[float]) -> np.ndarray:
+  """The served decision of each row, as a class index."""
+  return np.array([clinical_metrics.decided_class(row, malignant, threshold)
+                   for row in scores], np.int64)
+
+
+def _measured_row(name: str, scores: np.ndarray, labels: np.ndarray, threshold: float,
+                  malignant: int) -> Tuple[str, int, str, str, str]:
+  """(name, scans, sensitivity, specificity, three-way accuracy) at `threshold`."""
+  sensitivity, specificity = operating_point.rates_at(
+      threshold, scores[:, malignant], labels == malignant)
+  right = int((_decisions(scores, malignant, threshold) == labels).sum())
+  return (name, int(labels.size), sensitivity.text(), specificity.text(),
+          operating_point.proportion(right, int(labels.size)).text())
+
+
+def _operating_point_section(context: _Context,
+                             probabilities: Optional[np.ndarray]) -> List[str]:
+  """The threshold, what the eval split promised and what the test split saw, per site."""
+  candidate = _candidate_dir(context.record)
+  test = context.splits.get(context.test_split)
+  point = operating_point.read(candidate) if candidate else None
+  if point is None or probabilities is None or test is None:
+    return [html.paragraph('This model was exported without an operating point: its '
+                           'decision is the top class.')]
+  known = test.labels >= 0
+  labels, scores, sites = test.labels[known], probabilities[known], test.sites[known]
+  malignant = list(context.class_names).index(features.MALIGNANT_CLASS)
+  groups = {f'{context.test_split} split': np.ones(labels.size, bool)}
+  if len(set(sites)) > 1:
+    groups.update({f'{context.test_split}, site {site}': sites == site
+                   for site in sorted(set(sites))})
+  rows = [(f'{point.split} split (chose the threshold)', point.sensitivity.total +
+           point.specificity.total, point.sensitivity.text(),
+           point.specificity.text(), 'n/a')]
+  rows += [_measured_row(name, scores[keep], labels[keep], point.threshold, malignant)
+           for name, keep in groups.items()]
+  for site, own in sorted(operating_point.read_sites(candidate).items()):
+    keep = sites == site
+    rows.append((f'site {site}: its own threshold {own.threshold:.4f}, on its '
+                 f'{own.split} scans', own.sensitivity.total + own.specificity.total,
+                 own.sensitivity.text(), own.specificity.text(), 'n/a'))
+    if keep.any():
+      rows.append(_measured_row(f'site {site}: its own threshold, {context.test_split} '
+                                'split', scores[keep], labels[keep], own.threshold,
+                                malignant))
+  bound = ('none (no malignant eval scan: every scan is referred)'
+           if point.sensitivity_lower_bound is None else
+           f'{point.sensitivity_lower_bound:.3f} (one-sided {point.confidence:.0%} '
+           f'{point.bound_method})' + ('' if point.target_bound_met else
+                                      ', below the target: too few malignant eval scans'))
+  fewest = operating_point.fewest_malignant_to_show(point.target_sensitivity)
+  test_sensitivity, test_specificity = operating_point.rates_at(
+      point.threshold, scores[:, malignant], labels == malignant)
+  parts = [
+      f'<p>A scan is <strong>{op.REFER_DECISION}</strong> when its calibrated malignant '
+      f'score is at least <strong>{point.threshold:.4f}</strong>, chosen on the '
+      f'{html.text(point.split)} split for sensitivity {point.target_sensitivity:.2f}; '
+      f'lower bound on its sensitivity there: {html.text(bound)}. '
+      + (f'The bound can reach {point.target_sensitivity:.2f} only from {fewest} malignant '
+         'eval scans, all referred; a site needs as many of its own to set its own '
+         'threshold with that promise (docs/serving.md).</p>' if fewest else '</p>'),
+      html.table(['Scans', 'n', 'Malignant sensitivity (95% CI)',
+                  'Malignant specificity (95% CI)', 'Three-way accuracy at the decision'],
+                 rows, caption='Intervals: two-sided 95% Clopper-Pearson. The test rows '
+                               'measure the threshold the eval split chose; nothing was '
+                               'chosen on them.')]
+  if test_sensitivity.estimate is not None and test_specificity.estimate is not None:
+    points = {}
+    if point.sensitivity.estimate is not None and point.specificity.estimate is not None:
+      points[f'{point.split} (chose it)'] = (1 - point.specificity.estimate,
+                                             point.sensitivity.estimate)
+    points[context.test_split] = (1 - test_specificity.estimate, test_sensitivity.estimate)
+    parts.append(html.figure(
+        plots.roc_with_points(curves.roc(scores[:, malignant], labels == malignant),
+                              features.MALIGNANT_CLASS, points),
+        f'Malignant against the rest on the {context.test_split} split, with the '
+        'operating point where the eval split put it and where it fell on this split.'))
+  return parts
 
 
 # --- Explanations --------------------------------------------------------------

@@ -88,6 +88,22 @@ def confusion_matrix(counts: np.ndarray, class_names: Sequence[str]) -> bytes:
   return _png(figure)
 
 
+def roc_with_points(curve: curves.Curve, class_name: str,
+                    points: Mapping[str, Sequence[float]]) -> bytes:
+  """One class's ROC with operating points marked: label -> (fpr, tpr)."""
+  figure, axis = plt.subplots(figsize=(4.2, 3.8))
+  axis.plot(curve.x, curve.y, label=f'{class_name} (AUC {curve.area:.3f})')
+  for (label, (fpr, tpr)), marker in zip(points.items(), 'os^vD'):
+    axis.plot([fpr], [tpr], marker=marker, linestyle='', markersize=7,
+              label=f'{label}: {tpr:.2f} / {1 - fpr:.2f}')
+  axis.plot([0, 1], [0, 1], color='grey', linestyle=':', linewidth=1)
+  axis.set_xlabel('false positive rate (1 - specificity)')
+  axis.set_ylabel('true positive rate (sensitivity)')
+  axis.legend(fontsize=7, loc='lower right', title='sensitivity / specificity',
+              title_fontsize=7)
+  return _png(figure)
+
+
 def roc_curves(by_class: Dict[str, curves.Curve]) -> bytes:
   figure, axis = plt.subplots(figsize=(4.2, 3.8))
   for name, curve in by_class.items():

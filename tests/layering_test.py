@@ -27,7 +27,7 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     ('pipeline',),                  # the DAG
     ('observability',),             # progress lines, the run read back from ML Metadata
     ('orchestration', 'run_report'),  # local and Kubeflow runs; the HTML report
-    ('local_runner', 'kubeflow_runner', 'predict', 'report', 'serving_admin',
+    ('local_runner', 'kubeflow_runner', 'predict', 'report', 'serving_admin', 'site_threshold',
      'bench'),                                                      # programs
 )
 _LAYER_OF = {package: level for level, packages in enumerate(LAYERS)

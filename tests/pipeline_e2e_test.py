@@ -201,7 +201,10 @@ def test_first_run_report_has_every_section_and_renders_offline(first_run, tmp_p
   assert 'Blessed: <span class="pass">yes</span>' in page
   assert re.search(r'Pointing game: <strong>[01]\.\d\d \(\d+ of \d+ ', page)
   pngs = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-  assert len(pngs) == 8  # counts, distributions, training, 4 evaluation, Grad-CAM
+  # counts, distributions, training, 4 evaluation, the operating point's ROC, Grad-CAM
+  assert len(pngs) == 9
+  assert re.search(r'A scan is <strong>refer</strong> when its calibrated malignant score '
+                   r'is at least <strong>0\.\d{4}</strong>', page)
   for png in pngs:
     Image.open(io.BytesIO(base64.b64decode(png))).load()
   assert not re.search(r'(?:src|href)\s*=\s*["\']?(?:[a-z]+:)?//|<script|@import|url\(',

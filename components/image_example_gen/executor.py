@@ -48,7 +48,6 @@ from contracts import names
 from dataset import data_audit
 from dataset import image_files
 from dataset import intensity
-from dataset import manifest
 from dataset import sites as sites_lib
 from dataset import split_ledger
 from dataset import split_plan
@@ -214,10 +213,8 @@ def scan_sites(sites: List[configs.Site], class_names: List[str]
     if problem:
       where = f'site {site.name}: ' if roots.prefixed else ''
       raise data_audit.DataAuditError(f'{where}{problem}.')
-    scan = (manifest.scan_manifest(site.root, site.columns, class_names)
-            if manifest.is_manifest_site(site.root, site.columns)
-            else image_files.scan_folder(site.root, class_names))
-    scans.append(image_files.with_site(scan, site.name, roots.prefix(site.name)))
+    scans.append(image_files.with_site(sites_lib.scan(site, class_names), site.name,
+                                       roots.prefix(site.name)))
   return roots, image_files.FolderScan(
       images=[i for scan in scans for i in scan.images],
       quarantined=[q for scan in scans for q in scan.quarantined],

@@ -1,0 +1,185 @@
+"""Sets a new site's malignant threshold from its first labelled export, for the served model.
+
+    python site_threshold.py --site NAME --data-root NAME=PATH
+        [--manifest-columns NAME=PRESET|FILE.json] [--model-dir DIR]
+        [--target-sensitivity F] [--replace]
+
+A threshold chosen on one hospital's scans need not hold at another, so a new
+site scores its own labelled scans (class folders, or a manifest as
+`--manifest-columns` reads it, as `make run` would) with the served model's
+`serving_images` signature, the graph TF Serving runs, and chooses its
+threshold by the Trainer's rule (models/operating_point.py) for the served
+model's own target sensitivity unless told another. The threshold, the
+sensitivity and specificity with their 95% Clopper-Pearson intervals and the
+lower bound go into the version's site table
+(`assets.extra/site_operating_points.json`), which `predict --site NAME`
+applies to the served scores (docs/serving.md). A site already in the table
+is replaced only with `--replace`, and the old threshold is printed.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+import tensorflow as tf
+
+from contracts import configs
+from contracts import features
+from contracts import names
+from contracts import operating_point as op
+from contracts import serving
+from dataset import manifest
+from dataset import sites
+from models import operating_point
+from orchestration import config_flags
+from serving import serving_dir
+
+DEFAULT_MODEL_DIR = os.path.join('outputs', 'serving_model', names.MODEL_NAME)
+_BATCH = 16
+
+
+class UsageError(Exception):
+  """A bad flag, folder, model or scan; the message says which, on one line."""
+
+
+def _site(args: argparse.Namespace) -> configs.Site:
+  try:
+    parsed = config_flags.build_sites(args.data_root, args.manifest_columns)
+  except config_flags.SiteSpecError as e:
+    raise UsageError(str(e)) from None
+  named = [site for site in parsed if site.name == args.site]
+  if not named:
+    raise UsageError(f'--site {args.site}: no --data-root names it (give '
+                     f'--data-root {args.site}=PATH)')
+  return named[0]
+
+
+def labelled_scans(site: configs.Site, class_names: Sequence[str]
+                   ) -> List[Tuple[str, int]]:
+  """(path, class index) of every scan of the site, read as ImageExampleGen reads it.
+
+  The threshold is for the whole export, so a scan the pipeline would leave
+  out stops the program rather than being dropped.
+  """
+  problem = sites.layout_problem(site, class_names)
+  if problem:
+    raise UsageError(f'site {site.name}: {problem}')
+  try:
+    scan = sites.scan(site, class_names)
+  except (manifest.ManifestError, FileNotFoundError) as e:
+    raise UsageError(f'site {site.name}: {e}') from None
+  if scan.quarantined:
+    first = scan.quarantined[0]
+    raise UsageError(f'site {site.name}: {len(scan.quarantined)} scan(s) cannot be '
+                     f'used, first {first.file}: {first.reason}')
+  index = {name: k for k, name in enumerate(class_names)}
+  return [(os.path.join(site.root, f.relpath), index[f.label]) for f in scan.images]
+
+
+def _served_version(model_dir: str) -> str:
+  """The version folder: `model_dir` itself, or the one served as stable below it."""
+  if os.path.isfile(os.path.join(model_dir, serving.SAVED_MODEL_FILE)):
+    return model_dir
+  try:
+    version = serving_dir.served_model_path(model_dir)
+  except ValueError as e:
+    raise UsageError(f'--model-dir {model_dir}: {e}') from None
+  if version is None:
+    raise UsageError(f'--model-dir {model_dir}: no SavedModel there, nor in a numbered '
+                     'version folder below it (run `make run` first?)')
+  return version
+
+
+def malignant_scores(version_dir: str, paths: Sequence[str]) -> np.ndarray:
+  """The calibrated malignant score of each scan, from `serving_images`."""
+  signature = tf.saved_model.load(version_dir).signatures[serving.SERVING_IMAGES]
+  scores = []
+  for start in range(0, len(paths), _BATCH):
+    batch = paths[start:start + _BATCH]
+    try:
+      outputs = signature(**{serving.IMAGE_BYTES_INPUT: tf.constant(
+          [tf.io.gfile.GFile(path, 'rb').read() for path in batch])})
+    except tf.errors.InvalidArgumentError as e:
+      reason = e.message.strip().splitlines()[0]
+      raise UsageError(f'the model refused a scan among {", ".join(batch)}: '
+                       f'{reason}') from None
+    classes = [name.decode() for name in outputs[serving.CLASSES_OUTPUT].numpy()[0]]
+    scores.append(outputs[serving.SCORES_OUTPUT].numpy()[
+        :, classes.index(features.MALIGNANT_CLASS)])
+  return np.concatenate(scores)
+
+
+def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(prog='site_threshold',
+                                   description=__doc__.split('\n')[0])
+  parser.add_argument('--site', required=True, help='the site whose threshold to set')
+  parser.add_argument(config_flags.DATA_ROOT_FLAG, dest='data_root', action='append',
+                      required=True, metavar='NAME=PATH',
+                      help="the site's labelled export, as `make run` reads it")
+  parser.add_argument(config_flags.COLUMNS_FLAG, dest='manifest_columns',
+                      action='append', default=[], metavar='NAME=PRESET|FILE.json',
+                      help="how the site's manifest names its columns")
+  parser.add_argument('--model-dir', default=DEFAULT_MODEL_DIR,
+                      help='a pushed version folder, or the base folder whose stable '
+                           'version is used (default: %(default)s)')
+  parser.add_argument('--target-sensitivity', type=float, default=None,
+                      help="default: the served model's own target")
+  parser.add_argument('--replace', action='store_true',
+                      help='replace the site\'s threshold if it already has one')
+  return parser.parse_args(argv)
+
+
+def site_point(site: configs.Site, version_dir: str, target: float) -> op.OperatingPoint:
+  """The site's operating point for the version's scores of its labelled scans."""
+  class_names = list(features.CLASS_NAMES)
+  scans = labelled_scans(site, class_names)
+  malignant = class_names.index(features.MALIGNANT_CLASS)
+  is_malignant = np.array([label == malignant for _, label in scans], bool)
+  if not is_malignant.any():
+    raise UsageError(f'site {site.name}: no malignant scan, so no sensitivity can be '
+                     'shown; label the cancers of the export first')
+  print(f'site {site.name}: scoring {len(scans)} scans ({int(is_malignant.sum())} '
+        f'malignant) with {version_dir}', file=sys.stderr, flush=True)
+  scores = malignant_scores(version_dir, [path for path, _ in scans])
+  return dataclasses.replace(operating_point.choose(scores, is_malignant, target),
+                             split=op.SITE_EXPORT_SPLIT, site=site.name)
+
+
+def main(argv: Sequence[str]) -> int:
+  args = _parse_args(argv)
+  try:
+    site = _site(args)
+    version_dir = _served_version(args.model_dir)
+    served = operating_point.read(version_dir)
+    target = (args.target_sensitivity if args.target_sensitivity is not None
+              else served.target_sensitivity if served
+              else configs.TrainingConfig().target_malignant_sensitivity)
+    if not 0.0 < target <= 1.0:
+      raise UsageError(f'--target-sensitivity must be above 0 and at most 1, got {target}')
+    existing = operating_point.read_sites(version_dir).get(site.name)
+    if existing and not args.replace:
+      raise UsageError(f'site {site.name} already has a threshold in {version_dir} '
+                       f'({existing.summary_line()}); give --replace to replace it')
+    point = site_point(site, version_dir, target)
+    replaced = operating_point.write_site(version_dir, point, replace=args.replace)
+  except (UsageError, operating_point.SiteRecordedError) as e:
+    print(f'site_threshold: error: {e}', file=sys.stderr)
+    return 2
+  print(f'{operating_point.sites_path_in(version_dir)}: {point.summary_line()}')
+  if replaced is not None:
+    print(f'replaced: {replaced.summary_line()}')
+  fewest = operating_point.fewest_malignant_to_show(target)
+  if not point.target_bound_met:
+    print(f'note: the bound falls short of {target:.2f}: '
+          + (f'it can reach it only with at least {fewest} malignant scans, all referred'
+             if fewest else 'no sample can show a sensitivity of 1'), file=sys.stderr)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv[1:]))
