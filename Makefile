@@ -25,9 +25,10 @@ $(STAMP): requirements.lock
 run: setup
 	$(PY) local_runner.py $(ARGS)
 
-# One pytest worker per core, whole files to a worker: the slow end-to-end files
-# (each a chain of pipeline runs) then run beside the unit tests.
-PYTEST_ARGS ?= -n 2 --dist loadfile
+# One pytest worker per core, whole files to a worker in the order conftest.py
+# collects them (end-to-end files first): the slow end-to-end files (each a chain
+# of pipeline runs) start at once and the unit tests fill in beside them.
+PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 # Every test, as CI runs them, with the 20 slowest listed at the end.
 test: setup

@@ -8,7 +8,7 @@ import pytest
 import kubeflow_runner
 from orchestration.kubeflow import configs as kubeflow_configs
 from tests.fake_kfp_server import FakeKfpServer
-from tests.fake_vertex_api import FakeVertexApi
+from tests import fake_vertex_api
 from tests.kubeflow_runner_test import PIPELINE_ROOT, REQUIRED_FLAGS
 
 CRON = '0 0 3 * * 1'
@@ -138,13 +138,30 @@ def offline_google_credentials(monkeypatch):
       auth_credentials.AnonymousCredentials(), 'busi-project'))
 
 
+@pytest.fixture
+def offline_resource_manager(monkeypatch):
+  """Resource Manager's project number for busi-project: the fake API's buckets' owner.
+
+  The SDK compares it with the bucket's owner (a guard against bucket squatting);
+  unanswered, the Resource Manager client retries for about 45 s.
+  """
+  monkeypatch.setattr(
+      'google.cloud.aiplatform.utils.resource_manager_utils.get_project_number',
+      lambda project_id, credentials=None: {'busi-project': fake_vertex_api.PROJECT_NUMBER}[
+          project_id])
+
+
 def test_vertex_runs_and_schedules_go_through_the_sdk_with_the_run_parameters(
-    tmp_path, offline_google_credentials, capsys):  # pylint: disable=unused-argument
+    tmp_path, offline_google_credentials, offline_resource_manager, capsys,
+    monkeypatch):  # pylint: disable=unused-argument
   package = tmp_path / 'pipeline.yaml'
-  with FakeVertexApi() as api:
+  with fake_vertex_api.FakeVertexApi() as api:
+    monkeypatch.setenv('STORAGE_EMULATOR_HOST', api.endpoint)
     assert kubeflow_runner.main(REQUIRED_FLAGS + VERTEX_FLAGS + [
         '--output', str(package), '--vertex-api-endpoint', api.endpoint, '--submit',
         '--schedule', 'TZ=UTC 0 3 * * 1', '--param', 'epochs=4']) == 0
+  # The SDK looked up the pipeline root's bucket before it created anything.
+  assert set(api.buckets_checked) == {'busi-bucket'}
   [(job_path, job), (schedule_path, schedule)] = api.created
   assert job_path == '/v1/projects/busi-project/locations/europe-west4/pipelineJobs'
   assert job['serviceAccount'] == 'pipeline@busi-project.iam.gserviceaccount.com'
