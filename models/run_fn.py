@@ -52,13 +52,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       strategy=distribution_strategy())
   signatures.export_serving_model(result.serving_model, tf_transform_output,
                                   class_names, fn_args.serving_model_dir,
-                                  result.temperature, result.operating_point)
+                                  result.temperature, result.operating_point,
+                                  result.not_sure_cutoff)
   logging.info('Trainer: %s', result.operating_point.summary_line())
   summary = {'model': model_config.name,
              'parameters': int(result.serving_model.count_params()),
              'epochs_run': result.epochs_run, 'best_epoch': result.best_epoch,
              'history': result.history, 'temperature': result.temperature,
-             'operating_point': dataclasses.asdict(result.operating_point)}
+             'operating_point': dataclasses.asdict(result.operating_point),
+             'not_sure_cutoff': result.not_sure_cutoff}
   with tf.io.gfile.GFile(
       os.path.join(fn_args.model_run_dir, names.TRAINING_SUMMARY_FILE), 'w') as f:
     json.dump(summary, f, indent=1, default=float)

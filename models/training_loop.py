@@ -21,6 +21,7 @@ from contracts import operating_point as op
 from models import calibration
 from models import inference
 from models import model as model_lib
+from models import not_sure
 from models import operating_point
 from models import registry
 
@@ -39,6 +40,9 @@ class TrainResult:
   # The malignant threshold of the served decision, chosen on the eval split's
   # calibrated scores.
   operating_point: op.OperatingPoint
+  # The "not sure" flag's cut-off, set on the eval split's calibrated scores
+  # (models/not_sure.py).
+  not_sure_cutoff: float
 
   def scores(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """The scores the exported model returns, for transformed images."""
@@ -131,8 +135,8 @@ def train(model_config: configs.ModelConfig,
           log_dir: Optional[str] = None,
           strategy: Optional[tf.distribute.Strategy] = None) -> TrainResult:
   """Trains the configured network; returns its serving model at its best epoch
-  on the eval split, with its temperature fitted there and its malignant
-  operating point chosen there on the calibrated scores.
+  on the eval split, with its temperature fitted there, and its malignant
+  operating point and "not sure" cut-off chosen there on the calibrated scores.
 
   `strategy` (default: the current one) holds the variables; the batch size is
   the global batch, split across its replicas.
@@ -160,11 +164,13 @@ def train(model_config: configs.ModelConfig,
                  batches(eval_examples, training=False))
   eval_images, eval_labels = _arrays(eval_examples)
   temperature = _temperature(model_spec, serving_model, eval_images, eval_labels)
+  eval_scores = _scores(serving_model, eval_images, temperature)
   malignant_point = operating_point.choose(
-      _scores(serving_model, eval_images, temperature)[:, malignant],
-      eval_labels == malignant, training_config.target_malignant_sensitivity)
+      eval_scores[:, malignant], eval_labels == malignant,
+      training_config.target_malignant_sensitivity)
   return TrainResult(serving_model, history, len(history['loss']),
-                     int(np.argmin(history[monitor])), temperature, malignant_point)
+                     int(np.argmin(history[monitor])), temperature, malignant_point,
+                     not_sure.choose_cutoff(eval_scores))
 
 
 def _train_labels(train_examples: tf.data.Dataset) -> np.ndarray:
