@@ -6,7 +6,7 @@ splits (ImageExampleGen's records, through the run's Transform graph) and on
 BUS-BRA (bench/cross_site.py; benign and malignant only), and computes for
 every scan the candidate signals, each oriented so that higher is less sure:
 
-* `max_probability`: 1 - the largest calibrated score;
+* `max_probability`: 1 - the largest calibrated score (models/not_sure.py);
 * `energy`: -logsumexp of the class head's logits (Liu et al., 2020);
 * `mahalanobis`: the smallest Mahalanobis distance to the train split's class
   means in the penultimate layer (Lee et al., 2018), in its leading principal
@@ -20,8 +20,8 @@ every scan the candidate signals, each oriented so that higher is less sure:
 
 A decision is wrong when the class it stands for (`refer`: malignant) is not
 the scan's label; a lesion called normal is wrong. Each signal's firing
-threshold is set on the eval split: it flags the least sure `--flag-fraction`
-of the eval scans. Per site the bench reports how often each signal fires and
+threshold is set on the eval split as the Trainer sets the served flag's
+(models/not_sure.py): it flags the least sure `--flag-fraction` of the eval scans. Per site the bench reports how often each signal fires and
 its AUROC of error detection (wrong vs right decisions), with a bootstrap 95%
 interval, and chooses the signal with the best eval AUROC; it is worth
 shipping when its BUSI test AUROC reaches `SHIP_AUROC`.
@@ -53,11 +53,11 @@ from contracts import names
 from models import grad_cam
 from models import lesion_net
 from models import model as model_lib
+from models import not_sure
 from models import operating_point
 from run_report import examples as split_examples
 
 SHIP_AUROC = 0.70
-DEFAULT_FLAG_FRACTION = 0.20
 # Principal components the Mahalanobis distance is measured in: a few hundred
 # train scans cannot estimate a covariance over the penultimate layer's ~2,500
 # dimensions.
@@ -212,7 +212,7 @@ def signals(scored: Scored, temperature: float, malignant: int, threshold: float
   probs = special.softmax(scored.logits / temperature, axis=1)
   malignant_logit = special.logit(np.clip(probs[:, malignant], 1e-12, 1 - 1e-12))
   return {
-      'max_probability': 1.0 - probs.max(axis=1),
+      'max_probability': not_sure.unsureness(probs),
       'energy': -special.logsumexp(scored.logits, axis=1),
       'mahalanobis': mahalanobis.distance(scored),
       'view_disagreement': _js_divergence(scored.view_logits['context'],
@@ -272,7 +272,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument('--pipeline-root', default='outputs',
                       help='a finished pipeline run (the folder holding tfx/)')
   parser.add_argument('--bus-bra', default='', help='BUS-BRA root (default: the shared copy)')
-  parser.add_argument('--flag-fraction', type=float, default=DEFAULT_FLAG_FRACTION,
+  parser.add_argument('--flag-fraction', type=float, default=not_sure.FLAG_FRACTION,
                       help='share of the eval split each signal flags')
   parser.add_argument('--bus-bra-limit', type=int, default=0,
                       help='score only the first N BUS-BRA scans (0: all)')
@@ -312,7 +312,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     values[name] = signals(s, run.temperature, malignant, run.malignant_threshold, mahalanobis)
     probs = special.softmax(s.logits / run.temperature, axis=1)
     wrong[name] = decisions(probs, malignant, run.malignant_threshold) != s.labels
-  cutoffs = {signal: float(np.quantile(values['eval'][signal], 1.0 - args.flag_fraction))
+  cutoffs = {signal: not_sure.cutoff_flagging(values['eval'][signal], args.flag_fraction)
              for signal in SIGNALS}
   rows = [site_row('busi_eval', wrong['eval'], values['eval'], cutoffs),
           site_row('busi_test', wrong['test'], values['test'], cutoffs)]

@@ -26,14 +26,18 @@ def unsureness(scores: np.ndarray) -> np.ndarray:
 
 
 def choose_cutoff(eval_scores: np.ndarray, fraction: float = FLAG_FRACTION) -> float:
-  """The signal at and above which a scan is flagged: flags `fraction` of the eval split.
+  """The signal at and above which a scan is flagged: flags `fraction` of the eval split."""
+  return cutoff_flagging(unsureness(eval_scores), fraction)
 
-  The cut-off lies halfway between the least sure scan left unflagged and the
-  surest one flagged, so the served graph's float32 arithmetic cannot move an
-  eval scan across it. Without eval scans nothing can be set, and no scan is
-  flagged.
+
+def cutoff_flagging(signal: np.ndarray, fraction: float) -> float:
+  """The cut-off that flags `fraction` (rounded up) of `signal` [N], higher = less sure.
+
+  It lies halfway between the least sure value left unflagged and the surest
+  one flagged, so the served graph's float32 arithmetic cannot move an eval
+  scan across it. Without values nothing can be set, and nothing is flagged.
   """
-  signal = np.sort(unsureness(eval_scores))[::-1]
+  signal = np.sort(np.asarray(signal, np.float64))[::-1]
   flagged = int(np.ceil(fraction * signal.size - 1e-9))
   if flagged == 0:
     return float('inf')
