@@ -244,7 +244,7 @@ def test_the_rest_stub_answers_as_tf_serving_documents(server, served):
   status, columns = call(f'/v1/models/{name}:predict', {'inputs': {serving.EXAMPLES_INPUT: [example]}})
   assert status == 200 and set(columns['outputs']) == {
       serving.SCORES_OUTPUT, serving.CLASSES_OUTPUT, serving.DECISION_OUTPUT,
-      serving.THRESHOLD_OUTPUT}
+      serving.THRESHOLD_OUTPUT, serving.NOT_SURE_OUTPUT}
   np.testing.assert_allclose(columns['outputs']['scores'][0],
                              rows['predictions'][0]['scores'], atol=1e-6)
   assert call(f'/v1/models/{name}:predict', {'instances': [], 'inputs': []})[0] == 400
