@@ -35,14 +35,15 @@ def cutoff_flagging(signal: np.ndarray, fraction: float) -> float:
 
   It lies halfway between the least sure value left unflagged and the surest
   one flagged, so the served graph's float32 arithmetic cannot move an eval
-  scan across it. Without values nothing can be set, and nothing is flagged.
+  scan across it. Without values nothing can be set, and nothing is flagged;
+  a fraction of 1 flags everything.
   """
   signal = np.sort(np.asarray(signal, np.float64))[::-1]
   flagged = int(np.ceil(fraction * signal.size - 1e-9))
   if flagged == 0:
     return float('inf')
   if flagged == signal.size:
-    return float(signal[-1] / 2)
+    return float('-inf')
   return float((signal[flagged - 1] + signal[flagged]) / 2)
 
 
