@@ -12,7 +12,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup run test test-fast fuzz compile-kubeflow bench-quality predict operating-point serving bench-serving bench-pipeline bench-scale gpu-check clean
+.PHONY: setup run test test-fast fuzz compile-kubeflow bench-quality predict operating-point serving bench-serving bench-pipeline bench-scale bench-not-sure gpu-check clean
 
 setup: $(STAMP)
 
@@ -83,6 +83,11 @@ bench-pipeline: setup
 # ARGS="--sizes 1,2,3" for a shorter run.
 bench-scale: setup
 	$(PY) bench/scale_bench.py $(ARGS)
+
+# Which "not sure" signal separates the trained model's wrong decisions from its right
+# ones, on BUSI's eval and test splits and BUS-BRA (bench/README.md); ARGS="--pipeline-root DIR".
+bench-not-sure: setup
+	$(PY) bench/not_sure.py $(ARGS)
 
 # The Trainer on this machine's GPU against its CPU, and its model served on the CPU;
 # one line and exit 1 without a GPU (bench/gpu_check.py).

@@ -49,6 +49,9 @@ class Prediction:
   decision: str
   label: str                        # the class of that decision (`malignant` for `refer`)
   malignant_threshold: float        # the threshold the decision used
+  # The model is not sure of this scan (models/not_sure.py): have a radiologist
+  # read it, whatever the decision.
+  not_sure: bool
   probabilities: Dict[str, float]   # class name -> probability, in the model's order
 
 
@@ -66,6 +69,7 @@ def _prediction(outputs: Dict[str, Sequence]) -> Prediction:
       decision=outputs[serving.DECISION_OUTPUT],
       label=outputs[serving.LABEL_OUTPUT],
       malignant_threshold=float(outputs[serving.THRESHOLD_OUTPUT]),
+      not_sure=bool(outputs[serving.NOT_SURE_OUTPUT]),
       probabilities={name: float(score) for name, score in zip(
           outputs[serving.CLASSES_OUTPUT], outputs[serving.SCORES_OUTPUT])})
 
@@ -125,6 +129,7 @@ class LocalModel:
         serving.DECISION_OUTPUT: outputs[serving.DECISION_OUTPUT].numpy()[0].decode(),
         serving.LABEL_OUTPUT: outputs[serving.LABEL_OUTPUT].numpy()[0].decode(),
         serving.THRESHOLD_OUTPUT: outputs[serving.THRESHOLD_OUTPUT].numpy()[0],
+        serving.NOT_SURE_OUTPUT: outputs[serving.NOT_SURE_OUTPUT].numpy()[0],
         serving.CLASSES_OUTPUT: [
             name.decode() for name in outputs[serving.CLASSES_OUTPUT].numpy()[0]],
         serving.SCORES_OUTPUT: outputs[serving.SCORES_OUTPUT].numpy()[0].tolist(),
@@ -299,7 +304,8 @@ def _text_line(image: str, prediction: Optional[Prediction], error: str) -> str:
     return f'{image}\terror: {printable.one_line(error)}'
   scores = '  '.join(f'{name}={p:.4f}' for name, p in prediction.probabilities.items())
   return (f'{image}\t{prediction.decision}\t{scores}\t'
-          f'{serving.THRESHOLD_OUTPUT}={prediction.malignant_threshold:.4f}')
+          f'{serving.THRESHOLD_OUTPUT}={prediction.malignant_threshold:.4f}\t'
+          f'{serving.NOT_SURE_OUTPUT}={str(prediction.not_sure).lower()}')
 
 
 def main(argv: Sequence[str]) -> int:

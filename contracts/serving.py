@@ -18,12 +18,15 @@ IMAGE_BYTES_INPUT = 'image_bytes'
 # names in the order of the scores (as TF Serving's and TFMA's `scores` and
 # `classes`), the clinical decision at the malignant operating point [N]
 # (contracts/operating_point.py: `refer`, else the more probable of the other
-# classes) and the malignant threshold it used [N]. serving_images also
-# returns the class of that decision as `label` (`malignant` for `refer`).
+# classes) and the malignant threshold it used [N], and whether the model is
+# not sure of the scan [N] (models/not_sure.py): a flagged scan is to be read
+# by a radiologist, whatever its decision. serving_images also returns the
+# class of that decision as `label` (`malignant` for `refer`).
 SCORES_OUTPUT = 'scores'
 CLASSES_OUTPUT = 'classes'
 DECISION_OUTPUT = 'decision'
 THRESHOLD_OUTPUT = 'malignant_threshold'
+NOT_SURE_OUTPUT = 'not_sure'
 LABEL_OUTPUT = 'label'
 
 # Files the model reads, by extension, case-insensitive.

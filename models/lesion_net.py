@@ -50,6 +50,10 @@ LESION_PRESENCE = 'lesion_presence'
 # Grad-CAM explains, in image coordinates (the crop pass's maps are in the
 # crop's).
 CONTEXT_FEATURE_MAP = 'context_feature_map'
+# The whole image's pooled features, and the class head's input: those, the
+# lesion crop's pooled features and the lesion presence, concatenated.
+CONTEXT_POOL = 'context_pool'
+CLASS_HEAD_INPUT = 'context_lesion_presence'
 
 # The registry's cap on the whole-image pass's side (models/registry.py).
 MAX_CONTEXT_SIZE = 128
@@ -219,9 +223,9 @@ def build_lesion_net(image_size: int, num_classes: int, class_output: str,
   _, _, crop_stride32 = backbone(_to_backbone_range(crop, 'crop'))
 
   context = layers.Activation('linear', name=CONTEXT_FEATURE_MAP)(stride32)
-  context = layers.GlobalAveragePooling2D(name='context_pool')(context)
+  context = layers.GlobalAveragePooling2D(name=CONTEXT_POOL)(context)
   lesion = layers.GlobalAveragePooling2D(name='lesion_pool')(crop_stride32)
-  x = layers.Concatenate(name='context_lesion_presence')([context, lesion, presence])
+  x = layers.Concatenate(name=CLASS_HEAD_INPUT)([context, lesion, presence])
   x = layers.Dropout(dropout, name='dropout')(x)
   class_probs = layers.Dense(num_classes, activation='softmax', name=class_output)(x)
 

@@ -53,7 +53,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       strategy=distribution_strategy())
   signatures.export_serving_model(result.serving_model, tf_transform_output,
                                   class_names, fn_args.serving_model_dir,
-                                  result.temperature, result.operating_point)
+                                  result.temperature, result.operating_point,
+                                  result.not_sure_cutoff)
   logging.info('Trainer: %s', result.operating_point.summary_line())
   for point in result.site_operating_points.values():
     operating_point.write_site(fn_args.serving_model_dir, point)
@@ -64,7 +65,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
              'history': result.history, 'temperature': result.temperature,
              'operating_point': dataclasses.asdict(result.operating_point),
              'site_operating_points': {site: dataclasses.asdict(point) for site, point
-                                       in result.site_operating_points.items()}}
+                                       in result.site_operating_points.items()},
+             'not_sure_cutoff': result.not_sure_cutoff}
   with tf.io.gfile.GFile(
       os.path.join(fn_args.model_run_dir, names.TRAINING_SUMMARY_FILE), 'w') as f:
     json.dump(summary, f, indent=1, default=float)

@@ -15,7 +15,10 @@ of `scores`), the outputs TFMA and TF Serving look for, and the decision at the
 malignant operating point the Trainer chose (models/operating_point.py):
 `decision` (string [N]: `refer` when the malignant score reaches the
 threshold, else the more probable of the other classes) and
-`malignant_threshold` (float32 [N], the threshold it used). A payload that is
+`malignant_threshold` (float32 [N], the threshold it used), and `not_sure`
+(bool [N], models/not_sure.py: read by a radiologist whatever the decision;
+a separate flag, so `decision` keeps the operating point's meaning and the
+rates it was chosen for). A payload that is
 not a readable PNG/JPEG fails its request
 with InvalidArgumentError; one whose header declares too many pixels fails before
 anything is decoded (models/preprocessing.py).
@@ -36,14 +39,16 @@ from contracts import features
 from contracts import operating_point as op
 from contracts import serving
 from models import inference
+from models import not_sure
 from models import operating_point
 from models import warmup
 
 class _ServingModule(tf.Module):
-  """Holds the network, the transform layer, the class names and the threshold for export."""
+  """Holds the network, the transform layer, the class names and the cut-offs for export."""
 
   def __init__(self, model: keras.Model, tf_transform_output: tft.TFTransformOutput,
-               class_names: Sequence[str], temperature: float, malignant_threshold: float):
+               class_names: Sequence[str], temperature: float, malignant_threshold: float,
+               not_sure_cutoff: float):
     super().__init__()
     if features.MALIGNANT_CLASS not in class_names:
       raise ValueError(f'The served decision refers on the {features.MALIGNANT_CLASS!r} '
@@ -52,6 +57,7 @@ class _ServingModule(tf.Module):
     self._temperature = temperature
     self._malignant_index = list(class_names).index(features.MALIGNANT_CLASS)
     self._malignant_threshold = float(malignant_threshold)
+    self._not_sure_cutoff = float(not_sure_cutoff)
     self.tft_layer = tf_transform_output.transform_features_layer()
     self.class_names = tf.constant(list(class_names))
     self._image_spec = {
@@ -69,6 +75,7 @@ class _ServingModule(tf.Module):
                                     self._temperature)
     classes = tf.tile(self.class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
     return {serving.SCORES_OUTPUT: scores, serving.CLASSES_OUTPUT: classes,
+            serving.NOT_SURE_OUTPUT: not_sure.flag(scores, self._not_sure_cutoff),
             **self._decisions(scores)}
 
   def _decisions(self, scores: tf.Tensor):
@@ -94,6 +101,7 @@ class _ServingModule(tf.Module):
             serving.CLASSES_OUTPUT: tf.fill([0, count], ''),
             serving.DECISION_OUTPUT: tf.zeros([0], tf.string),
             serving.THRESHOLD_OUTPUT: tf.zeros([0], tf.float32),
+            serving.NOT_SURE_OUTPUT: tf.zeros([0], tf.bool),
             serving.LABEL_OUTPUT: tf.zeros([0], tf.string)}
 
   @tf.function(input_signature=[
@@ -114,17 +122,19 @@ def export_serving_model(model: keras.Model,
                          tf_transform_output: tft.TFTransformOutput,
                          class_names: Sequence[str], export_dir: str,
                          temperature: float,
-                         malignant_point: op.OperatingPoint) -> None:
+                         malignant_point: op.OperatingPoint,
+                         not_sure_cutoff: float) -> None:
   """Writes the SavedModel that the Pusher copies and TF Serving loads, with warm-up
   and the operating point's record.
 
-  `temperature` and the operating point's threshold are baked into the graph
-  as constants, so the served scores are `inference.class_scores` of the
-  network and the decision is the one the operating point was chosen for.
+  `temperature`, the operating point's threshold and the "not sure" cut-off
+  (models/not_sure.py) are baked into the graph as constants, so the served
+  scores are `inference.class_scores` of the network and the decision and the
+  flag are the ones they were chosen for.
   """
   models.configure_tensorflow()
   module = _ServingModule(model, tf_transform_output, class_names, temperature,
-                          malignant_point.threshold)
+                          malignant_point.threshold, not_sure_cutoff)
   tf.saved_model.save(module, export_dir, signatures={
       serving.SERVING_DEFAULT: module.serve_examples,
       serving.SERVING_IMAGES: module.serve_images,

@@ -21,6 +21,7 @@ from contracts import operating_point as op
 from models import calibration
 from models import inference
 from models import model as model_lib
+from models import not_sure
 from models import operating_point
 from models import registry
 
@@ -39,6 +40,9 @@ class TrainResult:
   # The malignant threshold of the served decision, chosen on the eval split's
   # calibrated scores.
   operating_point: op.OperatingPoint
+  # The "not sure" flag's cut-off, set on the eval split's calibrated scores
+  # (models/not_sure.py).
+  not_sure_cutoff: float
   # Each site's own, where the eval split holds enough of its cancers
   # (operating_point.choose_by_site); empty for a one-site run.
   site_operating_points: Dict[str, op.OperatingPoint] = dataclasses.field(
@@ -135,8 +139,8 @@ def train(model_config: configs.ModelConfig,
           log_dir: Optional[str] = None,
           strategy: Optional[tf.distribute.Strategy] = None) -> TrainResult:
   """Trains the configured network; returns its serving model at its best epoch
-  on the eval split, with its temperature fitted there and its malignant
-  operating point chosen there on the calibrated scores.
+  on the eval split, with its temperature fitted there, and its malignant
+  operating point and "not sure" cut-off chosen there on the calibrated scores.
 
   `strategy` (default: the current one) holds the variables; the batch size is
   the global batch, split across its replicas.
@@ -164,12 +168,14 @@ def train(model_config: configs.ModelConfig,
                  batches(eval_examples, training=False))
   eval_images, eval_labels, eval_sites = _arrays(eval_examples)
   temperature = _temperature(model_spec, serving_model, eval_images, eval_labels)
-  malignant_scores = _scores(serving_model, eval_images, temperature)[:, malignant]
+  eval_scores = _scores(serving_model, eval_images, temperature)
+  malignant_scores = eval_scores[:, malignant]
   target = training_config.target_malignant_sensitivity
   return TrainResult(
       serving_model, history, len(history['loss']), int(np.argmin(history[monitor])),
       temperature,
       operating_point.choose(malignant_scores, eval_labels == malignant, target),
+      not_sure.choose_cutoff(eval_scores),
       operating_point.choose_by_site(malignant_scores, eval_labels == malignant,
                                      eval_sites, target))
 

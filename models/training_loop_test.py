@@ -191,7 +191,7 @@ def exported(request, transform_output, tmp_path_factory):
   export_dir = str(tmp_path_factory.mktemp(request.param) / 'serving_model')
   signatures.export_serving_model(result.serving_model, transform_output,
                                   features.CLASS_NAMES, export_dir, result.temperature,
-                                  result.operating_point)
+                                  result.operating_point, result.not_sure_cutoff)
   return result, tf.saved_model.load(export_dir)
 
 

@@ -42,7 +42,8 @@ def test_tfma_takes_the_malignant_rates_at_the_models_threshold(
   signatures.export_serving_model(
       exported.keras_model, exported.tf_transform_output, features.CLASS_NAMES,
       export_dir, exported.temperature,
-      dataclasses.replace(exported.operating_point, threshold=threshold))
+      dataclasses.replace(exported.operating_point, threshold=threshold),
+      exported.not_sure_cutoff)
   data = str(tmp_path / 'examples.tfrecord')
   _write_examples(data)
   config = eval_config.create_eval_config(features.CLASS_NAMES, slice_by_device=False)

@@ -84,6 +84,7 @@ def test_folder_with_local_model_matches_the_signature(capsys, served, model_bas
     assert result['decision'] == expected['decision'][0].numpy().decode()
     assert result['malignant_threshold'] == pytest.approx(
         float(expected['malignant_threshold'][0]))
+    assert result['not_sure'] is bool(expected['not_sure'][0])
 
 
 def test_server_gives_what_the_local_model_gives(capsys, server, model_base_dir,
@@ -93,6 +94,7 @@ def test_server_gives_what_the_local_model_gives(capsys, server, model_base_dir,
   assert status == 0
   assert [r['label'] for r in remote] == [r['label'] for r in local]
   assert [r['decision'] for r in remote] == [r['decision'] for r in local]
+  assert [r['not_sure'] for r in remote] == [r['not_sure'] for r in local]
   for r, l in zip(remote, local):
     np.testing.assert_allclose(list(r['probabilities'].values()),
                                list(l['probabilities'].values()), atol=1e-6)
@@ -163,10 +165,11 @@ def test_command_line_over_rest_prints_a_line_per_image(server, image_folder):
        os.path.join(image_folder, 'normal'), '--server', server],
       capture_output=True, text=True, timeout=60, check=False)
   assert completed.returncode == 0, completed.stderr
-  image, decision, scores, threshold = completed.stdout.strip().split('\t')
+  image, decision, scores, threshold, unsure = completed.stdout.strip().split('\t')
   assert image.endswith('normal (1).png') and decision in _DECISIONS
   assert [s.split('=')[0] for s in scores.split()] == list(features.CLASS_NAMES)
   assert threshold.startswith('malignant_threshold=') and 0 <= float(threshold[20:]) <= 1
+  assert unsure in ('not_sure=true', 'not_sure=false')
 
 
 @pytest.mark.parametrize('flags,version', [
@@ -241,7 +244,7 @@ def test_the_rest_stub_answers_as_tf_serving_documents(server, served):
   status, columns = call(f'/v1/models/{name}:predict', {'inputs': {serving.EXAMPLES_INPUT: [example]}})
   assert status == 200 and set(columns['outputs']) == {
       serving.SCORES_OUTPUT, serving.CLASSES_OUTPUT, serving.DECISION_OUTPUT,
-      serving.THRESHOLD_OUTPUT}
+      serving.THRESHOLD_OUTPUT, serving.NOT_SURE_OUTPUT}
   np.testing.assert_allclose(columns['outputs']['scores'][0],
                              rows['predictions'][0]['scores'], atol=1e-6)
   assert call(f'/v1/models/{name}:predict', {'instances': [], 'inputs': []})[0] == 400

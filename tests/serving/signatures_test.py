@@ -49,13 +49,15 @@ def test_signatures_declare_the_contract(served):
               'classes': (tf.string, [None, 3]),
               'decision': (tf.string, [None]),
               'malignant_threshold': (tf.float32, [None]),
+              'not_sure': (tf.bool, [None]),
               'label': (tf.string, [None])}
   assert {name: (spec.dtype, spec.shape.as_list())
           for name, spec in default.structured_outputs.items()} == {
               'scores': (tf.float32, [None, 3]),
               'classes': (tf.string, [None, 3]),
               'decision': (tf.string, [None]),
-              'malignant_threshold': (tf.float32, [None])}
+              'malignant_threshold': (tf.float32, [None]),
+              'not_sure': (tf.bool, [None])}
 
 
 def _expected_decisions(scores: np.ndarray, threshold: float):
@@ -84,6 +86,34 @@ def test_serving_images_returns_probabilities_classes_decision_and_label(exporte
   assert decisions == _expected_decisions(scores, threshold)
   assert outputs['label'].numpy().astype(str).tolist() == [
       features.MALIGNANT_CLASS if d == 'refer' else d for d in decisions]
+  np.testing.assert_array_equal(outputs['not_sure'],
+                                1.0 - scores.max(axis=1) >= exported.not_sure_cutoff)
+
+
+def test_not_sure_flags_the_scans_at_or_above_the_cutoff_baked_in(exported, served, tmp_path):
+  """A cut-off inside the scans' spread flags some and not others, in both signatures."""
+  images = [payloads.encode(payloads.scan(seed, label))
+            for seed, label in enumerate(features.CLASS_NAMES * 3)]
+  scores = served.signatures[serving.SERVING_IMAGES](
+      image_bytes=tf.constant(images))['scores'].numpy()
+  unsure = 1.0 - scores.max(axis=1)
+  cutoff = float(np.median(unsure))
+  export_dir = str(tmp_path / 'saved_model')
+  signatures.export_serving_model(exported.keras_model, exported.tf_transform_output,
+                                  features.CLASS_NAMES, export_dir, exported.temperature,
+                                  exported.operating_point, cutoff)
+  reloaded = tf.saved_model.load(export_dir)
+  by_images = reloaded.signatures[serving.SERVING_IMAGES](image_bytes=tf.constant(images))
+  by_examples = reloaded.signatures[serving.SERVING_DEFAULT](
+      examples=tf.constant([_example(image) for image in images]))
+  expected = unsure >= cutoff
+  assert 0 < expected.sum() < len(images)
+  np.testing.assert_array_equal(by_images['not_sure'], expected)
+  np.testing.assert_array_equal(by_examples['not_sure'], expected)
+  # The flag leaves the decision as the operating point makes it.
+  np.testing.assert_array_equal(by_images['decision'],
+                                served.signatures[serving.SERVING_IMAGES](
+                                    image_bytes=tf.constant(images))['decision'])
 
 
 @pytest.mark.parametrize('threshold', [0.0, 0.3, 0.6, 1.01])
@@ -93,7 +123,7 @@ def test_the_decision_follows_the_threshold_baked_in(exported, tmp_path, thresho
   export_dir = str(tmp_path / 'saved_model')
   signatures.export_serving_model(exported.keras_model, exported.tf_transform_output,
                                   features.CLASS_NAMES, export_dir, exported.temperature,
-                                  point)
+                                  point, exported.not_sure_cutoff)
   reloaded = tf.saved_model.load(export_dir)
   assert operating_point.read(export_dir) == point
   images = [payloads.encode(payloads.scan(seed, label))
@@ -162,6 +192,7 @@ def test_an_empty_batch_gets_empty_outputs(served, signature, input_name):
   outputs = served.signatures[signature](**{input_name: tf.constant([], tf.string)})
   assert outputs['scores'].shape == (0, 3) and outputs['classes'].shape == (0, 3)
   assert outputs['decision'].shape == (0,) and outputs['malignant_threshold'].shape == (0,)
+  assert outputs['not_sure'].shape == (0,)
   if 'label' in outputs:
     assert outputs['label'].shape == (0,)
 
@@ -193,5 +224,6 @@ def test_warmup_requests_replay_through_the_signatures_they_name(exported, serve
     direct = served.signatures[serving.SERVING_IMAGES](image_bytes=tf.constant(images))
     np.testing.assert_allclose(replayed['scores'], direct['scores'], atol=1e-6)
     np.testing.assert_array_equal(replayed['decision'], direct['decision'])
+    np.testing.assert_array_equal(replayed['not_sure'], direct['not_sure'])
   assert {len(tf.make_ndarray(next(iter(log.predict_log.request.inputs.values()))))
           for log in logs} == {1, 4}
