@@ -35,7 +35,8 @@ MALIGNANT_EXAMPLES = f'{features.MALIGNANT_CLASS}{names.CLASS_EXAMPLES_SUFFIX}'
 # The clinical metrics shown per site, in the order of the tables.
 SITE_TABLE_METRICS: Tuple[str, ...] = (
     names.EXAMPLE_COUNT_METRIC, MALIGNANT_EXAMPLES, names.ACCURACY_METRIC,
-    names.DECISION_ACCURACY_METRIC, names.MALIGNANT_SENSITIVITY_METRIC, names.MALIGNANT_SPECIFICITY_METRIC,
+    names.DECISION_ACCURACY_METRIC, names.MALIGNANT_SENSITIVITY_METRIC,
+    names.MALIGNANT_SPECIFICITY_METRIC,
     f'{names.AUC_METRIC}_{features.MALIGNANT_CLASS}',
     *(f'{name}_recall' for name in features.CLASS_NAMES
       if name != features.MALIGNANT_CLASS))

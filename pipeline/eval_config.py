@@ -3,7 +3,8 @@
 Accuracy alone hides a model that misses cancers, so malignant sensitivity and
 specificity (at the served decision, the malignant operating point: one class
 against the rest, blessing/clinical_metrics.py) are computed next to per-class
-precision/recall at that decision and one-vs-rest AUC. The config carries no
+precision/recall at that decision, its three-way accuracy beside the top-class
+accuracy, and one-vs-rest AUC. The config carries no
 thresholds: the Evaluator adds the blessing rules of its run
 (blessing/rules.py), which gate accuracy and malignant sensitivity.
 
