@@ -148,6 +148,8 @@ class _ToExample(beam.DoFn):
         features.SITE_KEY: _bytes(fp.site.encode()),
         features.DEVICE_KEY: _bytes(fp.device.encode()),
         features.PATIENT_KEY: _bytes(fp.patient_id.encode()),
+        features.BIRADS_KEY: tf.train.Feature(int64_list=tf.train.Int64List(
+            value=[] if fp.birads is None else [fp.birads])),
         features.INTENSITY_MEAN_KEY: _float(grey.mean),
         features.INTENSITY_SPREAD_KEY: _float(grey.spread),
         features.DARK_FRACTION_KEY: _float(grey.dark_fraction),
