@@ -26,6 +26,7 @@ class SplitExamples:
   heights: np.ndarray
   widths: np.ndarray
   mean_intensities: np.ndarray  # mean grey level (0-255) of each image
+  birads: np.ndarray          # the radiologist's BI-RADS category, NaN where none
   # The payload, kept only when asked for: the split may not fit in memory twice.
   serialized: List[bytes]
   images: List[bytes]         # encoded PNG/JPEG, as ingested
@@ -55,7 +56,7 @@ def read_split(examples_uri: str, split: str, class_names: Sequence[str],
   if not files:
     return None
   label_of = {name.encode(): k for k, name in enumerate(class_names)}
-  split_examples = SplitExamples([], [], [], [], [], [], [], [])
+  split_examples = SplitExamples([], [], [], [], [], [], [], [], [])
   # Runs before plain TFRecords wrote GZIP files, named .gz; reports of them still build.
   compression = 'GZIP' if files[0].endswith('.gz') else ''
   for record in tf.data.TFRecordDataset(files, compression_type=compression):
@@ -67,11 +68,13 @@ def read_split(examples_uri: str, split: str, class_names: Sequence[str],
     split_examples.heights.append(_first(example, features.HEIGHT_KEY) or 0)
     split_examples.widths.append(_first(example, features.WIDTH_KEY) or 0)
     split_examples.mean_intensities.append(_mean_intensity(image))
+    birads = _first(example, features.BIRADS_KEY)
+    split_examples.birads.append(np.nan if birads is None else float(birads))
     if keep_payload:
       split_examples.serialized.append(serialized)
       split_examples.images.append(image)
       split_examples.masks.append(_first(example, features.MASK_KEY) or b'')
-  for name in ('labels', 'heights', 'widths', 'mean_intensities'):
+  for name in ('labels', 'heights', 'widths', 'mean_intensities', 'birads'):
     setattr(split_examples, name, np.array(getattr(split_examples, name)))
   return split_examples
 

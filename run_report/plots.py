@@ -1,7 +1,7 @@
 """The report's figures, drawn with matplotlib and returned as PNG bytes."""
 
 import io
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 import matplotlib
 
@@ -95,6 +95,20 @@ def roc_curves(by_class: Dict[str, curves.Curve]) -> bytes:
   axis.plot([0, 1], [0, 1], color='grey', linestyle=':', linewidth=1)
   axis.set_xlabel('false positive rate')
   axis.set_ylabel('true positive rate')
+  axis.legend(fontsize=8, loc='lower right')
+  return _png(figure)
+
+
+def roc_with_operating_points(curve: curves.Curve,
+                              points: Mapping[str, Tuple[float, float]]) -> bytes:
+  """One ROC curve and named (false positive rate, true positive rate) points on it."""
+  figure, axis = plt.subplots(figsize=(4.2, 3.8))
+  axis.plot(curve.x, curve.y, label=f'model (AUC {curve.area:.3f})')
+  for name, (x, y) in points.items():
+    axis.plot([x], [y], marker='o', linestyle='none', label=name)
+  axis.plot([0, 1], [0, 1], color='grey', linestyle=':', linewidth=1)
+  axis.set_xlabel('false positive rate (1 - specificity)')
+  axis.set_ylabel('sensitivity')
   axis.legend(fontsize=8, loc='lower right')
   return _png(figure)
 
