@@ -12,7 +12,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run test test-fast fuzz compile-kubeflow bench-quality predict serving bench-serving bench-pipeline bench-scale gpu-check clean
+.PHONY: setup run test test-fast fuzz compile-kubeflow bench-quality bench-sites predict serving bench-serving bench-pipeline bench-scale gpu-check clean
 
 setup: $(STAMP)
 
@@ -52,6 +52,11 @@ compile-kubeflow: setup
 # ARGS="--folds 5" for cross-validation.
 bench-quality: setup
 	$(PY) bench/quality.py $(ARGS)
+
+# Leave one site out: lesion_net trained on BUS-BRA's training split, tested on its test
+# split beside the radiologist's BI-RADS and on BUSI (bench/README.md).
+bench-sites: setup
+	$(PY) bench/leave_site_out.py $(ARGS)
 
 # Classify images with the pushed model: ARGS="IMAGE_OR_FOLDER... [--server URL] [--json]".
 predict: setup

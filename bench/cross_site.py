@@ -184,9 +184,9 @@ def rates(is_malignant: np.ndarray, pair_scores: np.ndarray,
   area = radiologist_comparison.auc(pair_scores, is_malignant)
   return Rates(int(is_malignant.size), int(is_malignant.sum()),
                None if math.isnan(area) else area,
-               operating_point.proportion(int(referred[is_malignant].sum()),
+               radiologist_comparison.proportion(int(referred[is_malignant].sum()),
                                           int(is_malignant.sum())),
-               operating_point.proportion(int((~referred[~is_malignant]).sum()),
+               radiologist_comparison.proportion(int((~referred[~is_malignant]).sum()),
                                           int((~is_malignant).sum())))
 
 

@@ -8,6 +8,7 @@ chosen on that site's eval split. It is then scored on the site's test split,
 beside the radiologist's BI-RADS on the same scans where the manifest gives
 it, and on every benign and malignant scan of the other site:
 
+  make bench-sites    # bus_bra's training split; tested on its test split and on BUSI
   python bench/leave_site_out.py --train-site bus_bra=../shared/data/bus_bra \\
       --test-site busi=../shared/data/busi/Dataset_BUSI_with_GT --epochs 10
 
@@ -30,6 +31,7 @@ import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from bench import busi_arrays
 from bench import cross_site
 from contracts import configs
+from dataset import data_root
 from models import registry
 from models import training_loop
 
@@ -51,8 +53,10 @@ def _site(text: str, flag: str, parser: argparse.ArgumentParser) -> configs.Site
 
 def main(argv: Sequence[str]) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--train-site', required=True, metavar='NAME=PATH')
-  parser.add_argument('--test-site', required=True, metavar='NAME=PATH')
+  parser.add_argument('--train-site', metavar='NAME=PATH',
+                      help='default: bus_bra=../shared/data/bus_bra')
+  parser.add_argument('--test-site', metavar='NAME=PATH',
+                      help='default: busi=BUSI as `make run` finds it')
   parser.add_argument('--model', default=configs.ModelConfig.name,
                       choices=registry.MODEL_CHOICES)
   parser.add_argument('--epochs', type=int, default=None,
@@ -60,8 +64,12 @@ def main(argv: Sequence[str]) -> int:
   parser.add_argument('--output', help='JSON results file (default: bench/results/'
                                        'leave_site_out_<train site>.json)')
   args = parser.parse_args(argv)
-  train_site = _site(args.train_site, '--train-site', parser)
-  test_site = _site(args.test_site, '--test-site', parser)
+  train_site = _site(args.train_site or f'bus_bra={cross_site.DEFAULT_ROOT}',
+                     '--train-site', parser)
+  busi_root = data_root.find_data_root('')
+  if not args.test_site and busi_root is None:
+    raise SystemExit('bench/leave_site_out.py: ' + data_root.not_found_message(''))
+  test_site = _site(args.test_site or f'busi={busi_root}', '--test-site', parser)
   spec = registry.spec(args.model)
   epochs = args.epochs or spec.epochs
   if epochs < 1:

@@ -20,7 +20,6 @@ import numpy as np
 from scipy import stats
 
 from contracts import operating_point as op
-from models import operating_point
 
 # The categories at or above which a scan counts as referred, in the order shown.
 BIRADS_THRESHOLDS: Tuple[int, ...] = (3, 4, 5)
@@ -55,6 +54,15 @@ class RadiologistComparison:
     return next(p for p in self.birads_points if p.category == category)
 
 
+def proportion(successes: int, total: int) -> op.Proportion:
+  """A rate with the operating point's interval (two-sided Clopper-Pearson, 95%)."""
+  if total == 0:
+    return op.Proportion(0, 0, None, None, None)
+  interval = stats.binomtest(successes, total).proportion_ci(op.CONFIDENCE, 'exact')
+  return op.Proportion(int(successes), int(total), successes / total,
+                       float(interval.low), float(interval.high))
+
+
 def auc(scores: np.ndarray, positive: np.ndarray) -> float:
   """Area under the ROC curve (Mann-Whitney, ties count half); NaN with one class."""
   positive = positive.astype(bool)
@@ -82,9 +90,9 @@ def compare(is_malignant: np.ndarray, model_scores: np.ndarray,
     return None
   points = tuple(
       BiradsPoint(category,
-                  operating_point.proportion(int((birads[is_malignant] >= category).sum()),
+                  proportion(int((birads[is_malignant] >= category).sum()),
                                              malignant),
-                  operating_point.proportion(int((birads[~is_malignant] < category).sum()),
+                  proportion(int((birads[~is_malignant] < category).sum()),
                                              benign))
       for category in BIRADS_THRESHOLDS)
   # As many benign scans below the model's threshold as below BI-RADS 4: the
@@ -100,7 +108,7 @@ def compare(is_malignant: np.ndarray, model_scores: np.ndarray,
       model_auc=auc(scores, is_malignant), birads_auc=auc(birads, is_malignant),
       birads_points=points,
       model_threshold_at_biopsy_specificity=threshold,
-      model_sensitivity_at_biopsy_specificity=operating_point.proportion(
+      model_sensitivity_at_biopsy_specificity=proportion(
           int(referred[is_malignant].sum()), malignant),
-      model_specificity_at_biopsy_specificity=operating_point.proportion(
+      model_specificity_at_biopsy_specificity=proportion(
           int((~referred[~is_malignant]).sum()), benign))
