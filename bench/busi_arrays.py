@@ -56,32 +56,40 @@ def load(data: configs.DataConfig, image_size: int) -> TransformedImages:
 
 def load_site(site: configs.Site, data: configs.DataConfig,
               image_size: int) -> Tuple[TransformedImages, Dict[str, np.ndarray]]:
-  """A named site as a run of that site alone reads it, and that run's split.
+  """A named site as ImageExampleGen reads it, and the split it gives the site.
 
   A manifest site (BUS-BRA) keeps each patient's images in one split; the
-  split is ImageExampleGen's plan itself (stratified by site and class), so
-  it holds even for a site without some class, which `pipeline_split` cannot
-  stratify.
+  split is ImageExampleGen's plan itself (stratified by site and class, so a
+  site's split is the same alone or beside other sites), which holds even for
+  a site without some class, where `pipeline_split` cannot stratify.
   """
+  roots, scan = _site_scan(site, data)
+  images, plan = _load_planned(roots, scan, data, image_size)
+  splits = np.array([plan.assignment[path][1] for path in images.relpaths])
+  return images, {name: np.flatnonzero(splits == name) for name in data.splits.as_dict()}
+
+
+def site_split(site: configs.Site, data: configs.DataConfig) -> Dict[str, str]:
+  """relpath (after the site's name) -> split, as `load_site` splits, without decoding."""
+  roots, scan = _site_scan(site, data)
+  _, plan = _plan(roots, scan, data)
+  return plan.splits()
+
+
+def _site_scan(site: configs.Site, data: configs.DataConfig):
   roots = image_files.SiteRoots(((site.name, site.root),))
   if manifest.is_manifest_site(site.root, site.columns):
     scan = manifest.scan_manifest(site.root, site.columns, data.class_names)
   else:
     scan = image_files.scan_folder(site.root, data.class_names)
-  images, plan = _load_planned(roots, image_files.with_site(scan, site.name,
-                                                            roots.prefix(site.name)),
-                               data, image_size)
-  splits = np.array([plan.assignment[path][1] for path in images.relpaths])
-  return images, {name: np.flatnonzero(splits == name) for name in data.splits.as_dict()}
+  return roots, image_files.with_site(scan, site.name, roots.prefix(site.name))
 
 
-def _load_planned(root: image_files.Root, scan: image_files.FolderScan,
-                  data: configs.DataConfig,
-                  image_size: int) -> Tuple[TransformedImages, split_plan.SplitPlan]:
-  class_index = {name: i for i, name in enumerate(data.class_names)}
+def _plan(root: image_files.Root, scan: image_files.FolderScan, data: configs.DataConfig):
+  """The fingerprints of the images the plan ingests (sorted by path), and the plan."""
   fingerprints = []
   for image_file in scan.images:
-    if image_file.label not in class_index:
+    if image_file.label not in data.class_names:
       continue
     try:
       fingerprints.append(image_files.fingerprint(root, image_file))
@@ -90,8 +98,15 @@ def _load_planned(root: image_files.Root, scan: image_files.FolderScan,
   plan = split_plan.plan_splits(fingerprints, data.splits.as_dict(),
                                 data.near_duplicate_max_bits, data.split_seed,
                                 data.label_conflicts)
-  fingerprints = sorted((f for f in fingerprints if f.relpath in plan.assignment),
-                        key=lambda f: f.relpath)
+  return sorted((f for f in fingerprints if f.relpath in plan.assignment),
+                key=lambda f: f.relpath), plan
+
+
+def _load_planned(root: image_files.Root, scan: image_files.FolderScan,
+                  data: configs.DataConfig,
+                  image_size: int) -> Tuple[TransformedImages, split_plan.SplitPlan]:
+  class_index = {name: i for i, name in enumerate(data.class_names)}
+  fingerprints, plan = _plan(root, scan, data)
   groups = {path: group for path, (group, _) in plan.assignment.items()}
   images, masks = [], []
   for fp in fingerprints:

@@ -9,11 +9,15 @@ scored with the argmax over all the model's classes, so a lesion called
 
 Run as a program, it scores an exported model (the Trainer's SavedModel,
 through its image-bytes signature, as a client would) on a site's benign and
-malignant scans, all of them or one split of a pipeline run, and writes the
-leave-one-site-out row: benign-vs-malignant AUC, sensitivity and specificity
-at the model's own operating point (the threshold the Trainer chose on its
-eval split), per scanner, and, where the site's manifest gives BI-RADS, the
-radiologist on the same scans (blessing/radiologist_comparison.py):
+malignant scans, all of them or one split of the site as ImageExampleGen
+splits it, and writes the leave-one-site-out row: benign-vs-malignant AUC,
+sensitivity and specificity at the model's own operating point (the threshold
+the Trainer chose on its eval split), per scanner, and, where the site's
+manifest gives BI-RADS, the radiologist on the same scans
+(blessing/radiologist_comparison.py). With `--site-threshold-from eval` it
+also scores at a threshold chosen for the site on its own eval split, the way
+a new site would set its operating point from its first labelled export,
+never from the scans it is scored on:
 
   python bench/cross_site.py --model TRAINER_MODEL_DIR --trained-on busi \
       --site bus_bra=../shared/data/bus_bra --output bench/results/cross_site_busi.json
@@ -34,6 +38,7 @@ import numpy as np
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
+from bench import busi_arrays
 from bench import classification_metrics
 from blessing import radiologist_comparison
 from contracts import configs
@@ -153,20 +158,6 @@ def decode(root: str, files: Sequence[image_files.ImageFile], image_size: int) -
                    for f in files])
 
 
-def split_filenames(examples_dir: str, split: str) -> List[str]:
-  """The file names (relative to their site, without its name) of a run's split."""
-  files = sorted(tf.io.gfile.glob(os.path.join(examples_dir, f'Split-{split}', '*')))
-  if not files:
-    raise ValueError(f'{examples_dir} has no Split-{split} files: pass the examples '
-                     'artifact of an ImageExampleGen run')
-  compression = 'GZIP' if files[0].endswith('.gz') else ''
-  names = []
-  for record in tf.data.TFRecordDataset(files, compression_type=compression):
-    example = tf.train.Example.FromString(record.numpy())
-    names.append(example.features.feature[features.FILENAME_KEY].bytes_list.value[0].decode())
-  return names
-
-
 def exported_scores(model_dir: str, root: str,
                     files: Sequence[image_files.ImageFile]) -> np.ndarray:
   """Class probabilities [n, classes] from the exported model's image-bytes signature."""
@@ -253,20 +244,26 @@ def plain(value: Any) -> Any:
 
 def main(argv: Sequence[str]) -> int:
   parser = argparse.ArgumentParser(description='Scores an exported model on a site it '
-                                   'was not trained on (or a site\'s test split).')
+                                   'was not trained on.')
   parser.add_argument('--model', required=True,
                       help='the Trainer\'s SavedModel (with assets.extra/operating_point.json)')
   parser.add_argument('--trained-on', required=True, help='the row\'s training data, in words')
   parser.add_argument('--site', required=True, metavar='NAME=PATH',
                       help='the site scored: class folders, or BUS-BRA\'s bus_data.csv')
-  parser.add_argument('--examples', default='',
-                      help='an ImageExampleGen artifact: score only its --split of this site')
-  parser.add_argument('--split', default='test', help='with --examples (default: test)')
+  parser.add_argument('--split', choices=('all', *configs.SplitConfig().as_dict()),
+                      default='all', help='score all the site\'s scans, or the split '
+                      'ImageExampleGen gives them (default: all)')
+  parser.add_argument('--site-threshold-from', choices=tuple(configs.SplitConfig().as_dict()),
+                      help='also score at a threshold chosen for this site, as the Trainer '
+                           'chooses its own, on this split of the site (e.g. eval with '
+                           '--split test: a site\'s first labelled export)')
   parser.add_argument('--output', required=True, help='JSON results file')
   args = parser.parse_args(argv)
   name, _, root = args.site.partition('=')
   if not root:
     parser.error(f'--site takes NAME=PATH, got {args.site!r}')
+  if args.site_threshold_from and args.site_threshold_from == args.split:
+    parser.error('--site-threshold-from must name another split than --split')
   point = operating_point.read(args.model)
   if point is None:
     parser.error(f'--model {args.model} has no {serving.OPERATING_POINT_FILE}: '
@@ -274,25 +271,45 @@ def main(argv: Sequence[str]) -> int:
   class_names = list(features.CLASS_NAMES)
   try:
     files = site_files(root, class_names)
-    scans = 'all'
-    if args.examples:
-      in_split = {n.partition('/')[2] if n.startswith(f'{name}/') else n
-                  for n in split_filenames(args.examples, args.split)}
-      files = [f for f in files if f.relpath in in_split]
-      scans = f'{args.split} split'
+    splits = {}
+    if args.split != 'all' or args.site_threshold_from:
+      site = configs.Site(name, root, COLUMNS if manifest.is_manifest_site(root, COLUMNS)
+                          else configs.ManifestColumns())
+      planned = busi_arrays.site_split(site, configs.DataConfig())
+      splits = {f.relpath: planned.get(f'{name}/{f.relpath}', '') for f in files}
   except (ValueError, manifest.ManifestError, FileNotFoundError) as e:
     raise SystemExit(f'bench/cross_site.py: {e}') from None
-  if not files:
+  scored = [f for f in files if args.split == 'all' or splits[f.relpath] == args.split]
+  if not scored:
     raise SystemExit(f'bench/cross_site.py: no benign or malignant scan of {root} to score')
-  probs = exported_scores(args.model, root, files)
-  row = transfer_row(args.trained_on, name, scans, point.threshold, files, probs, class_names)
-  table = '\n'.join(markdown_rows(row) + radiologist_rows(row))
+  scored_paths = {f.relpath for f in scored}
+  needed = [f for f in files if f.relpath in scored_paths or (
+      args.site_threshold_from and splits[f.relpath] == args.site_threshold_from)]
+  by_file = dict(zip((f.relpath for f in needed), exported_scores(args.model, root, needed)))
+  scans = 'all' if args.split == 'all' else f'{args.split} split'
+  scored_probs = np.stack([by_file[f.relpath] for f in scored])
+  rows = [transfer_row(args.trained_on, name, scans, point.threshold, scored, scored_probs,
+                       class_names)]
+  site_point = None
+  if args.site_threshold_from:
+    chosen = [f for f in files if splits[f.relpath] == args.site_threshold_from]
+    malignant = class_names.index(features.MALIGNANT_CLASS)
+    site_point = operating_point.choose(
+        np.array([by_file[f.relpath][malignant] for f in chosen]),
+        np.array([f.label == features.MALIGNANT_CLASS for f in chosen]),
+        configs.TrainingConfig().target_malignant_sensitivity)
+    rows.append(transfer_row(
+        args.trained_on, name, f'{scans}, threshold from its {args.site_threshold_from} split',
+        site_point.threshold, scored, scored_probs, class_names))
+  table = '\n'.join([line for row in rows for line in markdown_rows(row)]
+                    + radiologist_rows(rows[0]))
   print(table)
   result = {
       'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
       'command': ' '.join(['python bench/cross_site.py', *map(shlex.quote, argv)]),
       'model_operating_point': dataclasses.asdict(point),
-      'row': plain(dataclasses.asdict(row)), 'table': table,
+      'site_operating_point': site_point and dataclasses.asdict(site_point),
+      'rows': [plain(dataclasses.asdict(row)) for row in rows], 'table': table,
   }
   os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
   with open(args.output, 'w') as f:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench import busi_arrays
 from bench import cross_site
 from contracts import configs
 from contracts import features
@@ -101,20 +102,39 @@ def test_a_transfer_row_at_the_operating_point_per_scanner_and_against_birads():
              for line in cross_site.markdown_rows(row))
 
 
-def test_the_program_scores_an_exported_model_on_a_site_and_writes_its_row(tmp_path):
-  root = write_manifest_site(str(tmp_path / 'site'), ['benign', 'malignant'] * 3,
-                             birads=[3, 5, 2, 4, 4, 5], devices=['A', 'B'] * 3)
+def test_the_program_scores_an_exported_model_on_a_site_and_writes_its_rows(tmp_path):
+  pathologies = ['benign', 'malignant'] * 10
+  root = write_manifest_site(str(tmp_path / 'site'), pathologies,
+                             birads=[3, 5, 2, 4, 4, 5] + [4] * 14, devices=['A', 'B'] * 10)
   model_dir = exported_model.export_untrained_model(
       configs.ModelConfig(name='seed_cnn', image_size=32), str(tmp_path / 'work'),
       str(tmp_path / 'model')).saved_model_dir
-  output = str(tmp_path / 'row.json')
-  assert cross_site.main(['--model', model_dir, '--trained-on', 'busi',
-                          '--site', f'bra={root}', '--output', output]) == 0
+  output = str(tmp_path / 'rows.json')
+  assert cross_site.main(['--model', model_dir, '--trained-on', 'busi', '--site', f'bra={root}',
+                          '--output', output]) == 0
   with open(output) as f:
-    result = json.load(f)
-  row = result['row']
-  assert (row['overall']['scans'], row['overall']['malignant']) == (6, 3)
+    everything = json.load(f)
+  [row] = everything['rows']
+  assert (row['overall']['scans'], row['overall']['malignant']) == (20, 10)
   assert set(row['per_device']) == {'A', 'B'}
-  # BI-RADS: benign 3, 2, 4 against malignant 5, 4, 5: 8.5 of 9 pairs (the 4s tie).
-  assert row["radiologist"]["birads_auc"] == pytest.approx(8.5 / 9)
-  assert row['threshold'] == result['model_operating_point']['threshold']
+  assert row['radiologist']['scans'] == 20
+  assert row['threshold'] == everything['model_operating_point']['threshold']
+  # The test split, at the model's threshold and at one chosen on the site's eval split.
+  assert cross_site.main(['--model', model_dir, '--trained-on', 'busi', '--site', f'bra={root}',
+                          '--split', 'test', '--site-threshold-from', 'eval',
+                          '--output', output]) == 0
+  with open(output) as f:
+    split = json.load(f)
+  own, site = split['rows']
+  planned = busi_arrays.site_split(
+      configs.Site('bra', root, cross_site.COLUMNS), configs.DataConfig())
+  assert own['overall']['scans'] == site['overall']['scans'] == sum(
+      s == 'test' for s in planned.values())
+  assert site['scans'] == 'test split, threshold from its eval split'
+  assert site['threshold'] == split['site_operating_point']['threshold']
+
+
+def test_a_threshold_from_the_scored_split_is_refused(tmp_path):
+  with pytest.raises(SystemExit):
+    cross_site.main(['--model', str(tmp_path), '--trained-on', 'x', '--site', f'x={tmp_path}',
+                     '--split', 'test', '--site-threshold-from', 'test', '--output', 'o.json'])

@@ -1,9 +1,10 @@
 """ImageExampleGen's executor: image folders to leak-free TFRecord splits.
 
 It reads one data root or several named sites, each a folder-per-class tree
-or a manifest (dataset/manifest.py); the examples carry their site, device
-and patient, and the split plan keeps each patient's images together and
-spreads every site's classes over the splits (dataset/split_plan.py). Images
+or a manifest (dataset/manifest.py); the examples carry their site, device,
+patient and, where the manifest gives it, the radiologist's BI-RADS, and the
+split plan keeps each patient's images together and spreads every site's
+classes over the splits (dataset/split_plan.py). Images
 the served model was trained on keep their splits: the served version's model
 card names its training examples, whose split ledger this run reads, and this
 run writes its own ledger beside its splits (dataset/split_ledger.py).
