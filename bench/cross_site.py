@@ -224,7 +224,7 @@ def radiologist_rows(row: TransferRow) -> List[str]:
   r = row.radiologist
   if r is None:
     return []
-  points = '; '.join(f'>= {p.category}: {_text(p.sensitivity)} / {_text(p.specificity)}'
+  points = '; '.join(f'{p.name}: {_text(p.sensitivity)} / {_text(p.specificity)}'
                      for p in r.birads_points)
   return [f'| {row.trained_on} | {row.tested_on}, {row.scans} | {r.scans} ({r.malignant} m) | '
           f'{r.model_auc:.3f} | {r.birads_auc:.3f} | {points} | '

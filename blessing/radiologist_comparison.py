@@ -34,6 +34,12 @@ class BiradsPoint:
   sensitivity: op.Proportion
   specificity: op.Proportion
 
+  @property
+  def name(self) -> str:
+    """'BI-RADS >= 4'; the highest category reads 'BI-RADS 5'."""
+    return f'BI-RADS {self.category}' if self.category == max(BIRADS_THRESHOLDS) else (
+        f'BI-RADS >= {self.category}')
+
 
 @dataclasses.dataclass(frozen=True)
 class RadiologistComparison:
@@ -90,10 +96,8 @@ def compare(is_malignant: np.ndarray, model_scores: np.ndarray,
     return None
   points = tuple(
       BiradsPoint(category,
-                  proportion(int((birads[is_malignant] >= category).sum()),
-                                             malignant),
-                  proportion(int((birads[~is_malignant] < category).sum()),
-                                             benign))
+                  proportion(int((birads[is_malignant] >= category).sum()), malignant),
+                  proportion(int((birads[~is_malignant] < category).sum()), benign))
       for category in BIRADS_THRESHOLDS)
   # As many benign scans below the model's threshold as below BI-RADS 4: the
   # threshold is the highest of those benign scores, and only scores above it

@@ -524,12 +524,11 @@ def _radiologist_parts(birads: np.ndarray, labels: np.ndarray, scores: np.ndarra
     return []
   read = ~np.isnan(birads[lesion])
   curve = curves.roc(pair_scores[read], labels[lesion][read] == m)
-  points = {f'BI-RADS {"5" if p.category == 5 else f">= {p.category}"}':
-            (1 - p.specificity.estimate, p.sensitivity.estimate)
+  points = {p.name: (1 - p.specificity.estimate, p.sensitivity.estimate)
             for p in comparison.birads_points}
   at_biopsy = comparison.model_sensitivity_at_biopsy_specificity
-  rows = [[f'BI-RADS {"5" if p.category == 5 else f">= {p.category}"}',
-           p.sensitivity.text(), p.specificity.text()] for p in comparison.birads_points]
+  rows = [[p.name, p.sensitivity.text(), p.specificity.text()]
+          for p in comparison.birads_points]
   rows.append(['model, at BI-RADS >= 4\'s specificity', at_biopsy.text(),
                comparison.model_specificity_at_biopsy_specificity.text()])
   return [
