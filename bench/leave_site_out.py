@@ -68,7 +68,8 @@ def main(argv: Sequence[str]) -> int:
                      '--train-site', parser)
   busi_root = data_root.find_data_root('')
   if not args.test_site and busi_root is None:
-    raise SystemExit('bench/leave_site_out.py: ' + data_root.not_found_message(''))
+    raise SystemExit('bench/leave_site_out.py: no BUSI found ($BUSI_DIR, '
+                     f'{", ".join(data_root.DEFAULT_DIRS)}): pass --test-site busi=PATH')
   test_site = _site(args.test_site or f'busi={busi_root}', '--test-site', parser)
   spec = registry.spec(args.model)
   epochs = args.epochs or spec.epochs
