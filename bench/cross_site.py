@@ -134,8 +134,8 @@ class TransferRow:
   """One leave-one-site-out (or in-site) row of the bench."""
   trained_on: str
   tested_on: str
-  scans: str                     # 'all' or the split of a pipeline run
-  threshold: float               # the model's malignant threshold (its eval split)
+  scans: str                     # 'all', or the split scored (and whose threshold)
+  threshold: float               # the malignant threshold the row is scored at
   overall: Rates
   per_device: Dict[str, Rates]
   radiologist: Optional[radiologist_comparison.RadiologistComparison]
