@@ -12,7 +12,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup run test test-fast fuzz compile-kubeflow bench-quality predict operating-point serving bench-serving bench-pipeline bench-scale bench-not-sure gpu-check clean
+.PHONY: setup run run-sites test test-fast fuzz compile-kubeflow bench-quality bench-sites predict operating-point serving bench-serving bench-pipeline bench-scale bench-not-sure gpu-check clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,14 @@ $(STAMP): requirements.lock
 
 run: setup
 	$(PY) local_runner.py $(ARGS)
+
+# BUSI and BUS-BRA in one run, each a named site (docs/sites.md), into outputs/sites.
+BUSI_DIR ?= $(firstword $(wildcard data/Dataset_BUSI_with_GT ../shared/data/busi/Dataset_BUSI_with_GT))
+BUS_BRA_DIR ?= $(firstword $(wildcard data/bus_bra ../shared/data/bus_bra))
+run-sites: setup
+	@test -n "$(BUSI_DIR)" -a -n "$(BUS_BRA_DIR)" || { echo "make run-sites needs BUSI and BUS-BRA: set BUSI_DIR and BUS_BRA_DIR (docs/sites.md)." >&2; exit 2; }
+	$(PY) local_runner.py --data-root busi=$(BUSI_DIR) --data-root bus_bra=$(BUS_BRA_DIR) \
+	  --manifest-columns bus_bra=bus_bra --output-dir outputs/sites $(ARGS)
 
 # One pytest worker per core, whole files to a worker in the order conftest.py
 # collects them (end-to-end files first): the slow end-to-end files (each a chain
@@ -53,6 +61,11 @@ compile-kubeflow: setup
 # ARGS="--folds 5" for cross-validation.
 bench-quality: setup
 	$(PY) bench/quality.py $(ARGS)
+
+# Leave one site out: lesion_net trained on BUS-BRA's training split, tested on its test
+# split beside the radiologist's BI-RADS and on BUSI (bench/README.md).
+bench-sites: setup
+	$(PY) bench/leave_site_out.py $(ARGS)
 
 # Classify images with the pushed model: ARGS="IMAGE_OR_FOLDER... [--server URL] [--json]".
 predict: setup

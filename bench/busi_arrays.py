@@ -7,7 +7,7 @@ decoders instead of re-implementing them; only the Beam plumbing is skipped.
 """
 
 import dataclasses
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -16,6 +16,7 @@ from contracts import configs
 from contracts import features
 from dataset import group_split
 from dataset import image_files
+from dataset import manifest
 from dataset import split_plan
 from models import preprocessing
 
@@ -48,34 +49,76 @@ def load(data: configs.DataConfig, image_size: int) -> TransformedImages:
   Unreadable files and the members of label-conflict groups that the
   configured policy drops are left out, as the pipeline leaves them out.
   """
-  scan = image_files.scan_folder(data.data_root)
-  class_index = {name: i for i, name in enumerate(data.class_names)}
+  images, _ = _load_planned(data.data_root, image_files.scan_folder(data.data_root),
+                            data, image_size)
+  return images
+
+
+def load_site(site: configs.Site, data: configs.DataConfig,
+              image_size: int) -> Tuple[TransformedImages, Dict[str, np.ndarray]]:
+  """A named site as ImageExampleGen reads it, and the split it gives the site.
+
+  A manifest site (BUS-BRA) keeps each patient's images in one split; the
+  split is ImageExampleGen's plan itself (stratified by site and class, so a
+  site's split is the same alone or beside other sites), which holds even for
+  a site without some class, where `pipeline_split` cannot stratify.
+  """
+  roots, scan = _site_scan(site, data)
+  images, plan = _load_planned(roots, scan, data, image_size)
+  splits = np.array([plan.assignment[path][1] for path in images.relpaths])
+  return images, {name: np.flatnonzero(splits == name) for name in data.splits.as_dict()}
+
+
+def site_split(site: configs.Site, data: configs.DataConfig) -> Dict[str, str]:
+  """relpath (after the site's name) -> split, as `load_site` splits, without decoding."""
+  roots, scan = _site_scan(site, data)
+  _, plan = _plan(roots, scan, data)
+  return plan.splits()
+
+
+def _site_scan(site: configs.Site, data: configs.DataConfig):
+  roots = image_files.SiteRoots(((site.name, site.root),))
+  if manifest.is_manifest_site(site.root, site.columns):
+    scan = manifest.scan_manifest(site.root, site.columns, data.class_names)
+  else:
+    scan = image_files.scan_folder(site.root, data.class_names)
+  return roots, image_files.with_site(scan, site.name, roots.prefix(site.name))
+
+
+def _plan(root: image_files.Root, scan: image_files.FolderScan, data: configs.DataConfig):
+  """The fingerprints of the images the plan ingests (sorted by path), and the plan."""
   fingerprints = []
   for image_file in scan.images:
-    if image_file.label not in class_index:
+    if image_file.label not in data.class_names:
       continue
     try:
-      fingerprints.append(image_files.fingerprint(data.data_root, image_file))
+      fingerprints.append(image_files.fingerprint(root, image_file))
     except image_files.InvalidImageError:
       continue
   plan = split_plan.plan_splits(fingerprints, data.splits.as_dict(),
                                 data.near_duplicate_max_bits, data.split_seed,
                                 data.label_conflicts)
-  fingerprints = sorted((f for f in fingerprints if f.relpath in plan.assignment),
-                        key=lambda f: f.relpath)
+  return sorted((f for f in fingerprints if f.relpath in plan.assignment),
+                key=lambda f: f.relpath), plan
+
+
+def _load_planned(root: image_files.Root, scan: image_files.FolderScan,
+                  data: configs.DataConfig,
+                  image_size: int) -> Tuple[TransformedImages, split_plan.SplitPlan]:
+  class_index = {name: i for i, name in enumerate(data.class_names)}
+  fingerprints, plan = _plan(root, scan, data)
   groups = {path: group for path, (group, _) in plan.assignment.items()}
   images, masks = [], []
   for fp in fingerprints:
-    mask_png, _ = image_files.union_mask(data.data_root, fp.mask_relpaths,
-                                         (fp.width, fp.height))
-    encoded = image_files.read_bytes(data.data_root, fp.relpath)
+    mask_png, _ = image_files.union_mask(root, fp.mask_relpaths, (fp.width, fp.height))
+    encoded = image_files.read_bytes(root, fp.relpath)
     images.append(preprocessing.decode_image(tf.constant(encoded), image_size).numpy())
     masks.append(preprocessing.decode_mask(tf.constant(mask_png), image_size).numpy())
   return TransformedImages(
       relpaths=[fp.relpath for fp in fingerprints],
       groups=[groups[fp.relpath] for fp in fingerprints],
       images=np.stack(images), masks=np.stack(masks),
-      labels=np.array([class_index[fp.label] for fp in fingerprints], np.int64))
+      labels=np.array([class_index[fp.label] for fp in fingerprints], np.int64)), plan
 
 
 def split_indices(images: TransformedImages, ratios: Dict[str, int],

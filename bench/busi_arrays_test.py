@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from bench import busi_arrays
+from components.image_example_gen import executor_test
 from contracts import configs
 from contracts import features
 from tests.fixtures import synthetic_busi
@@ -61,3 +62,18 @@ def test_folds_rotate_test_and_eval_and_keep_groups_whole(images, data_config):
 def test_too_few_folds_is_a_clear_error(images, data_config):
   with pytest.raises(ValueError, match='--folds must be at least 3'):
     busi_arrays.cross_validation_folds(images, data_config, 2)
+
+
+def test_a_manifest_site_is_split_as_imageexamplegen_splits_a_run_of_it(tmp_path):
+  # A site alone needs every class in every split to pass ImageExampleGen's audit.
+  root = synthetic_busi.write_manifest_dataset(str(tmp_path / 'bra'), patients_per_class=6,
+                                               classes=features.CLASS_NAMES)
+  site = configs.Site('bra', root)
+  # The executor test's split sizes.
+  data = configs.DataConfig(splits=configs.SplitConfig(60, 20, 20))
+  images, split = busi_arrays.load_site(site, data, image_size=24)
+  assert images.images.shape == (36, 24, 24, 1) and images.relpaths[0].startswith('bra/')
+  ours = {images.relpaths[i]: name for name, ix in split.items() for i in ix}
+  written = executor_test.read_examples(executor_test.run_executor(
+      f'bra={root}', str(tmp_path / 'examples'), sites=(site,)))
+  assert ours == {name: split_name for name, (split_name, _) in written.items()}

@@ -78,7 +78,8 @@ MANIFEST_EXTENSIONS: Tuple[str, ...] = ('.csv', '.jsonl')
 
 @dataclasses.dataclass(frozen=True)
 class ManifestColumns:
-  """How a site's manifest names each image's file, label, masks, patient and device.
+  """How a site's manifest names each image's file, label, masks, patient, device
+  and the radiologist's BI-RADS category.
 
   A site whose root holds `manifest` is read through it (dataset/manifest.py);
   any other site is a folder-per-class tree. The `image` column holds the
@@ -86,7 +87,9 @@ class ManifestColumns:
   by `;`, none when empty), unless a path template builds them from the row:
   `{COLUMN}` is the column's value, `{COLUMN|removeprefix:X}` the value without
   a leading X (a mask template whose columns are empty gives no mask). An
-  empty mask, patient or device column name means the manifest has none.
+  empty mask, patient, device or birads column name means the manifest has
+  none. The BI-RADS category is what the radiologist read on the scan: the
+  clinical baseline a model is compared with (blessing/radiologist_comparison.py).
   """
   manifest: str = 'manifest.csv'
   image: str = 'image'
@@ -94,6 +97,7 @@ class ManifestColumns:
   mask: str = 'mask'
   patient: str = 'patient_id'
   device: str = 'device'
+  birads: str = ''
   image_path: str = ''
   mask_path: str = ''
 
@@ -133,7 +137,7 @@ MANIFEST_PRESETS: Dict[str, ManifestColumns] = {
     # BUS-BRA as published (Gomez-Flores et al. 2024): bus_data.csv, Images/, Masks/.
     'bus_bra': ManifestColumns(
         manifest='bus_data.csv', image='ID', label='Pathology', mask='',
-        patient='Case', device='Device', image_path='Images/{ID}.png',
+        patient='Case', device='Device', birads='BIRADS', image_path='Images/{ID}.png',
         mask_path='Masks/mask_{ID|removeprefix:bus_}.png'),
 }
 

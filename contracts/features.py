@@ -34,6 +34,7 @@ MASK_COUNT_KEY = 'mask_count'    # how many mask files were merged (0: none)
 SITE_KEY = 'site'                # the named data root (hospital) the image came from
 DEVICE_KEY = 'device'            # the scanner, as the site names it; '' when unknown
 PATIENT_KEY = 'patient_id'       # the patient (or study) id; '' when unknown
+BIRADS_KEY = 'birads'            # the radiologist's BI-RADS category 0-6; no value when unknown
 INTENSITY_MEAN_KEY = 'intensity_mean'      # mean 8-bit grey level (dataset/intensity.py)
 INTENSITY_SPREAD_KEY = 'intensity_spread'  # standard deviation of the grey levels
 DARK_FRACTION_KEY = 'dark_fraction'        # share of near-black pixels

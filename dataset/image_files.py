@@ -70,6 +70,7 @@ class ImageFile:
   site: str = ''                    # the named data root it came from
   patient_id: str = ''              # from a manifest; '' when unknown
   device: str = ''                  # from a manifest; '' when unknown
+  birads: Optional[int] = None      # from a manifest: the radiologist's category
   # What the audit should know about how the scan found it (an id its site's
   # other rows have and it lacks); its content's notes are added on reading.
   notes: Tuple[str, ...] = ()
@@ -105,6 +106,7 @@ class ImageFingerprint:
   site: str = ''
   patient_id: str = ''
   device: str = ''
+  birads: Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -370,7 +372,8 @@ def fingerprint(root: Root, image_file: ImageFile,
              *_content_notes(image, image_file.relpath, needs_conversion)),
       site=image_file.site,
       patient_id=image_file.patient_id,
-      device=image_file.device)
+      device=image_file.device,
+      birads=image_file.birads)
 
 
 def _content_notes(image: Image.Image, relpath: str,

@@ -1,7 +1,8 @@
 """Reads a site through its manifest: one row per image, as hospital exports come.
 
 A manifest (CSV with a header row, or JSON lines) names per image its file,
-label and optionally mask file(s), patient and device; `configs.ManifestColumns`
+label and optionally mask file(s), patient, device and the radiologist's
+BI-RADS category; `configs.ManifestColumns`
 says which columns hold them and how they become paths (BUS-BRA's
 `bus_data.csv` names `ID`, and the image is `Images/{ID}.png`).
 
@@ -12,7 +13,9 @@ a second row for the same image (the image itself when the rows disagree on
 its label); an image file no row names; a symbolic link. Ignored: hidden
 files, the manifest and other files that are not images. A mask of another
 size than its image is resized and noted, as in a folder site; a patient filed
-under two labels is the data audit's to report (dataset/data_audit.py).
+under two labels is the data audit's to report (dataset/data_audit.py). A
+BI-RADS cell that is not a category is noted and read as none: the image is
+still a labelled scan, only the radiologist's reading of it is unusable.
 """
 
 import csv
@@ -33,6 +36,9 @@ from dataset import image_files
 # `{COLUMN}` or `{COLUMN|removeprefix:TEXT}` in a path template.
 _PLACEHOLDER = re.compile(r'\{([^{}|]+)(?:\|removeprefix:([^{}]*))?\}')
 _MASK_SEPARATOR = ';'
+# BI-RADS (ACR, 5th edition): categories 0-6; 4 has the subcategories 4a-4c,
+# read as 4 (the biopsy recommendation they share).
+_BIRADS = re.compile(r'([0-6])|(4)[abc]', re.IGNORECASE)
 
 
 class ManifestError(ValueError):
@@ -106,8 +112,14 @@ def problem(root: str, columns: configs.ManifestColumns) -> Optional[str]:
 
 
 def _required_columns(columns: configs.ManifestColumns) -> List[str]:
+  """The label, the image template's columns and, when named, BI-RADS's.
+
+  A BI-RADS column is named only to compare the model with the radiologist,
+  so a manifest without it is a wrong preset, not a site without readings.
+  """
   in_template = [m.group(1) for m in _PLACEHOLDER.finditer(columns.image_template)]
-  return list(dict.fromkeys([columns.label, *in_template]))
+  return list(dict.fromkeys([columns.label, *in_template,
+                             *([columns.birads] if columns.birads else [])]))
 
 
 def _read_csv(text: str, path: str) -> Manifest:
@@ -158,6 +170,32 @@ def expand(template: str, values: Dict[str, str]) -> str:
 
   expanded = _PLACEHOLDER.sub(substitute, template)
   return expanded if all(found) else ''
+
+
+def parse_birads(text: str) -> Optional[int]:
+  """The BI-RADS category a manifest cell holds; None when it is empty.
+
+  Raises ValueError, saying what is accepted, when the cell holds anything else.
+  """
+  text = text.strip()
+  if not text:
+    return None
+  match = _BIRADS.fullmatch(text)
+  if not match:
+    raise ValueError(f'BI-RADS {text!r} is not a category (0 to 6, or 4a, 4b, 4c)')
+  return int(match.group(1) or match.group(2))
+
+
+def _birads_of(row: ManifestRow, columns: configs.ManifestColumns,
+               name: str) -> Tuple[Optional[int], Tuple[str, ...]]:
+  """The row's BI-RADS category and, for a bad cell, the audit's note."""
+  if not columns.birads:
+    return None, ()
+  try:
+    return parse_birads(row.values.get(columns.birads, '')), ()
+  except ValueError as e:
+    return None, (f'{e} (column {columns.birads!r}, {name} line {row.line}); '
+                  'read as no BI-RADS',)
 
 
 def _path_problem(relpath: str) -> Optional[str]:
@@ -214,7 +252,8 @@ def _with_missing_id_notes(images: List[image_files.ImageFile],
         found.append(f'no {what} ({column!r} is empty in {name}) while '
                      f'{named[what]} other images name theirs; read as its own {what}')
     return tuple(found)
-  return [dataclasses.replace(i, notes=notes(i)) if notes(i) else i for i in images]
+  return [dataclasses.replace(i, notes=(*i.notes, *notes(i))) if notes(i) else i
+          for i in images]
 
 
 def scan_manifest(root: str, columns: configs.ManifestColumns,
@@ -272,10 +311,12 @@ def scan_manifest(root: str, columns: configs.ManifestColumns,
           image, f'label {label!r} on {name} line {first.line} is not a known class '
           f'({", ".join(class_names)})', masks))
     else:
+      birads, notes = _birads_of(first, columns, name)
       images.append(image_files.ImageFile(
           image, label, masks,
           patient_id=first.values.get(columns.patient, '') if columns.patient else '',
-          device=first.values.get(columns.device, '') if columns.device else ''))
+          device=first.values.get(columns.device, '') if columns.device else '',
+          birads=birads, notes=notes))
   images = _with_missing_id_notes(images, columns, name)
   ignored: List[image_files.ExcludedFile] = []
   for relpath, kind in sorted(on_disk.items()):

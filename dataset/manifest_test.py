@@ -118,7 +118,7 @@ def test_rows_with_unusable_paths_are_quarantined_by_line(site):
 def test_a_manifest_without_a_named_column_is_one_message(site):
   columns = configs.MANIFEST_PRESETS['bus_bra']
   os.rename(os.path.join(site, _COLUMNS.manifest), os.path.join(site, columns.manifest))
-  with pytest.raises(manifest.ManifestError, match=r"has no column 'Pathology', 'ID' "
+  with pytest.raises(manifest.ManifestError, match=r"has no column 'Pathology', 'ID', 'BIRADS' "
                      r'\(its columns: image, label, mask, patient_id, device\)'):
     _scan(site, columns)
 
@@ -198,3 +198,43 @@ def test_look_alike_scans_of_two_patients_share_a_split_without_a_label_conflict
   # Without a patient on both sides it may be one scan under two labels: dropped.
   assert (unnamed.patients, unnamed.is_label_conflict) == (0, True)
   assert {d.file for d in plan.dropped} == {'images/b002-l.png', 'images/unnamed.png'}
+
+
+def _with_birads_column(root, cells):
+  """Rewrites the manifest with a BIRADS column holding `cells`, row by row."""
+  path = os.path.join(root, _COLUMNS.manifest)
+  with open(path, encoding='utf-8') as f:
+    lines = f.read().splitlines()
+  rows = [lines[0] + ',BIRADS'] + [f'{line},{cell}' for line, cell in zip(lines[1:], cells)]
+  with open(path, 'w', encoding='utf-8') as f:
+    f.write('\n'.join(rows) + '\n')
+  return configs.ManifestColumns(birads='BIRADS')
+
+
+def test_birads_is_read_per_image_and_an_empty_cell_is_no_value(site):
+  columns = _with_birads_column(site, ['4', '', '4c', '2', '5', '3'] + [''] * 6)
+  scan = _scan(site, columns)
+  assert not scan.quarantined
+  # The rows are in the order of the sorted image paths.
+  assert [i.birads for i in scan.images] == [4, None, 4, 2, 5, 3] + [None] * 6
+  assert all(not i.notes for i in scan.images)
+
+
+def test_a_bad_birads_is_noted_and_read_as_none_the_image_kept(site):
+  columns = _with_birads_column(site, ['7', 'four', '4d'] + ['3'] * 9)
+  scan = _scan(site, columns)
+  assert len(scan.images) == 12 and not scan.quarantined
+  bad = [i for i in scan.images if i.notes]
+  assert [i.birads for i in bad] == [None, None, None]
+  assert bad[0].notes == ("BI-RADS '7' is not a category (0 to 6, or 4a, 4b, 4c) "
+                          "(column 'BIRADS', manifest.csv line 2); read as no BI-RADS",)
+
+
+def test_a_named_birads_column_the_manifest_lacks_is_one_message(site):
+  with pytest.raises(manifest.ManifestError, match="has no column 'BIRADS'"):
+    _scan(site, configs.ManifestColumns(birads='BIRADS'))
+
+
+def test_the_bus_bra_preset_reads_birads():
+  assert configs.MANIFEST_PRESETS['bus_bra'].birads == 'BIRADS'
+  assert manifest.parse_birads(' 4a ') == 4 and manifest.parse_birads('') is None

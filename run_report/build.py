@@ -27,6 +27,7 @@ from tfx.utils import path_utils
 
 from blessing import clinical_metrics
 from blessing import evaluation_metrics
+from blessing import radiologist_comparison
 from blessing import rules as rules_lib
 from blessing import site_gate
 from contracts import configs
@@ -516,6 +517,7 @@ def _evaluation_section(context: _Context):
                   'Reliability: accuracy against stated confidence, per confidence '
                   'bin (numbers: images per bin).'),
   ]
+  parts += _radiologist_parts(test.birads[known], labels, scores, names)
   parts += _metrics_against_baseline(context)
   return parts, probabilities
 
@@ -602,6 +604,37 @@ def _operating_point_section(context: _Context,
         f'Malignant against the rest on the {context.test_split} split, with the '
         'operating point where the eval split put it and where it fell on this split.'))
   return parts
+
+
+def _radiologist_parts(birads: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+                       names: Sequence[str]) -> List[str]:
+  """The model against the radiologist's BI-RADS on the test scans that have it."""
+  m, b = list(names).index(features.MALIGNANT_CLASS), list(names).index('benign')
+  lesion = (labels == m) | (labels == b)
+  pair_scores = scores[lesion, m] / np.maximum(scores[lesion, m] + scores[lesion, b], 1e-12)
+  comparison = radiologist_comparison.compare(labels[lesion] == m, pair_scores,
+                                              birads[lesion])
+  if comparison is None:
+    return []
+  read = ~np.isnan(birads[lesion])
+  curve = curves.roc(pair_scores[read], labels[lesion][read] == m)
+  points = {p.name: (1 - p.specificity.estimate, p.sensitivity.estimate)
+            for p in comparison.birads_points}
+  at_biopsy = comparison.model_sensitivity_at_biopsy_specificity
+  rows = [[p.name, p.sensitivity.text(), p.specificity.text()]
+          for p in comparison.birads_points]
+  rows.append(['model, at BI-RADS >= 4\'s specificity', at_biopsy.text(),
+               comparison.model_specificity_at_biopsy_specificity.text()])
+  return [
+      html.figure(plots.roc_with_points(curve, 'malignant vs benign', points),
+                  f'The model against the radiologist on the same {comparison.scans} benign '
+                  f'and malignant test scans with a BI-RADS reading ({comparison.malignant} '
+                  f'malignant): the model\'s ROC over p(malignant | benign or malignant), '
+                  f'BI-RADS AUC {comparison.birads_auc:.3f}.'),
+      html.table(['decision', 'sensitivity', 'specificity'], rows,
+                 'Referring at BI-RADS 3 or more (follow-up), 4 or more (biopsy), 5; and the '
+                 'model referring no more benign scans than BI-RADS >= 4 does.'),
+  ]
 
 
 # --- Explanations --------------------------------------------------------------

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 
+import numpy as np
 from PIL import Image
 import pytest
 
@@ -119,3 +120,17 @@ def test_per_site_table_fits_a_laptop_screen_without_breaking_words(tmp_path):
   image = Image.open(screenshot).convert('L')
   darkest, _ = image.crop((image.width - 100, 0, image.width, image.height)).getextrema()
   assert darkest > 240  # the margin right of the 1100 px column stays blank
+
+
+def test_the_radiologist_section_shows_birads_points_beside_the_model():
+  names = ('benign', 'malignant', 'normal')
+  labels = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 2])
+  malignant = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.25, 0.45, 0.6, 0.9, 0.0])
+  scores = np.stack([1 - malignant, malignant, np.zeros(10)], axis=1)
+  scores[9] = (0, 0, 1)
+  birads = np.array([2, 3, 3, 4, 4, 3, 4, 5, 5, np.nan])
+  page = _page(build._radiologist_parts(birads, labels, scores, names))  # pylint: disable=protected-access
+  assert 'same 9 benign and malignant test scans' in page and 'BI-RADS AUC 0.800' in page
+  assert 'model, at BI-RADS &gt;= 4' in page
+  assert '0.750 (3/4;' in page
+  assert build._radiologist_parts(np.full(10, np.nan), labels, scores, names) == []  # pylint: disable=protected-access

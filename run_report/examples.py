@@ -27,6 +27,7 @@ class SplitExamples:
   widths: np.ndarray
   mean_intensities: np.ndarray  # mean grey level (0-255) of each image
   sites: np.ndarray           # str: the site (named data root) of each image
+  birads: np.ndarray          # the radiologist's BI-RADS category, NaN where none
   # The payload, kept only when asked for: the split may not fit in memory twice.
   serialized: List[bytes]
   images: List[bytes]         # encoded PNG/JPEG, as ingested
@@ -69,11 +70,13 @@ def read_split(examples_uri: str, split: str, class_names: Sequence[str],
     split_examples.widths.append(_first(example, features.WIDTH_KEY) or 0)
     split_examples.mean_intensities.append(_mean_intensity(image))
     split_examples.sites.append((_first(example, features.SITE_KEY) or b'').decode())
+    birads = _first(example, features.BIRADS_KEY)
+    split_examples.birads.append(np.nan if birads is None else float(birads))
     if keep_payload:
       split_examples.serialized.append(serialized)
       split_examples.images.append(image)
       split_examples.masks.append(_first(example, features.MASK_KEY) or b'')
-  for name in ('labels', 'heights', 'widths', 'mean_intensities', 'sites'):
+  for name in ('labels', 'heights', 'widths', 'mean_intensities', 'sites', 'birads'):
     setattr(split_examples, name, np.array(getattr(split_examples, name)))
   return split_examples
 

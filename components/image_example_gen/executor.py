@@ -1,9 +1,10 @@
 """ImageExampleGen's executor: image folders to leak-free TFRecord splits.
 
 It reads one data root or several named sites, each a folder-per-class tree
-or a manifest (dataset/manifest.py); the examples carry their site, device
-and patient, and the split plan keeps each patient's images together and
-spreads every site's classes over the splits (dataset/split_plan.py). Images
+or a manifest (dataset/manifest.py); the examples carry their site, device,
+patient and, where the manifest gives it, the radiologist's BI-RADS, and the
+split plan keeps each patient's images together and spreads every site's
+classes over the splits (dataset/split_plan.py). Images
 the served model was trained on keep their splits: the served version's model
 card names its training examples, whose split ledger this run reads, and this
 run writes its own ledger beside its splits (dataset/split_ledger.py).
@@ -147,6 +148,8 @@ class _ToExample(beam.DoFn):
         features.SITE_KEY: _bytes(fp.site.encode()),
         features.DEVICE_KEY: _bytes(fp.device.encode()),
         features.PATIENT_KEY: _bytes(fp.patient_id.encode()),
+        features.BIRADS_KEY: tf.train.Feature(int64_list=tf.train.Int64List(
+            value=[] if fp.birads is None else [fp.birads])),
         features.INTENSITY_MEAN_KEY: _float(grey.mean),
         features.INTENSITY_SPREAD_KEY: _float(grey.spread),
         features.DARK_FRACTION_KEY: _float(grey.dark_fraction),

@@ -27,7 +27,15 @@ def two_sites(tmp_path_factory):
               os.path.join(bra, 'images', 'copy.png'))
   with open(os.path.join(bra, 'manifest.csv'), 'a') as f:
     f.write('images/copy.png,benign,,b900,Scanner A\n')
-  sites = (configs.Site('busi', busi), configs.Site('bra', bra))
+  # The radiologist's reading: malignant scans 5, benign 3, the copy none.
+  with open(os.path.join(bra, 'manifest.csv')) as f:
+    header, *rows = f.read().splitlines()
+  with open(os.path.join(bra, 'manifest.csv'), 'w') as f:
+    f.write('\n'.join([header + ',BIRADS'] + [
+        row + (',' if 'copy' in row else ',5' if ',malignant,' in row else ',3')
+        for row in rows]) + '\n')
+  sites = (configs.Site('busi', busi),
+           configs.Site('bra', bra, configs.ManifestColumns(birads='BIRADS')))
   out = executor_test.run_executor(
       f'busi={busi};bra={bra}', str(base / 'examples'), sites=sites)
   return {'sites': sites, 'examples': executor_test.read_examples(out),
@@ -45,6 +53,16 @@ def test_examples_carry_site_device_and_patient_under_site_prefixed_names(two_si
   assert (_feature(folder_example, features.SITE_KEY),
           _feature(folder_example, features.DEVICE_KEY),
           _feature(folder_example, features.PATIENT_KEY)) == ('busi', '', '')
+
+
+def test_birads_is_recorded_where_the_manifest_gives_it_and_absent_elsewhere(two_sites):
+  examples = two_sites['examples']
+  def birads(name):
+    return list(examples[name][1].features.feature[features.BIRADS_KEY].int64_list.value)
+  assert birads('bra/images/m002-r.png') == [5]
+  assert birads('bra/images/b001-l.png') == [3]
+  assert birads('bra/images/copy.png') == []
+  assert birads('busi/normal/normal (3).png') == []
 
 
 def test_a_patient_stays_in_one_split_and_every_site_reaches_every_split(two_sites):
