@@ -265,6 +265,10 @@ def _audit_parts(audit: data_audit.DataAudit) -> List[str]:
        ('near-duplicate distance', f'{audit.near_duplicate_max_bits} bits of the 64-bit hash')])]
   if len(audit.site_counts) > 1:
     parts += _site_counts_parts(audit.site_counts, classes, splits)
+  if audit.export_counts:
+    parts += ['<h4>Dated exports read</h4>', html.table(
+        ['Export', 'Images ingested'], list(audit.export_counts.items()),
+        caption='An image a later export sent again is counted in the earliest.')]
   parts += _file_list(
       'Quarantined files', audit.quarantined, ['Preview', 'File', 'Reason'],
       lambda q: (_thumbnail(audit.data_root, q.file), q.file, q.reason))
