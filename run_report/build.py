@@ -28,6 +28,7 @@ from tfx.utils import path_utils
 from blessing import evaluation_metrics
 from blessing import rules as rules_lib
 from blessing import site_gate
+from components import drift_check
 from contracts import configs
 from contracts import features
 from contracts import names
@@ -37,13 +38,14 @@ from models import model as model_lib
 from observability import run_record
 from observability import run_summary
 from run_report import curves
+from run_report import drift as drift_parts
 from run_report import examples as examples_lib
 from run_report import explanations as explanations_lib
 from run_report import html
 from run_report import plots
 
 REPORTS_DIR = 'reports'
-SECTIONS = ('summary', 'data', 'training', 'evaluation', 'explanations')
+SECTIONS = ('summary', 'data', 'drift', 'training', 'evaluation', 'explanations')
 # The name TFX's Evaluator gives the baseline in a model comparison.
 _TFMA_BASELINE_MODEL = 'baseline'
 _AUDIT_ROWS_SHOWN = 25
@@ -82,6 +84,7 @@ def build_report(output_dir: str, run_id: Optional[str] = None,
   page = html.Page(f'BUSI pipeline run {record.summary.run_id}')
   page.section('summary', 'Run summary', _summary_section(context))
   page.section('data', 'Data', _data_section(context))
+  page.section('drift', "Drift from the served model's data", _drift_section(context))
   page.section('training', 'Training', _training_section(context))
   evaluation_parts, probabilities = _evaluation_section(context)
   page.section('evaluation', f'Evaluation on the {context.test_split} split',
@@ -235,6 +238,17 @@ def _setting_rows(name: str, value: Any) -> Iterator[Tuple[str, Any]]:
     yield name, json.dumps(value, sort_keys=True)
   else:
     yield name, value
+
+
+# --- Drift ---------------------------------------------------------------------
+
+
+def _drift_section(context: _Context) -> List[str]:
+  uri = context.record.uri(names.DRIFT_CHECK, 'ExampleAnomalies')
+  result = drift_check.read(uri) if uri else None
+  if result is None:
+    return [html.paragraph('This run has no drift check.', note=True)]
+  return drift_parts.section_parts(result)
 
 
 # --- Data ----------------------------------------------------------------------
