@@ -5,12 +5,14 @@ a hospital's monthly exports would come (dataset/exports.py), one manifest
 site per export, and runs `local_runner.py` on it as a cron job would, each
 run a fresh process on one output folder:
 
-  exports/2026-11   GE Logiq 7, the first 40% of its patients
+  exports/2026-11   GE Logiq 7, the first 30% of its patients
   exports/2026-12   GE Logiq 7, the next 10% (added before case 2)
   exports/2027-01   Toshiba Aplio 300, a new scanner (added before case 3)
 
-(half of GE Logiq 7's patients, so that the five runs fit an hour on two
-loaded cores), in this order:
+BUS-BRA has no normal scans, and a run needs every class of the schema in
+every split, so every run also reads a second site that does not change:
+BUSI, every third image of each class (`busi`). The shares are small so that
+the five runs fit an hour on two loaded cores. The cases, in this order:
 
   1. the first export trains and pushes;
   2. the second export of the same scanner: the old images keep their splits
@@ -48,11 +50,13 @@ _PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUTPUT = os.path.join(_PROJECT_DIR, 'bench', 'results', 'retraining_scenario.json')
 # Relative to the working directory, as data/ is for BUSI (make runs in the checkout).
 DEFAULT_BUS_BRA = os.path.join('..', 'shared', 'data', 'bus_bra')
+DEFAULT_BUSI = os.path.join('..', 'shared', 'data', 'busi', 'Dataset_BUSI_with_GT')
+BUSI_EVERY = 3
 MANIFEST = 'bus_data.csv'
 SITE = 'bus_bra'
 # (export, scanner, which share of the scanner's patients, in Case order).
-EXPORTS = (('2026-11', 'GE Logiq 7', (0.0, 0.4)),
-           ('2026-12', 'GE Logiq 7', (0.4, 0.5)),
+EXPORTS = (('2026-11', 'GE Logiq 7', (0.0, 0.3)),
+           ('2026-12', 'GE Logiq 7', (0.3, 0.4)),
            ('2027-01', 'Toshiba Aplio 300', (0.0, 1.0)))
 # What the summary lines of a case start with.
 _SHOWN = ('Data audit:', 'Drift:', '  - ', 'Blessed:', 'Pushed:', 'No new data',
@@ -63,6 +67,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--bus-bra', default=DEFAULT_BUS_BRA,
                       help='the BUS-BRA folder (bus_data.csv, Images/, Masks/)')
+  parser.add_argument('--busi', default=DEFAULT_BUSI,
+                      help='the BUSI folder (benign/, malignant/, normal/)')
   parser.add_argument('--work-dir', default='/tmp/retraining_scenario',
                       help='where the exports and the output folder go (emptied first)')
   parser.add_argument('--model', default='busi_net')
@@ -103,6 +109,25 @@ def write_export(bus_bra: str, folder: str, rows: Sequence[Dict[str, str]]) -> N
     writer.writerows(rows)
 
 
+def write_busi_subset(busi: str, folder: str) -> int:
+  """Every BUSI_EVERY-th image of each class (in name order) with its masks; their count."""
+  written = 0
+  for label in sorted(os.listdir(busi)):
+    source = os.path.join(busi, label)
+    if not os.path.isdir(source):
+      continue
+    os.makedirs(os.path.join(folder, label))
+    names = sorted(os.listdir(source))
+    images = [n for n in names if n.endswith('.png') and '_mask' not in n]
+    for image in images[::BUSI_EVERY]:
+      stem = image[:-len('.png')]
+      for name in names:
+        if name == image or name.startswith(f'{stem}_mask'):
+          shutil.copyfile(os.path.join(source, name), os.path.join(folder, label, name))
+      written += 1
+  return written
+
+
 def _latest_audit(out: str) -> Dict[str, str]:
   """file -> split of the newest ImageExampleGen audit in `out`."""
   audits = glob.glob(os.path.join(out, '**', 'data_audit.json'), recursive=True)
@@ -114,6 +139,7 @@ def _latest_audit(out: str) -> Dict[str, str]:
 
 def _run(args: argparse.Namespace, site_root: str, out: str, *flags: str) -> Dict[str, object]:
   command = [sys.executable, os.path.join(_PROJECT_DIR, 'local_runner.py'),
+             '--data-root', f'busi={os.path.join(args.work_dir, "busi")}',
              '--data-root', f'{SITE}={site_root}', '--manifest-columns', f'{SITE}={SITE}',
              '--output-dir', out, '--model', args.model, '--image-size',
              str(args.image_size), '--epochs', str(args.epochs), '--min-accuracy', '0',
@@ -145,7 +171,9 @@ def main(argv: Sequence[str]) -> int:
   def add_export(name: str) -> None:
     write_export(args.bus_bra, os.path.join(site_root, 'exports', name), exports[name])
 
+  busi_images = write_busi_subset(args.busi, os.path.join(args.work_dir, 'busi'))
   result = {
+      'busi_images': busi_images,
       'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
       'command': 'bench/retraining_scenario.py ' + ' '.join(argv),
       'settings': {'model': args.model, 'image_size': args.image_size,
