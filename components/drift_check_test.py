@@ -130,6 +130,7 @@ def test_per_site_a_new_site_and_a_known_site_that_moved_are_named(served):
              - 1) < 1e-6
   assert list(result.new_sites) == ['other'] and result.new_sites['other'] > 0
   lines = result.summary_lines()
+  print('\n'.join(lines))
   assert lines[0].startswith('Drift: 1 new site, ') and 'overall and at each of 2 sites' in lines[0]
   assert lines[1] == (f'  - site other: new site, not in the data of served version 1 '
                       f'({result.new_sites["other"]} images in the train split)')
