@@ -116,7 +116,7 @@ def test_a_new_scanner_is_named_as_drift_and_stops_the_run_under_policy_stop(
                             '--output-dir', workspace['out'], *_FAST,
                             '--drift-policy', 'stop']) != 0
   stopped = capsys.readouterr().err
-  assert (f'Stopped at data validation: The data drifted from the data of served '
-          f'version ') in stopped
+  assert ('Stopped at data validation: The data drifted from the data of served '
+          'version ') in stopped
   assert '  site scanner_z: new site, not in the data of served version ' in stopped
   assert _served_card(workspace).version == served.version
