@@ -242,7 +242,8 @@ def compare_sites(current: statistics_pb2.DatasetFeatureStatisticsList,
   """The whole data's comparison, each site's when either side has several, and
   the sites new to the served data with their images.
 
-  With one site on both sides, a site's comparison is the whole data's again.
+  With one site on both sides, a site's comparison is the whole data's again;
+  within a site, `site` itself is one value and is not compared.
   """
   now, before = _slices(current), _slices(served)
   compared = compare(now[''], before[''], schema)
@@ -253,7 +254,8 @@ def compare_sites(current: statistics_pb2.DatasetFeatureStatisticsList,
   new_sites = {}
   for site in sites_now:
     if site in sites_before:
-      compared += compare(now[site], before[site], schema, site)
+      compared += [f for f in compare(now[site], before[site], schema, site)
+                   if f.feature != features_lib.SITE_KEY]
     else:
       new_sites[site] = now[site].datasets[0].num_examples
   return compared, new_sites

@@ -122,6 +122,8 @@ def test_per_site_a_new_site_and_a_known_site_that_moved_are_named(served):
                              beam.Pipeline())
 
   assert {f.site for f in result.features} == {'', 'busi', 'bra'}
+  assert {f.feature for f in result.features if f.site == 'bra'} == {
+      'label', 'device', 'intensity_mean', 'intensity_spread', 'dark_fraction'}
   at = {(f.site, f.feature): f for f in result.features}
   assert at[('busi', 'intensity_mean')].drifted
   assert not at[('bra', 'intensity_mean')].drifted
