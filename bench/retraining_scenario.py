@@ -15,15 +15,16 @@ BUSI, every third image of each class (`busi`). The shares are small so that
 the five runs fit an hour on two loaded cores. The cases, in this order:
 
   1. the first export trains and pushes;
+  4. nothing new: the same command again is a no-op (timed);
   2. the second export of the same scanner: the old images keep their splits
      (counted from the two runs' audits), the candidate is compared with the
      served model on the test split and pushed if not worse;
-  4. nothing new since case 2: the same command again is a no-op (timed);
   3. the new scanner's export drifts: `--drift-policy stop` ends the run
      before training, then `warn` names it and goes on.
 
-Case 4 runs before case 3 so that it does not hang on case 3's candidate
-being pushed. The results file is rewritten after every case.
+Case 4 runs right after case 1, whose model is always pushed (the floors are
+0): after case 2 it would be a no-op only if case 2's candidate was pushed.
+The results file is rewritten after every case.
 
 The exports are copies, not symbolic links: the scan never follows links
 (they may point anywhere). Prints each case's lines and writes
@@ -197,13 +198,13 @@ def main(argv: Sequence[str]) -> int:
   add_export('2026-11')
   case('1_first_export')
   first = _latest_audit(out)
+  case('4_nothing_new')
   add_export('2026-12')
   grown = case('2_same_scanner_grows')
   second = _latest_audit(out)
   grown['old_images'] = len(first)
   grown['old_images_still_ingested'] = sum(f in second for f in first)
   grown['old_images_moved'] = sum(1 for f in first if f in second and second[f] != first[f])
-  case('4_nothing_new')
   add_export('2027-01')
   case('3_new_scanner_stop', '--drift-policy', 'stop')
   case('3_new_scanner_warn', '--drift-policy', 'warn')
