@@ -109,7 +109,7 @@ class DriftResult:
     return [f for f in self.features if f.drifted]
 
   def drift_lines(self) -> List[str]:
-    """One line per new site and per drifted feature, the whole data's first."""
+    """One line per new site, then per drifted feature: the whole data, then each site."""
     return ([f'site {site}: new site, not in the data of served version '
              f'{self.served_version} ({n} images in the train split)'
              for site, n in self.new_sites.items()]

@@ -93,13 +93,24 @@ def within(scan: image_files.FolderScan, name: str) -> image_files.FolderScan:
   return image_files.with_site(scan, '', f'{EXPORTS_FOLDER}/{name}/')
 
 
-def left_out(root: str, newest: int) -> List[image_files.ExcludedFile]:
-  """The exports a run does not read, as the audit lists them (ignored)."""
+def not_read(root: str, newest: int) -> List[image_files.ExcludedFile]:
+  """What a run does not read of an export site, as the audit lists it (ignored):
+  the files beside `exports/` and beside the exports, and the older exports."""
+  folder = f'{root.rstrip("/")}/{EXPORTS_FOLDER}'
   names = export_names(root)
-  return [image_files.ExcludedFile(
-              f'{EXPORTS_FOLDER}/{name}',
-              f'older than the newest {newest} exports read (--newest-exports {newest})')
-          for name in names[:-newest or len(names)]] if newest else []
+  older = names[:-newest or len(names)] if newest else []
+  return ([image_files.ExcludedFile(name, f'beside {EXPORTS_FOLDER}/: only the dated '
+                                          'exports are read')
+           for name in image_files.entries(root)
+           if name != EXPORTS_FOLDER and not name.startswith('.')]
+          + [image_files.ExcludedFile(f'{EXPORTS_FOLDER}/{name}',
+                                      'not a dated export: not read')
+             for name in image_files.entries(folder)
+             if name not in names and not name.startswith('.')]
+          + [image_files.ExcludedFile(
+                 f'{EXPORTS_FOLDER}/{name}',
+                 f'older than the newest {newest} exports read (--newest-exports {newest})')
+             for name in older])
 
 
 def export_of(relpath: str) -> str:

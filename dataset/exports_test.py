@@ -38,6 +38,16 @@ def test_a_run_reads_every_export_or_the_newest_n_oldest_first(tmp_path):
                                   '(--newest-exports 2)')])
 
 
+def test_files_beside_the_exports_are_listed_as_not_read(tmp_path):
+  site = _site(tmp_path, '2026-11')
+  (tmp_path / 'site' / 'README.txt').write_text('monthly exports')
+  (tmp_path / 'site' / 'exports' / 'notes.txt').write_text('sent by PACS')
+  assert sites.layout_problem(site, _CLASSES) is None
+  assert [(e.file, e.reason) for e in sites.scan(site, _CLASSES).ignored] == [
+      ('README.txt', 'beside exports/: only the dated exports are read'),
+      ('exports/notes.txt', 'not a dated export: not read')]
+
+
 def test_the_export_of_a_run_level_name():
   assert exports.export_of('exports/2026-11/benign/a.png') == '2026-11'
   assert exports.export_of('bus_bra/exports/2026-11-02/Images/a.png') == 'bus_bra/2026-11-02'

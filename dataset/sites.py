@@ -73,7 +73,7 @@ def scan(site: configs.Site, class_names: Sequence[str],
       images=[i for s in scans for i in s.images],
       quarantined=[q for s in scans for q in s.quarantined],
       ignored=[*(i for s in scans for i in s.ignored),
-               *exports.left_out(site.root, newest_exports)])
+               *exports.not_read(site.root, newest_exports)])
 
 
 def _plain_scan(root: str, columns: configs.ManifestColumns,
