@@ -12,7 +12,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup run run-sites test test-fast fuzz compile-kubeflow bench-quality bench-sites predict operating-point serving bench-serving bench-pipeline bench-scale bench-not-sure gpu-check clean
+.PHONY: setup run run-sites test test-fast fuzz compile-kubeflow bench-quality bench-sites predict operating-point serving bench-serving bench-pipeline bench-scale bench-not-sure bench-retraining gpu-check clean
 
 setup: $(STAMP)
 
@@ -101,6 +101,11 @@ bench-scale: setup
 # ones, on BUSI's eval and test splits and BUS-BRA (bench/README.md); ARGS="--pipeline-root DIR".
 bench-not-sure: setup
 	$(PY) bench/not_sure.py $(ARGS)
+
+# Scheduled retraining on BUS-BRA laid out as dated exports by scanner: the four cases
+# (docs/retraining.md); ARGS="--epochs 10" trains longer.
+bench-retraining: setup
+	$(PY) bench/retraining_scenario.py $(ARGS)
 
 # The Trainer on this machine's GPU against its CPU, and its model served on the CPU;
 # one line and exit 1 without a GPU (bench/gpu_check.py).

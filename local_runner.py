@@ -45,6 +45,7 @@ from components.validation_gate import DataAnomaliesError
 from contracts import configs
 from dataset import data_audit
 from dataset import data_root
+from dataset import exports
 from dataset import image_files
 from dataset import manifest
 from dataset import sites as sites_lib
@@ -214,11 +215,12 @@ def _main(argv: List[str]) -> int:
     print(message, file=sys.stderr)
     return 2
   for site in sites:
-    problem = sites_lib.layout_problem(site, config.data.class_names)
+    problem = sites_lib.layout_problem(site, config.data.class_names,
+                                       config.data.newest_exports)
     if problem:
       print(f'--data-root: {_where(sites, site)}{problem}.', file=sys.stderr)
       return 2
-  problem = _site_notes(sites, config.data.class_names)
+  problem = _site_notes(sites, config.data.class_names, config.data.newest_exports)
   if problem:
     print(f'--data-root: {problem}.', file=sys.stderr)
     return 2
@@ -231,7 +233,8 @@ def _main(argv: List[str]) -> int:
     return 2
 
 
-def _site_notes(sites: Sequence[configs.Site], class_names: Sequence[str]) -> str:
+def _site_notes(sites: Sequence[configs.Site], class_names: Sequence[str],
+                newest_exports: int) -> str:
   """Prints a note on each site that holds no image or ignores its columns.
 
   Returns why the run cannot start: no site holds anything at all. A site
@@ -241,6 +244,12 @@ def _site_notes(sites: Sequence[configs.Site], class_names: Sequence[str]) -> st
   """
   empty = []
   for site in sites:
+    if exports.is_export_site(site.root):
+      scan = sites_lib.scan(site, class_names, newest_exports)
+      if not scan.images and not scan.quarantined:
+        empty.append(f'{_where(sites, site)}its exports read '
+                     f'({", ".join(exports.chosen(site.root, newest_exports))}) hold no image')
+      continue
     if manifest.is_manifest_site(site.root, site.columns):
       continue
     if site.columns != configs.ManifestColumns():

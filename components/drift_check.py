@@ -11,6 +11,11 @@ and has TFDV compare them (`tfdv.validate_statistics` with
 categorical feature, Jensen-Shannon divergence between the histograms of a
 numeric one, each against the threshold the schema gives it.
 
+It compares the whole data and, when either side has several sites, each site
+on its own (TFDV's statistics sliced by `site`): a site the served model never
+saw is drift in itself, and a known site whose intensity or size moved is
+named even when the other sites hide it in the whole.
+
 The served data is found as the Evaluator finds its baseline: the served
 version of TF Serving's model directory, whose model card names the examples
 it was trained on (components/served_data.py); no Resolver, so the same DAG
@@ -26,10 +31,12 @@ nothing is trained.
 import dataclasses
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import apache_beam as beam
 import tensorflow_data_validation as tfdv
+from tensorflow_data_validation import constants as tfdv_constants
+from tensorflow_data_validation.utils import slicing_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
@@ -41,10 +48,13 @@ from tfx_bsl.public import tfxio
 from components import served_data
 from components import validation_gate
 from contracts import configs
+from contracts import features as features_lib
 
 DRIFT_FILE = 'drift.json'
 _SCHEMA_FILE = 'schema.pbtxt'
 _SPLIT = 'train'
+# TFDV names a slice by the feature and its value: `site_busi`.
+_SITE_SLICE_PREFIX = f'{features_lib.SITE_KEY}_'
 _COMPARATORS = {
     anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY: 'L-infinity',
     anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE: 'Jensen-Shannon',
@@ -65,14 +75,21 @@ class FeatureDrift:
   # feature; mean, std, min, median and max for a numeric one.
   served: Dict[str, float]
   new: Dict[str, float]
+  # The site compared; '' for the whole data.
+  site: str = ''
+  # A numeric feature's histograms, for the report: [low, high, share] per
+  # bucket of TFDV's standard histogram; empty for a categorical one.
+  served_histogram: List[List[float]] = dataclasses.field(default_factory=list)
+  new_histogram: List[List[float]] = dataclasses.field(default_factory=list)
 
   @property
   def drifted(self) -> bool:
     return self.value > self.threshold
 
   def line(self) -> str:
-    return (f'{self.feature}: {self.comparator} {self.value:.3f} > {self.threshold:g}; '
-            f'served {_text(self.served)}; new {_text(self.new)}')
+    where = f'site {self.site}: ' if self.site else ''
+    return (f'{where}{self.feature}: {self.comparator} {self.value:.3f} > '
+            f'{self.threshold:g}; served {_text(self.served)}; new {_text(self.new)}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,23 +101,37 @@ class DriftResult:
   features: List[FeatureDrift]
   # Why nothing was compared, when nothing was.
   note: str = ''
+  # Sites of this run's train split the served model's never had -> their images.
+  new_sites: Dict[str, int] = dataclasses.field(default_factory=dict)
 
   @property
   def drifted(self) -> List[FeatureDrift]:
     return [f for f in self.features if f.drifted]
 
+  def drift_lines(self) -> List[str]:
+    """One line per new site, then per drifted feature: the whole data, then each site."""
+    return ([f'site {site}: new site, not in the data of served version '
+             f'{self.served_version} ({n} images in the train split)'
+             for site, n in self.new_sites.items()]
+            + [f.line() for f in self.drifted])
+
   def summary_lines(self) -> List[str]:
-    """What the run summary shows: one headline, then one line per drifted feature."""
+    """What the run summary shows: one headline, then one line per drift."""
     if not self.served_version:
       return [f'Drift: not checked ({self.note}).']
-    if not self.drifted:
+    compared = sorted({f.feature for f in self.features})
+    sites = sorted({f.site for f in self.features if f.site})
+    where = f', overall and at each of {_count(len(sites), "site")}' if sites else ''
+    if not self.drift_lines():
       return [f'Drift: none against the data of served version {self.served_version} '
-              f'({len(self.features)} features compared).']
+              f'({len(compared)} features compared{where}).']
     action = 'run stopped' if self.policy == 'stop' else 'run went on'
-    return ([f'Drift: {len(self.drifted)} of {len(self.features)} features drifted from '
-             f'the data of served version {self.served_version} (policy {self.policy}: '
-             f'{action}):']
-            + [f'  - {f.line()}' for f in self.drifted])
+    drifted = sorted({f.feature for f in self.drifted})
+    new = f'{_count(len(self.new_sites), "new site")}, ' if self.new_sites else ''
+    return ([f'Drift: {new}{len(drifted)} of {len(compared)} features drifted{where} '
+             f'from the data of served version {self.served_version} (policy '
+             f'{self.policy}: {action}):']
+            + [f'  - {line}' for line in self.drift_lines()])
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True) + '\n'
@@ -128,27 +159,54 @@ def drift_schema(schema: schema_pb2.Schema) -> schema_pb2.Schema:
   return kept
 
 
+def _count(n: int, thing: str) -> str:
+  return f'{n} {thing}{"" if n == 1 else "s"}'
+
+
 def _text(distribution: Dict[str, float]) -> str:
   return '{' + ', '.join(f'{k}: {v:.3g}' for k, v in distribution.items()) + '}'
 
 
-def _distribution(stats: statistics_pb2.DatasetFeatureStatisticsList,
-                  feature: str) -> Dict[str, float]:
+def _feature_stats(stats: statistics_pb2.DatasetFeatureStatisticsList, feature: str
+                   ) -> Optional[statistics_pb2.FeatureNameStatistics]:
   for candidate in stats.datasets[0].features:
     if candidate.path.step and candidate.path.step[-1] == feature:
-      if candidate.HasField('num_stats'):
-        num = candidate.num_stats
-        return {'mean': num.mean, 'std': num.std_dev, 'min': num.min,
-                'median': num.median, 'max': num.max}
-      total = candidate.string_stats.common_stats.num_non_missing or 1
-      return {v.value: v.frequency / total for v in candidate.string_stats.top_values}
-  return {}
+      return candidate
+  return None
+
+
+def _distribution(stats: statistics_pb2.DatasetFeatureStatisticsList,
+                  feature: str) -> Dict[str, float]:
+  found = _feature_stats(stats, feature)
+  if found is None:
+    return {}
+  if found.HasField('num_stats'):
+    num = found.num_stats
+    return {'mean': num.mean, 'std': num.std_dev, 'min': num.min,
+            'median': num.median, 'max': num.max}
+  total = found.string_stats.common_stats.num_non_missing or 1
+  return {v.value: v.frequency / total for v in found.string_stats.top_values}
+
+
+def _histogram(stats: statistics_pb2.DatasetFeatureStatisticsList,
+               feature: str) -> List[List[float]]:
+  """[low, high, share] of each bucket of a numeric feature's standard histogram."""
+  found = _feature_stats(stats, feature)
+  if found is None or not found.HasField('num_stats'):
+    return []
+  for histogram in found.num_stats.histograms:
+    if histogram.type == statistics_pb2.Histogram.STANDARD:
+      total = sum(b.sample_count for b in histogram.buckets) or 1.0
+      return [[b.low_value, b.high_value, b.sample_count / total]
+              for b in histogram.buckets]
+  return []
 
 
 def compare(current: statistics_pb2.DatasetFeatureStatisticsList,
             served: statistics_pb2.DatasetFeatureStatisticsList,
-            schema: schema_pb2.Schema) -> List[FeatureDrift]:
-  """TFDV's drift comparators on `current` against `served`, one entry per feature."""
+            schema: schema_pb2.Schema, site: str = '') -> List[FeatureDrift]:
+  """TFDV's drift comparators on `current` against `served` (one data set each),
+  one entry per feature; `site` names what they hold, '' for the whole data."""
   anomalies = tfdv.validate_statistics(current, schema, previous_statistics=served)
   compared = []
   for info in anomalies.drift_skew_info:
@@ -157,8 +215,50 @@ def compare(current: statistics_pb2.DatasetFeatureStatisticsList,
       compared.append(FeatureDrift(
           feature=feature, comparator=_COMPARATORS.get(measurement.type, 'unknown'),
           value=measurement.value, threshold=measurement.threshold,
-          served=_distribution(served, feature), new=_distribution(current, feature)))
+          served=_distribution(served, feature), new=_distribution(current, feature),
+          site=site, served_histogram=_histogram(served, feature),
+          new_histogram=_histogram(current, feature)))
   return sorted(compared, key=lambda f: f.feature)
+
+
+def _slices(stats: statistics_pb2.DatasetFeatureStatisticsList
+            ) -> Dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
+  """'' (the whole data) and each site -> its statistics, one data set each."""
+  found = {}
+  for dataset in stats.datasets:
+    if dataset.name == tfdv_constants.DEFAULT_SLICE_KEY:
+      key = ''
+    elif dataset.name.startswith(_SITE_SLICE_PREFIX):
+      key = dataset.name[len(_SITE_SLICE_PREFIX):]
+    else:
+      continue
+    found[key] = statistics_pb2.DatasetFeatureStatisticsList(datasets=[dataset])
+  return found
+
+
+def compare_sites(current: statistics_pb2.DatasetFeatureStatisticsList,
+                  served: statistics_pb2.DatasetFeatureStatisticsList,
+                  schema: schema_pb2.Schema) -> Tuple[List[FeatureDrift], Dict[str, int]]:
+  """The whole data's comparison, each site's when either side has several, and
+  the sites new to the served data with their images.
+
+  With one site on both sides, a site's comparison is the whole data's again;
+  within a site, `site` itself is one value and is not compared.
+  """
+  now, before = _slices(current), _slices(served)
+  compared = compare(now[''], before[''], schema)
+  sites_now = sorted(site for site in now if site)
+  sites_before = {site for site in before if site}
+  if len(sites_now) < 2 and len(sites_before) < 2:
+    sites_now = [site for site in sites_now if site not in sites_before]
+  new_sites = {}
+  for site in sites_now:
+    if site in sites_before:
+      compared += [f for f in compare(now[site], before[site], schema, site)
+                   if f.feature != features_lib.SITE_KEY]
+    else:
+      new_sites[site] = now[site].datasets[0].num_examples
+  return compared, new_sites
 
 
 def _statistics(pipeline: beam.Pipeline, examples_uri: str, schema: schema_pb2.Schema,
@@ -167,7 +267,9 @@ def _statistics(pipeline: beam.Pipeline, examples_uri: str, schema: schema_pb2.S
       file_pattern=os.path.join(examples_uri, f'Split-{_SPLIT}', '*'), schema=schema)
   _ = (pipeline
        | f'Read[{label}]' >> records.BeamSource()
-       | f'Statistics[{label}]' >> tfdv.GenerateStatistics(tfdv.StatsOptions(schema=schema))
+       | f'Statistics[{label}]' >> tfdv.GenerateStatistics(tfdv.StatsOptions(
+           schema=schema, experimental_slice_functions=[
+               slicing_util.get_feature_value_slicer({features_lib.SITE_KEY: None})]))
        | f'Write[{label}]' >> tfdv.WriteStatisticsToBinaryFile(output_path))
 
 
@@ -188,9 +290,9 @@ def check(examples_uri: str, schema: schema_pb2.Schema, served_model_dir: str,
     with pipeline:
       _statistics(pipeline, examples_uri, compared, current_path, 'current')
       _statistics(pipeline, baseline, compared, served_path, 'served')
-    result = DriftResult(policy, str(card.version), compare(
-        tfdv.load_stats_binary(current_path), tfdv.load_stats_binary(served_path),
-        compared))
+    drifts, new_sites = compare_sites(tfdv.load_stats_binary(current_path),
+                                      tfdv.load_stats_binary(served_path), compared)
+    result = DriftResult(policy, str(card.version), drifts, new_sites=new_sites)
   fileio.makedirs(output_uri)
   with fileio.open(os.path.join(output_uri, DRIFT_FILE), 'w') as f:
     f.write(result.to_json())
@@ -199,11 +301,11 @@ def check(examples_uri: str, schema: schema_pb2.Schema, served_model_dir: str,
 
 def enforce(result: DriftResult) -> None:
   """Raises DataDriftError, one line per drifted feature, on drift under policy 'stop'."""
-  if result.drifted and result.policy == 'stop':
+  if result.drift_lines() and result.policy == 'stop':
     raise DataDriftError(
         f'The data drifted from the data of served version {result.served_version} '
         f'(policy stop); nothing is trained or pushed:\n  '
-        + '\n  '.join(f.line() for f in result.drifted))
+        + '\n  '.join(result.drift_lines()))
 
 
 @tfx.dsl.components.component(use_beam=True)

@@ -97,3 +97,48 @@ def test_nothing_served_is_said_and_nothing_compared(served):
                              'stop', str(served['root'] / 'unserved'), beam.Pipeline())
   assert result.features == [] and result.summary_lines() == [
       'Drift: not checked (no model with a model card is served yet).']
+
+
+def test_per_site_a_new_site_and_a_known_site_that_moved_are_named(served):
+  """Two served sites; then one of them brighter, the other as it was, and a third."""
+  root = served['root'] / 'sites'
+  busi = synthetic_busi.write_dataset(str(root / 'busi'), per_class=12, seed=3)
+  bra = synthetic_busi.write_dataset(str(root / 'bra'), per_class=12, seed=4)
+  before = (configs.Site('busi', busi), configs.Site('bra', bra))
+  served_examples = executor_test.run_executor(
+      f'busi={busi};bra={bra}', str(root / 'served_examples'), sites=before)
+  model_dir = str(root / 'serving' / 'busi')
+  executor_ledger_test.serve(served_examples, model_dir)
+  brighter_busi = _brighten(synthetic_busi.write_dataset(
+      str(root / 'busi_later'), per_class=12, seed=3), 70)
+  other = synthetic_busi.write_dataset(str(root / 'other'), per_class=4, seed=5)
+  after = (configs.Site('busi', brighter_busi), configs.Site('bra', bra),
+           configs.Site('other', other))
+  current = executor_test.run_executor(
+      f'busi={brighter_busi};bra={bra};other={other}', str(root / 'current_examples'),
+      sites=after)
+
+  result = drift_check.check(current, _SCHEMA, model_dir, 'stop', str(root / 'drift'),
+                             beam.Pipeline())
+
+  assert {f.site for f in result.features} == {'', 'busi', 'bra'}
+  assert {f.feature for f in result.features if f.site == 'bra'} == {
+      'label', 'device', 'intensity_mean', 'intensity_spread', 'dark_fraction'}
+  at = {(f.site, f.feature): f for f in result.features}
+  assert at[('busi', 'intensity_mean')].drifted
+  assert not at[('bra', 'intensity_mean')].drifted
+  assert at[('busi', 'intensity_mean')].served_histogram
+  assert abs(sum(share for _, _, share in at[('busi', 'intensity_mean')].new_histogram)
+             - 1) < 1e-6
+  assert list(result.new_sites) == ['other'] and result.new_sites['other'] > 0
+  lines = result.summary_lines()
+  print('\n'.join(lines))
+  assert lines[0].startswith('Drift: 1 new site, ') and 'overall and at each of 2 sites' in lines[0]
+  assert lines[1] == (f'  - site other: new site, not in the data of served version 1 '
+                      f'({result.new_sites["other"]} images in the train split)')
+  assert any(line.startswith('  - site busi: intensity_mean: Jensen-Shannon ')
+             for line in lines)
+  assert not any(line.startswith('  - site bra: intensity') for line in lines)
+  with pytest.raises(drift_check.DataDriftError, match='site other: new site'):
+    drift_check.enforce(result)
+  assert drift_check.read(str(root / 'drift')) == result

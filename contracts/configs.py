@@ -185,6 +185,9 @@ class DataConfig:
   # Data that drifted from the served model's training data (components/
   # drift_check.py): 'warn' names it in the summary; 'stop' ends the run.
   drift_policy: str = 'warn'
+  # A site laid out as dated exports (dataset/exports.py) is read whole (0) or
+  # only its newest this many exports.
+  newest_exports: int = 0
 
   def __post_init__(self):
     if self.sites and self.data_root:
@@ -203,6 +206,7 @@ class DataConfig:
       raise ConfigError('data.near_duplicate_max_bits', 'must be at most 64 (the '
                         f'hash has 64 bits), got {self.near_duplicate_max_bits}')
     _at_least('data.split_seed', self.split_seed, 0)
+    _at_least('data.newest_exports', self.newest_exports, 0)
     _within('data.max_quarantined_fraction', self.max_quarantined_fraction, 0, 1)
     if self.label_conflicts not in LABEL_CONFLICT_POLICIES:
       raise ConfigError('data.label_conflicts', f'must be one of '

@@ -23,6 +23,7 @@ from tfx.dsl.io import fileio
 from contracts import configs
 from contracts import names
 from contracts import printable
+from dataset import exports
 from dataset import group_split
 from dataset import image_files
 
@@ -157,6 +158,9 @@ class DataAudit:
   # site -> its counts; audits of runs before sites existed have none.
   site_counts: Dict[str, SiteCounts] = dataclasses.field(default_factory=dict)
   patient_conflicts: Tuple[PatientConflict, ...] = ()
+  # Dated export (`site/2026-11`) -> ingested images, for sites read as
+  # exports (dataset/exports.py): the exports that trained the model.
+  export_counts: Dict[str, int] = dataclasses.field(default_factory=dict)
 
   @property
   def quarantined_fraction(self) -> float:
@@ -191,6 +195,7 @@ class DataAudit:
         'label_conflicts': _as_json(self.label_conflicts),
         'site_counts': {site: dataclasses.asdict(c) for site, c in self.site_counts.items()},
         'patient_conflicts': _as_json(self.patient_conflicts),
+        'export_counts': self.export_counts,
     }, indent=1, sort_keys=True, ensure_ascii=False)
 
   @classmethod
@@ -224,7 +229,8 @@ class DataAudit:
             PatientConflict(p['site'], p['patient_id'],
                             tuple(DuplicateMember(m['file'], m['label']) for m in p['files']),
                             tuple(p['labels']))
-            for p in audit.get('patient_conflicts', ())))
+            for p in audit.get('patient_conflicts', ())),
+        export_counts=audit.get('export_counts', {}))
 
 
 def _as_json(entries: Sequence[Any]) -> List[Dict[str, Any]]:
@@ -323,7 +329,8 @@ def build(*, data_root: str, policy: DataPolicy, near_duplicate_max_bits: int,
       near_duplicate_groups=groups,
       site_counts=(_site_counts(assignment, labels, quarantined, ignored, site_of,
                                 policy.class_names) if site_of else {}),
-      patient_conflicts=tuple(patient_conflicts))
+      patient_conflicts=tuple(patient_conflicts),
+      export_counts=exports.counts(list(assignment)))
 
 
 def _site_counts(assignment: Mapping[str, str], labels: Mapping[str, str],
@@ -449,7 +456,7 @@ def summary_line(audit: DataAudit) -> str:
           f'{conflicts} label conflicts{action}'
           + (f', {len(audit.patient_conflicts)} patients under two labels (kept)'
              if audit.patient_conflicts else '') + '.'
-          + _sites_text(audit))
+          + _sites_text(audit) + _exports_text(audit))
 
 
 def _sites_text(audit: DataAudit) -> str:
@@ -459,6 +466,14 @@ def _sites_text(audit: DataAudit) -> str:
   return ' Sites: ' + '; '.join(
       f'{site} {c.ingested} ingested, {c.quarantined} quarantined'
       for site, c in audit.site_counts.items()) + '.'
+
+
+def _exports_text(audit: DataAudit) -> str:
+  """The dated exports read, when a site is laid out as exports."""
+  if not audit.export_counts:
+    return ''
+  return ' Exports: ' + ', '.join(
+      f'{export} {n}' for export, n in audit.export_counts.items()) + '.'
 
 
 def markdown_report(audit: DataAudit) -> str:
@@ -489,6 +504,9 @@ def markdown_report(audit: DataAudit) -> str:
                    + ' | '.join(str(c.split_counts.get(split, {}).get(name, 0))
                                 for split in audit.split_counts
                                 for name in policy.class_names) + ' |')
+  if audit.export_counts:
+    lines += ['', '## Images per export', '', '| export | ingested |', '|---|---|',
+              *(f'| {_cell(export)} | {n} |' for export, n in audit.export_counts.items())]
   lines += _file_table('Quarantined', 'reason', [
       (_with_masks(q.file, q.masks), q.reason) for q in audit.quarantined])
   lines += _file_table('Label conflicts', 'action', [

@@ -147,6 +147,7 @@ def test_the_audit_file_keeps_its_format(tmp_path):
           'class_counts': {'benign': 1, 'malignant': 1, 'normal': 0},
           'split_counts': {'eval': {'malignant': 1}, 'train': {'benign': 1}}}},
       'patient_conflicts': [],
+      'export_counts': {},
   }
 
 

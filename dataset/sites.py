@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 from tfx.dsl.io import fileio
 
 from contracts import configs
+from dataset import exports
 from dataset import image_files
 from dataset import manifest
 
@@ -33,13 +34,56 @@ def with_sites(data: configs.DataConfig,
   return dataclasses.replace(data, data_root='', sites=tuple(sites))
 
 
-def layout_problem(site: configs.Site, class_names: Sequence[str]) -> Optional[str]:
+def layout_problem(site: configs.Site, class_names: Sequence[str],
+                   newest_exports: int = 0) -> Optional[str]:
   """Why the site cannot be read at all, or None.
 
-  A site with its manifest is read through it; any other is a class-folder
-  tree, and one that holds no class folder but a preset's manifest is told
-  which `--manifest-columns` reads it.
+  A site with `exports/` is read as its dated exports (dataset/exports.py),
+  each export checked as a site of its own; a site with its manifest is read
+  through it; any other is a class-folder tree, and one that holds no class
+  folder but a preset's manifest is told which `--manifest-columns` reads it.
   """
+  if exports.is_export_site(site.root):
+    beside = [name for name in (*class_names, site.columns.manifest)
+              if fileio.exists(os.path.join(site.root, name))]
+    problem = exports.layout_problem(site.root, beside)
+    if problem:
+      return problem
+    for name in exports.chosen(site.root, newest_exports):
+      problem = _plain_layout_problem(
+          dataclasses.replace(site, root=exports.export_root(site.root, name)), class_names)
+      if problem:
+        return f'export {name}: {problem}'
+    return None
+  return _plain_layout_problem(site, class_names)
+
+
+def scan(site: configs.Site, class_names: Sequence[str],
+         newest_exports: int = 0) -> image_files.FolderScan:
+  """The site's images and excluded files, named relative to its root.
+
+  Call after `layout_problem` found none.
+  """
+  if not exports.is_export_site(site.root):
+    return _plain_scan(site.root, site.columns, class_names)
+  scans = [exports.within(_plain_scan(exports.export_root(site.root, name), site.columns,
+                                      class_names), name)
+           for name in exports.chosen(site.root, newest_exports)]
+  return image_files.FolderScan(
+      images=[i for s in scans for i in s.images],
+      quarantined=[q for s in scans for q in s.quarantined],
+      ignored=[*(i for s in scans for i in s.ignored),
+               *exports.not_read(site.root, newest_exports)])
+
+
+def _plain_scan(root: str, columns: configs.ManifestColumns,
+                class_names: Sequence[str]) -> image_files.FolderScan:
+  return (manifest.scan_manifest(root, columns, class_names)
+          if manifest.is_manifest_site(root, columns)
+          else image_files.scan_folder(root, class_names))
+
+
+def _plain_layout_problem(site: configs.Site, class_names: Sequence[str]) -> Optional[str]:
   if manifest.is_manifest_site(site.root, site.columns):
     return manifest.problem(site.root, site.columns)
   problem = image_files.layout_problem(site.root, class_names)

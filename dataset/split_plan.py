@@ -21,6 +21,7 @@ import dataclasses
 from typing import Dict, List, Mapping, Sequence, Set, Tuple
 
 from dataset import data_audit
+from dataset import exports
 from dataset import group_split
 from dataset import image_files
 from dataset import perceptual_hash
@@ -43,6 +44,8 @@ class SplitPlan:
       default_factory=list)
   # sha256 -> split: the ledger given, with every image assigned here.
   ledger: Dict[str, str] = dataclasses.field(default_factory=dict)
+  # Images a later export sent again, read from the earliest (dataset/exports.py).
+  repeated: List[image_files.ExcludedFile] = dataclasses.field(default_factory=list)
 
   def splits(self) -> Dict[str, str]:
     """relpath -> split of every image to ingest."""
@@ -59,8 +62,10 @@ def plan_splits(fingerprints: Sequence[image_files.ImageFingerprint],
   `data_audit.LABEL_CONFLICT_POLICIES` ('drop' removes every member of a group
   filed under several classes; the others keep them, and the audit decides).
   `ledger` (sha256 -> split) holds the splits images already had; entries
-  naming a split not in `ratios` are ignored.
+  naming a split not in `ratios` are ignored. An image a later export sent
+  again is read once, from the earliest export (`repeated`).
   """
+  fingerprints, repeated = exports.first_copies(fingerprints)
   groups = image_files.group_key(fingerprints, near_duplicate_max_bits)
   labels = {f.relpath: f.label for f in fingerprints}
   duplicates = data_audit.duplicate_groups(
@@ -101,7 +106,8 @@ def plan_splits(fingerprints: Sequence[image_files.ImageFingerprint],
                    labels=labels, groups=duplicates, dropped=dropped,
                    masks=masks, patient_conflicts=patient_conflicts(fingerprints),
                    ledger={**ledger, **{by_path[path].sha256: split
-                                        for path, (_, split) in assignment.items()}})
+                                        for path, (_, split) in assignment.items()}},
+                   repeated=repeated)
 
 
 def _joins_splits_reason(splits: Sequence[str]) -> str:

@@ -54,6 +54,7 @@ FLAG_OF_FIELD = {
     'data.strict': '--strict',
     'data.label_conflicts': '--label-conflicts',
     'data.drift_policy': '--drift-policy',
+    'data.newest_exports': '--newest-exports',
     'data.sites': DATA_ROOT_FLAG,
     'data.manifest_columns': COLUMNS_FLAG,
     **{f'data.splits.{name}': '--splits' for name in ('train', 'eval', 'test')},
@@ -201,6 +202,10 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
                     help='data that drifted from the served model\'s training data '
                          '(thresholds in schema/schema.pbtxt): warn (default) names '
                          'it in the summary; stop ends the run before training')
+  data.add_argument('--newest-exports', type=int, default=defaults.data.newest_exports,
+                    metavar='N',
+                    help='a site laid out as dated exports (SITE/exports/YYYY-MM/) is '
+                         'read whole (0, the default) or only its newest N exports')
 
   model = parser.add_argument_group('model and training')
   model.add_argument('--model', choices=registry.MODEL_CHOICES, default=defaults.model.name)
@@ -273,7 +278,8 @@ def data_config(args: argparse.Namespace, sites: Sequence[configs.Site]) -> conf
       dataclasses.replace(configs.DataConfig(), splits=args.splits,
                           max_quarantined_fraction=args.max_quarantined_fraction,
                           strict=args.strict, label_conflicts=args.label_conflicts,
-                          drift_policy=args.drift_policy),
+                          drift_policy=args.drift_policy,
+                          newest_exports=args.newest_exports),
       sites)
 
 

@@ -30,6 +30,7 @@ from blessing import evaluation_metrics
 from blessing import radiologist_comparison
 from blessing import rules as rules_lib
 from blessing import site_gate
+from components import drift_check
 from contracts import configs
 from contracts import features
 from contracts import names
@@ -41,13 +42,14 @@ from models import operating_point
 from observability import run_record
 from observability import run_summary
 from run_report import curves
+from run_report import drift as drift_parts
 from run_report import examples as examples_lib
 from run_report import explanations as explanations_lib
 from run_report import html
 from run_report import plots
 
 REPORTS_DIR = 'reports'
-SECTIONS = ('summary', 'data', 'training', 'evaluation', 'operating_point',
+SECTIONS = ('summary', 'data', 'drift', 'training', 'evaluation', 'operating_point',
             'explanations')
 # The name TFX's Evaluator gives the baseline in a model comparison.
 _TFMA_BASELINE_MODEL = 'baseline'
@@ -87,6 +89,7 @@ def build_report(output_dir: str, run_id: Optional[str] = None,
   page = html.Page(f'BUSI pipeline run {record.summary.run_id}')
   page.section('summary', 'Run summary', _summary_section(context))
   page.section('data', 'Data', _data_section(context))
+  page.section('drift', "Drift from the served model's data", _drift_section(context))
   page.section('training', 'Training', _training_section(context))
   evaluation_parts, probabilities = _evaluation_section(context)
   page.section('evaluation', f'Evaluation on the {context.test_split} split',
@@ -244,6 +247,17 @@ def _setting_rows(name: str, value: Any) -> Iterator[Tuple[str, Any]]:
     yield name, value
 
 
+# --- Drift ---------------------------------------------------------------------
+
+
+def _drift_section(context: _Context) -> List[str]:
+  uri = context.record.uri(names.DRIFT_CHECK, 'ExampleAnomalies')
+  result = drift_check.read(uri) if uri else None
+  if result is None:
+    return [html.paragraph('This run has no drift check.', note=True)]
+  return drift_parts.section_parts(result)
+
+
 # --- Data ----------------------------------------------------------------------
 
 
@@ -272,6 +286,10 @@ def _audit_parts(audit: data_audit.DataAudit) -> List[str]:
        ('near-duplicate distance', f'{audit.near_duplicate_max_bits} bits of the 64-bit hash')])]
   if len(audit.site_counts) > 1:
     parts += _site_counts_parts(audit.site_counts, classes, splits)
+  if audit.export_counts:
+    parts += ['<h4>Dated exports read</h4>', html.table(
+        ['Export', 'Images ingested'], list(audit.export_counts.items()),
+        caption='An image a later export sent again is counted in the earliest.')]
   parts += _file_list(
       'Quarantined files', audit.quarantined, ['Preview', 'File', 'Reason'],
       lambda q: (_thumbnail(audit.data_root, q.file), q.file, q.reason))

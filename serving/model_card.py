@@ -40,6 +40,9 @@ class DataSummary:
   # The examples artifact it was trained on, whose split ledger keeps the next
   # run's old images in their splits; '' on cards written before it was kept.
   examples_uri: str = ''
+  # Dated export (`site/2026-11`) -> images of it the model saw (train, eval
+  # and test), for sites read as exports; empty otherwise.
+  exports: Dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +93,7 @@ def data_summary(examples_uri: str, fingerprint: str) -> DataSummary:
   audit = data_audit.read(examples_uri)
   return DataSummary(fingerprint=fingerprint, examples_uri=examples_uri,
                      class_counts=dict(audit.class_counts),
+                     exports=dict(audit.export_counts),
                      split_counts={split: dict(counts)
                                    for split, counts in audit.split_counts.items()})
 
@@ -138,6 +142,8 @@ def to_markdown(card: ModelCard) -> str:
       '',
       f'Fingerprint: `{card.data.fingerprint}`',
       '',
+      *([f'Exports: {", ".join(f"{e} ({n} images)" for e, n in card.data.exports.items())}.',
+         ''] if card.data.exports else []),
       '| class | ' + ' | '.join(splits) + ' | all |',
       '|---|' + '---:|' * (len(splits) + 1),
       *(f'| {name} | ' + ' | '.join(str(card.data.split_counts[s].get(name, 0))

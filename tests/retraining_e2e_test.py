@@ -102,3 +102,21 @@ def test_grown_data_retrains_and_keeps_every_old_image_in_its_split(workspace, c
   assert len(after) == 39
   assert {name: after[name][0] for name in before} == {
       name: split for name, (split, _) in before.items()}
+
+
+def test_a_new_scanner_is_named_as_drift_and_stops_the_run_under_policy_stop(
+    workspace, capsys):
+  """A second site from another scanner: the stop names the site; nothing is pushed."""
+  served = _served_card(workspace)
+  scanner = synthetic_busi.write_manifest_dataset(
+      workspace['new'] + '_scanner', patients_per_class=4, devices=('Scanner Z',))
+  capsys.readouterr()
+  assert local_runner.main(['--data-root', f'default={workspace["data"]}',
+                            '--data-root', f'scanner_z={scanner}',
+                            '--output-dir', workspace['out'], *_FAST,
+                            '--drift-policy', 'stop']) != 0
+  stopped = capsys.readouterr().err
+  assert ('Stopped at data validation: The data drifted from the data of served '
+          'version ') in stopped
+  assert '  site scanner_z: new site, not in the data of served version ' in stopped
+  assert _served_card(workspace).version == served.version

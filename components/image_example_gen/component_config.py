@@ -28,6 +28,8 @@ class ImageExampleGenConfig:
   label_conflicts: str
   # The named sites; none: `input_base` is the one site, named default.
   sites: Tuple[configs.Site, ...] = ()
+  # Sites laid out as dated exports: read all (0) or the newest this many.
+  newest_exports: int = 0
   # TF Serving's model directory: the served version's split ledger keeps old
   # images in their splits (dataset/split_ledger.py); '' plans splits afresh.
   served_model_dir: str = ''

@@ -11,7 +11,8 @@ page cache and 1.0 s cold, against 0.02 s for stat-ing them (bench/README.md),
 and only content sees every change on every file system. An entry it cannot
 read counts by its name alone, and the executor reports it. Any added,
 removed or rewritten file changes the fingerprint, which is what invalidates
-the cached ExampleGen run. A run of several sites fingerprints each site's
+the cached ExampleGen run. A site of dated exports is listed so at each
+export (dataset/exports.py). A run of several sites fingerprints each site's
 root so (a manifest site's manifest, images and masks sit within those two
 levels), under the site's name.
 """
@@ -30,6 +31,7 @@ from tfx.types import standard_component_specs
 
 from components.image_example_gen import component_config
 from contracts import configs
+from dataset import exports
 
 _CHUNK_BYTES = 1 << 20
 
@@ -38,15 +40,23 @@ def _entries(folder: str) -> list:
   return sorted(entry.rstrip('/') for entry in fileio.listdir(folder))
 
 
-def _listed(root: str) -> Iterator[Tuple[str, str]]:
-  """(path relative to root, absolute path) of what the executor may read."""
+def _listed(root: str, prefix: str = '') -> Iterator[Tuple[str, str]]:
+  """(path relative to the site's root, absolute path) of what the executor may read.
+
+  A site of dated exports is listed so at each export too, every export
+  whether the run reads all of them or the newest few.
+  """
   for name in _entries(root):
     path = os.path.join(root, name)
-    yield name, path
+    yield prefix + name, path
     if (not name.startswith('.') and not os.path.islink(path)
         and fileio.isdir(path)):
       for inner in _entries(path):
-        yield f'{name}/{inner}', os.path.join(path, inner)
+        yield f'{prefix}{name}/{inner}', os.path.join(path, inner)
+  if not prefix and exports.is_export_site(root):
+    for name in exports.export_names(root):
+      yield from _listed(exports.export_root(root, name),
+                         f'{exports.EXPORTS_FOLDER}/{name}/')
 
 
 def _content(path: str) -> str:

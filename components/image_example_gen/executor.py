@@ -177,7 +177,7 @@ def _write_audit(plan: split_plan.SplitPlan,
       labels=plan.labels,
       groups=plan.groups,
       quarantined=[*scan.quarantined, *unreadable, *plan.dropped, *lost],
-      ignored=scan.ignored,
+      ignored=[*scan.ignored, *plan.repeated],
       notes=notes,
       masks=plan.masks,
       split_groups={path: group for path, (group, _) in plan.assignment.items()},
@@ -202,7 +202,7 @@ def stopped_report_path(examples_uri: str) -> str:
                       execution, names.DATA_AUDIT_REPORT_FILE)
 
 
-def scan_sites(sites: List[configs.Site], class_names: List[str]
+def scan_sites(sites: List[configs.Site], class_names: List[str], newest_exports: int = 0
                ) -> Tuple[image_files.SiteRoots, image_files.FolderScan]:
   """Every site's images and excluded files, under the run's relpaths.
 
@@ -212,12 +212,12 @@ def scan_sites(sites: List[configs.Site], class_names: List[str]
   roots = image_files.SiteRoots(tuple((site.name, site.root) for site in sites))
   scans = []
   for site in sites:
-    problem = sites_lib.layout_problem(site, class_names)
+    problem = sites_lib.layout_problem(site, class_names, newest_exports)
     if problem:
       where = f'site {site.name}: ' if roots.prefixed else ''
       raise data_audit.DataAuditError(f'{where}{problem}.')
-    scans.append(image_files.with_site(sites_lib.scan(site, class_names), site.name,
-                                       roots.prefix(site.name)))
+    scans.append(image_files.with_site(sites_lib.scan(site, class_names, newest_exports),
+                                       site.name, roots.prefix(site.name)))
   return roots, image_files.FolderScan(
       images=[i for scan in scans for i in scan.images],
       quarantined=[q for scan in scans for q in scan.quarantined],
@@ -242,7 +242,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         output_dict[standard_component_specs.EXAMPLES_KEY])
     examples.split_names = artifact_utils.encode_split_names(list(ratios))
 
-    roots, scan = scan_sites(list(config.site_list(root)), list(config.class_names))
+    roots, scan = scan_sites(list(config.site_list(root)), list(config.class_names),
+                             config.newest_exports)
     logging.info('ImageExampleGen: %d images found under %s.', len(scan.images), root)
     ledger = served_data.ledger(config.served_model_dir)
     with self._make_beam_pipeline() as pipeline:
