@@ -95,11 +95,3 @@ def _plain_layout_problem(site: configs.Site, class_names: Sequence[str]) -> Opt
               f'and no {site.columns.manifest}, but {columns.manifest}: pass '
               f'{COLUMNS_FLAG} {site.name}={preset}')
   return None
-
-
-def scan(site: configs.Site, class_names: Sequence[str]) -> image_files.FolderScan:
-  """The site's images and excluded files, relative to its root: through its
-  manifest when it has one, else its class folders."""
-  if manifest.is_manifest_site(site.root, site.columns):
-    return manifest.scan_manifest(site.root, site.columns, class_names)
-  return image_files.scan_folder(site.root, class_names)

@@ -57,7 +57,7 @@ def read_split(examples_uri: str, split: str, class_names: Sequence[str],
   if not files:
     return None
   label_of = {name.encode(): k for k, name in enumerate(class_names)}
-  split_examples = SplitExamples([], [], [], [], [], [], [], [], [])
+  split_examples = SplitExamples([], [], [], [], [], [], [], [], [], [])
   # Runs before plain TFRecords wrote GZIP files, named .gz; reports of them still build.
   compression = 'GZIP' if files[0].endswith('.gz') else ''
   for record in tf.data.TFRecordDataset(files, compression_type=compression):
