@@ -1,6 +1,6 @@
 """Test setup shared by every test: Keras 2 before any test imports TensorFlow.
 
-With `make test`'s `--dist loadfile --no-loadscope-reorder`, pytest-xdist hands
+With the Makefile's `--dist loadfile --no-loadscope-reorder`, pytest-xdist hands
 whole files to its workers in the order collected here, the next file to
 whichever worker runs low. The end-to-end files (minutes each) go first, so the
 longest ones start at once on both workers and the unit test files (seconds

@@ -6,11 +6,12 @@ answer is the request with a resource name and a state, the least its
 generated types accept.
 
 Before it creates a job, `PipelineJob.submit` asks Cloud Storage whether the
-pipeline root's bucket exists (`gcs_utils.create_gcs_bucket_for_pipeline_\
-artifacts_if_it_does_not_exist`, a `GET /storage/v1/b/BUCKET`). Pointed here by
-google-cloud-storage's STORAGE_EMULATOR_HOST, that question gets the bucket
-back at once, owned by PROJECT_NUMBER (the SDK then checks that number against
-Resource Manager's); unanswered, the storage client retries it for two minutes.
+pipeline root's bucket exists, a `GET /storage/v1/b/BUCKET` (aiplatform 1.165.1,
+pipeline_jobs.py and utils/gcs_utils.py). Pointed here by google-cloud-storage's
+STORAGE_EMULATOR_HOST (2.19.0, client.py), that question gets the bucket back at
+once, owned by PROJECT_NUMBER, which the SDK then compares with Resource
+Manager's number for the project; unanswered, the storage client retries it for
+two minutes.
 """
 
 import http.server

@@ -24,7 +24,7 @@ from tests.fixtures import synthetic_busi
 
 pytestmark = pytest.mark.e2e
 
-_FAST = ['--image-size', '32', '--epochs', '1', '--beam-workers', '1',
+_FAST = ['--model', 'seed_cnn', '--image-size', '32', '--epochs', '1', '--beam-workers', '1',
          '--min-accuracy', '0', '--min-malignant-recall', '0']
 _UPSTREAM = ('ImageExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
              'DataValidationGate', 'DataDriftCheck', 'Transform', 'Trainer')

@@ -48,7 +48,7 @@ def test_a_signal_stops_the_run_with_one_line_and_the_rerun_resumes(tmp_path):
   root = synthetic_busi.write_dataset(str(tmp_path / 'data'), per_class=3)
   out = str(tmp_path / 'out')
 
-  code, stdout, stderr = _stop_after(_start(root, out), 'Transform started', signal.SIGINT)
+  code, stdout, stderr = _stop_after(_start(root, out), 'StatisticsGen started', signal.SIGINT)
   assert code == 1, stderr[-3000:]
   assert 'Traceback' not in stderr, stderr[-3000:]
   assert stderr.strip().splitlines()[-1] == (
@@ -56,7 +56,7 @@ def test_a_signal_stops_the_run_with_one_line_and_the_rerun_resumes(tmp_path):
       'components that finished are reused from the cache.')
   assert 'ImageExampleGen finished' in stdout
 
-  code, stdout, stderr = _stop_after(_start(root, out), 'Transform started', signal.SIGTERM)
+  code, stdout, stderr = _stop_after(_start(root, out), 'StatisticsGen started', signal.SIGTERM)
   assert code == 1, stderr[-3000:]
   assert 'Traceback' not in stderr, stderr[-3000:]
   assert stderr.strip().splitlines()[-1].startswith('Stopped by SIGTERM while the pipeline ran.')
