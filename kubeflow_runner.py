@@ -354,7 +354,8 @@ def main(argv: List[str]) -> int:
   try:
     # The configured values are the compiled defaults; a run may set others.
     kubeflow_compiler.compile_package(
-        pipeline_lib.create_pipeline(pipeline_config, run_parameters.runtime(pipeline_config)),
+        pipeline_lib.create_pipeline(pipeline_config, run_parameters.runtime(pipeline_config),
+                                     fingerprint_task=True),
         platform, args.output)
   except (kubeflow_platform.PlatformConfigError, kfp_backends.BackendVersionError) as e:
     print(f'kubeflow_runner.py: {e}', file=sys.stderr)

@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Tuple
 import apache_beam as beam
 from absl import logging
 import tensorflow as tf
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen import write_split
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_executor
@@ -286,3 +287,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     # compression from the file name, so these plain files read as plain.
     examples_utils.set_file_format(
         examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
+    # An upstream task's fingerprint of this data (Kubeflow), recorded as TFX's
+    # driver records its own, so that the model card names the data.
+    if exec_properties.get(example_gen_utils.FINGERPRINT_PROPERTY_NAME):
+      examples.set_string_custom_property(
+          example_gen_utils.FINGERPRINT_PROPERTY_NAME,
+          exec_properties[example_gen_utils.FINGERPRINT_PROPERTY_NAME])
