@@ -45,8 +45,6 @@ from contracts import features
 from contracts import names
 from orchestration.kubeflow import backends as kfp_backends
 from orchestration.kubeflow import compiler as kubeflow_compiler
-from pipeline import pipeline as pipeline_lib
-from pipeline import run_parameters
 from serving import serving_config
 from tests import kfp_launcher
 from tests.fake_webhook import FakeWebhook
@@ -92,8 +90,7 @@ def compile_package(root, file_name: str, seed: int, alert_webhook: str = '',
                                      min_malignant_recall=0.0))
   package = str(root / file_name)
   kubeflow_compiler.compile_package(
-      pipeline_lib.create_pipeline(pipeline_config, run_parameters.runtime(pipeline_config)),
-      platform, package)
+      kubeflow_runner.kubeflow_pipeline(pipeline_config), platform, package)
   return package, pipeline_config.model_serving_dir
 
 
