@@ -4,8 +4,9 @@ ImageExampleGen -> StatisticsGen -> ExampleValidator (against the curated
 schema) -> DataValidationGate -> DataDriftCheck (against the served model's
 data) -> Transform -> Trainer -> Evaluator (served model
 as baseline) -> Pusher. Runners choose only the orchestrator, the paths and the
-Beam arguments, and whether the values of `run_parameters` are fixed or set
-per run.
+Beam arguments, whether the values of `run_parameters` are fixed or set
+per run, and whether a DataFingerprint task comes first (Kubeflow's cache
+keys on it).
 """
 
 from typing import Any, Dict, Optional, Union

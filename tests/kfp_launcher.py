@@ -38,6 +38,9 @@ kubeflow/pipelines (the tag's `backend/src/v2`), plus Vertex AI:
   substitution) matches an earlier execution of the same pipeline does not run:
   it hands on that execution's artifacts and output parameters (driver
   cache.go reuseCachedOutputs), so the tasks after it see the same inputs.
+  Before a task runs, the launcher creates the local folder each output
+  artifact is written into (launcher_v2.go prepareOutputFolders): a value
+  artifact (a string, say) is a file that its executor writes directly.
 
 The pipeline's tasks sit in the root DAG, or in one sub-DAG beside exit
 handler tasks (TFX's layout with an exit handler): there a task's pipeline
@@ -163,6 +166,24 @@ def _through_ml_metadata(value: Any) -> Any:
   if isinstance(value, dict):
     return {'struct': value}
   raise ValueError(f'KFP cannot record metadata value {value!r} in ML Metadata')
+
+
+def _make_folders_for(pipeline_root: str, task_root: str) -> None:
+  """The folder the task's outputs are written into, as the launcher creates it.
+
+  The launcher runs as the task's user; here the tasks may run as the image's
+  user, so each new folder is open to it.
+  """
+  if '://' in pipeline_root:
+    return
+  missing = []
+  folder = task_root
+  while not os.path.isdir(folder) and folder.startswith(pipeline_root):
+    missing.append(folder)
+    folder = os.path.dirname(folder)
+  for folder in reversed(missing):
+    os.makedirs(folder, exist_ok=True)
+    os.chmod(folder, 0o777)
 
 
 def _text_to_value(text: str, kind: str) -> Any:
@@ -406,6 +427,7 @@ class Launcher:
                     component.get('outputDefinitions', {}).get('artifacts', {}).items()}
     if self.backend.executor_logs:
       output_types[EXECUTOR_LOGS] = {'schemaTitle': 'system.Artifact'}
+    _make_folders_for(pipeline_root, task_root)
     outputs = {}
     for key, output_type in output_types.items():
       artifact = {'uri': f'{task_root}/{key}', 'type': output_type, 'metadata': {}}
