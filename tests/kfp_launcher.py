@@ -31,13 +31,15 @@ kubeflow/pipelines (the tag's `backend/src/v2`), plus Vertex AI:
   file each (driver.go provisionOutputs), and the launcher takes their values
   from the executor output, else from those files (component/launcher_v2.go
   collectOutputParameters); a later task's `taskOutputParameter` reads them
-  (driver/resolve.go). With an `ExecutionCache`, a task whose caching option
+  (resolveUpstreamParameters, driver.go at 2.5.0, driver/resolve.go from 2.14.0).
+  With an `ExecutionCache`, a task whose caching option
   is on and whose cache key (cacheutils/cache.go GenerateCacheKey: input
   artifact names, resolved input parameter values, output artifact specs
   without URIs, output parameter types, image, command and arguments before
   substitution) matches an earlier execution of the same pipeline does not run:
-  it hands on that execution's artifacts and output parameters (driver
-  cache.go reuseCachedOutputs), so the tasks after it see the same inputs.
+  it hands on that execution's artifacts and output parameters
+  (reuseCachedOutputs, driver.go at 2.5.0, driver/cache.go from 2.14.0), so the
+  tasks after it see the same inputs.
   Before a task runs, the launcher creates the local folder each output
   artifact is written into (launcher_v2.go prepareOutputFolders): a value
   artifact (a string, say) is a file that its executor writes directly.

@@ -13,9 +13,8 @@ image's non-root user, on the backends of its `BACKENDS` table:
    1's outputs, as KFP's cache reuses a task whose inputs are unchanged, and
    so does Transform (its config holds only what preprocessing reads); the
    Trainer (the seed is in its config), the Evaluator, now with run 1's pushed
-   model as its served baseline, and the Pusher execute.
-   On a cluster ImageExampleGen is never cached (so that new images are read)
-   and the whole DAG reruns; run 1 already ran those tasks;
+   model as its served baseline, and the Pusher execute (KFP's cache itself,
+   keyed on the data's fingerprint, is emulated in kubeflow_noop_test.py);
 3. the Evaluator and the Pusher of run 2 again, with Vertex AI's inputs;
 4. on KFP 2.5, the oldest supported backend, one task (ImportSchemaGen), and
    the refusal of a package with an exit handler;
