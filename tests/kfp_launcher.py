@@ -285,7 +285,8 @@ def _final_status_inputs(spec: Mapping[str, Any]) -> List[str]:
 
 def cache_key(executor_input: Mapping[str, Any], component: Mapping[str, Any],
               container: Mapping[str, Any]) -> str:
-  """KFP's cache fingerprint of a task (cacheutils/cache.go GenerateCacheKey, GenerateFingerPrint)."""
+  """KFP's cache fingerprint of a task (cacheutils/cache.go GenerateCacheKey and
+  GenerateFingerPrint)."""
   outputs = executor_input['outputs']
   key = {
       'inputArtifactNames': {

@@ -178,7 +178,7 @@ def test_run_parameters_are_pipeline_inputs_with_the_configured_defaults(package
 
 
 def test_only_the_data_fingerprint_is_never_served_from_cache(package):
-  """ImageExampleGen is cached on the fingerprint of the data, not the path (kubeflow_noop_test.py)."""
+  """ImageExampleGen is cached on the data's fingerprint, not its path (kubeflow_noop_test.py)."""
   pipeline_spec, _ = package
   cached = {name for name, task in pipeline_spec.root.dag.tasks.items()
             if task.caching_options.enable_cache}
