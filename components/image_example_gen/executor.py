@@ -26,7 +26,7 @@ larger (bench/README.md).
 """
 
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import apache_beam as beam
 from absl import logging
@@ -226,9 +226,9 @@ def scan_sites(sites: List[configs.Site], class_names: List[str]
       ignored=[i for scan in scans for i in scan.ignored])
 
 
-def _check_and_record_fingerprint(given: str, root: str,
+def _check_and_record_fingerprint(given: Optional[str], root: str,
                                   config: component_config.ImageExampleGenConfig,
-                                  examples) -> None:
+                                  examples: Any) -> None:
   """The data's fingerprint, taken before this executor ran, on the examples.
 
   It was taken by TFX's driver (local runs) or by the DataFingerprint task
