@@ -363,6 +363,12 @@ def _beam_pipeline_args(args: argparse.Namespace) -> Tuple[str, ...]:
                                          direct_num_workers=args.beam_workers)
 
 
+def kubeflow_pipeline(pipeline_config: configs.PipelineConfig):
+  """The DAG as compiled: run parameters, and the data fingerprint task KFP's cache keys on."""
+  return pipeline_lib.create_pipeline(pipeline_config, run_parameters.runtime(pipeline_config),
+                                      fingerprint_task=True)
+
+
 def main(argv: List[str]) -> int:
   args = parse_args(argv)
   try:
@@ -384,8 +390,7 @@ def main(argv: List[str]) -> int:
   try:
     # The configured values are the compiled defaults; a run may set others.
     kubeflow_compiler.compile_package(
-        pipeline_lib.create_pipeline(pipeline_config, run_parameters.runtime(pipeline_config)),
-        platform, args.output)
+        kubeflow_pipeline(pipeline_config), platform, args.output)
   except (kubeflow_platform.PlatformConfigError, kfp_backends.BackendVersionError) as e:
     print(f'kubeflow_runner.py: {e}', file=sys.stderr)
     return 2

@@ -8,6 +8,7 @@ PIPELINE_NAME = 'busi_ultrasound'
 MODEL_NAME = 'busi_classifier'
 
 # Node ids of `create_pipeline`'s components.
+DATA_FINGERPRINT = 'DataFingerprint'
 EXAMPLE_GEN = 'ImageExampleGen'
 SCHEMA_IMPORTER = 'ImportSchemaGen'
 STATISTICS_GEN = 'StatisticsGen'

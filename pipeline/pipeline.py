@@ -4,18 +4,21 @@ ImageExampleGen -> StatisticsGen -> ExampleValidator (against the curated
 schema) -> DataValidationGate -> DataDriftCheck (against the served model's
 data) -> Transform -> Trainer -> Evaluator (served model
 as baseline) -> Pusher. Runners choose only the orchestrator, the paths and the
-Beam arguments, and whether the values of `run_parameters` are fixed or set
-per run.
+Beam arguments, whether the values of `run_parameters` are fixed or set
+per run, and whether a DataFingerprint task comes first (Kubeflow's cache
+keys on it).
 """
 
 from typing import Any, Dict, Optional, Union
 
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
+from tfx.dsl.components.base import base_component
 from tfx.orchestration import data_types
 
 from components import atomic_pusher
 from components import byte_batched
+from components import data_fingerprint
 from components import drift_check
 from components.image_example_gen import component as example_gen_lib
 from components.served_baseline_evaluator import ServedBaselineEvaluator
@@ -29,15 +32,30 @@ from pipeline import run_parameters as run_parameters_lib
 
 def example_gen_component(
     config: configs.PipelineConfig,
-    data_root: Optional[Union[str, data_types.RuntimeParameter]] = None):
+    data_root: Optional[Union[str, data_types.RuntimeParameter]] = None,
+    fingerprint: Optional[tfx.types.BaseChannel] = None):
   """ImageExampleGen on `data_root` (default: the configured one), under its node id.
 
   Named sites are part of the configuration, so `data_root` (a run parameter
-  on Kubeflow) applies to a run of one unnamed root only.
+  on Kubeflow) applies to a run of one unnamed root only. `fingerprint`: the
+  `DataFingerprint` task's output, passed as ImageExampleGen's input fingerprint.
   """
   return example_gen_lib.image_example_gen(
       config.data, None if config.data.sites else data_root,
-      served_model_dir=config.model_serving_dir).with_id(names.EXAMPLE_GEN)
+      served_model_dir=config.model_serving_dir,
+      input_fingerprint=None if fingerprint is None else fingerprint.future()[0].value
+  ).with_id(names.EXAMPLE_GEN)
+
+
+def fingerprint_component(
+    config: configs.PipelineConfig,
+    data_root: Union[str, data_types.RuntimeParameter]) -> base_component.BaseComponent:
+  """DataFingerprint of what ImageExampleGen will read, under its node id."""
+  return data_fingerprint.DataFingerprint(
+      input_base=example_gen_lib.default_input_base(config.data) if config.data.sites
+      else data_root,
+      sites=data_fingerprint.sites_parameter(config.data.sites),
+      served_model_dir=config.model_serving_dir).with_id(names.DATA_FINGERPRINT)
 
 
 def schema_component(config: configs.PipelineConfig) -> tfx.components.ImportSchemaGen:
@@ -93,11 +111,21 @@ def pusher_config(config: configs.PipelineConfig) -> Dict[str, Any]:
 
 
 def create_pipeline(config: configs.PipelineConfig,
-                    run_parameters: Optional[run_parameters_lib.RunParameters] = None
-                    ) -> tfx.dsl.Pipeline:
-  """The DAG; `run_parameters` default to the configured values (`run_parameters.fixed`)."""
+                    run_parameters: Optional[run_parameters_lib.RunParameters] = None,
+                    fingerprint_task: bool = False) -> tfx.dsl.Pipeline:
+  """The DAG; `run_parameters` default to the configured values (`run_parameters.fixed`).
+
+  `fingerprint_task`: for an orchestrator whose cache keys on a task's inputs
+  and runs no ExampleGen driver (Kubeflow), a first task fingerprints the
+  data and ImageExampleGen takes the fingerprint as an input
+  (components/data_fingerprint.py).
+  """
   parameters = run_parameters or run_parameters_lib.fixed(config)
-  example_gen = example_gen_component(config, parameters.data_root)
+  fingerprint = (fingerprint_component(config, parameters.data_root)
+                 if fingerprint_task else None)
+  example_gen = example_gen_component(
+      config, parameters.data_root,
+      None if fingerprint is None else fingerprint.outputs[data_fingerprint.FINGERPRINT_KEY])
   schema_importer = schema_component(config)
   statistics_gen = statistics_component(example_gen.outputs['examples'],
                                         schema_importer.outputs['schema'])
@@ -151,9 +179,9 @@ def create_pipeline(config: configs.PipelineConfig,
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,
-      components=[example_gen, schema_importer, statistics_gen, example_validator,
-                  validation_gate, data_drift_check, transform, trainer, evaluator,
-                  pusher],
+      components=([fingerprint] if fingerprint else []) + [
+          example_gen, schema_importer, statistics_gen, example_validator, validation_gate,
+          data_drift_check, transform, trainer, evaluator, pusher],
       enable_cache=config.enable_cache,
       metadata_connection_config=(
           tfx.orchestration.metadata.sqlite_metadata_connection_config(

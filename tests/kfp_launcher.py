@@ -27,6 +27,23 @@ kubeflow/pipelines (the tag's `backend/src/v2`), plus Vertex AI:
   state of the sub-DAG (COMPLETE or FAILED, metadata/client.go
   UpdateDAGExecutionsState) and whose `error` is always empty.
 
+* Output parameters and KFP's cache. A task's output parameters get an output
+  file each (driver.go provisionOutputs), and the launcher takes their values
+  from the executor output, else from those files (component/launcher_v2.go
+  collectOutputParameters); a later task's `taskOutputParameter` reads them
+  (resolveUpstreamParameters, driver.go at 2.5.0, driver/resolve.go from 2.14.0).
+  With an `ExecutionCache`, a task whose caching option
+  is on and whose cache key (cacheutils/cache.go GenerateCacheKey: input
+  artifact names, resolved input parameter values, output artifact specs
+  without URIs, output parameter types, image, command and arguments before
+  substitution) matches an earlier execution of the same pipeline does not run:
+  it hands on that execution's artifacts and output parameters
+  (reuseCachedOutputs, driver.go at 2.5.0, driver/cache.go from 2.14.0), so the
+  tasks after it see the same inputs.
+  Before a task runs, the launcher creates the local folder each output
+  artifact is written into (launcher_v2.go prepareOutputFolders): a value
+  artifact (a string, say) is a file that its executor writes directly.
+
 The pipeline's tasks sit in the root DAG, or in one sub-DAG beside exit
 handler tasks (TFX's layout with an exit handler): there a task's pipeline
 parameters resolve through the sub-DAG's own inputs, as KFP's driver resolves
@@ -46,6 +63,7 @@ as root, tasks run as the image's user (uid 1000), as the Dockerfile's do
 
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import stat
@@ -199,6 +217,10 @@ class RunResult:
   seconds: Dict[str, float]
   # (task, output key) -> the recorded artifact, for `Launcher.run(reuse=...)`.
   recorded: Dict[Tuple[str, str], Dict[str, Any]]
+  # (task, output parameter key) -> its value.
+  parameters: Dict[Tuple[str, str], Any] = dataclasses.field(default_factory=dict)
+  # The tasks served from an `ExecutionCache`, in the order they were reached.
+  cached: List[str] = dataclasses.field(default_factory=list)
 
 
 def _through_ml_metadata(value: Any) -> Any:
@@ -214,6 +236,35 @@ def _through_ml_metadata(value: Any) -> Any:
   if isinstance(value, dict):
     return {'struct': value}
   raise ValueError(f'KFP cannot record metadata value {value!r} in ML Metadata')
+
+
+def _make_folders_for(pipeline_root: str, task_root: str) -> None:
+  """The folder the task's outputs are written into, as the launcher creates it.
+
+  The launcher runs as the task's user; here the tasks may run as the image's
+  user, so each new folder is open to it.
+  """
+  if '://' in pipeline_root:
+    return
+  missing = []
+  folder = task_root
+  while not os.path.isdir(folder) and folder.startswith(pipeline_root):
+    missing.append(folder)
+    folder = os.path.dirname(folder)
+  for folder in reversed(missing):
+    os.makedirs(folder, exist_ok=True)
+    os.chmod(folder, 0o777)
+
+
+def _text_to_value(text: str, kind: str) -> Any:
+  """An output parameter file's text as its type (metadata/converter.go TextToPbValue)."""
+  if kind == 'STRING':
+    return text
+  if kind in ('NUMBER_INTEGER', 'NUMBER_DOUBLE'):
+    return float(text)
+  if kind == 'BOOLEAN':
+    return json.loads(text)
+  raise ValueError(f'the emulator reads STRING, NUMBER and BOOLEAN output parameters, not {kind}')
 
 
 def _topological_order(tasks: Mapping[str, Any]) -> List[str]:
@@ -300,6 +351,54 @@ def _final_status_inputs(spec: Mapping[str, Any]) -> List[str]:
                        for parameter in task.get('inputs', {}).get('parameters', {}).values()))
 
 
+def cache_key(executor_input: Mapping[str, Any], component: Mapping[str, Any],
+              container: Mapping[str, Any]) -> str:
+  """KFP's cache fingerprint of a task (cacheutils/cache.go GenerateCacheKey and
+  GenerateFingerPrint)."""
+  outputs = executor_input['outputs']
+  key = {
+      'inputArtifactNames': {
+          name: [artifact['name'] for artifact in artifacts['artifacts']]
+          for name, artifacts in executor_input['inputs'].get('artifacts', {}).items()},
+      'inputParameterValues': executor_input['inputs'].get('parameterValues', {}),
+      'outputArtifactsSpec': {
+          name: {field: artifacts['artifacts'][0][field]
+                 for field in ('name', 'type', 'metadata') if field in artifacts['artifacts'][0]}
+          for name, artifacts in outputs.get('artifacts', {}).items()},
+      'outputParametersSpec': {
+          name: component['outputDefinitions']['parameters'][name]['parameterType']
+          for name in outputs.get('parameters', {})},
+      'containerSpec': {'image': container['image'],
+                        'cmdArgs': container['command'] + container.get('args', [])},
+  }
+  return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+class ExecutionCache:
+  """KFP's cache entries: (pipeline, fingerprint) -> the execution's outputs.
+
+  Entries outlive runs, as the cache table of KFP's API server does; one
+  cache serves every run of a package (or of another package of the same
+  pipeline) that is given it.
+  """
+
+  def __init__(self):
+    self._entries: Dict[Tuple[str, str], Tuple[Dict[str, Any], Dict[Tuple[str, str], Any],
+                                                Dict[str, Any]]] = {}
+
+  def get(self, pipeline: str, fingerprint: str):
+    return self._entries.get((pipeline, fingerprint))
+
+  def put(self, pipeline: str, fingerprint: str, produced: Dict[str, Any],
+          recorded: Dict[Tuple[str, str], Any], parameters: Dict[str, Any]) -> None:
+    self._entries[pipeline, fingerprint] = (produced, recorded, parameters)
+
+  def last_id(self) -> int:
+    """The highest artifact id cached: a later run's new artifacts get higher ones."""
+    return max([0] + [artifact['id'] for _, recorded, _ in self._entries.values()
+                      for artifact in recorded.values()])
+
+
 class Launcher:
   """Executes one compiled package on one backend; `run` is one pipeline run."""
 
@@ -383,11 +482,20 @@ class Launcher:
 
   def _parameter_values(self, name: str, task: Dict[str, Any],
                         run_parameters: Mapping[str, Any],
-                        final_status: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+                        final_status: Optional[Dict[str, Any]],
+                        upstream: Optional[Mapping[Tuple[str, str], Any]] = None
+                        ) -> Dict[str, Any]:
     values = {}
     for key, parameter in task.get('inputs', {}).get('parameters', {}).items():
       if 'runtimeValue' in parameter:
         values[key] = parameter['runtimeValue']['constant']
+      elif 'taskOutputParameter' in parameter:
+        producer = parameter['taskOutputParameter']
+        source = (producer['producerTask'], producer['outputParameterKey'])
+        if upstream is None or source not in upstream:
+          raise ValueError(f'task {name}: producer task {source[0]} has no output '
+                           f'parameter {source[1]} in this DAG')
+        values[key] = upstream[source]
       elif 'componentInputParameter' in parameter:
         values[key] = self._component_input(
             name, parameter['componentInputParameter'], run_parameters)
@@ -395,7 +503,8 @@ class Launcher:
         values[key] = final_status
       else:
         raise ValueError(f'parameter {key}: the emulator knows constants, pipeline '
-                         f'parameters and final statuses only, got {parameter}')
+                         f'parameters, upstream output parameters and final statuses '
+                         f'only, got {parameter}')
     return values
 
   def _input_artifact(self, recorded: Dict[str, Any]) -> Dict[str, Any]:
@@ -411,7 +520,10 @@ class Launcher:
 
   def _run_task(self, name: str, run_id: str, run_parameters: Mapping[str, Any],
                 recorded: Dict[Tuple[str, str], Dict[str, Any]],
-                final_status: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                final_status: Optional[Dict[str, Any]] = None,
+                parameters: Optional[Dict[Tuple[str, str], Any]] = None,
+                cache: Optional[ExecutionCache] = None,
+                cached: Optional[List[str]] = None) -> Dict[str, Any]:
     task, component, executor = _definition(self.spec, name)
     container = executor['container']
     pipeline_root = self.spec['defaultPipelineRoot']
@@ -425,6 +537,7 @@ class Launcher:
                     component.get('outputDefinitions', {}).get('artifacts', {}).items()}
     if self.backend.executor_logs:
       output_types[EXECUTOR_LOGS] = {'schemaTitle': 'system.Artifact'}
+    _make_folders_for(pipeline_root, task_root)
     outputs = {}
     for key, output_type in output_types.items():
       artifact = {'uri': f'{task_root}/{key}', 'type': output_type, 'metadata': {}}
@@ -436,13 +549,33 @@ class Launcher:
       producer = source['taskOutputArtifact']
       inputs[key] = {'artifacts': [self._input_artifact(
           recorded[producer['producerTask'], producer['outputArtifactKey']])]}
+    parameters = {} if parameters is None else parameters
     executor_input = {
         'inputs': {'parameterValues': self._parameter_values(
-            name, task, run_parameters, final_status),
+            name, task, run_parameters, final_status, parameters),
                    'artifacts': inputs},
         'outputs': {'artifacts': outputs,
                     'outputFile': os.path.join(task_dir, 'output_metadata.json')},
     }
+    parameter_types = {key: spec['parameterType'] for key, spec in
+                       component.get('outputDefinitions', {}).get('parameters', {}).items()}
+    if parameter_types:
+      os.makedirs(os.path.join(task_dir, 'outputs'), mode=0o777, exist_ok=True)
+      os.chmod(os.path.join(task_dir, 'outputs'), 0o777)
+      executor_input['outputs']['parameters'] = {
+          key: {'outputFile': os.path.join(task_dir, 'outputs', key)} for key in parameter_types}
+    pipeline_name = self.spec['pipelineInfo']['name']
+    fingerprint = None
+    if cache is not None and task.get('cachingOptions', {}).get('enableCache', False):
+      fingerprint = cache_key(executor_input, component, container)
+      hit = cache.get(pipeline_name, fingerprint)
+      if hit is not None:
+        produced, hit_recorded, hit_parameters = hit
+        recorded.update(hit_recorded)
+        parameters.update({(name, key): value for key, value in hit_parameters.items()})
+        if cached is not None:
+          cached.append(name)
+        return produced
     # The launcher's steps before the command, in the task's own `/`. Vertex
     # AI's launcher is not open source (its tasks reach /gcs through Cloud
     # Storage FUSE): nothing is downloaded or uploaded for it.
@@ -502,6 +635,15 @@ class Launcher:
       recorded[name, key] = {'id': self._next_id, 'artifact': artifact, 'title': title}
       self._next_id += 1
       produced[key] = artifact
+    values = dict(executor_output.get('parameterValues', {}))
+    for key, kind in parameter_types.items():
+      if key not in values:
+        with open(executor_input['outputs']['parameters'][key]['outputFile']) as f:
+          values[key] = _text_to_value(f.read(), kind)
+    parameters.update({(name, key): value for key, value in values.items()})
+    if fingerprint is not None:
+      cache.put(pipeline_name, fingerprint, produced,
+                {key: value for key, value in recorded.items() if key[0] == name}, values)
     return produced
 
   def run_task(self, name: str, run_id: str,
@@ -511,15 +653,23 @@ class Launcher:
 
   def run(self, run_id: str, parameters: Optional[Mapping[str, Any]] = None,
           reuse: Optional[RunResult] = None,
-          execute: Optional[Tuple[str, ...]] = None) -> RunResult:
+          execute: Optional[Tuple[str, ...]] = None,
+          cache: Optional[ExecutionCache] = None) -> RunResult:
     """Runs the tasks in dependency order; raises TaskFailed on the first failure.
 
     With `reuse`, only the tasks in `execute` run; the others hand on the
     outputs they produced in that earlier run (of this package or another),
-    as KFP does for cache hits. Exit handler tasks run last, also after a
+    as KFP does for cache hits. With `cache`, KFP's cache decides instead
+    (`ExecutionCache`): a hit hands on the cached outputs and is listed in
+    `RunResult.cached`, not timed. Exit handler tasks run last, also after a
     failure (which is raised after them).
     """
     recorded: Dict[Tuple[str, str], Dict[str, Any]] = {}
+    output_parameters: Dict[Tuple[str, str], Any] = {}
+    cached: List[str] = []
+    if cache is not None:
+      # Artifact ids are ML Metadata's: unique across the runs one cache serves.
+      self._next_id = max(self._next_id, cache.last_id() + 1)
     if reuse is not None:
       # New artifacts get ids the reused ones do not have, as ML Metadata's would.
       self._next_id = max([self._next_id - 1] + [
@@ -531,18 +681,23 @@ class Launcher:
         outputs[name] = reuse.outputs[name]
         recorded.update({key: value for key, value in reuse.recorded.items()
                          if key[0] == name})
+        output_parameters.update({key: value for key, value in reuse.parameters.items()
+                                  if key[0] == name})
         continue
       started = time.monotonic()
       try:
-        outputs[name] = self._run_task(name, run_id, parameters or {}, recorded)
+        outputs[name] = self._run_task(name, run_id, parameters or {}, recorded,
+                                       parameters=output_parameters, cache=cache,
+                                       cached=cached)
       except TaskFailed as e:
         failure = e
         break
-      seconds[name] = time.monotonic() - started
+      if name not in cached:
+        seconds[name] = time.monotonic() - started
     self.run_exit_tasks(run_id, failure, parameters, outputs, seconds)
     if failure is not None:
       raise failure
-    return RunResult(run_id, outputs, seconds, recorded)
+    return RunResult(run_id, outputs, seconds, recorded, output_parameters, cached)
 
   def run_exit_tasks(self, run_id: str, failure: Optional[TaskFailed],
                      parameters: Optional[Mapping[str, Any]] = None,

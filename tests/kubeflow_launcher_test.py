@@ -16,9 +16,8 @@ the image's non-root user, on the backends of its `BACKENDS` table:
    (the seed is in its config) and the Pusher execute on KFP 2.14, and the
    Evaluator, now with run 1's pushed model as its served baseline, on
    Vertex AI's executor input (that row's one task: open-source inputs reach
-   the Evaluator in run 1). On a cluster ImageExampleGen is never cached (so
-   that new images are read) and the whole DAG reruns; run 1 already ran
-   those tasks;
+   the Evaluator in run 1). KFP's cache itself, keyed on the data's
+   fingerprint, is emulated in kubeflow_noop_test.py;
 3. on KFP 2.5, the oldest supported backend, one task (ImportSchemaGen), and
    the refusal of a package with an exit handler; a package with a local
    pipeline root, refused as the launcher fails its tasks;
@@ -47,8 +46,6 @@ from contracts import configs
 from contracts import features
 from contracts import names
 from orchestration.kubeflow import compiler as kubeflow_compiler
-from pipeline import pipeline as pipeline_lib
-from pipeline import run_parameters
 from tests import fake_object_store
 from tests import kfp_launcher
 from tests.fake_webhook import FakeWebhook
@@ -109,8 +106,7 @@ def compile_package(root, file_name: str, seed: int, alert_webhook: str = ''):
                                      min_malignant_recall=0.0))
   package = str(root / file_name)
   kubeflow_compiler.compile_package(
-      pipeline_lib.create_pipeline(pipeline_config, run_parameters.runtime(pipeline_config)),
-      platform, package)
+      kubeflow_runner.kubeflow_pipeline(pipeline_config), platform, package)
   return package, pipeline_config.model_serving_dir
 
 

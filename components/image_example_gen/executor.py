@@ -27,11 +27,12 @@ larger (bench/README.md).
 """
 
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import apache_beam as beam
 from absl import logging
 import tensorflow as tf
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen import write_split
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_executor
@@ -43,6 +44,7 @@ from tfx.utils import proto_utils
 from components import served_data
 from components.image_example_gen import component_config
 from components.image_example_gen import decoder_check
+from components.image_example_gen import driver
 from contracts import configs
 from contracts import features
 from contracts import names
@@ -224,6 +226,29 @@ def scan_sites(sites: List[configs.Site], class_names: List[str], newest_exports
       ignored=[i for scan in scans for i in scan.ignored])
 
 
+def _check_and_record_fingerprint(given: Optional[str], root: str,
+                                  config: component_config.ImageExampleGenConfig,
+                                  examples: Any) -> None:
+  """The data's fingerprint, taken before this executor ran, on the examples.
+
+  It was taken by TFX's driver (local runs) or by the DataFingerprint task
+  (Kubeflow), and an orchestrator's cache keys the examples on it. Data that
+  changed since (an export still being copied) would be cached under the
+  fingerprint of other data, so the run stops instead; taking it again costs
+  one more read of the data (BUSI: 0.1-1 s, bench/README.md).
+  """
+  if not given:
+    return
+  now = (driver.sites_fingerprint(config.sites) if config.sites
+         else driver.folder_fingerprint(root))
+  if now != given:
+    raise data_audit.DataAuditError(
+        f'The data changed while this run read it ({given} before, {now} after), '
+        'so its examples would be cached as the wrong data; run again once the '
+        'export is complete.')
+  examples.set_string_custom_property(example_gen_utils.FINGERPRINT_PROPERTY_NAME, given)
+
+
 class Executor(base_beam_executor.BaseBeamExecutor):
   """Reads the sites (or `input_base`, the one default site); see the module docstring."""
 
@@ -287,3 +312,6 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     # compression from the file name, so these plain files read as plain.
     examples_utils.set_file_format(
         examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
+    _check_and_record_fingerprint(
+        exec_properties.get(example_gen_utils.FINGERPRINT_PROPERTY_NAME), root, config,
+        examples)

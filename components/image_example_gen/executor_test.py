@@ -43,7 +43,8 @@ _ACCEPTED = ('benign/jpeg inside.png', 'benign/sixteen bit.png', 'benign/rgba.pn
 _NEWLINE_MASK = 'benign/benign (6)\n_mask.png'
 
 
-def run_executor(root: str, out: str, **overrides) -> str:
+def run_executor(root: str, out: str, extra_properties=None, **overrides) -> str:
+  """The executor on `root`; `extra_properties`: execution properties besides the usual."""
   config = dataclasses.replace(_CONFIG, **overrides)
   examples = standard_artifacts.Examples()
   examples.uri = out
@@ -56,6 +57,7 @@ def run_executor(root: str, out: str, **overrides) -> str:
       standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(output_config),
       standard_component_specs.CUSTOM_CONFIG_KEY: proto_utils.proto_to_json(
           component_config.to_custom_config(config)),
+      **(extra_properties or {}),
   }
   context = base_beam_executor.BaseBeamExecutor.Context(
       beam_pipeline_args=['--direct_running_mode=in_memory', '--direct_num_workers=1'])

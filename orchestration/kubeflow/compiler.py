@@ -4,7 +4,7 @@ TFX's KubeflowV2DagRunner builds the KFP v2 pipeline spec; what it writes is
 shaped for Vertex AI (a JSON PipelineJob, or a YAML that drops the pipeline
 root). For a self-hosted KFP backend the package must be YAML with the pipeline
 root inside the spec, followed by the Kubernetes platform spec that places the
-Trainer on the GPU pool. This module produces exactly that file, with four
+Trainer on the GPU pool. This module produces exactly that file, with these
 corrections to what TFX builds:
 
 * TFX copies each component's ResourceSpec into its container, except for
@@ -13,7 +13,15 @@ corrections to what TFX builds:
 * FileBasedExampleGen fingerprints its input files in a pre-cache-check hook
   that only Vertex AI runs. Elsewhere KFP's cache key sees the same data root
   URI every time, and a scheduled run would reuse the examples of the first
-  run, so nothing would be retrained on new images. Such tasks are never cached.
+  run, so nothing would be retrained on new images. Such a task is cached only
+  when an upstream task's output parameter is among its inputs (the
+  `DataFingerprint` task's fingerprint of the data, components/data_fingerprint.py),
+  which KFP's cache key holds; otherwise it is never cached. `DataFingerprint`
+  itself, whose only input is the data root's path, is never cached.
+* TFX 1.16 names the producer of an output parameter `<node id>_task`
+  (tfx/orchestration/kubeflow/v2/step_builder.py, `task_output_parameter`),
+  but names each task by its node id; KFP's driver looks the producer up by
+  task name in the DAG, so the name is corrected to the node id.
 * TFX declares each `RuntimeParameter` as a pipeline input but drops its
   default (Vertex AI takes values from the PipelineJob it writes beside the
   spec); here the default goes into the spec, where the KFP backend reads it.
@@ -44,6 +52,7 @@ from tfx.orchestration.kubeflow import utils as kubeflow_utils
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 import yaml
 
+from components import data_fingerprint
 from components import failure_alert
 from orchestration.kubeflow import backends
 from orchestration.kubeflow import configs as kubeflow_configs
@@ -56,6 +65,8 @@ _USE_PIPELINE_SPEC_2_1 = True
 # Every task's container runs orchestration/kubeflow/entrypoint.py, which completes
 # what the open-source backend leaves out, then runs TFX's entrypoint.
 ENTRYPOINT_COMMAND = ('python', '-m', kubeflow_entrypoint.__name__)
+# What TFX 1.16 appends to the producer's node id in a `taskOutputParameter`.
+_TFX_PRODUCER_SUFFIX = '_task'
 
 
 def compile_specs(pipeline: tfx.dsl.Pipeline,
@@ -102,7 +113,7 @@ def pipeline_dag(pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> pipeline_spec
 def _correct_for_kfp_backend(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
                              pipeline: tfx.dsl.Pipeline,
                              config: kubeflow_configs.KubeflowConfig) -> None:
-  """Resources on every container; no caching of tasks that need a pre-cache hook.
+  """Resources on every container; caching only where the cache key sees the data.
 
   The Trainer's container is also told how many GPUs it asked for, so that it
   stops rather than training on the CPU when the node shows none. With a
@@ -121,10 +132,23 @@ def _correct_for_kfp_backend(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
     if component.id == kubeflow_configs.TRAINER_ID and trainer_gpus > 0:
       container.args.insert(0, str(trainer_gpus))
       container.args.insert(0, kubeflow_entrypoint.REQUIRE_GPUS_FLAG)
-    if container.lifecycle.HasField('pre_cache_check'):
-      pipeline_dag(pipeline_spec).tasks[component.id].caching_options.enable_cache = False
+    task = pipeline_dag(pipeline_spec).tasks[component.id]
+    _name_output_parameter_producers(task)
+    keyed_on_data = any(parameter.HasField('task_output_parameter')
+                        for parameter in task.inputs.parameters.values())
+    if (isinstance(component, data_fingerprint.DataFingerprint)
+        or (container.lifecycle.HasField('pre_cache_check') and not keyed_on_data)):
+      task.caching_options.enable_cache = False
   pipeline_spec.deployment_spec.Clear()
   pipeline_spec.deployment_spec.update(json_format.MessageToDict(deployment))
+
+
+def _name_output_parameter_producers(task: pipeline_spec_pb2.PipelineTaskSpec) -> None:
+  """Each upstream output parameter's producer named as its task is (see the module doc)."""
+  for parameter in task.inputs.parameters.values():
+    if parameter.HasField('task_output_parameter'):
+      producer = parameter.task_output_parameter
+      producer.producer_task = producer.producer_task.removesuffix(_TFX_PRODUCER_SUFFIX)
 
 
 def _declare_parameter_defaults(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
