@@ -42,40 +42,52 @@ class TransformedImages:
         features.LABEL_XF: self.labels})
 
 
-def load(data: configs.DataConfig, image_size: int) -> TransformedImages:
-  """Reads the images ImageExampleGen would ingest, each with its union mask.
-
-  Unreadable files and the members of label-conflict groups that the
-  configured policy drops are left out, as the pipeline leaves them out.
-  """
+def fingerprints(data: configs.DataConfig) -> List[image_files.ImageFingerprint]:
+  """The readable images of the configured classes, as ImageExampleGen fingerprints them."""
   scan = image_files.scan_folder(data.data_root)
-  class_index = {name: i for i, name in enumerate(data.class_names)}
-  fingerprints = []
+  found = []
   for image_file in scan.images:
-    if image_file.label not in class_index:
+    if image_file.label not in data.class_names:
       continue
     try:
-      fingerprints.append(image_files.fingerprint(data.data_root, image_file))
+      found.append(image_files.fingerprint(data.data_root, image_file))
     except image_files.InvalidImageError:
       continue
-  plan = split_plan.plan_splits(fingerprints, data.splits.as_dict(),
-                                data.near_duplicate_max_bits, data.split_seed,
-                                data.label_conflicts)
-  fingerprints = sorted((f for f in fingerprints if f.relpath in plan.assignment),
-                        key=lambda f: f.relpath)
-  groups = {path: group for path, (group, _) in plan.assignment.items()}
+  return found
+
+
+def decode(data: configs.DataConfig, plan: split_plan.SplitPlan,
+           found: Sequence[image_files.ImageFingerprint],
+           image_size: int) -> TransformedImages:
+  """The images `plan` ingests, in path order, decoded with their union masks."""
+  class_index = {name: i for i, name in enumerate(data.class_names)}
+  chosen = sorted((f for f in found if f.relpath in plan.assignment),
+                  key=lambda f: f.relpath)
   images, masks = [], []
-  for fp in fingerprints:
+  for fp in chosen:
     mask_png, _ = image_files.union_mask(data.data_root, fp.mask_relpaths,
                                          (fp.width, fp.height))
     encoded = image_files.read_bytes(data.data_root, fp.relpath)
     images.append(preprocessing.decode_image(tf.constant(encoded), image_size).numpy())
     masks.append(preprocessing.decode_mask(tf.constant(mask_png), image_size).numpy())
   return TransformedImages(
-      relpaths=[fp.relpath for fp in fingerprints],
-      groups=[groups[fp.relpath] for fp in fingerprints],
+      relpaths=[fp.relpath for fp in chosen],
+      groups=[plan.assignment[fp.relpath][0] for fp in chosen],
       images=np.stack(images), masks=np.stack(masks),
-      labels=np.array([class_index[fp.label] for fp in fingerprints], np.int64))
+      labels=np.array([class_index[fp.label] for fp in chosen], np.int64))
+
+
+def load(data: configs.DataConfig, image_size: int) -> TransformedImages:
+  """Reads the images ImageExampleGen would ingest, each with its union mask.
+
+  Unreadable files and the members of label-conflict groups that the
+  configured policy drops are left out, as the pipeline leaves them out.
+  """
+  found = fingerprints(data)
+  plan = split_plan.plan_splits(found, data.splits.as_dict(),
+                                data.near_duplicate_max_bits, data.split_seed,
+                                data.label_conflicts)
+  return decode(data, plan, found, image_size)
 
 
 def split_indices(images: TransformedImages, ratios: Dict[str, int],
