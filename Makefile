@@ -12,7 +12,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run test test-fast fuzz compile-kubeflow bench-quality predict serving bench-serving bench-pipeline bench-scale gpu-check clean
+.PHONY: setup run test test-fast fuzz compile-kubeflow bench-quality predict serving bench-serving bench-pipeline bench-scale bench-warm gpu-check clean
 
 setup: $(STAMP)
 
@@ -76,6 +76,11 @@ bench-pipeline: setup
 # ARGS="--sizes 1,2,3" for a shorter run.
 bench-scale: setup
 	$(PY) bench/scale_bench.py $(ARGS)
+
+# Warm-started retraining against training from scratch on BUSI grown by a tenth
+# (bench/README.md); ARGS="--epochs 6 --warm-epochs 2" for shorter arms.
+bench-warm: setup
+	$(PY) bench/warm_start.py $(ARGS)
 
 # The Trainer on this machine's GPU against its CPU, and its model served on the CPU;
 # one line and exit 1 without a GPU (bench/gpu_check.py).

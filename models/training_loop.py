@@ -199,7 +199,11 @@ def _restore_network(serving_model: keras.Model, checkpoint: str) -> None:
   """
   status = tf.train.Checkpoint(model=serving_model).read(checkpoint)
   status.expect_partial()
-  status.assert_existing_objects_matched()
+  try:
+    status.assert_existing_objects_matched()
+  except AssertionError:
+    raise ValueError(f'{checkpoint} holds no weights for part of the network: not a '
+                     'model of the family being trained') from None
 
 
 def _train_labels(train_examples: tf.data.Dataset) -> np.ndarray:

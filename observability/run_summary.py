@@ -6,7 +6,8 @@ served decision, the Evaluator's metrics (overall and per site), whether
 the model was blessed and, if not, which rule failed (naming the site when the
 per-site gate refused it), and where the Pusher put it: only what is on
 disk now, so a version deleted since its push is reported as missing; and
-whether the data drifted from the served model's (components/drift_check.py).
+whether the data drifted from the served model's (components/drift_check.py), and
+where the Trainer's weights started when a warm start was asked for.
 """
 
 import dataclasses
@@ -54,6 +55,8 @@ class RunSummary:
   operating_point: Optional[op.OperatingPoint] = None
   # DataDriftCheck's headline and drifted features; empty for a run without it.
   drift: List[str] = dataclasses.field(default_factory=list)
+  # Where the Trainer's weights started, when a warm start was asked for.
+  warm_start: Optional[str] = None
 
   def site_lines(self) -> List[str]:
     """The per-site table, or nothing when the examples carry no site."""
@@ -75,6 +78,8 @@ class RunSummary:
     lines.append(f'  {"total":<22} {sum(c.seconds for c in self.components):8.1f} s')
     if self.operating_point:
       lines += ['', f'Operating point: {self.operating_point.summary_line()}']
+    if self.warm_start:
+      lines += ['', self.warm_start]
     if self.metrics:
       lines += ['', 'Evaluation (held-out test split):']
       lines += [f'  {name:<28} {metric_values.text(value, 0 if _is_count(name) else 4)}'
@@ -140,9 +145,11 @@ def summarize_run(run: metadata_run.MetadataRun,
                   class_names: Sequence[str]) -> RunSummary:
   components = [ComponentTime(e.component, e.seconds, e.cached) for e in run.executions]
   metrics, failed, blessed, baseline, pushed, audit = {}, [], None, None, None, None
-  missing, sites, point = None, None, None
+  missing, sites, point, warm_start = None, None, None, None
   for model in run.outputs('Model'):
     point = operating_point.read(path_utils.serving_model_path(model.uri))
+    if names.WARM_START_PROPERTY in model.custom_properties:
+      warm_start = model.custom_properties[names.WARM_START_PROPERTY].string_value or None
   for evaluation in run.outputs('ModelEvaluation'):
     if fileio.glob(os.path.join(evaluation.uri, 'metrics*')):
       metrics = evaluation_metrics.overall_metrics(evaluation.uri, class_names)
@@ -173,4 +180,4 @@ def summarize_run(run: metadata_run.MetadataRun,
     # version may not be the one served now.
     drift[0] += ' (cached: an earlier run\'s check of these examples)'
   return RunSummary(run.run_id, components, metrics, blessed, failed, baseline, pushed,
-                    audit, missing, sites, point, drift)
+                    audit, missing, sites, point, drift, warm_start)

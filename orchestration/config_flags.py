@@ -42,6 +42,8 @@ BEAM_RUNNERS = {'direct': beam_runners.DIRECT_RUNNER,
 FLAG_OF_FIELD = {
     'model.name': '--model', 'model.image_size': '--image-size',
     'training.epochs': '--epochs', 'training.batch_size': '--batch-size',
+    'training.warm_start': '--warm-start',
+    'training.warm_start_epochs': '--warm-start-epochs',
     'evaluation.min_accuracy': '--min-accuracy',
     'evaluation.min_malignant_recall': '--min-malignant-recall',
     'evaluation.regression_tolerance': '--regression-tolerance',
@@ -212,6 +214,14 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
                          f'{name} {registry.spec(name).epochs}'
                          for name in registry.MODEL_CHOICES) + ')')
   model.add_argument('--batch-size', type=int, default=defaults.training.batch_size)
+  model.add_argument('--warm-start', action='store_true',
+                     help='start from the served model\'s weights when it is of the same '
+                          'family, image size and classes (else train from scratch, '
+                          'saying why), for --warm-start-epochs')
+  model.add_argument('--warm-start-epochs', type=int,
+                     default=defaults.training.warm_start_epochs,
+                     help='epochs of a warm-started run (default '
+                          f'{defaults.training.warm_start_epochs})')
   model.add_argument('--no-cache', action='store_true',
                      help='rerun every component instead of reusing cached results')
 
@@ -282,7 +292,8 @@ def training_config(args: argparse.Namespace) -> configs.TrainingConfig:
   return dataclasses.replace(
       configs.TrainingConfig(),
       epochs=registry.spec(args.model).epochs if args.epochs is None else args.epochs,
-      batch_size=args.batch_size)
+      batch_size=args.batch_size, warm_start=args.warm_start,
+      warm_start_epochs=args.warm_start_epochs)
 
 
 def _add_evaluation_flags(parser) -> None:
