@@ -197,13 +197,14 @@ def _restore_network(serving_model: keras.Model, checkpoint: str) -> None:
   network weight the checkpoint lacks, or of another shape, is an error: a
   partial warm start would silently mix initialisations.
   """
-  status = tf.train.Checkpoint(model=serving_model).read(checkpoint)
-  status.expect_partial()
   try:
+    status = tf.train.Checkpoint(model=serving_model).read(checkpoint)
+    status.expect_partial()
     status.assert_existing_objects_matched()
-  except AssertionError:
-    raise ValueError(f'{checkpoint} holds no weights for part of the network: not a '
-                     'model of the family being trained') from None
+  except (ValueError, AssertionError) as error:
+    raise ValueError(f'The weights in {checkpoint} do not fit this network '
+                     f'({str(error).splitlines()[0]}): a warm start needs a model of the '
+                     'same family, input size and classes.') from None
 
 
 def _train_labels(train_examples: tf.data.Dataset) -> np.ndarray:
