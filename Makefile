@@ -12,7 +12,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup run run-sites test test-fast fuzz compile-kubeflow bench-quality bench-sites predict operating-point serving bench-serving bench-pipeline bench-scale bench-not-sure bench-retraining gpu-check clean
+.PHONY: setup run run-sites test test-fast fuzz compile-kubeflow bench-quality bench-sites predict operating-point serving bench-serving bench-pipeline bench-scale bench-not-sure bench-retraining bench-warm gpu-check clean
 
 setup: $(STAMP)
 
@@ -106,6 +106,11 @@ bench-not-sure: setup
 # (docs/retraining.md); ARGS="--epochs 10" trains longer.
 bench-retraining: setup
 	$(PY) bench/retraining_scenario.py $(ARGS)
+
+# Warm-started retraining against training from scratch on BUSI grown by a tenth
+# (bench/README.md); ARGS="--epochs 6 --warm-epochs 2" for shorter arms.
+bench-warm: setup
+	$(PY) bench/warm_start.py $(ARGS)
 
 # The Trainer on this machine's GPU against its CPU, and its model served on the CPU;
 # one line and exit 1 without a GPU (bench/gpu_check.py).

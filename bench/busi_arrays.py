@@ -54,6 +54,19 @@ def load(data: configs.DataConfig, image_size: int) -> TransformedImages:
   return images
 
 
+def fingerprints(data: configs.DataConfig) -> List[image_files.ImageFingerprint]:
+  """The readable images of the configured classes, as ImageExampleGen fingerprints them."""
+  return _fingerprints(data.data_root, image_files.scan_folder(data.data_root), data)
+
+
+def decode(data: configs.DataConfig, plan: split_plan.SplitPlan,
+           found: Sequence[image_files.ImageFingerprint],
+           image_size: int) -> TransformedImages:
+  """The images `plan` ingests, in path order, decoded with their union masks."""
+  chosen = sorted((f for f in found if f.relpath in plan.assignment), key=lambda f: f.relpath)
+  return _decode(data.data_root, chosen, plan, data, image_size)
+
+
 def load_site(site: configs.Site, data: configs.DataConfig,
               image_size: int) -> Tuple[TransformedImages, Dict[str, np.ndarray]]:
   """A named site as ImageExampleGen reads it, and the split it gives the site.
@@ -85,40 +98,51 @@ def _site_scan(site: configs.Site, data: configs.DataConfig):
   return roots, image_files.with_site(scan, site.name, roots.prefix(site.name))
 
 
-def _plan(root: image_files.Root, scan: image_files.FolderScan, data: configs.DataConfig):
-  """The fingerprints of the images the plan ingests (sorted by path), and the plan."""
-  fingerprints = []
+def _fingerprints(root: image_files.Root, scan: image_files.FolderScan,
+                  data: configs.DataConfig) -> List[image_files.ImageFingerprint]:
+  found = []
   for image_file in scan.images:
     if image_file.label not in data.class_names:
       continue
     try:
-      fingerprints.append(image_files.fingerprint(root, image_file))
+      found.append(image_files.fingerprint(root, image_file))
     except image_files.InvalidImageError:
       continue
-  plan = split_plan.plan_splits(fingerprints, data.splits.as_dict(),
+  return found
+
+
+def _plan(root: image_files.Root, scan: image_files.FolderScan, data: configs.DataConfig):
+  """The fingerprints of the images the plan ingests (sorted by path), and the plan."""
+  found = _fingerprints(root, scan, data)
+  plan = split_plan.plan_splits(found, data.splits.as_dict(),
                                 data.near_duplicate_max_bits, data.split_seed,
                                 data.label_conflicts)
-  return sorted((f for f in fingerprints if f.relpath in plan.assignment),
+  return sorted((f for f in found if f.relpath in plan.assignment),
                 key=lambda f: f.relpath), plan
 
 
 def _load_planned(root: image_files.Root, scan: image_files.FolderScan,
                   data: configs.DataConfig,
                   image_size: int) -> Tuple[TransformedImages, split_plan.SplitPlan]:
+  chosen, plan = _plan(root, scan, data)
+  return _decode(root, chosen, plan, data, image_size), plan
+
+
+def _decode(root: image_files.Root, chosen: Sequence[image_files.ImageFingerprint],
+            plan: split_plan.SplitPlan, data: configs.DataConfig,
+            image_size: int) -> TransformedImages:
   class_index = {name: i for i, name in enumerate(data.class_names)}
-  fingerprints, plan = _plan(root, scan, data)
-  groups = {path: group for path, (group, _) in plan.assignment.items()}
   images, masks = [], []
-  for fp in fingerprints:
+  for fp in chosen:
     mask_png, _ = image_files.union_mask(root, fp.mask_relpaths, (fp.width, fp.height))
     encoded = image_files.read_bytes(root, fp.relpath)
     images.append(preprocessing.decode_image(tf.constant(encoded), image_size).numpy())
     masks.append(preprocessing.decode_mask(tf.constant(mask_png), image_size).numpy())
   return TransformedImages(
-      relpaths=[fp.relpath for fp in fingerprints],
-      groups=[groups[fp.relpath] for fp in fingerprints],
+      relpaths=[fp.relpath for fp in chosen],
+      groups=[plan.assignment[fp.relpath][0] for fp in chosen],
       images=np.stack(images), masks=np.stack(masks),
-      labels=np.array([class_index[fp.label] for fp in fingerprints], np.int64)), plan
+      labels=np.array([class_index[fp.label] for fp in chosen], np.int64))
 
 
 def split_indices(images: TransformedImages, ratios: Dict[str, int],

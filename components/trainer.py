@@ -11,11 +11,19 @@ configuration before TFX's executor runs.
 The model artifact records the training configuration it was trained with
 (`names.TRAINING_CONFIG_PROPERTY`), so the model card says the epochs this run
 used, not the compiled default.
+
+With `training.warm_start`, the executor looks up the served version in
+`served_model_dir` (components/warm_start.py) and hands its folder to `run_fn`
+(`names.WARM_START_FROM_KEY`), which starts from its weights; the model records
+where it started (`names.STARTED_FROM_PROPERTY`, `names.WARM_START_PROPERTY`).
+The recorded training configuration leaves the folder out, so a run on
+unchanged data still matches the served model's card.
 """
 
 import json
 from typing import Any, Dict, List, Union
 
+from absl import logging
 from tfx import types
 from tfx.components.trainer import executor as trainer_executor
 from tfx.dsl.components.base import base_component
@@ -28,10 +36,12 @@ from tfx.types import standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import json_utils
 
+from components import warm_start
 from contracts import configs
 from contracts import names
 
 EPOCHS_KEY = 'epochs'
+SERVED_MODEL_DIR_KEY = 'served_model_dir'
 
 
 class Executor(trainer_executor.GenericExecutor):
@@ -44,23 +54,33 @@ class Executor(trainer_executor.GenericExecutor):
         exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY])
     # TrainingConfig checks the value: a run parameter of 0 stops here, by name.
     custom_config = configs.with_epochs(custom_config, exec_properties[EPOCHS_KEY])
+    start = warm_start.WarmStart('', '')
+    if configs.training_config_from(custom_config).warm_start:
+      start = warm_start.choose(exec_properties[SERVED_MODEL_DIR_KEY], custom_config)
+      logging.info('Trainer: %s', start.line)
     super().Do(input_dict, output_dict, {
         **exec_properties,
-        standard_component_specs.CUSTOM_CONFIG_KEY: json_utils.dumps(custom_config)})
-    artifact_utils.get_single_instance(
-        output_dict[standard_component_specs.MODEL_KEY]).set_string_custom_property(
-            names.TRAINING_CONFIG_PROPERTY, json.dumps(custom_config, sort_keys=True))
+        standard_component_specs.CUSTOM_CONFIG_KEY: json_utils.dumps(
+            {**custom_config, names.WARM_START_FROM_KEY: start.version_dir})})
+    model = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.MODEL_KEY])
+    model.set_string_custom_property(names.TRAINING_CONFIG_PROPERTY,
+                                     json.dumps(custom_config, sort_keys=True))
+    model.set_string_custom_property(names.STARTED_FROM_PROPERTY, start.version_dir)
+    model.set_string_custom_property(names.WARM_START_PROPERTY, start.line)
 
 
 class TrainerSpec(standard_component_specs.TrainerSpec):
   PARAMETERS = {
       **standard_component_specs.TrainerSpec.PARAMETERS,
       EPOCHS_KEY: ExecutionParameter(type=int),
+      SERVED_MODEL_DIR_KEY: ExecutionParameter(type=str),
   }
 
 
 class Trainer(base_component.BaseComponent):
-  """Trainer(examples, transform_graph, schema, run_fn, custom_config) + `epochs`."""
+  """Trainer(examples, transform_graph, schema, run_fn, custom_config) + `epochs`
+  and the served model directory a warm start starts from."""
 
   SPEC_CLASS = TrainerSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
@@ -69,7 +89,8 @@ class Trainer(base_component.BaseComponent):
                schema: types.BaseChannel, run_fn: str,
                train_args: trainer_pb2.TrainArgs, eval_args: trainer_pb2.EvalArgs,
                custom_config: Dict[str, Any],
-               epochs: Union[int, data_types.RuntimeParameter]):
+               epochs: Union[int, data_types.RuntimeParameter],
+               served_model_dir: str):
     super().__init__(spec=TrainerSpec(
         examples=examples,
         transform_graph=transform_graph,
@@ -79,5 +100,6 @@ class Trainer(base_component.BaseComponent):
         run_fn=run_fn,
         custom_config=json_utils.dumps(custom_config),
         epochs=epochs,
+        served_model_dir=served_model_dir,
         model=types.Channel(type=standard_artifacts.Model),
         model_run=types.Channel(type=standard_artifacts.ModelRun)))

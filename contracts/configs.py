@@ -251,9 +251,18 @@ class TrainingConfig:
   # The malignant sensitivity the served decision's threshold is chosen for on
   # the eval split (models/operating_point.py).
   target_malignant_sensitivity: float = 0.90
+  # Start from the served model's weights when it is of the same family, input
+  # size and classes, and train `warm_start_epochs` instead of `epochs`
+  # (docs/retraining.md, "Warm start"); otherwise the run trains from scratch.
+  warm_start: bool = False
+  warm_start_epochs: int = 10
 
   def __post_init__(self):
     _at_least('training.epochs', self.epochs, 1)
+    _at_least('training.warm_start_epochs', self.warm_start_epochs, 1)
+    if not isinstance(self.warm_start, bool):
+      raise ConfigError('training.warm_start',
+                        f'must be true or false, got {self.warm_start!r}')
     _at_least('training.batch_size', self.batch_size, 1)
     if not self.learning_rate > 0:
       raise ConfigError('training.learning_rate',

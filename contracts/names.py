@@ -34,6 +34,14 @@ BLESSING_RULES_PROPERTY = 'blessing_rules'
 # Custom property of the Trainer's model: the training configuration it ran
 # with (JSON), the compiled one with the run's epochs.
 TRAINING_CONFIG_PROPERTY = 'training_config'
+# Custom properties of the Trainer's model: the served version folder its
+# weights started from ('' for the family's initial weights), and the one line
+# that says so or why a warm start was not possible ('' when none was asked for).
+STARTED_FROM_PROPERTY = 'started_from'
+WARM_START_PROPERTY = 'warm_start'
+# The key of the Trainer's custom_config that hands run_fn the version folder
+# to start from; added by the Trainer's executor, never compiled in.
+WARM_START_FROM_KEY = 'warm_start_from'
 # The per-site gate's verdicts, beside TFMA's output in the evaluation artifact.
 SITE_GATE_FILE = 'site_gate.json'
 

@@ -44,13 +44,21 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   training_config = configs.training_config_from(custom_config)
   class_names = custom_config['class_names']
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+  # The Trainer's executor names the served version to start from, if any; a
+  # warm start trains its own, shorter, schedule.
+  started_from = custom_config.get(names.WARM_START_FROM_KEY, '')
+  if started_from:
+    training_config = dataclasses.replace(training_config,
+                                          epochs=training_config.warm_start_epochs)
 
   result = training_loop.train(
       model_config, training_config, class_names,
       _examples(fn_args.train_files, tf_transform_output),
       _examples(fn_args.eval_files, tf_transform_output),
       log_dir=os.path.join(fn_args.model_run_dir, 'tensorboard'),
-      strategy=distribution_strategy())
+      strategy=distribution_strategy(),
+      initial_weights=(training_loop.warm_start_checkpoint(started_from)
+                       if started_from else None))
   signatures.export_serving_model(result.serving_model, tf_transform_output,
                                   class_names, fn_args.serving_model_dir,
                                   result.temperature, result.operating_point,
@@ -59,7 +67,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   for point in result.site_operating_points.values():
     operating_point.write_site(fn_args.serving_model_dir, point)
     logging.info('Trainer: %s', point.summary_line())
-  summary = {'model': model_config.name,
+  summary = {'model': model_config.name, 'started_from': started_from,
              'parameters': int(result.serving_model.count_params()),
              'epochs_run': result.epochs_run, 'best_epoch': result.best_epoch,
              'history': result.history, 'temperature': result.temperature,

@@ -8,6 +8,7 @@ transformed features (`image_xf`, `mask_xf`, `label_xf`).
 import dataclasses
 import functools
 import math
+import os
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -137,13 +138,17 @@ def train(model_config: configs.ModelConfig,
           train_examples: tf.data.Dataset,
           eval_examples: tf.data.Dataset,
           log_dir: Optional[str] = None,
-          strategy: Optional[tf.distribute.Strategy] = None) -> TrainResult:
+          strategy: Optional[tf.distribute.Strategy] = None,
+          initial_weights: Optional[str] = None) -> TrainResult:
   """Trains the configured network; returns its serving model at its best epoch
   on the eval split, with its temperature fitted there, and its malignant
   operating point and "not sure" cut-off chosen there on the calibrated scores.
 
   `strategy` (default: the current one) holds the variables; the batch size is
-  the global batch, split across its replicas.
+  the global batch, split across its replicas. `initial_weights`, a checkpoint
+  whose `model` is a serving model of the same family, size and classes (a
+  served SavedModel's variables, see `warm_start_checkpoint`), replaces the
+  network's initial weights: a warm start.
   """
   models.configure_tensorflow()
   strategy = strategy or tf.distribute.get_strategy()
@@ -155,6 +160,8 @@ def train(model_config: configs.ModelConfig,
   steps_per_epoch = math.ceil(labels.size / training_config.batch_size)
   with strategy.scope():
     training_model, serving_model = registry.build_model(model_config, len(class_names))
+    if initial_weights:
+      _restore_network(serving_model, initial_weights)
     monitor = model_spec.compile(training_model, training_config,
                                  steps_per_epoch * training_config.epochs)
   batches = functools.partial(_batches, weights=class_weights(labels, len(class_names)),
@@ -178,6 +185,39 @@ def train(model_config: configs.ModelConfig,
       not_sure.choose_cutoff(eval_scores),
       operating_point.choose_by_site(malignant_scores, eval_labels == malignant,
                                      eval_sites, target))
+
+
+def warm_start_checkpoint(saved_model_dir: str) -> str:
+  """The checkpoint of an exported serving model's variables, for `initial_weights`.
+
+  `signatures.export_serving_model` saves a module whose `model` is the serving
+  network, so its variables are an object-based checkpoint with the network at
+  `model`, as `write_network` writes it.
+  """
+  return os.path.join(saved_model_dir, tf.saved_model.VARIABLES_DIRECTORY,
+                      tf.saved_model.VARIABLES_FILENAME)
+
+
+def write_network(serving_model: keras.Model, prefix: str) -> str:
+  """Saves a serving model's weights where `initial_weights` can read them."""
+  return tf.train.Checkpoint(model=serving_model).write(prefix)
+
+
+def _restore_network(serving_model: keras.Model, checkpoint: str) -> None:
+  """Loads every weight of `serving_model` from `checkpoint`, matched by structure.
+
+  The rest of a SavedModel (the Transform layer, constants) is ignored; a
+  network weight the checkpoint lacks, or of another shape, is an error: a
+  partial warm start would silently mix initialisations.
+  """
+  try:
+    status = tf.train.Checkpoint(model=serving_model).read(checkpoint)
+    status.expect_partial()
+    status.assert_existing_objects_matched()
+  except (ValueError, AssertionError) as error:
+    raise ValueError(f'The weights in {checkpoint} do not fit this network '
+                     f'({str(error).splitlines()[0]}): a warm start needs a model of the '
+                     'same family, input size and classes.') from None
 
 
 def _train_labels(train_examples: tf.data.Dataset) -> np.ndarray:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from contracts import configs
 from contracts import features
@@ -182,8 +183,8 @@ def transform_output(tmp_path_factory):
 
 
 @pytest.fixture(scope='module', params=_EXPORTED_FAMILIES)
-def exported(request, transform_output, tmp_path_factory):
-  """(TrainResult, loaded SavedModel) of one step of training, exported as run_fn does."""
+def export(request, transform_output, tmp_path_factory):
+  """(TrainResult, SavedModel folder) of one step of training, exported as run_fn does."""
   model_config = configs.ModelConfig(name=request.param, image_size=_EXPORT_SIZE)
   result = training_loop.train(
       model_config, configs.TrainingConfig(epochs=1, batch_size=2, seed=3),
@@ -192,6 +193,13 @@ def exported(request, transform_output, tmp_path_factory):
   signatures.export_serving_model(result.serving_model, transform_output,
                                   features.CLASS_NAMES, export_dir, result.temperature,
                                   result.operating_point, result.not_sure_cutoff)
+  return result, export_dir
+
+
+@pytest.fixture(scope='module')
+def exported(export):
+  """(TrainResult, loaded SavedModel) of `export`."""
+  result, export_dir = export
   return result, tf.saved_model.load(export_dir)
 
 
@@ -218,3 +226,45 @@ def test_its_two_signatures_serve_the_trained_networks_scores(exported):
   transformed = np.stack([preprocessing.decode_image(tf.constant(png), _EXPORT_SIZE).numpy()
                           for png in pngs])
   np.testing.assert_allclose(by_bytes, result.scores(transformed), rtol=1e-4, atol=1e-5)
+
+
+def _head_kernel(serving_model) -> np.ndarray:
+  """The class head's kernel: initialised at random, so a cold start differs from it."""
+  return serving_model.get_layer(model_lib.CLASS_OUTPUT).get_weights()[0]
+
+
+def test_a_warm_start_begins_from_the_exported_networks_weights(export):
+  result, export_dir = export
+  served = _head_kernel(result.serving_model)
+  model_config = configs.ModelConfig(name=_EXPORTED_FAMILIES[0], image_size=_EXPORT_SIZE)
+  # Another seed: a cold start would draw another head.
+  config = configs.TrainingConfig(epochs=1, batch_size=2, seed=11, learning_rate=1e-12)
+  tf_keras.utils.set_random_seed(config.seed)
+  _, cold = registry.build_model(model_config, len(features.CLASS_NAMES))
+  assert not np.allclose(_head_kernel(cold), served, atol=1e-4)
+  warm = training_loop.train(
+      model_config, config,
+      features.CLASS_NAMES, _lesion_and_normal(0), _lesion_and_normal(1),
+      initial_weights=training_loop.warm_start_checkpoint(export_dir))
+  # One step at a negligible rate: the weights are the served ones.
+  np.testing.assert_allclose(_head_kernel(warm.serving_model), served, atol=1e-6)
+
+
+def test_a_checkpoint_of_another_class_list_is_refused(export):
+  _, export_dir = export
+  with pytest.raises(ValueError, match='do not fit this network .*incompatible tensor'):
+    training_loop.train(
+        configs.ModelConfig(name=_EXPORTED_FAMILIES[0], image_size=_EXPORT_SIZE),
+        configs.TrainingConfig(epochs=1, batch_size=2), ('benign', 'malignant', 'normal', 'x'),
+        _lesion_and_normal(0), _lesion_and_normal(1),
+        initial_weights=training_loop.warm_start_checkpoint(export_dir))
+
+
+def test_a_checkpoint_of_another_family_is_refused(export):
+  _, export_dir = export
+  with pytest.raises(ValueError, match='do not fit this network'):
+    training_loop.train(
+        configs.ModelConfig(name='busi_net', image_size=_EXPORT_SIZE),
+        configs.TrainingConfig(epochs=1, batch_size=2), features.CLASS_NAMES,
+        _lesion_and_normal(0), _lesion_and_normal(1),
+        initial_weights=training_loop.warm_start_checkpoint(export_dir))

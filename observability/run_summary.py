@@ -6,7 +6,8 @@ served decision, the Evaluator's metrics (overall and per site), whether
 the model was blessed and, if not, which rule failed (naming the site when the
 per-site gate refused it), and where the Pusher put it: only what is on
 disk now, so a version deleted since its push is reported as missing; and
-whether the data drifted from the served model's (components/drift_check.py).
+whether the data drifted from the served model's (components/drift_check.py), and
+where the Trainer's weights started when a warm start was asked for.
 """
 
 import dataclasses
@@ -57,6 +58,8 @@ class RunSummary:
   # Sites with their own threshold (operating_point.choose_by_site), by site.
   site_operating_points: Dict[str, op.OperatingPoint] = dataclasses.field(
       default_factory=dict)
+  # Where the Trainer's weights started, when a warm start was asked for.
+  warm_start: Optional[str] = None
 
   def site_lines(self) -> List[str]:
     """The per-site table, or nothing when the examples carry no site."""
@@ -80,6 +83,8 @@ class RunSummary:
       lines += ['', f'Operating point: {self.operating_point.summary_line()}']
       lines += [f'  site {site}: {point.summary_line()}'
                 for site, point in sorted(self.site_operating_points.items())]
+    if self.warm_start:
+      lines += ['', self.warm_start]
     if self.metrics:
       lines += ['', 'Evaluation (held-out test split):']
       lines += [f'  {name:<28} {metric_values.text(value, 0 if _is_count(name) else 4)}'
@@ -145,11 +150,13 @@ def summarize_run(run: metadata_run.MetadataRun,
                   class_names: Sequence[str]) -> RunSummary:
   components = [ComponentTime(e.component, e.seconds, e.cached) for e in run.executions]
   metrics, failed, blessed, baseline, pushed, audit = {}, [], None, None, None, None
-  missing, sites, point = None, None, None
+  missing, sites, point, warm_start = None, None, None, None
   site_points = {}
   for model in run.outputs('Model'):
     point = operating_point.read(path_utils.serving_model_path(model.uri))
     site_points = operating_point.read_sites(path_utils.serving_model_path(model.uri))
+    if names.WARM_START_PROPERTY in model.custom_properties:
+      warm_start = model.custom_properties[names.WARM_START_PROPERTY].string_value or None
   for evaluation in run.outputs('ModelEvaluation'):
     if fileio.glob(os.path.join(evaluation.uri, 'metrics*')):
       metrics = evaluation_metrics.overall_metrics(evaluation.uri, class_names)
@@ -180,4 +187,4 @@ def summarize_run(run: metadata_run.MetadataRun,
     # version may not be the one served now.
     drift[0] += ' (cached: an earlier run\'s check of these examples)'
   return RunSummary(run.run_id, components, metrics, blessed, failed, baseline, pushed,
-                    audit, missing, sites, point, drift, site_points)
+                    audit, missing, sites, point, drift, site_points, warm_start)

@@ -43,6 +43,8 @@ FLAG_OF_FIELD = {
     'model.name': '--model', 'model.image_size': '--image-size',
     'training.epochs': '--epochs', 'training.batch_size': '--batch-size',
     'training.target_malignant_sensitivity': '--target-sensitivity',
+    'training.warm_start': '--warm-start',
+    'training.warm_start_epochs': '--warm-start-epochs',
     'evaluation.min_accuracy': '--min-accuracy',
     'evaluation.min_malignant_recall': '--min-malignant-recall',
     'evaluation.regression_tolerance': '--regression-tolerance',
@@ -223,6 +225,14 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
                      help='malignant sensitivity the served decision\'s threshold is '
                           'chosen for on the eval split (default '
                           f'{defaults.training.target_malignant_sensitivity})')
+  model.add_argument('--warm-start', action='store_true',
+                     help='start from the served model\'s weights when it is of the same '
+                          'family, image size and classes (else train from scratch, '
+                          'saying why), for --warm-start-epochs')
+  model.add_argument('--warm-start-epochs', type=int,
+                     default=defaults.training.warm_start_epochs,
+                     help='epochs of a warm-started run (default '
+                          f'{defaults.training.warm_start_epochs})')
   model.add_argument('--no-cache', action='store_true',
                      help='rerun every component instead of reusing cached results')
 
@@ -294,7 +304,8 @@ def training_config(args: argparse.Namespace) -> configs.TrainingConfig:
   return dataclasses.replace(
       configs.TrainingConfig(),
       epochs=registry.spec(args.model).epochs if args.epochs is None else args.epochs,
-      batch_size=args.batch_size, target_malignant_sensitivity=args.target_sensitivity)
+      batch_size=args.batch_size, target_malignant_sensitivity=args.target_sensitivity,
+      warm_start=args.warm_start, warm_start_epochs=args.warm_start_epochs)
 
 
 def _add_evaluation_flags(parser) -> None:

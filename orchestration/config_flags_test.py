@@ -16,6 +16,20 @@ def test_a_refused_value_names_the_flag():
   assert message == 'runner.py: error: --epochs must be at least 1 (a whole number), got 0'
 
 
+def test_warm_start_flags_set_the_training_config():
+  parser = argparse.ArgumentParser()
+  config_flags.add_pipeline_flags(parser)
+  assert config_flags.training_config(parser.parse_args([])) == configs.TrainingConfig()
+  args = parser.parse_args(['--warm-start', '--warm-start-epochs', '4'])
+  training = config_flags.training_config(args)
+  assert (training.warm_start, training.warm_start_epochs) == (True, 4)
+  _, message = config_flags.config_or_message(
+      'runner.py', lambda: config_flags.training_config(
+          parser.parse_args(['--warm-start-epochs', '0'])))
+  assert message == ('runner.py: error: --warm-start-epochs must be at least 1 '
+                     '(a whole number), got 0')
+
+
 def test_a_field_no_flag_sets_is_named_as_the_field():
   _, message = config_flags.config_or_message(
       'runner.py', lambda: configs.ModelConfig(dropout=1.5))

@@ -152,7 +152,8 @@ def create_pipeline(config: configs.PipelineConfig,
       train_args=tfx.proto.TrainArgs(splits=['train']),
       eval_args=tfx.proto.EvalArgs(splits=['eval']),
       custom_config=config.trainer_custom_config(),
-      epochs=parameters.epochs).with_id(names.TRAINER)
+      epochs=parameters.epochs,
+      served_model_dir=config.model_serving_dir).with_id(names.TRAINER)
   evaluator = ServedBaselineEvaluator(
       examples=example_gen.outputs['examples'],
       model=trainer.outputs['model'],

@@ -66,6 +66,9 @@ class ModelCard:
       default_factory=dict)
   # The Trainer's malignant operating point; None for a model exported without one.
   operating_point: Optional[op.OperatingPoint] = None
+  # The served version folder the Trainer's weights started from (a warm
+  # start); '' for the family's initial weights.
+  started_from: str = ''
 
   def headline(self) -> Dict[str, float]:
     """The metrics that had floors: what blessed this version."""
@@ -153,6 +156,9 @@ def to_markdown(card: ModelCard) -> str:
       '## Code and training',
       '',
       f'Code fingerprint (sha256): `{card.code_fingerprint}`',
+      '',
+      (f'Warm-started from the weights of served version `{card.started_from}`.'
+       if card.started_from else "Trained from the family's initial weights."),
       '',
       '```json',
       json.dumps(card.training_config, indent=1, sort_keys=True),

@@ -376,10 +376,13 @@ def test_the_model_and_data_flags_reach_the_compiled_trainer(tmp_path):
   assert kubeflow_runner.main(REQUIRED_FLAGS + [
       '--output', str(path), '--model', 'busi_net', '--splits', '60,20,20',
       '--label-conflicts', 'keep', '--max-quarantined-fraction', '0.1', '--strict',
-      '--keep-versions', '3', '--beam-runner', 'direct', '--beam-workers', '0']) == 0
+      '--keep-versions', '3', '--beam-runner', 'direct', '--beam-workers', '0',
+      '--warm-start', '--warm-start-epochs', '7']) == 0
   pipeline_spec, _ = read_package(path)
   trainer_config = training_config_of(pipeline_spec)
   assert trainer_config['model']['name'] == 'busi_net'
+  assert (trainer_config['training']['warm_start'],
+          trainer_config['training']['warm_start_epochs']) == (True, 7)
   assert trainer_config['model']['image_size'] == registry.spec('busi_net').image_size
   declared = pipeline_spec.root.input_definitions.parameters
   assert declared['epochs'].default_value.number_value == registry.spec('busi_net').epochs

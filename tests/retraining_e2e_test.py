@@ -2,7 +2,8 @@
 
 One output folder serves every run, as a scheduled job's would: the first run
 pushes, the second (nothing new) stops at once, the third (new images) trains
-again and its old images are where the served model had them.
+again, warm-started from the served model, and its old images are where the
+served model had them.
 """
 
 import os
@@ -74,7 +75,7 @@ def test_other_floors_are_another_run(workspace, capsys):
   assert _served_card(workspace).version == version
 
 
-def test_grown_data_retrains_and_keeps_every_old_image_in_its_split(workspace, capsys):
+def test_grown_data_retrains_warm_and_keeps_every_old_image_in_its_split(workspace, capsys):
   served = _served_card(workspace)
   before = executor_test.read_examples(served.data.examples_uri)
   synthetic_busi.write_dataset(workspace['new'], per_class=3, seed=11)
@@ -84,10 +85,13 @@ def test_grown_data_retrains_and_keeps_every_old_image_in_its_split(workspace, c
         shutil.copy(os.path.join(workspace['new'], label, f'{label} ({n}){suffix}.png'),
                     os.path.join(workspace['data'], label, f'{label} ({50 + n}){suffix}.png'))
 
+  served_dir = serving_dir.served_model_path(
+      os.path.join(workspace['out'], 'serving_model', 'busi_classifier'))
   capsys.readouterr()
-  assert _run(workspace) == 0
+  assert _run(workspace, '--warm-start', '--warm-start-epochs', '1') == 0
 
   printed = capsys.readouterr().out
+  assert f'Warm start: from served version {served.version} ({served_dir}).' in printed
   # Compared with the served model's data (whether 39 generated scans drift
   # from 30 is the comparators' call on tiny samples; components/drift_check_test.py
   # tests what drifts).
@@ -98,6 +102,7 @@ def test_grown_data_retrains_and_keeps_every_old_image_in_its_split(workspace, c
   card = model_card.read_card(serving_dir.latest_model_path(
       os.path.join(workspace['out'], 'serving_model', 'busi_classifier')))
   assert card.version > served.version
+  assert card.started_from == served_dir
   after = executor_test.read_examples(card.data.examples_uri)
   assert len(after) == 39
   assert {name: after[name][0] for name in before} == {

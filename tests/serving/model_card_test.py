@@ -44,3 +44,15 @@ def test_a_card_written_before_operating_points_reads_without_one():
   card = model_card.from_json(json.dumps(fields))
   assert card.operating_point is None
   assert '## Operating point' not in model_card.to_markdown(card)
+
+
+def test_the_card_says_which_served_version_the_weights_started_from():
+  warm = dataclasses.replace(_card(None), started_from='/serving/busi_classifier/2')
+  assert model_card.from_json(model_card.to_json(warm)) == warm
+  assert ('Warm-started from the weights of served version `/serving/busi_classifier/2`.'
+          in model_card.to_markdown(warm))
+  fields = dataclasses.asdict(_card(None))
+  del fields['started_from']   # a card written before warm starts
+  cold = model_card.from_json(json.dumps(fields))
+  assert cold.started_from == ''
+  assert "Trained from the family's initial weights." in model_card.to_markdown(cold)
