@@ -446,6 +446,30 @@ class Launcher:
             'outputs': {**executor_input['outputs'],
                         'artifacts': local(executor_input['outputs']['artifacts'])}}
 
+  def _output_parents(self, outputs: Dict[str, Any]) -> List[str]:
+    """Makes the bucket folder's parent folders of each output URI; returns those made.
+
+    A GCS object needs no parent: a task writes gs://BUCKET/A/B/file at once (a
+    Python-function component's value output does). In the folder bucket the
+    parent must exist, so it is made, and removed after the task if still empty,
+    so that it is not listed as a folder marker the task never wrote.
+    """
+    made = []
+    for artifact_list in outputs.values():
+      parent = os.path.dirname(self.bucket.path(artifact_list['artifacts'][0]['uri']))
+      missing = []
+      while not os.path.isdir(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+      umask = os.umask(0)
+      try:
+        for folder in reversed(missing):
+          os.mkdir(folder, 0o777)
+          made.append(folder)
+      finally:
+        os.umask(umask)
+    return made
+
   def _in_bucket(self, executor_output: Dict[str, Any]) -> Dict[str, Any]:
     """The task's output metadata with the bucket folder's paths as gs:// URIs again."""
     for artifact_list in executor_output.get('artifacts', {}).values():
@@ -590,6 +614,7 @@ class Launcher:
         os.makedirs(os.path.dirname(fake_object_store.local_path_for_uri(
             artifact_list['artifacts'][0]['uri'], mount_root)), exist_ok=True)
     placeholders = _placeholders(self._in_bucket_folder(executor_input))
+    made = self._output_parents(outputs)
     command = []
     for argument in container['command'] + container.get('args', []):
       for placeholder, value in placeholders.items():
@@ -601,6 +626,9 @@ class Launcher:
       command = _as_image_user(command, os.path.join(self.work_dir, 'mount_stage'))
     result = subprocess.run(command, cwd=task_dir, env=self._env(task_dir), check=False,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for folder in reversed(made):
+      if not os.listdir(folder):
+        os.rmdir(folder)
     with open(os.path.join(task_dir, 'log.txt'), 'w') as f:
       f.write(result.stdout)
     if self.backend.executor_logs:
