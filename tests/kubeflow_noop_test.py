@@ -162,7 +162,8 @@ def test_changed_data_gives_another_fingerprint_and_is_called_new(schedule):
   image = next(pathlib.Path(data_root, 'benign').glob('*).png'))
   image.write_bytes(image.read_bytes() + b'\0')
   produced = launcher.run_task(names.DATA_FINGERPRINT, 'scheduled-3', {'data_root': data_root})
-  fingerprint = pathlib.Path(produced[data_fingerprint.FINGERPRINT_KEY]['uri']).read_text()
+  fingerprint = pathlib.Path(
+      launcher.bucket.path(produced[data_fingerprint.FINGERPRINT_KEY]['uri'])).read_text()
   assert fingerprint == driver.folder_fingerprint(data_root)
   assert fingerprint != first.parameters[names.DATA_FINGERPRINT,
                                          data_fingerprint.FINGERPRINT_KEY]
