@@ -80,9 +80,9 @@ def code_fingerprint(project_dir: str = _PROJECT_DIR) -> str:
   """sha256 over the library sources (paths and contents), tests excluded."""
   digest = hashlib.sha256()
   for top in _CODE_DIRS:
-    for folder, dirs, names in sorted(os.walk(os.path.join(project_dir, top))):
+    for folder, dirs, files in sorted(os.walk(os.path.join(project_dir, top))):
       dirs.sort()
-      for name in sorted(names):
+      for name in sorted(files):
         if name.endswith(('.py', '.pbtxt')) and not name.endswith('_test.py'):
           path = os.path.join(folder, name)
           digest.update(os.path.relpath(path, project_dir).encode() + b'\0')

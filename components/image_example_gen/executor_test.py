@@ -6,7 +6,6 @@ tests read back the real TFRecords and the audit the executor wrote.
 
 import dataclasses
 import glob
-import json
 import os
 import random
 import shutil

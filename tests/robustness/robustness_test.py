@@ -18,7 +18,6 @@ import tensorflow as tf
 from tfx.dsl.io import fileio
 
 import local_runner
-from components.image_example_gen import executor
 from components.image_example_gen import executor_test
 from dataset import data_audit
 from dataset import split_plan

@@ -6,7 +6,6 @@ threshold the model returns, not at its top class.
 """
 
 import dataclasses
-import os
 
 import pytest
 import tensorflow as tf
