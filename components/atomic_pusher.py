@@ -273,6 +273,9 @@ class Executor(pusher_executor.Executor):
         training_config=json.loads(
             model.get_string_custom_property(names.TRAINING_CONFIG_PROPERTY)),
         site_metrics={site.site: site.metrics for site in (sites.sites if sites else ())},
+        ungated_sites=[site.site for site in (sites.sites if sites else ()) if not site.gated],
+        site_thresholds={site: point.threshold for site, point
+                         in operating_point.read_sites(model_path).items()},
         operating_point=operating_point.read(model_path),
         started_from=(model.get_string_custom_property(names.STARTED_FROM_PROPERTY)
                       if model.has_custom_property(names.STARTED_FROM_PROPERTY) else ''))

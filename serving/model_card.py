@@ -5,8 +5,8 @@ not need ML Metadata to know what the model is: which run and data made it, the
 malignant operating point its decisions use with the sensitivity and
 specificity expected there (with their intervals, from the eval split), how
 it scored on the held-out test split (overall and per site) against which
-floors, which served model it was compared with, and the code and training
-configuration behind it.
+floors, which served model it was compared with, where it should not be
+used, and the code and training configuration behind it.
 `model_card.json` is for tools (`predict`, the serving CLI), `model_card.md`
 for people. TF Serving ignores `assets.extra/` apart from its warm-up file.
 """
@@ -69,6 +69,12 @@ class ModelCard:
   # The served version folder the Trainer's weights started from (a warm
   # start); '' for the family's initial weights.
   started_from: str = ''
+  # Sites of the test split with too few malignant scans for the per-site gate:
+  # their metrics are shown, not relied on.
+  ungated_sites: List[str] = dataclasses.field(default_factory=list)
+  # site -> the malignant threshold the site set from its own labelled scans
+  # (assets.extra/site_operating_points.json) when the card was written.
+  site_thresholds: Dict[str, float] = dataclasses.field(default_factory=dict)
 
   def headline(self) -> Dict[str, float]:
     """The metrics that had floors: what blessed this version."""
@@ -139,8 +145,10 @@ def to_markdown(card: ModelCard) -> str:
       '',
       *_site_lines(card),
       f'A candidate may be at most {card.regression_tolerance} worse than the served '
-      'model on the metrics with a floor.',
+      'model on the metrics with a floor. Where the data has the radiologist\'s BI-RADS, '
+      'the run report compares the model with it on the same test scans.',
       '',
+      *_not_for_lines(card),
       '## Data',
       '',
       f'Fingerprint: `{card.data.fingerprint}`',
@@ -193,6 +201,33 @@ def _operating_point_lines(point: Optional[op.OperatingPoint]) -> List[str]:
             for name, rate in (('malignant sensitivity', point.sensitivity),
                                ('malignant specificity', point.specificity))),
           '', f'Lower bound on the sensitivity: {bound}.', '']
+
+
+def _not_for_lines(card: ModelCard) -> List[str]:
+  """Where the evidence behind this version stops: what an operator must not assume."""
+  sites = sorted(card.site_metrics)
+  tested = (f'the sites of its test split ({", ".join(sites)})' if sites
+            else 'the one unnamed site of its test split')
+  lines = ['## Where it should not be used', '',
+           f'- At a hospital or scanner outside {tested}: its accuracy and its threshold '
+           'are unmeasured there, and a model trained at one hospital has lost much of '
+           'its AUC at another (docs/results.md). Measure first: `make operating-point` '
+           'on that site\'s labelled scans sets and records its own threshold '
+           '(docs/serving.md).']
+  if card.ungated_sites:
+    lines.append(f'- Relying on its figures at {", ".join(sorted(card.ungated_sites))}: '
+                 'too few malignant test scans there to gate on.')
+  if card.site_thresholds:
+    lines.append('- At ' + ', '.join(f'{site} with the served threshold: use its own, '
+                                     f'{threshold:.4f}'
+                                     for site, threshold in sorted(card.site_thresholds.items()))
+                 + ' (`predict --site`).')
+  lines += [f'- As a diagnosis: `{op.REFER_DECISION}` means a radiologist or a biopsy '
+            'decides, and a scan flagged `not_sure` needs a radiologist\'s read whatever '
+            'its decision.',
+            '- On images that are not B-mode breast ultrasound: it gives one of its three '
+            'classes to any image.', '']
+  return lines
 
 
 def _is_count(metric: str) -> bool:

@@ -56,3 +56,22 @@ def test_the_card_says_which_served_version_the_weights_started_from():
   cold = model_card.from_json(json.dumps(fields))
   assert cold.started_from == ''
   assert "Trained from the family's initial weights." in model_card.to_markdown(cold)
+
+
+def test_the_card_says_where_the_model_should_not_be_used():
+  card = dataclasses.replace(
+      _card(None), site_metrics={'busi': {'accuracy': 0.9}, 'clinic': {'accuracy': 0.7}},
+      ungated_sites=['clinic'], site_thresholds={'busi': 0.25})
+  assert model_card.from_json(model_card.to_json(card)) == card
+  section = model_card.to_markdown(card).split('## Where it should not be used')[1]
+  assert 'outside the sites of its test split (busi, clinic)' in section
+  assert 'figures at clinic: too few malignant test scans' in section
+  assert 'At busi with the served threshold: use its own, 0.2500' in section
+  assert '`not_sure`' in section
+  fields = dataclasses.asdict(_card(None))
+  del fields['ungated_sites'], fields['site_thresholds']   # a card written before them
+  old = model_card.from_json(json.dumps(fields))
+  assert old.ungated_sites == [] and old.site_thresholds == {}
+  text = model_card.to_markdown(old)
+  assert 'outside the one unnamed site of its test split' in text
+  assert 'too few malignant' not in text and 'use its own' not in text
