@@ -97,8 +97,7 @@ def train(config: configs.PipelineConfig, work_dir: str, device: str) -> Trainin
       transform_output=os.path.join(work_dir, 'transform_output'),
       serving_model_dir=os.path.join(out_dir, 'serving_model'),
       model_run_dir=os.path.join(out_dir, 'model_run'),
-      custom_config=configs.with_epochs(config.trainer_custom_config(),
-                                        config.training.epochs))
+      custom_config=configs.resolved_trainer_config(config))
   started = time.monotonic()
   run_fn.run_fn(fn_args)
   seconds = time.monotonic() - started

@@ -1,18 +1,20 @@
-"""The pipeline's Trainer: TFX's, with the number of epochs as an execution parameter of its own.
+"""The pipeline's Trainer: TFX's, with the epochs and the warm start as execution parameters.
 
 The training configuration reaches `run_fn` as JSON in `custom_config`, and a
 TFX `RuntimeParameter` cannot sit inside that JSON: its value is known only
-when a run starts. So the epochs are a typed parameter of the component
-(`epochs`), which an orchestrator may bind to a run parameter (Kubeflow's
-runtime parameters) or set to a plain value (local runs), and the compiled
-`custom_config` has none; the executor adds the value to the training
-configuration before TFX's executor runs.
+when a run starts. So the epochs and the warm start are typed parameters of
+the component (`epochs`, `warm_start`), which an orchestrator may bind to run
+parameters (Kubeflow's runtime parameters) or set to plain values (local
+runs), and the compiled `custom_config` has neither
+(`configs.TRAINER_PARAMETERS`); the executor adds the values to the training
+configuration before TFX's executor runs. `warm_start` is 1 or 0: TFX's
+runtime parameters have no boolean type.
 
 The model artifact records the training configuration it was trained with
 (`names.TRAINING_CONFIG_PROPERTY`), so the model card says the epochs this run
 used, not the compiled default.
 
-With `training.warm_start`, the executor looks up the served version in
+With a warm start, the executor looks up the served version in
 `served_model_dir` (components/warm_start.py) and hands its folder to `run_fn`
 (`names.WARM_START_FROM_KEY`), which starts from its weights; the model records
 where it started (`names.STARTED_FROM_PROPERTY`, `names.WARM_START_PROPERTY`).
@@ -41,11 +43,12 @@ from contracts import configs
 from contracts import names
 
 EPOCHS_KEY = 'epochs'
+WARM_START_KEY = 'warm_start'
 SERVED_MODEL_DIR_KEY = 'served_model_dir'
 
 
 class Executor(trainer_executor.GenericExecutor):
-  """TFX's GenericExecutor, run with `epochs` added to the training configuration."""
+  """TFX's GenericExecutor, run with its parameters added to the training configuration."""
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
@@ -53,7 +56,8 @@ class Executor(trainer_executor.GenericExecutor):
     custom_config = json_utils.loads(
         exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY])
     # TrainingConfig checks the value: a run parameter of 0 stops here, by name.
-    custom_config = configs.with_epochs(custom_config, exec_properties[EPOCHS_KEY])
+    custom_config = configs.with_trainer_parameters(
+        custom_config, exec_properties[EPOCHS_KEY], _warm_start(exec_properties[WARM_START_KEY]))
     start = warm_start.WarmStart('', '')
     if configs.training_config_from(custom_config).warm_start:
       start = warm_start.choose(exec_properties[SERVED_MODEL_DIR_KEY], custom_config)
@@ -70,17 +74,26 @@ class Executor(trainer_executor.GenericExecutor):
     model.set_string_custom_property(names.WARM_START_PROPERTY, start.line)
 
 
+def _warm_start(value: int) -> bool:
+  """The `warm_start` parameter as the training configuration's flag; ConfigError otherwise."""
+  if value not in (0, 1):
+    raise configs.ConfigError('training.warm_start',
+                              f'the run parameter warm_start is 1 or 0, got {value!r}')
+  return bool(value)
+
+
 class TrainerSpec(standard_component_specs.TrainerSpec):
   PARAMETERS = {
       **standard_component_specs.TrainerSpec.PARAMETERS,
       EPOCHS_KEY: ExecutionParameter(type=int),
+      WARM_START_KEY: ExecutionParameter(type=int),
       SERVED_MODEL_DIR_KEY: ExecutionParameter(type=str),
   }
 
 
 class Trainer(base_component.BaseComponent):
-  """Trainer(examples, transform_graph, schema, run_fn, custom_config) + `epochs`
-  and the served model directory a warm start starts from."""
+  """Trainer(examples, transform_graph, schema, run_fn, custom_config) + `epochs`,
+  `warm_start` (1 or 0) and the served model directory a warm start starts from."""
 
   SPEC_CLASS = TrainerSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
@@ -90,6 +103,7 @@ class Trainer(base_component.BaseComponent):
                train_args: trainer_pb2.TrainArgs, eval_args: trainer_pb2.EvalArgs,
                custom_config: Dict[str, Any],
                epochs: Union[int, data_types.RuntimeParameter],
+               warm_start: Union[int, data_types.RuntimeParameter],
                served_model_dir: str):
     super().__init__(spec=TrainerSpec(
         examples=examples,
@@ -100,6 +114,7 @@ class Trainer(base_component.BaseComponent):
         run_fn=run_fn,
         custom_config=json_utils.dumps(custom_config),
         epochs=epochs,
+        warm_start=warm_start,
         served_model_dir=served_model_dir,
         model=types.Channel(type=standard_artifacts.Model),
         model_run=types.Channel(type=standard_artifacts.ModelRun)))

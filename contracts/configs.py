@@ -343,19 +343,25 @@ class PipelineConfig:
     }
 
   def trainer_custom_config(self) -> Dict[str, Any]:
-    """What the Trainer's `run_fn` reads, except the epochs.
+    """What the Trainer's `run_fn` reads, except TRAINER_PARAMETERS.
 
-    The epochs are the Trainer's own execution parameter (a run parameter on
-    Kubeflow), which its executor adds (`with_epochs`).
+    Those are the Trainer's own execution parameters (run parameters on
+    Kubeflow), which its executor adds (`with_trainer_parameters`).
     """
     training = dataclasses.asdict(self.training)
-    del training['epochs']
+    for name in TRAINER_PARAMETERS:
+      del training[name]
     return {
         'class_names': list(self.data.class_names),
         'model': dataclasses.asdict(self.model),
         'training': training,
         'models_code_sha256': models_code_fingerprint(),
     }
+
+
+# The training fields that are the Trainer's own execution parameters (run
+# parameters on Kubeflow), so they are never in its compiled custom_config.
+TRAINER_PARAMETERS = ('epochs', 'warm_start')
 
 
 # The code Transform and Trainer run: the model package and the contracts it reads.
@@ -381,13 +387,21 @@ def training_config_from(custom_config: Dict[str, Any]) -> TrainingConfig:
   return TrainingConfig(**custom_config['training'])
 
 
-def with_epochs(custom_config: Dict[str, Any], epochs: int) -> Dict[str, Any]:
-  """`trainer_custom_config` with the epochs added; ConfigError names a bad value."""
-  if 'epochs' in custom_config['training']:
-    raise ValueError('The compiled training configuration has epochs of its own; '
-                     'the Trainer\'s epochs parameter is their only source.')
-  training = TrainingConfig(**custom_config['training'], epochs=epochs)
+def with_trainer_parameters(custom_config: Dict[str, Any], epochs: int,
+                            warm_start: bool) -> Dict[str, Any]:
+  """`trainer_custom_config` with TRAINER_PARAMETERS added; ConfigError names a bad value."""
+  compiled = sorted(set(TRAINER_PARAMETERS) & set(custom_config['training']))
+  if compiled:
+    raise ValueError(f'The compiled training configuration has {", ".join(compiled)} of '
+                     'its own; the Trainer\'s parameters are their only source.')
+  training = TrainingConfig(**custom_config['training'], epochs=epochs, warm_start=warm_start)
   return {**custom_config, 'training': dataclasses.asdict(training)}
+
+
+def resolved_trainer_config(config: PipelineConfig) -> Dict[str, Any]:
+  """What `run_fn` reads when the Trainer's parameters are the configured values."""
+  return with_trainer_parameters(config.trainer_custom_config(), config.training.epochs,
+                                 config.training.warm_start)
 
 
 def to_json(config: PipelineConfig) -> str:

@@ -56,12 +56,13 @@ def test_the_defaults_are_valid():
   assert config.training.epochs >= 1 and config.model.image_size >= configs.MIN_IMAGE_SIZE
 
 
-def test_the_trainer_gets_its_epochs_only_from_its_own_parameter():
+def test_the_trainer_gets_its_epochs_and_warm_start_only_from_its_own_parameters():
   compiled = configs.PipelineConfig(pipeline_root='', serving_dir='').trainer_custom_config()
-  assert 'epochs' not in compiled['training']
-  with_epochs = configs.with_epochs(compiled, 7)
-  assert configs.training_config_from(with_epochs) == configs.TrainingConfig(epochs=7)
-  with pytest.raises(ValueError, match='epochs of its own'):
-    configs.with_epochs(with_epochs, 8)
+  assert not set(configs.TRAINER_PARAMETERS) & set(compiled['training'])
+  resolved = configs.with_trainer_parameters(compiled, 7, True)
+  assert (configs.training_config_from(resolved)
+          == configs.TrainingConfig(epochs=7, warm_start=True))
+  with pytest.raises(ValueError, match='epochs, warm_start of its own'):
+    configs.with_trainer_parameters(resolved, 8, False)
   with pytest.raises(configs.ConfigError, match='training.epochs'):
-    configs.with_epochs(compiled, 0)
+    configs.with_trainer_parameters(compiled, 0, False)

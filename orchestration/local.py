@@ -72,7 +72,7 @@ def unchanged_since_served(config: configs.PipelineConfig) -> Optional[str]:
   """
   return served_data.unchanged_since_served(
       config.model_serving_dir, served_data.data_fingerprint(config.data),
-      configs.with_epochs(config.trainer_custom_config(), config.training.epochs),
+      configs.resolved_trainer_config(config),
       rules.BlessingRules.of(config.evaluation).floors,
       config.evaluation.regression_tolerance)
 

@@ -153,6 +153,7 @@ def create_pipeline(config: configs.PipelineConfig,
       eval_args=tfx.proto.EvalArgs(splits=['eval']),
       custom_config=config.trainer_custom_config(),
       epochs=parameters.epochs,
+      warm_start=parameters.warm_start,
       served_model_dir=config.model_serving_dir).with_id(names.TRAINER)
   evaluator = ServedBaselineEvaluator(
       examples=example_gen.outputs['examples'],

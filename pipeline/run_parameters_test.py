@@ -20,7 +20,7 @@ def _config():
 def test_fixed_values_are_the_configured_ones_typed_as_the_components_take_them():
   values = run_parameters.fixed(_config())
   assert values == run_parameters.RunParameters(
-      data_root='/data', epochs=7, min_accuracy=0.0, min_malignant_recall=0.5,
+      data_root='/data', epochs=7, warm_start=0, min_accuracy=0.0, min_malignant_recall=0.5,
       regression_tolerance=0.0)
   assert isinstance(values.min_accuracy, float)
 
@@ -40,6 +40,10 @@ def test_values_of_a_run_are_parsed_and_checked_as_the_config_checks_them():
   assert run_parameters.parse_value('min_accuracy', '0.9') == 0.9
   with pytest.raises(ValueError, match='takes int values'):
     run_parameters.parse_value('epochs', '5.5')
+  assert run_parameters.parse_value('warm_start', '1') == 1
+  with pytest.raises(ValueError, match='warm_start takes 1'):
+    run_parameters.parse_value('warm_start', 'true')
+  assert run_parameters.with_values(_config(), {'warm_start': 1}).training.warm_start is True
   with pytest.raises(ValueError, match='unknown run parameter'):
     run_parameters.parse_value('learning_rate', '1')
   config = run_parameters.with_values(_config(), {'epochs': 3, 'data_root': 'gs://b/d'})

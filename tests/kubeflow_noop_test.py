@@ -1,13 +1,16 @@
-"""A scheduled Kubeflow run on unchanged data runs one cheap task; KFP's cache serves the rest.
+"""Retraining on a Kubeflow schedule: unchanged data runs one cheap task, grown data retrains.
 
 The compiled package's first task, DataFingerprint, fingerprints the data and
 hands the fingerprint to ImageExampleGen as a parameter, which KFP's cache key
 holds (components/data_fingerprint.py). The package checks are cheap; the
-emulated schedule (`e2e`) runs two runs of one compiled package through
+emulated schedule (`e2e`) runs successive runs of one compiled package through
 tests/kfp_launcher.py with one `ExecutionCache`, as KFP 2.17 runs a recurring
-run: the first trains and pushes, the second, on the same data, executes
-DataFingerprint alone and says so in one line. Data changed afterwards gives
-another fingerprint, hence another cache key for ImageExampleGen.
+run: the first trains and pushes; the second, on the same data, executes
+DataFingerprint alone and says so in one line; the third, on grown data with
+the `warm_start` run parameter set, reads the data again, keeps every old
+image in its split, starts from the served model's weights, is compared with
+it and pushed. A new scanner flagged as drift is the local scenario's
+(tests/retraining_e2e_test.py): sites are compiled into the package.
 """
 
 import os
@@ -22,6 +25,7 @@ import pytest
 import kubeflow_runner
 from components import data_fingerprint
 from components.image_example_gen import driver
+from components.image_example_gen import executor_test
 from contracts import configs
 from contracts import names
 from orchestration.kubeflow import compiler as kubeflow_compiler
@@ -120,8 +124,26 @@ def schedule():
   second_seconds = time.monotonic() - started
   print(f'\nNo-op scheduled run: {second_seconds:.1f} s, tasks run: {sorted(second.seconds)}, '
         f'served from the cache: {len(second.cached)}')
-  yield root, data_root, launcher, first, pushed_first, second, model_serving_dir
+  served_second = served_versions(model_serving_dir)
+  yield (root, data_root, launcher, first, pushed_first, second, served_second,
+         model_serving_dir, cache)
   shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope='module')
+def grown(schedule):
+  """The schedule's third run: three new scans per class, warm start on for this run."""
+  root, data_root, launcher, _, _, _, _, _, cache = schedule
+  new = synthetic_busi.write_dataset(str(root / 'new'), per_class=3, seed=11)
+  for label in synthetic_busi.CLASSES:
+    for n in range(1, 4):
+      for suffix in ('', '_mask'):
+        shutil.copy(os.path.join(new, label, f'{label} ({n}){suffix}.png'),
+                    os.path.join(data_root, label, f'{label} ({50 + n}){suffix}.png'))
+  # The floors stay compiled at 0; a tolerance of 1 lets the tiny candidate
+  # through the comparison, which the blessing still records.
+  return launcher.run('scheduled-3', {'data_root': data_root, 'warm_start': 1,
+                                      'regression_tolerance': 1.0}, cache=cache)
 
 
 def _log(root, run_id, task):
@@ -130,7 +152,7 @@ def _log(root, run_id, task):
 
 @pytest.mark.e2e
 def test_the_first_scheduled_run_trains_pushes_and_records_the_fingerprint(schedule):
-  _, data_root, _, first, pushed_first, _, model_serving_dir = schedule
+  _, data_root, _, first, pushed_first, _, _, model_serving_dir, _ = schedule
   assert first.cached == []
   assert len(pushed_first) == 1
   fingerprint = first.parameters[names.DATA_FINGERPRINT, data_fingerprint.FINGERPRINT_KEY]
@@ -142,14 +164,14 @@ def test_the_first_scheduled_run_trains_pushes_and_records_the_fingerprint(sched
 
 @pytest.mark.e2e
 def test_a_scheduled_run_on_unchanged_data_runs_only_the_fingerprint(schedule):
-  root, _, launcher, first, pushed_first, second, model_serving_dir = schedule
+  root, _, launcher, first, pushed_first, second, served_second, _, _ = schedule
   assert sorted(second.seconds) == [names.DATA_FINGERPRINT]
   every_task = set(kfp_launcher.pipeline_tasks(launcher.spec))
   assert set(second.cached) == every_task - {names.DATA_FINGERPRINT}
   # The cache handed on the first run's artifacts: nothing trained or pushed.
   assert (second.outputs[names.TRAINER]['model']['uri']
           == first.outputs[names.TRAINER]['model']['uri'])
-  assert served_versions(model_serving_dir) == pushed_first
+  assert served_second == pushed_first
   lines = [line for line in _log(root, 'scheduled-2', names.DATA_FINGERPRINT).splitlines()
            if 'No new data' in line]
   assert len(lines) == 1
@@ -157,15 +179,31 @@ def test_a_scheduled_run_on_unchanged_data_runs_only_the_fingerprint(schedule):
 
 
 @pytest.mark.e2e
-def test_changed_data_gives_another_fingerprint_and_is_called_new(schedule):
-  root, data_root, launcher, first, pushed_first, _, _ = schedule
-  image = next(pathlib.Path(data_root, 'benign').glob('*).png'))
-  image.write_bytes(image.read_bytes() + b'\0')
-  produced = launcher.run_task(names.DATA_FINGERPRINT, 'scheduled-3', {'data_root': data_root})
-  fingerprint = pathlib.Path(
-      launcher.bucket.path(produced[data_fingerprint.FINGERPRINT_KEY]['uri'])).read_text()
+def test_grown_data_is_new_and_retrains_from_the_served_model_keeping_old_splits(
+    schedule, grown):
+  root, data_root, launcher, first, pushed_first, _, _, model_serving_dir, _ = schedule
+  fingerprint = grown.parameters[names.DATA_FINGERPRINT, data_fingerprint.FINGERPRINT_KEY]
   assert fingerprint == driver.folder_fingerprint(data_root)
   assert fingerprint != first.parameters[names.DATA_FINGERPRINT,
                                          data_fingerprint.FINGERPRINT_KEY]
   assert (f'New data: not what version {pushed_first[0]} in service was trained on'
           in _log(root, 'scheduled-3', names.DATA_FINGERPRINT))
+  assert {names.EXAMPLE_GEN, names.TRAINER, names.EVALUATOR, names.PUSHER} <= set(grown.seconds)
+
+  def examples(run):
+    return executor_test.read_examples(
+        launcher.bucket.path(run.outputs[names.EXAMPLE_GEN]['examples']['uri']))
+  before, after = examples(first), examples(grown)
+  assert len(after) == len(before) + 9
+  assert {name: after[name][0] for name in before} == {
+      name: split for name, (split, _) in before.items()}
+
+  served = os.path.join(model_serving_dir, str(pushed_first[0]))
+  assert (f'Warm start: from served version {pushed_first[0]} ({served}).'
+          in _log(root, 'scheduled-3', names.TRAINER))
+  pushed = served_versions(model_serving_dir)
+  assert len(pushed) == 2 and pushed[0] == pushed_first[0]
+  card = model_card.read_card(os.path.join(model_serving_dir, str(pushed[1])))
+  assert card.baseline_version == str(pushed_first[0])
+  assert card.started_from == served
+  assert card.data.fingerprint == fingerprint

@@ -155,6 +155,7 @@ def test_pipeline_root_and_parameters_are_the_configured_ones(package):
 RUN_PARAMETERS = {
     'data_root': ('ImageExampleGen', 'input_base', 'STRING', DATA_ROOT),
     'epochs': ('Trainer', 'epochs', 'NUMBER_INTEGER', 7),
+    'warm_start': ('Trainer', 'warm_start', 'NUMBER_INTEGER', 0),
     'min_accuracy': ('ServedBaselineEvaluator', 'min_accuracy', 'NUMBER_DOUBLE', 0.85),
     'min_malignant_recall': ('ServedBaselineEvaluator', 'min_malignant_recall',
                              'NUMBER_DOUBLE', 0.75),
@@ -381,10 +382,10 @@ def test_the_model_and_data_flags_reach_the_compiled_trainer(tmp_path):
   pipeline_spec, _ = read_package(path)
   trainer_config = training_config_of(pipeline_spec)
   assert trainer_config['model']['name'] == 'busi_net'
-  assert (trainer_config['training']['warm_start'],
-          trainer_config['training']['warm_start_epochs']) == (True, 7)
+  assert trainer_config['training']['warm_start_epochs'] == 7
   assert trainer_config['model']['image_size'] == registry.spec('busi_net').image_size
   declared = pipeline_spec.root.input_definitions.parameters
+  assert declared['warm_start'].default_value.number_value == 1
   assert declared['epochs'].default_value.number_value == registry.spec('busi_net').epochs
   splits = json.loads(parameter(pipeline_spec, 'ImageExampleGen', 'output_config'))
   assert [split['hash_buckets'] for split in splits['split_config']['splits']] == [60, 20, 20]
