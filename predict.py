@@ -89,16 +89,10 @@ class LocalModel:
     from serving import model_card  # pylint: disable=g-import-not-at-top
     from serving import serving_dir  # pylint: disable=g-import-not-at-top
     self._tf = tf
-    if os.path.isfile(os.path.join(model_dir, serving.SAVED_MODEL_FILE)):
-      saved_model_dir = model_dir
-    else:
-      try:
-        saved_model_dir = serving_dir.served_model_path(model_dir)
-      except ValueError as error:
-        raise UsageError(f'--model-dir {model_dir}: {error}') from None
-    if saved_model_dir is None:
-      raise UsageError(f'--model-dir {model_dir}: no SavedModel there, nor in a '
-                       'numbered version folder below it (run `make run` first?)')
+    try:
+      saved_model_dir = serving_dir.version_to_read(model_dir)
+    except ValueError as error:
+      raise UsageError(f'--model-dir {model_dir}: {error}') from None
     self.path = saved_model_dir
     try:
       saved_model = tf.saved_model.load(saved_model_dir)

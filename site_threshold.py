@@ -83,16 +83,10 @@ def labelled_scans(site: configs.Site, class_names: Sequence[str]
 
 def _served_version(model_dir: str) -> str:
   """The version folder: `model_dir` itself, or the one served as stable below it."""
-  if os.path.isfile(os.path.join(model_dir, serving.SAVED_MODEL_FILE)):
-    return model_dir
   try:
-    version = serving_dir.served_model_path(model_dir)
+    return serving_dir.version_to_read(model_dir)
   except ValueError as e:
     raise UsageError(f'--model-dir {model_dir}: {e}') from None
-  if version is None:
-    raise UsageError(f'--model-dir {model_dir}: no SavedModel there, nor in a numbered '
-                     'version folder below it (run `make run` first?)')
-  return version
 
 
 def malignant_scores(version_dir: str, paths: Sequence[str]) -> np.ndarray:

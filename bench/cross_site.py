@@ -26,7 +26,6 @@ never from the scans it is scored on:
 import argparse
 import dataclasses
 import datetime
-import json
 import math
 import os
 import shlex
@@ -40,6 +39,7 @@ import tensorflow as tf
 
 from bench import busi_arrays
 from bench import classification_metrics
+from bench import results_file
 from blessing import radiologist_comparison
 from contracts import configs
 from contracts import features
@@ -311,10 +311,7 @@ def main(argv: Sequence[str]) -> int:
       'site_operating_point': site_point and dataclasses.asdict(site_point),
       'rows': [plain(dataclasses.asdict(row)) for row in rows], 'table': table,
   }
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, 'w') as f:
-    json.dump(result, f, indent=1)
-  print(f'Wrote {args.output}')
+  results_file.write(result, args.output)
   return 0
 
 

@@ -19,7 +19,6 @@ scans, and a run needs every class in every split) is trained on.
 import argparse
 import dataclasses
 import datetime
-import json
 import os
 import shlex
 import sys
@@ -30,6 +29,7 @@ import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 
 from bench import busi_arrays
 from bench import cross_site
+from bench import results_file
 from contracts import configs
 from dataset import data_root
 from models import registry
@@ -121,10 +121,7 @@ def main(argv: Sequence[str]) -> int:
   }
   output = args.output or os.path.join(RESULTS_DIR,
                                        f'leave_site_out_{train_site.name}.json')
-  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  with open(output, 'w') as f:
-    json.dump(results, f, indent=1)
-  print(f'Wrote {output}')
+  results_file.write(results, output)
   return 0
 
 

@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Sequence
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 
 from bench import busi_arrays
+from bench import results_file
 from bench import run_profile
 from contracts import configs
 from contracts import names
@@ -279,10 +280,7 @@ def _write(args: argparse.Namespace, argv: Sequence[str], started: datetime.date
       'beam_workers_planned': args.beam_workers,
       'floor': floor, 'pipeline_runs': runs, 'table': table,
   }
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, 'w') as f:
-    json.dump(results, f, indent=1)
-  print(f'Wrote {args.output}')
+  results_file.write(results, args.output)
 
 
 if __name__ == '__main__':

@@ -18,7 +18,6 @@ instead: choosing by the test split would make its numbers optimistic.
 import argparse
 import dataclasses
 import datetime
-import json
 import os
 import platform
 import shlex
@@ -35,6 +34,7 @@ import tf_keras as keras
 from bench import busi_arrays
 from bench import classification_metrics
 from bench import cross_site
+from bench import results_file
 from contracts import configs
 from contracts import features
 from dataset import data_root
@@ -264,10 +264,7 @@ def main(argv: Sequence[str]) -> int:
   }
   output = args.output or os.path.join(
       RESULTS_DIR, f'quality_cv{args.folds}.json' if args.folds else 'quality.json')
-  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  with open(output, 'w') as f:
-    json.dump(results, f, indent=1)
-  print(f'Wrote {output}')
+  results_file.write(results, output)
   return 0
 
 

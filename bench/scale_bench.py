@@ -29,6 +29,7 @@ from tfx import v1 as tfx
 
 from bench import busi_like
 from bench import growth
+from bench import results_file
 from bench import run_profile
 from contracts import configs
 from contracts import names
@@ -224,10 +225,7 @@ def _write(args: argparse.Namespace, argv: Sequence[str], started: datetime.date
   if results['growth']:
     print(json.dumps({k: results[k] for k in ('growth', 'growth_cpu', 'targets', 'targets_cpu')},
                      indent=1))
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, 'w') as f:
-    json.dump(results, f, indent=1)
-  print(f'Wrote {args.output}')
+  results_file.write(results, args.output)
 
 
 def _growth(runs: Sequence[Dict[str, object]], seconds_key: str) -> Dict[str, float]:

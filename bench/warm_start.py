@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from bench import busi_arrays
 from bench import classification_metrics
+from bench import results_file
 from contracts import configs
 from contracts import features
 from dataset import data_root
@@ -201,10 +202,7 @@ def main(argv: Sequence[str]) -> int:
       'scored': f'eval split of the grown data, {scored.labels.size} images',
       'arms': arms, 'verdict': decision, 'table': table,
   }
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, 'w') as f:
-    json.dump(results, f, indent=1)
-  print(f'Wrote {args.output}')
+  results_file.write(results, args.output)
   return 0
 
 

@@ -51,6 +51,22 @@ def served_model_path(model_base_dir: str) -> Optional[str]:
   return os.path.join(model_base_dir, str(served.stable))
 
 
+def version_to_read(model_dir: str) -> str:
+  """`model_dir` itself when it holds a SavedModel, else the version served below it.
+
+  For the programs that take a model folder (`predict`, `site_threshold`):
+  either a version folder or a model's base folder. ValueError says what is
+  missing.
+  """
+  if os.path.isfile(os.path.join(model_dir, serving.SAVED_MODEL_FILE)):
+    return model_dir
+  version = served_model_path(model_dir)
+  if version is None:
+    raise ValueError('no SavedModel there, nor in a numbered version folder below it '
+                     '(run `make run` first?)')
+  return version
+
+
 def old_versions(model_base_dir: str, keep: int, protected: Sequence[int] = ()) -> List[int]:
   """All but the newest `keep` versions, less the `protected` (listed) ones."""
   versions = served_versions(model_base_dir)
