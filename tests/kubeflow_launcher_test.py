@@ -7,6 +7,9 @@ class, the fewest that put each class in every split), and run each task as
 the image's non-root user, on the backends of its `BACKENDS` table:
 
 1. the whole DAG on KFP 2.17 (executor logs, named outputs); it pushes;
+   the same package again on the same data, through KFP's cache as a
+   recurring run meets it (`ExecutionCache`): DataFingerprint alone runs,
+   and says so in one line (components/data_fingerprint.py);
 2. a package compiled with another training seed, on the same data, with two
    run parameters set as a scheduled run would set them: 2 epochs (compiled:
    1) and an accuracy floor of 1.0 (compiled: 0). The tasks whose inputs are
@@ -16,12 +19,17 @@ the image's non-root user, on the backends of its `BACKENDS` table:
    (the seed is in its config) and the Pusher execute on KFP 2.14, and the
    Evaluator, now with run 1's pushed model as its served baseline, on
    Vertex AI's executor input (that row's one task: open-source inputs reach
-   the Evaluator in run 1). KFP's cache itself, keyed on the data's
-   fingerprint, is emulated in kubeflow_noop_test.py;
-3. on KFP 2.5, the oldest supported backend, one task (ImportSchemaGen), and
+   the Evaluator in run 1);
+3. the schedule's next run, on grown data with the `warm_start` run
+   parameter set: ImageExampleGen reads again, every old image keeps its
+   split, the Trainer starts from the served model's weights, and the
+   candidate is compared with the served model and pushed. (A new scanner
+   flagged as drift is the local scenario's, tests/retraining_e2e_test.py:
+   sites are compiled into a package.)
+4. on KFP 2.5, the oldest supported backend, one task (ImportSchemaGen), and
    the refusal of a package with an exit handler; a package with a local
    pipeline root, refused as the launcher fails its tasks;
-4. a package with an alert webhook (a local server): a run given an empty
+5. a package with an alert webhook (a local server): a run given an empty
    data root on KFP 2.14, whose ImageExampleGen fails and whose exit handler
    posts the alert; and the exit handler alone after a run that succeeded, with
    each final state a backend sends for success, which posts nothing.
@@ -36,16 +44,22 @@ import os
 import pathlib
 import shutil
 import tempfile
+import time
 
 import pytest
 import yaml
 
 import kubeflow_runner
 from blessing import evaluation_metrics
+from components import data_fingerprint
+from components.image_example_gen import driver
+from components.image_example_gen import executor_test
 from contracts import configs
 from contracts import features
 from contracts import names
 from orchestration.kubeflow import compiler as kubeflow_compiler
+from serving import model_card
+from serving import serving_dir
 from tests import fake_object_store
 from tests import kfp_launcher
 from tests.fake_webhook import FakeWebhook
@@ -134,6 +148,10 @@ class Runs:
   first: kfp_launcher.RunResult
   first_launcher: kfp_launcher.Launcher
   pushed_first: list
+  # The first package again on the same data, through KFP's cache.
+  cache: kfp_launcher.ExecutionCache
+  unchanged: kfp_launcher.RunResult
+  served_after_unchanged: list
   changed: list
   # Run 2: the Trainer and the Pusher on KFP 2.14, the Evaluator on Vertex AI.
   second: kfp_launcher.RunResult
@@ -151,8 +169,14 @@ def runs(pipeline_root, first_package):
   # The data root is a run parameter: the compiled default is a gs:// path.
   parameters = {'data_root': data_root}
   first_launcher = launcher_in(root, package, kfp_launcher.KFP_2_17)
-  first = first_launcher.run('run-1', parameters)
+  cache = kfp_launcher.ExecutionCache()
+  first = first_launcher.run('run-1', parameters, cache=cache)
   pushed_first = served_versions(model_serving_dir)
+  started = time.monotonic()
+  unchanged = first_launcher.run('scheduled-2', parameters, cache=cache)
+  print(f'\nNo-op scheduled run: {time.monotonic() - started:.1f} s, tasks run: '
+        f'{sorted(unchanged.seconds)}, served from the cache: {len(unchanged.cached)}')
+  served_after_unchanged = served_versions(model_serving_dir)
   changed = kfp_launcher.changed_tasks(pipeline_spec(second_package), pipeline_spec(package))
   assert changed == RETRAINED
   # Each task of run 2 on its row: the Vertex AI row runs one task, the Evaluator
@@ -167,8 +191,30 @@ def runs(pipeline_root, first_package):
                                execute=(names.PUSHER,))
   second = dataclasses.replace(pushed, seconds={
       **trained.seconds, **vertex_evaluation.seconds, **pushed.seconds})
-  return Runs(first, first_launcher, pushed_first, changed, second, second_launcher,
-              vertex_evaluation, second_package, model_serving_dir)
+  return Runs(first, first_launcher, pushed_first, cache, unchanged, served_after_unchanged,
+              changed, second, second_launcher, vertex_evaluation, second_package,
+              model_serving_dir)
+
+
+@pytest.fixture(scope='module')
+def grown(pipeline_root, runs):
+  """The schedule's third run: three new scans per class, warm start on for this run."""
+  root, data_root = pipeline_root
+  grown_root = str(root / 'data_grown')
+  shutil.copytree(data_root, grown_root)
+  new = synthetic_busi.write_dataset(str(root / 'new'), per_class=3, seed=11)
+  for label in synthetic_busi.CLASSES:
+    for n in range(1, 4):
+      for suffix in ('', '_mask'):
+        shutil.copy(os.path.join(new, label, f'{label} ({n}){suffix}.png'),
+                    os.path.join(grown_root, label, f'{label} ({50 + n}){suffix}.png'))
+  served = serving_dir.served_model_path(runs.model_serving_dir)
+  # The floors stay compiled at 0; a tolerance of 1 lets the tiny candidate
+  # through the comparison, which the blessing still records.
+  result = runs.first_launcher.run(
+      'scheduled-3', {'data_root': grown_root, 'warm_start': 1, 'regression_tolerance': 1.0},
+      cache=runs.cache)
+  return grown_root, served, result
 
 
 def launcher_in(root, package, backend):
@@ -283,6 +329,67 @@ def test_vertex_shaped_inputs_run_against_the_served_model(pipeline_root, runs):
           == runs.vertex_evaluation.outputs[names.EVALUATOR])
   # Vertex AI's launcher downloads nothing into the container.
   assert not os.path.exists(root / 'launcher' / 'run-2' / names.EVALUATOR / 'container' / 'gcs')
+
+
+def _log(root, run_id, task):
+  return (root / 'launcher' / run_id / task / 'log.txt').read_text()
+
+
+def fingerprint_of(result):
+  return result.parameters[names.DATA_FINGERPRINT, data_fingerprint.FINGERPRINT_KEY]
+
+
+def test_the_first_run_records_the_datas_fingerprint_on_the_card(pipeline_root, runs):
+  _, data_root = pipeline_root
+  assert runs.first.cached == []
+  assert fingerprint_of(runs.first) == driver.folder_fingerprint(data_root)
+  card = model_card.read_card(serving_dir.served_model_path(runs.model_serving_dir))
+  assert card.data.fingerprint == fingerprint_of(runs.first)
+
+
+def test_a_scheduled_run_on_unchanged_data_runs_only_the_fingerprint(pipeline_root, runs):
+  root, _ = pipeline_root
+  unchanged = runs.unchanged
+  assert sorted(unchanged.seconds) == [names.DATA_FINGERPRINT]
+  every_task = set(kfp_launcher.pipeline_tasks(runs.first_launcher.spec))
+  assert set(unchanged.cached) == every_task - {names.DATA_FINGERPRINT}
+  # The cache handed on the first run's artifacts: nothing trained or pushed.
+  assert (unchanged.outputs[names.TRAINER]['model']['uri']
+          == runs.first.outputs[names.TRAINER]['model']['uri'])
+  assert runs.served_after_unchanged == runs.pushed_first
+  lines = [line for line in _log(root, 'scheduled-2', names.DATA_FINGERPRINT).splitlines()
+           if 'No new data' in line]
+  assert len(lines) == 1
+  assert f'version {runs.pushed_first[0]} in service was trained on this very data' in lines[0]
+
+
+def test_grown_data_is_new_and_retrains_from_the_served_model_keeping_old_splits(
+    pipeline_root, runs, grown):
+  root, _ = pipeline_root
+  grown_root, served, result = grown
+  assert fingerprint_of(result) == driver.folder_fingerprint(grown_root)
+  assert fingerprint_of(result) != fingerprint_of(runs.first)
+  assert 'New data: not what version' in _log(root, 'scheduled-3', names.DATA_FINGERPRINT)
+  assert {names.EXAMPLE_GEN, names.TRAINER, names.EVALUATOR, names.PUSHER} <= set(
+      result.seconds)
+
+  def examples(run):
+    return executor_test.read_examples(
+        runs.first_launcher.local_path(run.outputs[names.EXAMPLE_GEN]['examples']['uri']))
+  before, after = examples(runs.first), examples(result)
+  assert len(after) == len(before) + 9
+  assert {name: after[name][0] for name in before} == {
+      name: split for name, (split, _) in before.items()}
+
+  version = os.path.basename(served)
+  assert (f'Warm start: from served version {version} ({served}).'
+          in _log(root, 'scheduled-3', names.TRAINER))
+  assert blessing_of(result)['baseline_served_version'] == version
+  newest = serving_dir.latest_model_path(runs.model_serving_dir)
+  card = model_card.read_card(newest)
+  assert os.path.basename(newest) > version
+  assert card.baseline_version == version and card.started_from == served
+  assert card.data.fingerprint == fingerprint_of(result)
 
 
 def test_the_oldest_supported_backend_runs_a_task(pipeline_root, first_package):

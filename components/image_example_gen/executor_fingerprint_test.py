@@ -1,7 +1,7 @@
 """ImageExampleGen's executor against the data fingerprint it is given (driver or DataFingerprint).
 
 That a matching fingerprint reaches the model card is shown end to end in
-tests/kubeflow_noop_test.py.
+tests/kubeflow_launcher_test.py.
 """
 
 import os
