@@ -33,6 +33,7 @@ import json
 import os
 from typing import Dict, List, Optional, Tuple
 
+from absl import logging
 import apache_beam as beam
 import tensorflow_data_validation as tfdv
 from tensorflow_data_validation import constants as tfdv_constants
@@ -317,10 +318,16 @@ def DataDriftCheck(  # pylint: disable=invalid-name
     policy: tfx.dsl.components.Parameter[str],
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
-  """Writes drift.json; raises DataDriftError on drift under policy 'stop'."""
+  """Writes drift.json and logs its summary; raises DataDriftError on drift under 'stop'.
+
+  The log is where an orchestrator without the local run summary (Kubeflow)
+  shows drift under policy 'warn'.
+  """
   if policy not in configs.DRIFT_POLICIES:
     raise ValueError(f'DataDriftCheck: policy must be one of '
                      f'{", ".join(configs.DRIFT_POLICIES)}, got {policy!r}')
   parsed = io_utils.parse_pbtxt_file(os.path.join(schema.uri, _SCHEMA_FILE),
                                      schema_pb2.Schema())
-  enforce(check(examples.uri, parsed, served_model_dir, policy, drift.uri, beam_pipeline))
+  result = check(examples.uri, parsed, served_model_dir, policy, drift.uri, beam_pipeline)
+  logging.info('DataDriftCheck: %s', '\n'.join(result.summary_lines()))
+  enforce(result)

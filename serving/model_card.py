@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from tfx.dsl.io import fileio
 
+from contracts import configs
 from contracts import metric_values
 from contracts import names
 from contracts import operating_point as op
@@ -206,7 +207,8 @@ def _operating_point_lines(point: Optional[op.OperatingPoint]) -> List[str]:
 def _not_for_lines(card: ModelCard) -> List[str]:
   """Where the evidence behind this version stops: what an operator must not assume."""
   sites = sorted(card.site_metrics)
-  tested = (f'the sites of its test split ({", ".join(sites)})' if sites
+  tested = (f'the sites of its test split ({", ".join(sites)})'
+            if sites and sites != [configs.DEFAULT_SITE]
             else 'the one unnamed site of its test split')
   lines = ['## Where it should not be used', '',
            f'- At a hospital or scanner outside {tested}: its accuracy and its threshold '

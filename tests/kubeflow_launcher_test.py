@@ -23,9 +23,11 @@ the image's non-root user, on the backends of its `BACKENDS` table:
 3. the schedule's next run, on grown data with the `warm_start` run
    parameter set: ImageExampleGen reads again, every old image keeps its
    split, the Trainer starts from the served model's weights, and the
-   candidate is compared with the served model and pushed. (A new scanner
-   flagged as drift is the local scenario's, tests/retraining_e2e_test.py:
-   sites are compiled into a package.)
+   candidate is compared with the served model and pushed; then an export
+   from a new scanner, which DataDriftCheck names as drift in its log (the
+   package's policy is `warn`; stopping is the local scenario's,
+   tests/retraining_e2e_test.py). Only its data tasks run: the rest of the
+   DAG is handed on, as the drift check is what this case is about.
 4. on KFP 2.5, the oldest supported backend, one task (ImportSchemaGen), and
    the refusal of a package with an exit handler; a package with a local
    pipeline root, refused as the launcher fails its tasks;
@@ -52,6 +54,7 @@ import yaml
 import kubeflow_runner
 from blessing import evaluation_metrics
 from components import data_fingerprint
+from components import drift_check
 from components.image_example_gen import driver
 from components.image_example_gen import executor_test
 from contracts import configs
@@ -390,6 +393,26 @@ def test_grown_data_is_new_and_retrains_from_the_served_model_keeping_old_splits
   assert os.path.basename(newest) > version
   assert card.baseline_version == version and card.started_from == served
   assert card.data.fingerprint == fingerprint_of(result)
+
+
+def test_an_export_from_a_new_scanner_is_named_as_drift_in_the_task_log(
+    pipeline_root, runs, grown):
+  root, _ = pipeline_root
+  scanner = synthetic_busi.write_manifest_dataset(
+      str(root / 'data_scanner_z'), patients_per_class=4, devices=('Scanner Z',))
+  result = runs.first_launcher.run(
+      'scheduled-4', {'data_root': scanner}, reuse=grown[2],
+      execute=(names.DATA_FINGERPRINT, names.EXAMPLE_GEN, names.DRIFT_CHECK))
+  assert sorted(result.seconds) == sorted(
+      [names.DATA_FINGERPRINT, names.EXAMPLE_GEN, names.DRIFT_CHECK])
+  with open(os.path.join(runs.first_launcher.local_path(
+      result.outputs[names.DRIFT_CHECK]['drift']['uri']), drift_check.DRIFT_FILE)) as f:
+    drift = drift_check.DriftResult.from_json(f.read())
+  assert 'device' in {feature.feature for feature in drift.drifted}
+  log = _log(root, 'scheduled-4', names.DRIFT_CHECK)
+  assert f'features drifted from the data of served version {drift.served_version} ' \
+      '(policy warn: run went on):' in log
+  assert 'device: L-infinity' in log and 'Scanner Z' in log
 
 
 def test_the_oldest_supported_backend_runs_a_task(pipeline_root, first_package):

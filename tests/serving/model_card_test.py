@@ -74,4 +74,6 @@ def test_the_card_says_where_the_model_should_not_be_used():
   assert old.ungated_sites == [] and old.site_thresholds == {}
   text = model_card.to_markdown(old)
   assert 'outside the one unnamed site of its test split' in text
+  single = dataclasses.replace(old, site_metrics={'default': {'accuracy': 0.9}})
+  assert 'outside the one unnamed site of its test split' in model_card.to_markdown(single)
   assert 'too few malignant' not in text and 'use its own' not in text
