@@ -399,7 +399,8 @@ def test_an_export_from_a_new_scanner_is_named_as_drift_in_the_task_log(
     pipeline_root, runs, grown):
   root, _ = pipeline_root
   scanner = synthetic_busi.write_manifest_dataset(
-      str(root / 'data_scanner_z'), patients_per_class=4, devices=('Scanner Z',))
+      str(root / 'data_scanner_z'), patients_per_class=4,
+      classes=synthetic_busi.CLASSES, devices=('Scanner Z',))
   result = runs.first_launcher.run(
       'scheduled-4', {'data_root': scanner}, reuse=grown[2],
       execute=(names.DATA_FINGERPRINT, names.EXAMPLE_GEN, names.DRIFT_CHECK))
