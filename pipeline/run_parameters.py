@@ -5,9 +5,10 @@ from one compiled package: on Kubeflow each of these is a TFX
 `RuntimeParameter` (a pipeline parameter of the compiled spec, its default the
 configured value), which a run or a recurring run may override. Each reaches
 its component as a typed execution parameter of its own (ImageExampleGen's
-`input_base`, the Trainer's `epochs` and `warm_start`, the Evaluator's floors and tolerance),
-never inside the JSON of a `custom_config` or `eval_config`, where a runtime
-parameter cannot be resolved. Local runs use the configured values as they are.
+`input_base`, the Trainer's `epochs` and `warm_start`, the Evaluator's floors
+and tolerance), never inside the JSON of a `custom_config` or `eval_config`,
+where a runtime parameter cannot be resolved. Local runs use the configured
+values as they are.
 """
 
 import dataclasses
@@ -38,8 +39,8 @@ class RunParameters:
 NAMES: Tuple[str, ...] = tuple(field.name for field in dataclasses.fields(RunParameters))
 # The configuration section each parameter's configured value is in.
 _SECTIONS = {'data_root': 'data', 'epochs': 'training', 'warm_start': 'training',
-             'min_accuracy': 'evaluation',
-             'min_malignant_recall': 'evaluation', 'regression_tolerance': 'evaluation'}
+             'min_accuracy': 'evaluation', 'min_malignant_recall': 'evaluation',
+             'regression_tolerance': 'evaluation'}
 
 
 def fixed(config: configs.PipelineConfig) -> RunParameters:
