@@ -12,7 +12,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup run run-sites test test-fast fuzz compile-kubeflow bench-quality bench-sites predict operating-point serving bench-serving bench-pipeline bench-scale bench-not-sure bench-retraining bench-warm gpu-check clean
+.PHONY: setup run run-sites test test-fast fuzz compile-kubeflow bench-quality bench-sites bench-site-variants predict operating-point serving bench-serving bench-pipeline bench-scale bench-not-sure bench-retraining bench-warm gpu-check clean
 
 setup: $(STAMP)
 
@@ -42,9 +42,10 @@ PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder
 test: setup
 	PYTHONUNBUFFERED=1 $(PY) -m pytest $(PYTEST_ARGS) --durations=20
 
-# The unit tests only: the files marked e2e (pipeline and runner runs) are left out.
+# The unit tests only: those marked e2e (pipeline and runner runs) and integration
+# (executors, Beam jobs, the ImageNet network's training, other processes) are left out.
 test-fast: setup
-	PYTHONUNBUFFERED=1 $(PY) -m pytest $(PYTEST_ARGS) -m 'not e2e' --durations=10
+	PYTHONUNBUFFERED=1 $(PY) -m pytest $(PYTEST_ARGS) -m 'not e2e and not integration' --durations=10
 
 # The fuzzer's long profile: new random data roots, flags and serving directories
 # against the invariants (docs/invariants.md); FUZZ_EXAMPLES=N examples per property
@@ -67,13 +68,20 @@ bench-quality: setup
 bench-sites: setup
 	$(PY) bench/leave_site_out.py $(ARGS)
 
+# What carries the model to a site it never saw: lesion_net variants trained on BUSI,
+# each scored on BUS-BRA as trained and with its batch-norm statistics adapted to half
+# of BUS-BRA's patients (bench/README.md); ARGS="--variants lesion_net" for one.
+bench-site-variants: setup
+	$(PY) bench/site_variants.py $(ARGS)
+
 # Classify images with the pushed model: ARGS="IMAGE_OR_FOLDER... [--server URL] [--json]".
 predict: setup
 	$(PY) predict.py $(ARGS)
 
 # A new site's malignant threshold for the served model, from its first labelled export:
-# ARGS="--site NAME --data-root NAME=PATH [--manifest-columns NAME=PRESET] [--replace]"
-# (docs/serving.md); `make predict ARGS="... --site NAME"` decides at it.
+# ARGS="--site NAME --data-root NAME=PATH [--manifest-columns NAME=PRESET] [--replace]
+# [--adapt]" (docs/serving.md); `make predict ARGS="... --site NAME"` decides at it. With
+# --adapt, a copy of the model adapted to the site's scans, in outputs/site_models/NAME.
 operating-point: setup
 	$(PY) site_threshold.py $(ARGS)
 

@@ -141,6 +141,19 @@ class TransferRow:
   radiologist: Optional[radiologist_comparison.RadiologistComparison]
 
 
+def site_flag(text: str, flag: str, parser: argparse.ArgumentParser) -> configs.Site:
+  """NAME=PATH, read through BUS-BRA's manifest where the folder holds it."""
+  name, _, root = text.partition('=')
+  if not root:
+    parser.error(f'{flag} takes NAME=PATH, got {text!r}')
+  columns = (COLUMNS if os.path.isfile(os.path.join(root, MANIFEST))
+             else configs.ManifestColumns())
+  try:
+    return configs.Site(name, root, columns)
+  except configs.ConfigError as e:
+    parser.error(f'{flag}: {e}')
+
+
 def site_files(root: str, class_names: Sequence[str]) -> List[image_files.ImageFile]:
   """The benign and malignant scans of a site: BUS-BRA's manifest, or class folders."""
   if manifest.is_manifest_site(root, COLUMNS):
@@ -204,7 +217,7 @@ def transfer_row(trained_on: str, tested_on: str, scans: str, threshold: float,
       radiologist_comparison.compare(is_malignant, pair_scores, birads))
 
 
-def _text(p: op.Proportion) -> str:
+def proportion_text(p: op.Proportion) -> str:
   return 'n/a' if p.estimate is None else f'{p.estimate:.3f} ({p.lower:.2f}-{p.upper:.2f})'
 
 
@@ -213,7 +226,7 @@ def markdown_rows(row: TransferRow) -> List[str]:
   def line(what: str, r: Rates) -> str:
     auc = 'n/a' if r.benign_vs_malignant_auc is None else f'{r.benign_vs_malignant_auc:.3f}'
     return (f'| {row.trained_on} | {what} | {r.scans} ({r.malignant} m) | {auc} | '
-            f'{_text(r.sensitivity)} | {_text(r.specificity)} |')
+            f'{proportion_text(r.sensitivity)} | {proportion_text(r.specificity)} |')
   lines = [line(f'{row.tested_on}, {row.scans}', row.overall)]
   lines += [line(f'{row.tested_on}, {row.scans}, {device}', r)
             for device, r in row.per_device.items()]
@@ -224,11 +237,12 @@ def radiologist_rows(row: TransferRow) -> List[str]:
   r = row.radiologist
   if r is None:
     return []
-  points = '; '.join(f'{p.name}: {_text(p.sensitivity)} / {_text(p.specificity)}'
+  points = '; '.join(f'{p.name}: {proportion_text(p.sensitivity)} / '
+                     f'{proportion_text(p.specificity)}'
                      for p in r.birads_points)
   return [f'| {row.trained_on} | {row.tested_on}, {row.scans} | {r.scans} ({r.malignant} m) | '
           f'{r.model_auc:.3f} | {r.birads_auc:.3f} | {points} | '
-          f'{_text(r.model_sensitivity_at_biopsy_specificity)} |']
+          f'{proportion_text(r.model_sensitivity_at_biopsy_specificity)} |']
 
 
 def plain(value: Any) -> Any:

@@ -102,6 +102,7 @@ def test_a_transfer_row_at_the_operating_point_per_scanner_and_against_birads():
              for line in cross_site.markdown_rows(row))
 
 
+@pytest.mark.integration
 def test_the_program_scores_an_exported_model_on_a_site_and_writes_its_rows(tmp_path):
   pathologies = ['benign', 'malignant'] * 10
   root = write_manifest_site(str(tmp_path / 'site'), pathologies,

@@ -38,19 +38,6 @@ from models import training_loop
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 
 
-def _site(text: str, flag: str, parser: argparse.ArgumentParser) -> configs.Site:
-  """NAME=PATH, read through BUS-BRA's manifest where the folder holds it."""
-  name, _, root = text.partition('=')
-  if not root:
-    parser.error(f'{flag} takes NAME=PATH, got {text!r}')
-  columns = (cross_site.COLUMNS if os.path.isfile(os.path.join(root, cross_site.MANIFEST))
-             else configs.ManifestColumns())
-  try:
-    return configs.Site(name, root, columns)
-  except configs.ConfigError as e:
-    parser.error(f'{flag}: {e}')
-
-
 def main(argv: Sequence[str]) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--train-site', metavar='NAME=PATH',
@@ -64,13 +51,13 @@ def main(argv: Sequence[str]) -> int:
   parser.add_argument('--output', help='JSON results file (default: bench/results/'
                                        'leave_site_out_<train site>.json)')
   args = parser.parse_args(argv)
-  train_site = _site(args.train_site or f'bus_bra={cross_site.DEFAULT_ROOT}',
+  train_site = cross_site.site_flag(args.train_site or f'bus_bra={cross_site.DEFAULT_ROOT}',
                      '--train-site', parser)
   busi_root = data_root.find_data_root('')
   if not args.test_site and busi_root is None:
     raise SystemExit('bench/leave_site_out.py: no BUSI found ($BUSI_DIR, '
                      f'{", ".join(data_root.DEFAULT_DIRS)}): pass --test-site busi=PATH')
-  test_site = _site(args.test_site or f'busi={busi_root}', '--test-site', parser)
+  test_site = cross_site.site_flag(args.test_site or f'busi={busi_root}', '--test-site', parser)
   spec = registry.spec(args.model)
   epochs = args.epochs or spec.epochs
   if epochs < 1:

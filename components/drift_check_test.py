@@ -16,6 +16,9 @@ from components.image_example_gen import executor_test
 from contracts import configs
 from tests.fixtures import synthetic_busi
 
+# Each test runs the DataDriftCheck executor on statistics of real Beam runs.
+pytestmark = pytest.mark.integration
+
 _SCHEMA = io_utils.parse_pbtxt_file(
     os.path.join(configs.SCHEMA_DIR, 'schema.pbtxt'), schema_pb2.Schema())
 

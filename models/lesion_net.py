@@ -122,9 +122,13 @@ class LesionCrop(layers.Layer):
   """(image [N, H, W, C], box [N, 4]) -> the boxes resampled to `size` square.
 
   The box is in fractions of the image's edges (0: its top or left edge, 1:
-  its bottom or right one); `tf.image.crop_and_resize` takes the centres of the
-  first and last pixels it samples, so each box is converted to those. The
-  whole-image box at the image's own size is then the image itself.
+  its bottom or right one). Each output pixel samples the image bilinearly at
+  its centre's place in the box, and is 0 where that place lies past the
+  image's outermost pixel centres: what `tf.image.crop_and_resize` computes.
+  It is written as a per-image affine resampling instead, because Grappler's
+  cost estimator fails on CropAndResize with a batch of unknown size (every
+  serving batch) and logs the whole op each time a graph is built.
+  The whole-image box at the image's own size is then the image itself.
   """
 
   def __init__(self, size: int, **kwargs):
@@ -136,12 +140,21 @@ class LesionCrop(layers.Layer):
     image_size = tf.cast(tf.shape(image)[1:3], box.dtype)
     start, end = box[:, :2], box[:, 2:]
     inset = 0.5 * (end - start) / self.size
+    # Pixel coordinates (a pixel's centre is its index) of the first and
+    # last sample along y and x, and the step between samples.
     first = (start + inset) * image_size - 0.5
-    last = (end - inset) * image_size - 0.5
-    sampled = tf.concat([first, last], axis=1) / tf.tile(image_size - 1.0, [2])
-    indices = tf.range(tf.shape(image)[0])
-    return tf.image.crop_and_resize(image, sampled, indices, (self.size, self.size),
-                                    extrapolation_value=0.0)
+    step = ((end - inset) * image_size - 0.5 - first) / max(self.size - 1, 1)
+    zero = tf.zeros_like(step[:, 0])
+    # Output (x, y) -> input (step_x * x + first_x, step_y * y + first_y).
+    affine = tf.stack([step[:, 1], zero, first[:, 1], zero, step[:, 0], first[:, 0],
+                       zero, zero], axis=1)
+    crop = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image, transforms=affine, output_shape=[self.size, self.size],
+        fill_value=0.0, interpolation='BILINEAR', fill_mode='CONSTANT')
+    at = first[:, tf.newaxis, :] + (tf.range(self.size, dtype=box.dtype)[:, tf.newaxis]
+                                    * step[:, tf.newaxis, :])
+    inside = tf.cast((at >= 0.0) & (at <= image_size - 1.0), crop.dtype)
+    return crop * inside[:, :, tf.newaxis, :1] * inside[:, tf.newaxis, :, 1:]
 
   def get_config(self):
     return {**super().get_config(), 'size': self.size}

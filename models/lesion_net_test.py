@@ -67,6 +67,21 @@ def test_the_crop_resamples_the_box_from_the_image():
   np.testing.assert_allclose(crop[0, 0, :, 0], np.arange(8) / 2 + 1.75, atol=1e-5)
 
 
+def test_the_crop_is_crop_and_resize_also_past_the_image_edges():
+  rng = np.random.default_rng(0)
+  image = tf.constant(rng.random((6, 24, 24, 1), dtype=np.float32))
+  centre, half = rng.random((6, 2)), rng.uniform(0.1, 0.6, (6, 1))
+  box = np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
+  # crop_and_resize takes the first and last sample's place, in fractions of
+  # the span between the outermost pixel centres.
+  inset = 0.5 * (box[:, 2:] - box[:, :2]) / 16
+  first, last = (box[:, :2] + inset) * 24 - 0.5, (box[:, 2:] - inset) * 24 - 0.5
+  expected = tf.image.crop_and_resize(image, np.concatenate([first, last], axis=1) / 23,
+                                      np.arange(6), (16, 16))
+  np.testing.assert_allclose(lesion_net.LesionCrop(16)([image, tf.constant(box)]), expected,
+                             atol=1e-5)
+
+
 def test_the_whole_image_box_is_the_image_itself():
   image = tf.random.uniform((2, 16, 16, 1), seed=3)
   crop = lesion_net.LesionCrop(16)([image, tf.constant([[0.0, 0.0, 1.0, 1.0]] * 2)])

@@ -116,6 +116,13 @@ _SPECS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
 MODEL_CHOICES: Tuple[str, ...] = tuple(_SPECS)
 
 
+def register(model_spec: ModelSpec) -> None:
+  """Adds a family for this process (a benchmark's variant of one, say); adding
+  the same one again changes nothing."""
+  if _SPECS.setdefault(model_spec.name, model_spec) != model_spec:
+    raise ValueError(f'Another model family is registered as {model_spec.name!r}')
+
+
 def spec(name: str) -> ModelSpec:
   """The family called `name`; a ValueError naming the choices otherwise."""
   if name not in _SPECS:

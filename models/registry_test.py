@@ -1,5 +1,7 @@
 """The registry: every family builds, and callers get its settings from its spec."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,13 @@ def test_only_lesion_net_learns_no_lesion_from_normal_scans():
           if registry.spec(name).normal_mask_is_target] == ['lesion_net']
   assert all(registry.spec(name).has_mask_head for name in registry.MODEL_CHOICES
              if registry.spec(name).normal_mask_is_target)
+
+
+def test_a_registered_variant_is_found_by_name_and_cannot_be_replaced():
+  variant = dataclasses.replace(registry.spec('busi_net'), name='busi_net_variant', epochs=1)
+  registry.register(variant)
+  registry.register(variant)
+  assert registry.spec('busi_net_variant') == variant
+  assert 'busi_net_variant' not in registry.MODEL_CHOICES
+  with pytest.raises(ValueError, match='busi_net_variant'):
+    registry.register(dataclasses.replace(variant, epochs=2))

@@ -161,7 +161,7 @@ def train(model_config: configs.ModelConfig,
   with strategy.scope():
     training_model, serving_model = registry.build_model(model_config, len(class_names))
     if initial_weights:
-      _restore_network(serving_model, initial_weights)
+      restore_network(serving_model, initial_weights)
     monitor = model_spec.compile(training_model, training_config,
                                  steps_per_epoch * training_config.epochs)
   batches = functools.partial(_batches, weights=class_weights(labels, len(class_names)),
@@ -203,7 +203,7 @@ def write_network(serving_model: keras.Model, prefix: str) -> str:
   return tf.train.Checkpoint(model=serving_model).write(prefix)
 
 
-def _restore_network(serving_model: keras.Model, checkpoint: str) -> None:
+def restore_network(serving_model: keras.Model, checkpoint: str) -> None:
   """Loads every weight of `serving_model` from `checkpoint`, matched by structure.
 
   The rest of a SavedModel (the Transform layer, constants) is ignored; a

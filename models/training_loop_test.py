@@ -203,6 +203,7 @@ def exported(export):
   return result, tf.saved_model.load(export_dir)
 
 
+@pytest.mark.integration
 def test_an_imagenet_family_trains_one_step_on_a_lesion_and_a_normal_scan(exported):
   result, _ = exported
   assert (result.epochs_run, result.best_epoch) == (1, 0)
@@ -210,6 +211,7 @@ def test_an_imagenet_family_trains_one_step_on_a_lesion_and_a_normal_scan(export
   assert result.temperature > 0
 
 
+@pytest.mark.integration
 def test_its_two_signatures_serve_the_trained_networks_scores(exported):
   result, served = exported
   rng = np.random.default_rng(4)
@@ -233,6 +235,7 @@ def _head_kernel(serving_model) -> np.ndarray:
   return serving_model.get_layer(model_lib.CLASS_OUTPUT).get_weights()[0]
 
 
+@pytest.mark.integration
 def test_a_warm_start_begins_from_the_exported_networks_weights(export):
   result, export_dir = export
   served = _head_kernel(result.serving_model)
@@ -250,6 +253,7 @@ def test_a_warm_start_begins_from_the_exported_networks_weights(export):
   np.testing.assert_allclose(_head_kernel(warm.serving_model), served, atol=1e-6)
 
 
+@pytest.mark.integration
 def test_a_checkpoint_of_another_class_list_is_refused(export):
   _, export_dir = export
   with pytest.raises(ValueError, match='do not fit this network .*incompatible tensor'):
@@ -260,6 +264,7 @@ def test_a_checkpoint_of_another_class_list_is_refused(export):
         initial_weights=training_loop.warm_start_checkpoint(export_dir))
 
 
+@pytest.mark.integration
 def test_a_checkpoint_of_another_family_is_refused(export):
   _, export_dir = export
   with pytest.raises(ValueError, match='do not fit this network'):

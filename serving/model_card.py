@@ -76,6 +76,9 @@ class ModelCard:
   # site -> the malignant threshold the site set from its own labelled scans
   # (assets.extra/site_operating_points.json) when the card was written.
   site_thresholds: Dict[str, float] = dataclasses.field(default_factory=dict)
+  # The site whose scans this copy's batch-norm statistics were re-estimated
+  # on (serving/site_adaptation.py); '' for the model as trained.
+  adapted_to_site: str = ''
 
   def headline(self) -> Dict[str, float]:
     """The metrics that had floors: what blessed this version."""
@@ -169,6 +172,9 @@ def to_markdown(card: ModelCard) -> str:
       (f'Warm-started from the weights of served version `{card.started_from}`.'
        if card.started_from else "Trained from the family's initial weights."),
       '',
+      *([f'Adapted to site `{card.adapted_to_site}`: its batch-norm statistics were '
+         "re-estimated on that site's scans, every weight kept; the figures above are "
+         "the trained model's.", ''] if card.adapted_to_site else []),
       '```json',
       json.dumps(card.training_config, indent=1, sort_keys=True),
       '```',

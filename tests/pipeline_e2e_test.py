@@ -45,14 +45,14 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _FAST = ['--image-size', '32', '--epochs', '2', '--beam-workers', '1']
 
 # Third-party notices a run printed dozens of times before models/__init__.py
-# filtered them at their source; none may come back. (TensorFlow's C++
-# `Error in PredictCost()` warning is not among them: see docs/troubleshooting.md.)
+# filtered them at their source; none may come back.
 THIRD_PARTY_NOISE = (
     'FutureWarning',  # google.api_core on Python 3.10, google-cloud-aiplatform
     'property_predicate is not supported',  # TFX's input resolution
     'is deprecated and will be removed',  # TensorFlow's and TFMA's deprecation notes
     'Unable to register cu',  # TensorFlow's CUDA plugins at import, on a CPU machine
     'payload_format custom property',  # the Trainer reading Transform's examples
+    'Error in PredictCost()',  # Grappler on a crop op (models/lesion_net.py's LesionCrop)
 )
 
 

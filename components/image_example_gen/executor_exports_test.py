@@ -3,6 +3,8 @@
 import os
 import shutil
 
+import pytest
+
 from components.image_example_gen import driver
 from components.image_example_gen import executor_ledger_test
 from components.image_example_gen import executor_test
@@ -10,6 +12,9 @@ from contracts import configs
 from dataset import data_audit
 from serving import model_card
 from tests.fixtures import synthetic_busi
+
+# Runs ImageExampleGen's executor on the local Beam runner.
+pytestmark = pytest.mark.integration
 
 
 def _splits(out):

@@ -3,12 +3,17 @@
 import os
 import shutil
 
+import pytest
+
 from components import served_data
 from components.image_example_gen import executor_test
 from contracts import serving
 from dataset import split_ledger
 from serving import model_card
 from tests.fixtures import synthetic_busi
+
+# Runs ImageExampleGen's executor on the local Beam runner.
+pytestmark = pytest.mark.integration
 
 
 def serve(examples_uri: str, model_dir: str, card=None) -> None:

@@ -58,6 +58,7 @@ def test_arguments_reach_tfx_unchanged_but_the_executor_input():
   assert input_type(json.loads(rewritten[3])) == _EXAMPLES_TYPE
 
 
+@pytest.mark.integration
 def test_a_task_that_asked_for_a_gpu_stops_when_none_is_visible():
   # This machine has no GPU: the task must stop before TFX runs anything.
   argv = ['--require_gpus', '1',

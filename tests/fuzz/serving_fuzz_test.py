@@ -31,6 +31,7 @@ from typing import List, Optional, Tuple
 
 from google.protobuf import text_format
 from hypothesis import event, given, settings
+import pytest
 from tensorflow_serving.config import model_server_config_pb2
 
 import serving_admin
@@ -199,6 +200,7 @@ def test_switches_against_a_server_are_true(scenario):
         _check_command(model_dir, command, server)
 
 
+@pytest.mark.integration
 def test_a_damaged_config_in_a_process():
   """The command as a user runs it: one line, no traceback or third-party notice, then repair."""
   with tempfile.TemporaryDirectory() as base:

@@ -44,6 +44,7 @@ def _stop_after(process: subprocess.Popen, line_start: str, signum: int):
   return process.returncode, ''.join(seen) + out, err
 
 
+@pytest.mark.integration
 def test_a_signal_stops_the_run_with_one_line_and_the_rerun_resumes(tmp_path):
   root = synthetic_busi.write_dataset(str(tmp_path / 'data'), per_class=3)
   out = str(tmp_path / 'out')

@@ -17,6 +17,9 @@ from models import signatures
 from pipeline import eval_config
 from tests.fixtures import exported_model
 
+# Each case runs TFMA on the local Beam runner.
+pytestmark = pytest.mark.integration
+
 _EXAMPLES = 6
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 
+import pytest
 from tfx.utils import io_utils
 
 from components import atomic_pusher
@@ -83,6 +84,7 @@ def test_push_canary_promote_rollback_push_through_the_label_rule(exported, serv
       ('push', False), ('push', True)]
 
 
+@pytest.mark.integration
 def test_many_commands_at_once_serialise_and_every_success_is_a_switch_made(
     exported, served, tmp_path):
   base = str(tmp_path / 'serving' / names.MODEL_NAME)

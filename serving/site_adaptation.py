@@ -1,0 +1,108 @@
+"""A served version adapted to a new site: its batch-norm statistics re-estimated there.
+
+A model trained at one hospital ranks another hospital's lesions better once
+its batch-norm layers normalise with that hospital's statistics
+(models/batch_norm_adaptation.py, bench/README.md "Sites never seen"). This
+writes such a copy of a pushed version, for the site to serve: the network
+is rebuilt from the version's model card, its weights read from the
+version's own variables, its statistics re-estimated on the site's scans,
+and the version's variables rewritten with only those statistics changed.
+Everything else (signatures, the Transform graph, the decision's constants,
+warm-up, the Trainer's operating point) is the served version's, byte for byte;
+other sites' thresholds are left out, and the copy's model card names the site.
+"""
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from contracts import configs
+from models import batch_norm_adaptation
+from models import operating_point
+from models import preprocessing
+from models import registry
+from models import training_loop
+from serving import model_card
+
+# Checkpoint keys of a batch-norm layer's statistics end with these.
+_STATISTICS = ('moving_mean/.ATTRIBUTES/VARIABLE_VALUE',
+               'moving_variance/.ATTRIBUTES/VARIABLE_VALUE')
+
+
+class AdaptationError(ValueError):
+  """The version cannot be adapted; the message says why, in one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptedVersion:
+  version_dir: str
+  site: str
+  scans: int
+  batch_norm_layers: int
+
+
+def decode_scans(paths: Sequence[str], image_size: int) -> np.ndarray:
+  """The scans as the served Transform decodes them: float32 [N, size, size, 1]."""
+  return np.stack([
+      preprocessing.decode_image(tf.constant(tf.io.gfile.GFile(path, 'rb').read()),
+                                 image_size).numpy()
+      for path in paths])
+
+
+def adapt_version(version_dir: str, site: str, scan_paths: Sequence[str],
+                  output_dir: str) -> AdaptedVersion:
+  """Writes `version_dir` adapted to `site`'s scans as the new folder `output_dir`."""
+  if os.path.exists(output_dir):
+    raise AdaptationError(f'{output_dir} exists already')
+  card = model_card.read_card(version_dir)
+  if card is None:
+    raise AdaptationError(f'{version_dir} has no model card to say which network it holds')
+  model_config = configs.model_config_from(card.training_config)
+  _, network = registry.build_model(model_config, len(card.training_config['class_names']))
+  source = training_loop.warm_start_checkpoint(version_dir)
+  training_loop.restore_network(network, source)
+  layers = batch_norm_adaptation.adapt(network,
+                                       decode_scans(scan_paths, model_config.image_size))
+  if not layers:
+    raise AdaptationError(f'{model_config.name} has no batch-norm layer to adapt')
+  with tempfile.TemporaryDirectory() as scratch:
+    staging = os.path.join(scratch, 'version')
+    shutil.copytree(version_dir, staging)
+    adapted = training_loop.write_network(network, os.path.join(scratch, 'adapted'))
+    _replace_statistics(source, adapted, training_loop.warm_start_checkpoint(staging),
+                        expected=2 * layers)
+    # Other sites' thresholds were set on the unadapted scores: they do not
+    # hold for this copy, whose own site sets its threshold on its scores.
+    site_points = operating_point.sites_path_in(staging)
+    if os.path.exists(site_points):
+      os.remove(site_points)
+    files = model_card.card_files(dataclasses.replace(card, adapted_to_site=site,
+                                                      site_thresholds={}))
+    for relpath, text in files.items():
+      with open(os.path.join(staging, relpath), 'w') as f:
+        f.write(text)
+    os.makedirs(os.path.dirname(os.path.abspath(output_dir)), exist_ok=True)
+    shutil.move(staging, output_dir)
+  return AdaptedVersion(output_dir, site, len(scan_paths), layers)
+
+
+def _replace_statistics(source: str, adapted: str, target: str, expected: int) -> None:
+  """Writes `source`'s checkpoint to `target` with `adapted`'s batch-norm statistics.
+
+  The keys, shapes and object graph stay `source`'s, so the SavedModel loads
+  it as its own.
+  """
+  kept, new = tf.train.load_checkpoint(source), tf.train.load_checkpoint(adapted)
+  keys = sorted(kept.get_variable_to_dtype_map())
+  replaced = [key for key in keys if key.endswith(_STATISTICS) and new.has_tensor(key)]
+  if len(replaced) != expected:
+    raise AdaptationError(f'{len(replaced)} batch-norm statistics of the {expected} '
+                          'adapted ones were found in the version\'s variables')
+  tensors = [new.get_tensor(key) if key in replaced else kept.get_tensor(key) for key in keys]
+  tf.raw_ops.SaveV2(prefix=target, tensor_names=keys, shape_and_slices=[''] * len(keys),
+                    tensors=tensors)

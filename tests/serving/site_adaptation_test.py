@@ -1,0 +1,137 @@
+"""A served version adapted to a site: only its batch-norm statistics change, to the site's."""
+
+import dataclasses
+import filecmp
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from contracts import configs
+from contracts import features
+from contracts import names
+from contracts import serving
+from models import batch_norm_adaptation
+from models import inference
+from models import operating_point
+from models import registry
+from models import training_loop
+from serving import model_card
+from serving import site_adaptation
+from tests.fixtures import exported_model
+from tests.fixtures import synthetic_busi
+from tests.serving import model_card_test
+
+import site_threshold
+
+# Exports a model through a Transform run and adapts it.
+pytestmark = pytest.mark.integration
+
+# busi_net has batch-norm layers (the suite's seed_cnn has none).
+_MODEL = configs.ModelConfig(name='busi_net', image_size=32)
+
+
+@pytest.fixture(scope='module')
+def served(tmp_path_factory):
+  """A pushed version of busi_net with its card and another site's threshold."""
+  work = tmp_path_factory.mktemp('adaptation')
+  version_dir = str(work / 'serving' / names.MODEL_NAME / '4')
+  exported = exported_model.export_untrained_model(_MODEL, str(work), version_dir,
+                                                   temperature=1.3)
+  card = dataclasses.replace(
+      model_card_test._card(exported.operating_point), version=4,
+      training_config={'model': dataclasses.asdict(_MODEL),
+                       'class_names': list(features.CLASS_NAMES)})
+  for relpath, text in model_card.card_files(card).items():
+    with open(os.path.join(version_dir, relpath), 'w') as f:
+      f.write(text)
+  operating_point.write_site(version_dir, dataclasses.replace(
+      exported.operating_point, site='elsewhere', split='site_export'))
+  return exported
+
+
+@pytest.fixture(scope='module')
+def site_scans(tmp_path_factory):
+  """A site whose scanner is darker and flatter than the one trained on."""
+  root = synthetic_busi.write_dataset(str(tmp_path_factory.mktemp('site')), per_class=4)
+  return root, sorted(os.path.join(dirpath, name) for dirpath, _, files in os.walk(root)
+                      for name in files if '_mask' not in name)
+
+
+def _scores(version_dir, paths):
+  signature = tf.saved_model.load(version_dir).signatures[serving.SERVING_IMAGES]
+  return signature(**{serving.IMAGE_BYTES_INPUT: tf.constant(
+      [open(path, 'rb').read() for path in paths])})[serving.SCORES_OUTPUT].numpy()
+
+
+def test_the_copy_serves_the_network_with_the_sites_statistics(served, site_scans, tmp_path):
+  _, paths = site_scans
+  output = str(tmp_path / 'site_models' / '4')
+  adapted = site_adaptation.adapt_version(served.saved_model_dir, 'clinic', paths, output)
+  assert (adapted.version_dir, adapted.scans) == (output, len(paths))
+  assert adapted.batch_norm_layers == len(
+      batch_norm_adaptation.batch_norm_layers(served.keras_model))
+
+  # The same network adapted in memory serves the same scores as the copy.
+  _, network = registry.build_model(_MODEL, len(features.CLASS_NAMES))
+  training_loop.restore_network(network,
+                                training_loop.warm_start_checkpoint(served.saved_model_dir))
+  images = site_adaptation.decode_scans(paths, _MODEL.image_size)
+  batch_norm_adaptation.adapt(network, images)
+  expected = inference.class_scores(network, tf.constant(images), served.temperature).numpy()
+  np.testing.assert_allclose(_scores(output, paths), expected, rtol=1e-4, atol=1e-5)
+  assert not np.allclose(_scores(served.saved_model_dir, paths), expected, atol=1e-3)
+
+  # Only the statistics changed; the served version is untouched.
+  kept = tf.train.load_checkpoint(training_loop.warm_start_checkpoint(served.saved_model_dir))
+  new = tf.train.load_checkpoint(training_loop.warm_start_checkpoint(output))
+  changed = {key for key in kept.get_variable_to_dtype_map()
+             if not np.array_equal(kept.get_tensor(key), new.get_tensor(key))}
+  assert changed and all('moving_mean' in k or 'moving_variance' in k for k in changed)
+  assert filecmp.cmp(os.path.join(served.saved_model_dir, serving.SAVED_MODEL_FILE),
+                     os.path.join(output, serving.SAVED_MODEL_FILE), shallow=False)
+  card = model_card.read_card(output)
+  assert (card.adapted_to_site, card.site_thresholds) == ('clinic', {})
+  assert 'Adapted to site `clinic`' in open(os.path.join(
+      output, serving.ASSETS_EXTRA, serving.MODEL_CARD_MARKDOWN_FILE)).read()
+  assert operating_point.read_sites(output) == {}
+  assert set(operating_point.read_sites(served.saved_model_dir)) == {'elsewhere'}
+
+  with pytest.raises(site_adaptation.AdaptationError, match='exists already'):
+    site_adaptation.adapt_version(served.saved_model_dir, 'clinic', paths, output)
+
+
+def test_site_threshold_adapts_then_sets_the_threshold_on_the_copy(
+    served, site_scans, tmp_path, capsys):
+  root, _ = site_scans
+  output = str(tmp_path / 'clinic' / '4')
+  argv = ['--site', 'clinic', '--data-root', f'clinic={root}', '--model-dir',
+          served.saved_model_dir, '--adapt', '--adapted-model-dir', output]
+  assert site_threshold.main(argv) == 0
+  out, _ = capsys.readouterr()
+  assert out.startswith(f'{output}: adapted to site clinic (')
+  assert set(operating_point.read_sites(output)) == {'clinic'}
+  assert 'clinic' not in operating_point.read_sites(served.saved_model_dir)
+
+  assert site_threshold.main(argv) == 2
+  _, err = capsys.readouterr()
+  assert err.count('\n') == 1 and 'exists already' in err and '--replace' in err
+  assert site_threshold.main([*argv, '--replace']) == 0
+  _, err = capsys.readouterr()
+  assert f'replaced: {output}' in err
+
+
+def test_a_version_without_a_card_cannot_be_adapted(served, site_scans, tmp_path, capsys):
+  root, _ = site_scans
+  bare = str(tmp_path / 'bare')
+  shutil.copytree(served.saved_model_dir, bare)
+  os.remove(os.path.join(bare, serving.ASSETS_EXTRA, serving.MODEL_CARD_JSON_FILE))
+  assert site_threshold.main(['--site', 'clinic', '--data-root', f'clinic={root}',
+                              '--model-dir', bare, '--adapt',
+                              '--adapted-model-dir', str(tmp_path / 'out')]) == 2
+  _, err = capsys.readouterr()
+  assert err.splitlines()[-1] == (f'site_threshold: error: {bare} cannot be adapted: {bare} '
+                                  'has no model card to say which network it holds')
+  assert not os.path.exists(tmp_path / 'out')
