@@ -10,7 +10,9 @@ would have), the test half is only scored. Nothing is chosen on the test half:
 - a training variant is chosen on the training site's eval split (its
   benign-vs-malignant AUC there);
 - test-time adaptation of the batch-norm statistics is chosen on the
-  adaptation half, whose images (never their labels) it adapts to.
+  adaptation half, whose images (never their labels) it adapts to;
+- the site's own threshold is set on the adaptation half's labelled scans,
+  as `make operating-point` sets it from a first export.
 
 The variants are those known to carry across scanners:
 

@@ -220,8 +220,8 @@ def _not_for_lines(card: ModelCard) -> List[str]:
            f'- At a hospital or scanner outside {tested}: its accuracy and its threshold '
            'are unmeasured there, and a model trained at one hospital has lost much of '
            'its AUC at another (docs/results.md). Measure first: `make operating-point` '
-           'on that site\'s labelled scans sets and records its own threshold '
-           '(docs/serving.md).']
+           'on that site\'s labelled scans sets and records its own threshold, and with '
+           '`--adapt` first adapts a copy of the model to its scanner (docs/serving.md).']
   if card.ungated_sites:
     lines.append(f'- Relying on its figures at {", ".join(sorted(card.ungated_sites))}: '
                  'too few malignant test scans there to gate on.')
