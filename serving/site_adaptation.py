@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from contracts import configs
 from models import batch_norm_adaptation
@@ -29,9 +30,8 @@ from models import registry
 from models import training_loop
 from serving import model_card
 
-# Checkpoint keys of a batch-norm layer's statistics end with these.
-_STATISTICS = ('moving_mean/.ATTRIBUTES/VARIABLE_VALUE',
-               'moving_variance/.ATTRIBUTES/VARIABLE_VALUE')
+_OBJECT_GRAPH = '_CHECKPOINTABLE_OBJECT_GRAPH'
+_ATTRIBUTES = '/.ATTRIBUTES/'
 
 
 class AdaptationError(ValueError):
@@ -92,17 +92,52 @@ def adapt_version(version_dir: str, site: str, scan_paths: Sequence[str],
 
 
 def _replace_statistics(source: str, adapted: str, target: str, expected: int) -> None:
-  """Writes `source`'s checkpoint to `target` with `adapted`'s batch-norm statistics.
+  """Writes `source`'s checkpoint to `target` with `adapted`'s values of the network.
 
-  The keys, shapes and object graph stay `source`'s, so the SavedModel loads
-  it as its own.
+  `adapted` holds the same network (`training_loop.write_network`), but a
+  SavedModel may store a variable under another key than its layer path (a
+  layer shared by two calls puts the network's variables under
+  `model/variables/N`), so each of `adapted`'s keys is followed, by its path of
+  object names, through `source`'s object graph to the key `source` stores it
+  under. The keys, shapes and object graph stay `source`'s, so the SavedModel
+  loads it as its own; only the batch-norm statistics can differ.
   """
   kept, new = tf.train.load_checkpoint(source), tf.train.load_checkpoint(adapted)
-  keys = sorted(kept.get_variable_to_dtype_map())
-  replaced = [key for key in keys if key.endswith(_STATISTICS) and new.has_tensor(key)]
-  if len(replaced) != expected:
-    raise AdaptationError(f'{len(replaced)} batch-norm statistics of the {expected} '
-                          'adapted ones were found in the version\'s variables')
-  tensors = [new.get_tensor(key) if key in replaced else kept.get_tensor(key) for key in keys]
+  graph = _ObjectGraph(kept)
+  values = {key: kept.get_tensor(key) for key in kept.get_variable_to_dtype_map()}
+  changed = 0
+  for key in new.get_variable_to_dtype_map():
+    if key == _OBJECT_GRAPH:
+      continue
+    path = key.partition(_ATTRIBUTES)[0]
+    stored_as = graph.key(path)
+    if not stored_as:
+      raise AdaptationError(f'the version\'s variables hold no {path}: not the network '
+                            'its model card names')
+    value = new.get_tensor(key)
+    changed += not np.array_equal(values[stored_as], value)
+    values[stored_as] = value
+  if not 0 < changed <= expected:
+    raise AdaptationError(f'{changed} of the version\'s variables changed, where only the '
+                          f'{expected} batch-norm statistics may')
+  keys = sorted(values)
   tf.raw_ops.SaveV2(prefix=target, tensor_names=keys, shape_and_slices=[''] * len(keys),
-                    tensors=tensors)
+                    tensors=[values[key] for key in keys])
+
+
+class _ObjectGraph:
+  """A checkpoint's object graph: where the value at a path of object names is stored."""
+
+  def __init__(self, reader):
+    self._graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    self._graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH))
+
+  def key(self, path: str) -> str:
+    """The checkpoint key of the variable at `path` (`model/layer-1/kernel`); '' if none."""
+    node = self._graph.nodes[0]
+    for name in path.split('/'):
+      child = next((c.node_id for c in node.children if c.local_name == name), None)
+      if child is None:
+        return ''
+      node = self._graph.nodes[child]
+    return next((a.checkpoint_key for a in node.attributes if a.name == 'VARIABLE_VALUE'), '')

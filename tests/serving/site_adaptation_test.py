@@ -29,32 +29,43 @@ import site_threshold
 # Exports a model through a Transform run and adapts it.
 pytestmark = pytest.mark.integration
 
-# busi_net has batch-norm layers (the suite's seed_cnn has none).
-_MODEL = configs.ModelConfig(name='busi_net', image_size=32)
+# busi_net: batch-norm layers in a plain stack (the suite's seed_cnn has none).
+# lesion_net: one backbone for two passes, so its SavedModel stores the
+# network's variables under other keys than their layer paths.
+_FAMILIES = {'busi_net': configs.ModelConfig(name='busi_net', image_size=32),
+             'lesion_net': configs.ModelConfig(name='lesion_net', image_size=64)}
 
 
 @pytest.fixture(scope='module')
-def served(tmp_path_factory):
-  """A pushed version of busi_net with its card and another site's threshold."""
-  work = tmp_path_factory.mktemp('adaptation')
-  version_dir = str(work / 'serving' / names.MODEL_NAME / '4')
-  exported = exported_model.export_untrained_model(_MODEL, str(work), version_dir,
-                                                   temperature=1.3)
-  card = dataclasses.replace(
-      model_card_test._card(exported.operating_point), version=4,
-      training_config={'model': dataclasses.asdict(_MODEL),
-                       'class_names': list(features.CLASS_NAMES)})
-  for relpath, text in model_card.card_files(card).items():
-    with open(os.path.join(version_dir, relpath), 'w') as f:
-      f.write(text)
-  operating_point.write_site(version_dir, dataclasses.replace(
-      exported.operating_point, site='elsewhere', split='site_export'))
-  return exported
+def push(tmp_path_factory):
+  """family -> a pushed version of it, with its card and another site's threshold."""
+  pushed = {}
+
+  def pushed_version(family: str) -> exported_model.ExportedModel:
+    if family not in pushed:
+      model_config = _FAMILIES[family]
+      work = tmp_path_factory.mktemp(family)
+      version_dir = str(work / 'serving' / names.MODEL_NAME / '4')
+      exported = exported_model.export_untrained_model(model_config, str(work), version_dir,
+                                                       temperature=1.3)
+      card = dataclasses.replace(
+          model_card_test._card(exported.operating_point), version=4,
+          training_config={'model': dataclasses.asdict(model_config),
+                           'class_names': list(features.CLASS_NAMES)})
+      for relpath, text in model_card.card_files(card).items():
+        with open(os.path.join(version_dir, relpath), 'w') as f:
+          f.write(text)
+      operating_point.write_site(version_dir, dataclasses.replace(
+          exported.operating_point, site='elsewhere', split='site_export'))
+      pushed[family] = exported
+    return pushed[family]
+
+  return pushed_version
 
 
 @pytest.fixture(scope='module')
 def site_scans(tmp_path_factory):
-  """A site whose scanner is darker and flatter than the one trained on."""
+  """A new site's labelled export: its folder and its scans."""
   root = synthetic_busi.write_dataset(str(tmp_path_factory.mktemp('site')), per_class=4)
   return root, sorted(os.path.join(dirpath, name) for dirpath, _, files in os.walk(root)
                       for name in files if '_mask' not in name)
@@ -66,7 +77,10 @@ def _scores(version_dir, paths):
       [open(path, 'rb').read() for path in paths])})[serving.SCORES_OUTPUT].numpy()
 
 
-def test_the_copy_serves_the_network_with_the_sites_statistics(served, site_scans, tmp_path):
+@pytest.mark.parametrize('family', sorted(_FAMILIES))
+def test_the_copy_serves_the_network_with_the_sites_statistics(push, family, site_scans,
+                                                               tmp_path):
+  served, model_config = push(family), _FAMILIES[family]
   _, paths = site_scans
   output = str(tmp_path / 'site_models' / '4')
   adapted = site_adaptation.adapt_version(served.saved_model_dir, 'clinic', paths, output)
@@ -75,10 +89,10 @@ def test_the_copy_serves_the_network_with_the_sites_statistics(served, site_scan
       batch_norm_adaptation.batch_norm_layers(served.keras_model))
 
   # The same network adapted in memory serves the same scores as the copy.
-  _, network = registry.build_model(_MODEL, len(features.CLASS_NAMES))
+  _, network = registry.build_model(model_config, len(features.CLASS_NAMES))
   training_loop.restore_network(network,
                                 training_loop.warm_start_checkpoint(served.saved_model_dir))
-  images = site_adaptation.decode_scans(paths, _MODEL.image_size)
+  images = site_adaptation.decode_scans(paths, model_config.image_size)
   batch_norm_adaptation.adapt(network, images)
   expected = inference.class_scores(network, tf.constant(images), served.temperature).numpy()
   np.testing.assert_allclose(_scores(output, paths), expected, rtol=1e-4, atol=1e-5)
@@ -87,9 +101,12 @@ def test_the_copy_serves_the_network_with_the_sites_statistics(served, site_scan
   # Only the statistics changed; the served version is untouched.
   kept = tf.train.load_checkpoint(training_loop.warm_start_checkpoint(served.saved_model_dir))
   new = tf.train.load_checkpoint(training_loop.warm_start_checkpoint(output))
-  changed = {key for key in kept.get_variable_to_dtype_map()
-             if not np.array_equal(kept.get_tensor(key), new.get_tensor(key))}
-  assert changed and all('moving_mean' in k or 'moving_variance' in k for k in changed)
+  changed = [new.get_tensor(key) for key in kept.get_variable_to_dtype_map()
+             if not np.array_equal(kept.get_tensor(key), new.get_tensor(key))]
+  statistics = [variable.numpy() for layer in batch_norm_adaptation.batch_norm_layers(network)
+                for variable in (layer.moving_mean, layer.moving_variance)]
+  assert changed and all(any(value.shape == s.shape and np.allclose(value, s, atol=1e-5)
+                             for s in statistics) for value in changed)
   assert filecmp.cmp(os.path.join(served.saved_model_dir, serving.SAVED_MODEL_FILE),
                      os.path.join(output, serving.SAVED_MODEL_FILE), shallow=False)
   card = model_card.read_card(output)
@@ -104,7 +121,8 @@ def test_the_copy_serves_the_network_with_the_sites_statistics(served, site_scan
 
 
 def test_site_threshold_adapts_then_sets_the_threshold_on_the_copy(
-    served, site_scans, tmp_path, capsys):
+    push, site_scans, tmp_path, capsys):
+  served = push('busi_net')
   root, _ = site_scans
   output = str(tmp_path / 'clinic' / '4')
   argv = ['--site', 'clinic', '--data-root', f'clinic={root}', '--model-dir',
@@ -123,7 +141,8 @@ def test_site_threshold_adapts_then_sets_the_threshold_on_the_copy(
   assert f'replaced: {output}' in err
 
 
-def test_a_version_without_a_card_cannot_be_adapted(served, site_scans, tmp_path, capsys):
+def test_a_version_without_a_card_cannot_be_adapted(push, site_scans, tmp_path, capsys):
+  served = push('busi_net')
   root, _ = site_scans
   bare = str(tmp_path / 'bare')
   shutil.copytree(served.saved_model_dir, bare)
