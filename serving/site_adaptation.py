@@ -48,10 +48,18 @@ class AdaptedVersion:
 
 def decode_scans(paths: Sequence[str], image_size: int) -> np.ndarray:
   """The scans as the served Transform decodes them: float32 [N, size, size, 1]."""
-  return np.stack([
-      preprocessing.decode_image(tf.constant(tf.io.gfile.GFile(path, 'rb').read()),
-                                 image_size).numpy()
-      for path in paths])
+  images = []
+  for path in paths:
+    try:
+      images.append(preprocessing.decode_image(
+          tf.constant(tf.io.gfile.GFile(path, 'rb').read()), image_size).numpy())
+    except tf.errors.InvalidArgumentError as e:
+      # An eager tf.debugging.Assert puts its message after "Summarized data:".
+      reason = e.message.strip().splitlines()[0].rpartition('Summarized data: ')[2]
+      if reason.startswith(("b'", 'b"')):
+        reason = reason[2:-1]
+      raise AdaptationError(f'{path}: {reason}') from None
+  return np.stack(images)
 
 
 def adapt_version(version_dir: str, site: str, scan_paths: Sequence[str],

@@ -154,3 +154,10 @@ def test_a_version_without_a_card_cannot_be_adapted(push, site_scans, tmp_path, 
   assert err.splitlines()[-1] == (f'site_threshold: error: {bare} cannot be adapted: {bare} '
                                   'has no model card to say which network it holds')
   assert not os.path.exists(tmp_path / 'out')
+
+
+def test_a_scan_the_model_cannot_read_is_named(tmp_path):
+  damaged = tmp_path / 'damaged.png'
+  damaged.write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 40)
+  with pytest.raises(site_adaptation.AdaptationError, match=f'{damaged}: Invalid image'):
+    site_adaptation.decode_scans([str(damaged)], 32)
