@@ -17,7 +17,6 @@ import base64
 import dataclasses
 import json
 import os
-import re
 import sys
 import urllib.error
 import urllib.request
@@ -31,7 +30,6 @@ from contracts import printable
 from contracts import serving
 
 DEFAULT_MODEL_DIR = os.path.join('outputs', 'serving_model', names.MODEL_NAME)
-_TF_ERROR_NOISE = ('[[', 'Graph execution error', 'Detected at node', '<stack traces')
 
 
 class PredictionError(Exception):
@@ -53,15 +51,6 @@ class Prediction:
   # read it, whatever the decision.
   not_sure: bool
   probabilities: Dict[str, float]   # class name -> probability, in the model's order
-
-
-def tf_error_reason(message: str) -> str:
-  """The one line of a TensorFlow error that says what was wrong with the input."""
-  lines = [line.strip() for line in message.splitlines()]
-  reasons = [line for line in lines if line and not line.startswith(_TF_ERROR_NOISE)]
-  reason = reasons[-1] if reasons else message.strip()
-  match = re.fullmatch(r'assertion failed: \[(.*)\]', reason)
-  return match.group(1) if match else reason
 
 
 def _prediction(outputs: Dict[str, Sequence]) -> Prediction:
@@ -98,7 +87,7 @@ class LocalModel:
       saved_model = tf.saved_model.load(saved_model_dir)
     except (OSError, ValueError, tf.errors.OpError) as error:
       raise UsageError(f'--model-dir {saved_model_dir}: not a loadable SavedModel: '
-                       f'{tf_error_reason(str(error))}') from None
+                       f'{printable.tf_error_reason(str(error))}') from None
     if serving.SERVING_IMAGES not in saved_model.signatures:
       raise UsageError(f'--model-dir {saved_model_dir}: the model has no '
                        f'{serving.SERVING_IMAGES} signature')
@@ -118,7 +107,7 @@ class LocalModel:
     try:
       outputs = self._signature(**{serving.IMAGE_BYTES_INPUT: self._tf.constant([image])})
     except self._tf.errors.InvalidArgumentError as error:
-      raise PredictionError(tf_error_reason(error.message)) from None
+      raise PredictionError(printable.tf_error_reason(error.message)) from None
     return _prediction({
         serving.DECISION_OUTPUT: outputs[serving.DECISION_OUTPUT].numpy()[0].decode(),
         serving.LABEL_OUTPUT: outputs[serving.LABEL_OUTPUT].numpy()[0].decode(),
@@ -205,9 +194,9 @@ class ServedModel:
     except (ValueError, KeyError, TypeError):
       message = text.strip()[:200]
     if error.code == 400:
-      return PredictionError(tf_error_reason(message))
+      return PredictionError(printable.tf_error_reason(message))
     return UsageError(f'--server: {url} answered {error.code}: '
-                      f'{tf_error_reason(message)}')
+                      f'{printable.tf_error_reason(message)}')
 
 
 def find_images(paths: Sequence[str]) -> List[str]:

@@ -41,6 +41,7 @@ from contracts import configs
 from contracts import features
 from contracts import names
 from contracts import operating_point as op
+from contracts import printable
 from contracts import serving
 from dataset import manifest
 from dataset import sites
@@ -110,9 +111,8 @@ def malignant_scores(version_dir: str, paths: Sequence[str]) -> np.ndarray:
       outputs = signature(**{serving.IMAGE_BYTES_INPUT: tf.constant(
           [tf.io.gfile.GFile(path, 'rb').read() for path in batch])})
     except tf.errors.InvalidArgumentError as e:
-      reason = e.message.strip().splitlines()[0]
       raise UsageError(f'the model refused a scan among {", ".join(batch)}: '
-                       f'{reason}') from None
+                       f'{printable.tf_error_reason(e.message)}') from None
     classes = [name.decode() for name in outputs[serving.CLASSES_OUTPUT].numpy()[0]]
     scores.append(outputs[serving.SCORES_OUTPUT].numpy()[
         :, classes.index(features.MALIGNANT_CLASS)])

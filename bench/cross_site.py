@@ -194,6 +194,13 @@ def rates(is_malignant: np.ndarray, pair_scores: np.ndarray,
                                           int((~is_malignant).sum())))
 
 
+def malignancy_scores(probs: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
+  """p(malignant | benign or malignant) of class probabilities [n, classes]: what the
+  benign-vs-malignant AUC and the comparison with BI-RADS rank."""
+  m, b = class_names.index(features.MALIGNANT_CLASS), class_names.index(_BENIGN)
+  return probs[:, m] / np.maximum(probs[:, m] + probs[:, b], 1e-12)
+
+
 def transfer_row(trained_on: str, tested_on: str, scans: str, threshold: float,
                  files: Sequence[image_files.ImageFile], probs: np.ndarray,
                  class_names: Sequence[str]) -> TransferRow:
@@ -202,10 +209,9 @@ def transfer_row(trained_on: str, tested_on: str, scans: str, threshold: float,
   The AUC and the comparison with BI-RADS rank the scans by
   p(malignant | benign or malignant): normal is not a pathology here.
   """
-  m, b = class_names.index(features.MALIGNANT_CLASS), class_names.index(_BENIGN)
   is_malignant = np.array([f.label == features.MALIGNANT_CLASS for f in files])
-  pair_scores = probs[:, m] / np.maximum(probs[:, m] + probs[:, b], 1e-12)
-  referred = probs[:, m] >= threshold
+  pair_scores = malignancy_scores(probs, class_names)
+  referred = probs[:, class_names.index(features.MALIGNANT_CLASS)] >= threshold
   devices = np.array([f.device for f in files])
   birads = np.array([np.nan if f.birads is None else f.birads for f in files], float)
   return TransferRow(

@@ -132,11 +132,11 @@ def patient_halves(files: Sequence) -> np.ndarray:
 
 
 def _pair_auc(scores: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> float:
-  m = class_names.index(features.MALIGNANT_CLASS)
-  b = class_names.index('benign')
+  """Benign-vs-malignant AUC of class probabilities, normal scans left out."""
+  m, b = class_names.index(features.MALIGNANT_CLASS), class_names.index('benign')
   kept = (labels == m) | (labels == b)
-  pair = scores[kept, m] / np.maximum(scores[kept, m] + scores[kept, b], 1e-12)
-  return radiologist_comparison.auc(pair, labels[kept] == m)
+  return radiologist_comparison.auc(cross_site.malignancy_scores(scores[kept], class_names),
+                                    labels[kept] == m)
 
 
 def _score_variant(name: str, adapted: bool, train_seconds: float,
@@ -146,16 +146,15 @@ def _score_variant(name: str, adapted: bool, train_seconds: float,
                    trained_on: str, class_names: Sequence[str]) -> VariantResult:
   threshold = result.operating_point.threshold
   scores = {half: result.scores(images) for half, images in held_out.items()}
-  labels = {half: np.array([class_names.index(f.label) for f in files[half]])
-            for half in files}
+  adapt_labels = np.array([class_names.index(f.label) for f in files['adapt']])
   malignant = class_names.index(features.MALIGNANT_CLASS)
   site_point = operating_point.choose(scores['adapt'][:, malignant],
-                                      labels['adapt'] == malignant, target_sensitivity)
+                                      adapt_labels == malignant, target_sensitivity)
   flagged = not_sure.unsureness(scores['test']) >= result.not_sure_cutoff
   return VariantResult(
       name, adapted, train_seconds, threshold,
       _pair_auc(eval_scores, eval_labels, class_names),
-      _pair_auc(scores['adapt'], labels['adapt'], class_names),
+      _pair_auc(scores['adapt'], adapt_labels, class_names),
       cross_site.transfer_row(trained_on, site, 'test half', threshold, files['test'],
                               scores['test'], class_names),
       cross_site.transfer_row(trained_on, site, 'test half, site threshold',

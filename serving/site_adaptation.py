@@ -23,6 +23,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from contracts import configs
+from contracts import printable
 from models import batch_norm_adaptation
 from models import operating_point
 from models import preprocessing
@@ -54,11 +55,7 @@ def decode_scans(paths: Sequence[str], image_size: int) -> np.ndarray:
       images.append(preprocessing.decode_image(
           tf.constant(tf.io.gfile.GFile(path, 'rb').read()), image_size).numpy())
     except tf.errors.InvalidArgumentError as e:
-      # An eager tf.debugging.Assert puts its message after "Summarized data:".
-      reason = e.message.strip().splitlines()[0].rpartition('Summarized data: ')[2]
-      if reason.startswith(("b'", 'b"')):
-        reason = reason[2:-1]
-      raise AdaptationError(f'{path}: {reason}') from None
+      raise AdaptationError(f'{path}: {printable.tf_error_reason(e.message)}') from None
   return np.stack(images)
 
 
