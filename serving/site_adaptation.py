@@ -75,7 +75,11 @@ def adapt_version(version_dir: str, site: str, scan_paths: Sequence[str],
                                        decode_scans(scan_paths, model_config.image_size))
   if not layers:
     raise AdaptationError(f'{model_config.name} has no batch-norm layer to adapt')
-  with tempfile.TemporaryDirectory() as scratch:
+  # Staged beside the output, so that one rename publishes it, and a copy
+  # another command published meanwhile is refused rather than nested.
+  parent = os.path.dirname(os.path.abspath(output_dir))
+  os.makedirs(parent, exist_ok=True)
+  with tempfile.TemporaryDirectory(dir=parent, prefix='.adapting-') as scratch:
     staging = os.path.join(scratch, 'version')
     shutil.copytree(version_dir, staging)
     adapted = training_loop.write_network(network, os.path.join(scratch, 'adapted'))
@@ -91,8 +95,10 @@ def adapt_version(version_dir: str, site: str, scan_paths: Sequence[str],
     for relpath, text in files.items():
       with open(os.path.join(staging, relpath), 'w') as f:
         f.write(text)
-    os.makedirs(os.path.dirname(os.path.abspath(output_dir)), exist_ok=True)
-    shutil.move(staging, output_dir)
+    try:
+      os.rename(staging, output_dir)
+    except OSError:
+      raise AdaptationError(f'{output_dir} exists already') from None
   return AdaptedVersion(output_dir, site, len(scan_paths), layers)
 
 

@@ -120,6 +120,25 @@ def test_the_copy_serves_the_network_with_the_sites_statistics(push, family, sit
     site_adaptation.adapt_version(served.saved_model_dir, 'clinic', paths, output)
 
 
+def test_a_copy_published_meanwhile_is_not_overwritten(push, site_scans, tmp_path,
+                                                       monkeypatch):
+  served = push('busi_net')
+  _, paths = site_scans
+  output = tmp_path / 'site_models' / '4'
+  decode = site_adaptation.decode_scans
+
+  def another_command_publishes_first(*args):
+    output.mkdir(parents=True)
+    (output / 'theirs').write_text('kept')
+    return decode(*args)
+
+  monkeypatch.setattr(site_adaptation, 'decode_scans', another_command_publishes_first)
+  with pytest.raises(site_adaptation.AdaptationError, match='exists already'):
+    site_adaptation.adapt_version(served.saved_model_dir, 'clinic', paths, str(output))
+  assert sorted(os.listdir(output)) == ['theirs']
+  assert os.listdir(output.parent) == ['4']
+
+
 def test_site_threshold_adapts_then_sets_the_threshold_on_the_copy(
     push, site_scans, tmp_path, capsys):
   served = push('busi_net')
