@@ -21,7 +21,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 AVAILABLE = 'AVAILABLE'
 
@@ -36,12 +36,6 @@ class VersionStatus:
   error: str            # why a version ended without loading; '' when it is fine
 
 
-@dataclasses.dataclass(frozen=True)
-class Reply:
-  status: int
-  body: dict
-
-
 class ServerStatus:
   """The status and label questions for one model on one TF Serving."""
 
@@ -50,41 +44,37 @@ class ServerStatus:
     self.model_url = f'{self.server}/v1/models/{model_name}'
     self._timeout_s = timeout_s
 
-  def _get(self, url: str) -> Reply:
+  def _get(self, path: str, absent: Tuple[int, ...]) -> Optional[dict]:
+    """The JSON body of `model_url/path`; None where the server answers one of `absent`."""
+    url = f'{self.model_url}/{path}'
     try:
       with urllib.request.urlopen(url, timeout=self._timeout_s) as response:
-        return Reply(response.status, json.load(response))
+        return json.load(response)
     except urllib.error.HTTPError as error:
       try:
-        return Reply(error.code, json.load(error))
+        body = json.load(error)
       except ValueError:
         raise ServerError(f'{url} answered {error.code} without TF Serving\'s '
                           'JSON error body') from None
+      if error.code in absent:
+        return None
+      raise ServerError(f'{url}: {error.code} {body.get("error", "")}') from None
     except (urllib.error.URLError, OSError, ValueError) as error:
       raise ServerError(f'cannot read {url}: {getattr(error, "reason", error)}') from None
 
   def version_status(self, version: int) -> Optional[VersionStatus]:
     """The state of a version the server knows; None before it does."""
-    reply = self._get(f'{self.model_url}/versions/{version}')
-    if reply.status == 404:
+    body = self._get(f'versions/{version}', absent=(404,))
+    if body is None:
       return None
-    if reply.status != 200:
-      raise ServerError(f'{self.model_url}/versions/{version}: {reply.status} '
-                        f'{reply.body.get("error", "")}')
-    status = reply.body['model_version_status'][0]
+    status = body['model_version_status'][0]
     return VersionStatus(state=status['state'],
                          error=status.get('status', {}).get('error_message', ''))
 
   def label_version(self, label: str) -> Optional[int]:
     """The version the server resolves `label` to; None while it has no such label."""
-    reply = self._get(f'{self.model_url}/labels/{label}/metadata')
-    if reply.status in (400, 404):
-      return None
-    if reply.status != 200:
-      raise ServerError(f'{self.model_url}/labels/{label}/metadata: {reply.status} '
-                        f'{reply.body.get("error", "")}')
-    return int(reply.body['model_spec']['version'])
-
+    body = self._get(f'labels/{label}/metadata', absent=(400, 404))
+    return None if body is None else int(body['model_spec']['version'])
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, poll_s: float = 0.2) -> bool:
   """True as soon as `condition()` holds; False once `timeout_s` has passed without."""
