@@ -21,7 +21,7 @@ import dataclasses
 import json
 import os
 import sys
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 # First: quiets the pinned libraries' notices (google.api_core's Python-version
 # FutureWarning) before they load; 10 ms, it loads no TensorFlow.
@@ -72,7 +72,8 @@ def _list_lines(infos: List[serving_ops.VersionInfo]) -> str:
 
 
 def _complete_hint(pending: serving_ops.PendingSwitch) -> str:
-  return (f'pending: {pending.text()}; TF Serving loads version {pending.version} within '
+  return (f'pending: {pending.label} -> {pending.version} ({pending.action} at '
+          f'{pending.time}); TF Serving loads version {pending.version} within '
           'its config poll interval, then `make serving ARGS="--server URL complete"` '
           f'moves {pending.label} to it')
 
@@ -98,14 +99,10 @@ def _one_line(text: str) -> str:
                  for c in text)
 
 
-def _status(args: argparse.Namespace) -> Optional[server_status.ServerStatus]:
-  if not args.server:
-    return None
-  return server_status.ServerStatus(args.server, serving_ops.model_name_of(args.model_dir))
-
-
 def _change(args: argparse.Namespace) -> List[serving_ops.ServingChange]:
-  model_dir, status = args.model_dir, _status(args)
+  model_dir = args.model_dir
+  status = (server_status.ServerStatus(args.server, serving_ops.model_name_of(model_dir))
+            if args.server else None)
   if args.command == 'rollback':
     return serving_ops.rollback(model_dir, args.to, status, args.wait)
   if args.command == 'promote':
@@ -132,15 +129,16 @@ def main(argv: Sequence[str]) -> int:
     if args.command == 'list':
       infos = serving_ops.list_versions(model_dir)
       pending = serving_ops.pending_switch(model_dir)
+      problems = serving_ops.problems(model_dir)
       if args.json:
         print(json.dumps({'versions': [dataclasses.asdict(i) for i in infos],
                           'pending': dataclasses.asdict(pending) if pending else None,
-                          'problems': serving_ops.problems(model_dir)}, indent=1))
+                          'problems': problems}, indent=1))
       else:
         print(_list_lines(infos))
         if pending:
           print(_complete_hint(pending))
-      for problem in serving_ops.problems(model_dir):
+      for problem in problems:
         print(f'serving: warning: {problem}', file=sys.stderr)
     elif args.command == 'log':
       for change in serving_ops.read_log(model_dir):

@@ -97,9 +97,6 @@ class PendingSwitch:
   action: str
   time: str
 
-  def text(self) -> str:
-    return f'{self.label} -> {self.version} ({self.action} at {self.time})'
-
 
 @dataclasses.dataclass(frozen=True)
 class VersionInfo:
@@ -167,9 +164,8 @@ def list_versions(model_base_dir: str) -> List[VersionInfo]:
   served = current(model_base_dir)
   infos = []
   for version in serving_dir.served_versions(model_base_dir):
-    labels = tuple(label for label, labelled in (
-        (STABLE, served.stable if served else None),
-        (CANARY, served.canary if served else None)) if labelled == version)
+    labels = tuple(label for label, labelled in (_labels(served) if served else {}).items()
+                   if labelled == version)
     try:
       card = model_card.read_card(os.path.join(model_base_dir, str(version)))
     except model_card.DamagedCardError:
@@ -197,8 +193,7 @@ def problems(model_base_dir: str) -> List[str]:
     return found
   found += [f'{label} names version {version}, which is not in {model_base_dir}: TF '
             'Serving cannot load it; serve a kept version (`promote VERSION`) or run `repair`'
-            for label, version in ((STABLE, served.stable), (CANARY, served.canary))
-            if version is not None and version not in kept]
+            for label, version in _labels(served).items() if version not in kept]
   found += [f'version {version} is listed in {serving.MODELS_CONFIG_FILE} but not in '
             f'{model_base_dir}; run `repair`' for version in served.loading
             if version not in kept]
@@ -367,12 +362,13 @@ def _switch(model_base_dir: str, label: str, version: int, action: str,
   return changes
 
 
-def _change(model_base_dir: str, holder: str, body: Callable[[], List[ServingChange]]
-            ) -> List[ServingChange]:
+def _change(model_base_dir: str, holder: str, body: Callable[[], List[ServingChange]],
+            record_interrupted: bool = True) -> List[ServingChange]:
   """Runs `body` holding the lock, after recording what an interrupted change left."""
   try:
     with serving_lock.held(model_base_dir, LOCK_TIMEOUT_S, holder):
-      _record_interrupted(model_base_dir)
+      if record_interrupted:
+        _record_interrupted(model_base_dir)
       return body()
   except serving_lock.LockTimeout as error:
     raise ServingOpsError(str(error)) from None
@@ -482,8 +478,5 @@ def repair(model_base_dir: str) -> List[ServingChange]:
       fileio.rename(_log_path(model_base_dir), moved_to)
     return [_log(model_base_dir, served, rebuilt, 'repair',
                  note=f'damaged log moved to {moved_to}' if moved_to else '')]
-  try:
-    with serving_lock.held(model_base_dir, LOCK_TIMEOUT_S, 'repair'):
-      return body()
-  except serving_lock.LockTimeout as error:
-    raise ServingOpsError(str(error)) from None
+  # Not after recording an interrupted change: that reads the log it may repair.
+  return _change(model_base_dir, 'repair', body, record_interrupted=False)
