@@ -8,12 +8,8 @@ rollback or a promotion rewrites that file and moves no model files: a single
 object write, atomic on local disks and on object stores alike. TF Serving
 re-reads the file every `--model_config_file_poll_wait_seconds`.
 
-A label moves in two writes (serving/serving_ops.py): TF Serving 2.16.1 checks
-the labels before it loads the versions a new file lists
-(`tensorflow_serving/model_servers/server_core.cc`, `ReloadConfig` calls
-`UpdateModelVersionLabelMap` before `AddModelsViaModelConfigList`), so a file
-that both lists a new version and moves a label to it is refused whole. Between
-the two writes the new version is listed without a label (`loading`).
+A label moves in two writes (serving/serving_ops.py says why); between them
+the new version is listed without a label (`loading`).
 
 Beside it: `batching_parameters.txt` (`--batching_parameters_file`) and
 `monitoring.config` (`--monitoring_config_file`, Prometheus), written with the
