@@ -53,13 +53,18 @@ class Prediction:
   probabilities: Dict[str, float]   # class name -> probability, in the model's order
 
 
+def _text(value) -> str:
+  return value.decode() if isinstance(value, bytes) else value
+
+
 def _prediction(outputs: Dict[str, Sequence]) -> Prediction:
+  """One image's outputs: TF Serving's JSON, or the signature's arrays (strings as bytes)."""
   return Prediction(
-      decision=outputs[serving.DECISION_OUTPUT],
-      label=outputs[serving.LABEL_OUTPUT],
+      decision=_text(outputs[serving.DECISION_OUTPUT]),
+      label=_text(outputs[serving.LABEL_OUTPUT]),
       malignant_threshold=float(outputs[serving.THRESHOLD_OUTPUT]),
       not_sure=bool(outputs[serving.NOT_SURE_OUTPUT]),
-      probabilities={name: float(score) for name, score in zip(
+      probabilities={_text(name): float(score) for name, score in zip(
           outputs[serving.CLASSES_OUTPUT], outputs[serving.SCORES_OUTPUT])})
 
 
@@ -108,15 +113,7 @@ class LocalModel:
       outputs = self._signature(**{serving.IMAGE_BYTES_INPUT: self._tf.constant([image])})
     except self._tf.errors.InvalidArgumentError as error:
       raise PredictionError(printable.tf_error_reason(error.message)) from None
-    return _prediction({
-        serving.DECISION_OUTPUT: outputs[serving.DECISION_OUTPUT].numpy()[0].decode(),
-        serving.LABEL_OUTPUT: outputs[serving.LABEL_OUTPUT].numpy()[0].decode(),
-        serving.THRESHOLD_OUTPUT: outputs[serving.THRESHOLD_OUTPUT].numpy()[0],
-        serving.NOT_SURE_OUTPUT: outputs[serving.NOT_SURE_OUTPUT].numpy()[0],
-        serving.CLASSES_OUTPUT: [
-            name.decode() for name in outputs[serving.CLASSES_OUTPUT].numpy()[0]],
-        serving.SCORES_OUTPUT: outputs[serving.SCORES_OUTPUT].numpy()[0].tolist(),
-    })
+    return _prediction({name: values.numpy()[0] for name, values in outputs.items()})
 
 
 class ServedModel:
