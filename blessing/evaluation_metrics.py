@@ -39,11 +39,8 @@ def overall_metrics(evaluation_uri: str, class_names: Sequence[str],
   `model_name` picks the model of a comparison (e.g. 'baseline'); None: the candidate.
   """
   result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
-  metrics = {}
-  for slice_key, by_output in result.slicing_metrics:
-    if not slice_key:
-      metrics = _named_values(by_output, class_names)
-  return metrics
+  return next((_named_values(by_output, class_names)
+               for slice_key, by_output in result.slicing_metrics if not slice_key), {})
 
 
 def sliced_metrics(evaluation_uri: str, class_names: Sequence[str],
