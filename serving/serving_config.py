@@ -134,11 +134,6 @@ def batching_parameters_text(parameters: BatchingParameters) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def monitoring_config_text() -> str:
-  """TF Serving's MonitoringConfig: Prometheus metrics on the REST port."""
-  return f'prometheus_config {{\n  enable: true\n  path: "{PROMETHEUS_PATH}"\n}}\n'
-
-
 def write_file_atomically(path: str, text: str) -> None:
   """Writes a temporary sibling, then renames it over `path`.
 
@@ -165,8 +160,9 @@ def write_config_files(model_name: str, model_base_dir: str, served: ServedVersi
   fileio.makedirs(folder)
   write_file_atomically(os.path.join(folder, BATCHING_PARAMETERS_FILE),
                         batching_parameters_text(batching))
-  write_file_atomically(os.path.join(folder, MONITORING_CONFIG_FILE),
-                        monitoring_config_text())
+  write_file_atomically(  # Prometheus metrics on the REST port
+      os.path.join(folder, MONITORING_CONFIG_FILE),
+      f'prometheus_config {{\n  enable: true\n  path: "{PROMETHEUS_PATH}"\n}}\n')
   write_file_atomically(
       os.path.join(folder, serving.MODELS_CONFIG_FILE),
       text_format.MessageToString(models_config(model_name, model_base_dir, served)))

@@ -204,14 +204,6 @@ def problems(model_base_dir: str) -> List[str]:
   return found
 
 
-def _append_log(model_base_dir: str, change: ServingChange) -> None:
-  """Rewrites the log with one more line: object stores cannot append."""
-  path = _log_path(model_base_dir)
-  text = serving_config.read_text(path) if fileio.exists(path) else ''
-  serving_config.write_file_atomically(
-      path, text + json.dumps(dataclasses.asdict(change), sort_keys=True) + '\n')
-
-
 def _write(model_base_dir: str, served: serving_config.ServedVersions) -> None:
   serving_config.write_config_files(model_name_of(model_base_dir), model_base_dir, served)
 
@@ -228,7 +220,11 @@ def _log(model_base_dir: str, before: Optional[serving_config.ServedVersions],
       pending_label=pending[0] if pending else '',
       pending_version=pending[1] if pending else None,
       confirmed_by=confirmed_by, note=note)
-  _append_log(model_base_dir, change)
+  # The log is rewritten with one more line: object stores cannot append.
+  path = _log_path(model_base_dir)
+  text = serving_config.read_text(path) if fileio.exists(path) else ''
+  serving_config.write_file_atomically(
+      path, text + json.dumps(dataclasses.asdict(change), sort_keys=True) + '\n')
   return change
 
 
