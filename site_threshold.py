@@ -20,9 +20,10 @@ With `--adapt`, the served version is first copied for the site with its
 batch-norm statistics re-estimated on the export's scans
 (serving/site_adaptation.py), into `outputs/site_models/SITE/MODEL/VERSION`
 unless told another folder: the model base folder the site's TF Serving serves.
-The threshold is then chosen on the adapted copy's scores and recorded in the
-copy. On a hospital the model never saw this carries it measurably better than
-a threshold alone (bench/README.md, "Sites never seen").
+The threshold is then chosen on the adapted copy's scores, recorded in the
+copy, and written into the copy's served decision, before the copy is
+published. On a hospital the model never saw this carries it measurably better
+than a threshold alone (bench/README.md, "Sites never seen").
 """
 
 import argparse
@@ -149,9 +150,9 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
   return args
 
 
-def _adapted(site: configs.Site, version_dir: str, folder: str,
+def _adapted(site: configs.Site, version_dir: str, folder: str, target: float,
              replace: bool) -> site_adaptation.AdaptedVersion:
-  """The served version adapted to the site's scans, written to `folder`.
+  """The served version adapted to the site's scans and threshold, written to `folder`.
 
   A copy adapted before is replaced, with `replace`, only once the new one is
   written.
@@ -167,7 +168,9 @@ def _adapted(site: configs.Site, version_dir: str, folder: str,
   if os.path.exists(written):
     shutil.rmtree(written)
   try:
-    adapted = site_adaptation.adapt_version(version_dir, site.name, paths, written)
+    adapted = site_adaptation.adapt_version(
+        version_dir, site.name, paths, written,
+        lambda staged: site_point(site, staged, target, shown_as='the adapted copy'))
   except ValueError as e:
     raise UsageError(f'{version_dir} cannot be adapted: {e}') from None
   if existed:
@@ -177,7 +180,8 @@ def _adapted(site: configs.Site, version_dir: str, folder: str,
   return dataclasses.replace(adapted, version_dir=folder)
 
 
-def site_point(site: configs.Site, version_dir: str, target: float) -> op.OperatingPoint:
+def site_point(site: configs.Site, version_dir: str, target: float,
+               shown_as: str = '') -> op.OperatingPoint:
   """The site's operating point for the version's scores of its labelled scans."""
   class_names = list(features.CLASS_NAMES)
   scans = labelled_scans(site, class_names)
@@ -187,7 +191,7 @@ def site_point(site: configs.Site, version_dir: str, target: float) -> op.Operat
     raise UsageError(f'site {site.name}: no malignant scan, so no sensitivity can be '
                      'shown; label the cancers of the export first')
   print(f'site {site.name}: scoring {len(scans)} scans ({int(is_malignant.sum())} '
-        f'malignant) with {version_dir}', file=sys.stderr, flush=True)
+        f'malignant) with {shown_as or version_dir}', file=sys.stderr, flush=True)
   scores = malignant_scores(version_dir, [path for path, _ in scans])
   return dataclasses.replace(operating_point.choose(scores, is_malignant, target),
                              split=op.SITE_EXPORT_SPLIT, site=site.name)
@@ -208,16 +212,18 @@ def main(argv: Sequence[str]) -> int:
       folder = args.adapted_model_dir or os.path.join(
           SITE_MODELS_DIR, site.name, names.MODEL_NAME,
           os.path.basename(os.path.normpath(version_dir)))
-      adapted = _adapted(site, version_dir, folder, args.replace)
+      adapted = _adapted(site, version_dir, folder, target, args.replace)
       print(f'{adapted.version_dir}: adapted to site {site.name} '
-            f'({adapted.batch_norm_layers} batch-norm layers, {adapted.scans} scans)')
-      version_dir = adapted.version_dir
-    existing = operating_point.read_sites(version_dir).get(site.name)
-    if existing and not args.replace:
-      raise UsageError(f'site {site.name} already has a threshold in {version_dir} '
-                       f'({existing.summary_line()}); give --replace to replace it')
-    point = site_point(site, version_dir, target)
-    replaced = operating_point.write_site(version_dir, point, replace=args.replace)
+            f'({adapted.batch_norm_layers} batch-norm layers, {adapted.scans} scans), '
+            'deciding at its threshold')
+      version_dir, point, replaced = adapted.version_dir, adapted.point, None
+    else:
+      existing = operating_point.read_sites(version_dir).get(site.name)
+      if existing and not args.replace:
+        raise UsageError(f'site {site.name} already has a threshold in {version_dir} '
+                         f'({existing.summary_line()}); give --replace to replace it')
+      point = site_point(site, version_dir, target)
+      replaced = operating_point.write_site(version_dir, point, replace=args.replace)
   except (UsageError, operating_point.SiteRecordedError) as e:
     print(f'site_threshold: error: {e}', file=sys.stderr)
     return 2

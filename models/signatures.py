@@ -43,6 +43,10 @@ from models import not_sure
 from models import operating_point
 from models import warmup
 
+# The path of `_ServingModule.malignant_threshold` in the SavedModel's object graph.
+THRESHOLD_VARIABLE = 'malignant_threshold'
+
+
 class _ServingModule(tf.Module):
   """Holds the network, the transform layer, the class names and the cut-offs for export."""
 
@@ -56,7 +60,10 @@ class _ServingModule(tf.Module):
     self.model = model
     self._temperature = temperature
     self._malignant_index = list(class_names).index(features.MALIGNANT_CLASS)
-    self._malignant_threshold = float(malignant_threshold)
+    # A variable, not a constant of the graph, so that a copy adapted to a
+    # site (serving/site_adaptation.py) decides at that site's threshold.
+    self.malignant_threshold = tf.Variable(float(malignant_threshold), trainable=False,
+                                           name=THRESHOLD_VARIABLE)
     self._not_sure_cutoff = float(not_sure_cutoff)
     self.tft_layer = tf_transform_output.transform_features_layer()
     self.class_names = tf.constant(list(class_names))
@@ -88,10 +95,11 @@ class _ServingModule(tf.Module):
     # Probabilities are at most 1, so the malignant column can never win here.
     others = scores - 2.0 * tf.one_hot(self._malignant_index, tf.shape(scores)[1])
     other_class = tf.gather(self.class_names, tf.argmax(others, axis=1))
-    refer = malignant >= self._malignant_threshold
+    threshold = tf.convert_to_tensor(self.malignant_threshold)
+    refer = malignant >= threshold
     return {
         serving.DECISION_OUTPUT: tf.where(refer, op.REFER_DECISION, other_class),
-        serving.THRESHOLD_OUTPUT: tf.fill(tf.shape(malignant), self._malignant_threshold),
+        serving.THRESHOLD_OUTPUT: tf.fill(tf.shape(malignant), threshold),
         serving.LABEL_OUTPUT: tf.where(refer, self.class_names[self._malignant_index],
                                        other_class)}
 
@@ -127,10 +135,11 @@ def export_serving_model(model: keras.Model,
   """Writes the SavedModel that the Pusher copies and TF Serving loads, with warm-up
   and the operating point's record.
 
-  `temperature`, the operating point's threshold and the "not sure" cut-off
-  (models/not_sure.py) are baked into the graph as constants, so the served
-  scores are `inference.class_scores` of the network and the decision and the
-  flag are the ones they were chosen for.
+  `temperature` and the "not sure" cut-off (models/not_sure.py) are baked into
+  the graph as constants and the operating point's threshold is a variable
+  beside the network's (`THRESHOLD_VARIABLE`), so the served scores are
+  `inference.class_scores` of the network and the decision and the flag are the
+  ones they were chosen for.
   """
   models.configure_tensorflow()
   module = _ServingModule(model, tf_transform_output, class_names, temperature,

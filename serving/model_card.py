@@ -173,8 +173,9 @@ def to_markdown(card: ModelCard) -> str:
        if card.started_from else "Trained from the family's initial weights."),
       '',
       *([f'Adapted to site `{card.adapted_to_site}`: its batch-norm statistics were '
-         "re-estimated on that site's scans, every weight kept; the figures above are "
-         "the trained model's.", ''] if card.adapted_to_site else []),
+         "re-estimated on that site's scans, every weight kept, and it decides at the "
+         "threshold the site set on its scans (`assets.extra/site_operating_points.json`); "
+         "the figures above are the trained model's.", ''] if card.adapted_to_site else []),
       '```json',
       json.dumps(card.training_config, indent=1, sort_keys=True),
       '```',

@@ -7,27 +7,32 @@ writes such a copy of a pushed version, for the site to serve: the network
 is rebuilt from the version's model card, its weights read from the
 version's own variables, its statistics re-estimated on the site's scans,
 and the version's variables rewritten with only those statistics changed.
-Everything else (signatures, the Transform graph, the decision's constants,
-warm-up, the Trainer's operating point) is the served version's, byte for byte;
-other sites' thresholds are left out, and the copy's model card names the site.
+The site's threshold is then chosen on the copy's own scores and written into
+the copy's decision (`signatures.THRESHOLD_VARIABLE`), so that the copy, served
+as it is, refers at the site's operating point. Everything else (signatures,
+the Transform graph, the constants, warm-up, the Trainer's operating point
+record) is the served version's, byte for byte; other sites' thresholds are
+left out, and the copy's model card names the site.
 """
 
 import dataclasses
 import os
 import shutil
 import tempfile
-from typing import Sequence
+from typing import Callable, Dict, Sequence
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from contracts import configs
+from contracts import operating_point as op
 from contracts import printable
 from models import batch_norm_adaptation
 from models import operating_point
 from models import preprocessing
 from models import registry
+from models import signatures
 from models import training_loop
 from serving import model_card
 
@@ -45,6 +50,7 @@ class AdaptedVersion:
   site: str
   scans: int
   batch_norm_layers: int
+  point: op.OperatingPoint  # the site's, chosen on the copy's scores, decided at
 
 
 def decode_scans(paths: Sequence[str], image_size: int) -> np.ndarray:
@@ -59,9 +65,14 @@ def decode_scans(paths: Sequence[str], image_size: int) -> np.ndarray:
   return np.stack(images)
 
 
-def adapt_version(version_dir: str, site: str, scan_paths: Sequence[str],
-                  output_dir: str) -> AdaptedVersion:
-  """Writes `version_dir` adapted to `site`'s scans as the new folder `output_dir`."""
+def adapt_version(version_dir: str, site: str, scan_paths: Sequence[str], output_dir: str,
+                  choose_point: Callable[[str], op.OperatingPoint]) -> AdaptedVersion:
+  """Writes `version_dir` adapted to `site`'s scans as the new folder `output_dir`.
+
+  `choose_point` gets the adapted copy's folder before it is published and
+  returns the site's operating point on its scores, which the copy then
+  decides at and records as the site's threshold.
+  """
   if os.path.exists(output_dir):
     raise AdaptationError(f'{output_dir} exists already')
   card = model_card.read_card(version_dir)
@@ -70,6 +81,12 @@ def adapt_version(version_dir: str, site: str, scan_paths: Sequence[str],
   model_config = configs.model_config_from(card.training_config)
   _, network = registry.build_model(model_config, len(card.training_config['class_names']))
   source = training_loop.warm_start_checkpoint(version_dir)
+  threshold_key = _ObjectGraph(tf.train.load_checkpoint(source)).key(
+      signatures.THRESHOLD_VARIABLE)
+  if not threshold_key:
+    raise AdaptationError(f'{version_dir} holds its decision\'s threshold as a constant of '
+                          'its graph, so a copy could not decide at the site\'s: push a '
+                          'version exported by this checkout and adapt that one')
   training_loop.restore_network(network, source)
   layers = batch_norm_adaptation.adapt(network,
                                        decode_scans(scan_paths, model_config.image_size))
@@ -83,13 +100,18 @@ def adapt_version(version_dir: str, site: str, scan_paths: Sequence[str],
     staging = os.path.join(scratch, 'version')
     shutil.copytree(version_dir, staging)
     adapted = training_loop.write_network(network, os.path.join(scratch, 'adapted'))
-    _replace_statistics(source, adapted, training_loop.warm_start_checkpoint(staging),
-                        expected=2 * layers)
+    values = _adapted_values(source, adapted, expected=2 * layers)
+    staged_variables = training_loop.warm_start_checkpoint(staging)
+    _save(values, staged_variables)
+    point = choose_point(staging)
+    values[threshold_key] = np.float32(point.threshold)
+    _save(values, staged_variables)
     # Other sites' thresholds were set on the unadapted scores: they do not
     # hold for this copy, whose own site sets its threshold on its scores.
     site_points = operating_point.sites_path_in(staging)
     if os.path.exists(site_points):
       os.remove(site_points)
+    operating_point.write_site(staging, point)
     files = model_card.card_files(dataclasses.replace(card, adapted_to_site=site,
                                                       site_thresholds={}))
     for relpath, text in files.items():
@@ -99,11 +121,11 @@ def adapt_version(version_dir: str, site: str, scan_paths: Sequence[str],
       os.rename(staging, output_dir)
     except OSError:
       raise AdaptationError(f'{output_dir} exists already') from None
-  return AdaptedVersion(output_dir, site, len(scan_paths), layers)
+  return AdaptedVersion(output_dir, site, len(scan_paths), layers, point)
 
 
-def _replace_statistics(source: str, adapted: str, target: str, expected: int) -> None:
-  """Writes `source`'s checkpoint to `target` with `adapted`'s values of the network.
+def _adapted_values(source: str, adapted: str, expected: int) -> Dict[str, np.ndarray]:
+  """`source`'s checkpoint values, by key, with `adapted`'s values of the network.
 
   `adapted` holds the same network (`training_loop.write_network`), but a
   SavedModel may store a variable under another key than its layer path (a
@@ -131,6 +153,11 @@ def _replace_statistics(source: str, adapted: str, target: str, expected: int) -
   if not 0 < changed <= expected:
     raise AdaptationError(f'{changed} of the version\'s variables changed, where only the '
                           f'{expected} batch-norm statistics may')
+  return values
+
+
+def _save(values: Dict[str, np.ndarray], target: str) -> None:
+  """Writes `values` as the checkpoint `target`, under their keys as they are."""
   keys = sorted(values)
   tf.raw_ops.SaveV2(prefix=target, tensor_names=keys, shape_and_slices=[''] * len(keys),
                     tensors=[values[key] for key in keys])

@@ -12,11 +12,13 @@ import tensorflow as tf
 from contracts import configs
 from contracts import features
 from contracts import names
+from contracts import operating_point as op
 from contracts import serving
 from models import batch_norm_adaptation
 from models import inference
 from models import operating_point
 from models import registry
+from models import signatures
 from models import training_loop
 from serving import model_card
 from serving import site_adaptation
@@ -71,10 +73,20 @@ def site_scans(tmp_path_factory):
                       for name in files if '_mask' not in name)
 
 
-def _scores(version_dir, paths):
+def _served(version_dir, paths):
   signature = tf.saved_model.load(version_dir).signatures[serving.SERVING_IMAGES]
   return signature(**{serving.IMAGE_BYTES_INPUT: tf.constant(
-      [open(path, 'rb').read() for path in paths])})[serving.SCORES_OUTPUT].numpy()
+      [open(path, 'rb').read() for path in paths])})
+
+
+def _scores(version_dir, paths):
+  return _served(version_dir, paths)[serving.SCORES_OUTPUT].numpy()
+
+
+def _sites_point(exported):
+  """A stand-in for the site's choice: a threshold no Trainer would pick."""
+  return lambda staged: dataclasses.replace(exported.operating_point, threshold=0.4242,
+                                            site='clinic', split=op.SITE_EXPORT_SPLIT)
 
 
 @pytest.mark.parametrize('family', sorted(_FAMILIES))
@@ -83,7 +95,8 @@ def test_the_copy_serves_the_network_with_the_sites_statistics(push, family, sit
   served, model_config = push(family), _FAMILIES[family]
   _, paths = site_scans
   output = str(tmp_path / 'site_models' / '4')
-  adapted = site_adaptation.adapt_version(served.saved_model_dir, 'clinic', paths, output)
+  adapted = site_adaptation.adapt_version(served.saved_model_dir, 'clinic', paths, output,
+                                          _sites_point(served))
   assert (adapted.version_dir, adapted.scans) == (output, len(paths))
   assert adapted.batch_norm_layers == len(
       batch_norm_adaptation.batch_norm_layers(served.keras_model))
@@ -98,26 +111,39 @@ def test_the_copy_serves_the_network_with_the_sites_statistics(push, family, sit
   np.testing.assert_allclose(_scores(output, paths), expected, rtol=1e-4, atol=1e-5)
   assert not np.allclose(_scores(served.saved_model_dir, paths), expected, atol=1e-3)
 
-  # Only the statistics changed; the served version is untouched.
+  # The copy decides at the site's threshold; the served version at its own.
+  copy, original = _served(output, paths), _served(served.saved_model_dir, paths)
+  assert np.allclose(copy[serving.THRESHOLD_OUTPUT].numpy(), 0.4242)
+  assert np.allclose(original[serving.THRESHOLD_OUTPUT].numpy(),
+                     served.operating_point.threshold)
+  malignant = copy[serving.SCORES_OUTPUT].numpy()[:, features.CLASS_NAMES.index(
+      features.MALIGNANT_CLASS)]
+  assert ((copy[serving.DECISION_OUTPUT].numpy() == op.REFER_DECISION.encode())
+          == (malignant >= 0.4242)).all()
+  assert operating_point.read_sites(output) == {'clinic': adapted.point}
+
+  # Only the statistics and the threshold changed; the served version is untouched.
   kept = tf.train.load_checkpoint(training_loop.warm_start_checkpoint(served.saved_model_dir))
   new = tf.train.load_checkpoint(training_loop.warm_start_checkpoint(output))
   changed = [new.get_tensor(key) for key in kept.get_variable_to_dtype_map()
              if not np.array_equal(kept.get_tensor(key), new.get_tensor(key))]
   statistics = [variable.numpy() for layer in batch_norm_adaptation.batch_norm_layers(network)
                 for variable in (layer.moving_mean, layer.moving_variance)]
-  assert changed and all(any(value.shape == s.shape and np.allclose(value, s, atol=1e-5)
-                             for s in statistics) for value in changed)
+  statistics.append(np.float32(0.4242))
+  assert len(changed) > 1 and all(
+      any(value.shape == s.shape and np.allclose(value, s, atol=1e-5) for s in statistics)
+      for value in changed)
   assert filecmp.cmp(os.path.join(served.saved_model_dir, serving.SAVED_MODEL_FILE),
                      os.path.join(output, serving.SAVED_MODEL_FILE), shallow=False)
   card = model_card.read_card(output)
   assert (card.adapted_to_site, card.site_thresholds) == ('clinic', {})
   assert 'Adapted to site `clinic`' in open(os.path.join(
       output, serving.ASSETS_EXTRA, serving.MODEL_CARD_MARKDOWN_FILE)).read()
-  assert operating_point.read_sites(output) == {}
   assert set(operating_point.read_sites(served.saved_model_dir)) == {'elsewhere'}
 
   with pytest.raises(site_adaptation.AdaptationError, match='exists already'):
-    site_adaptation.adapt_version(served.saved_model_dir, 'clinic', paths, output)
+    site_adaptation.adapt_version(served.saved_model_dir, 'clinic', paths, output,
+                                  _sites_point(served))
 
 
 def test_a_copy_published_meanwhile_is_not_overwritten(push, site_scans, tmp_path,
@@ -134,7 +160,8 @@ def test_a_copy_published_meanwhile_is_not_overwritten(push, site_scans, tmp_pat
 
   monkeypatch.setattr(site_adaptation, 'decode_scans', another_command_publishes_first)
   with pytest.raises(site_adaptation.AdaptationError, match='exists already'):
-    site_adaptation.adapt_version(served.saved_model_dir, 'clinic', paths, str(output))
+    site_adaptation.adapt_version(served.saved_model_dir, 'clinic', paths, str(output),
+                                  _sites_point(served))
   assert sorted(os.listdir(output)) == ['theirs']
   assert os.listdir(output.parent) == ['4']
 
@@ -142,7 +169,7 @@ def test_a_copy_published_meanwhile_is_not_overwritten(push, site_scans, tmp_pat
 def test_site_threshold_adapts_then_sets_the_threshold_on_the_copy(
     push, site_scans, tmp_path, capsys):
   served = push('busi_net')
-  root, _ = site_scans
+  root, paths = site_scans
   output = str(tmp_path / 'clinic' / '4')
   argv = ['--site', 'clinic', '--data-root', f'clinic={root}', '--model-dir',
           served.saved_model_dir, '--adapt', '--adapted-model-dir', output]
@@ -151,6 +178,8 @@ def test_site_threshold_adapts_then_sets_the_threshold_on_the_copy(
   assert out.startswith(f'{output}: adapted to site clinic (')
   assert set(operating_point.read_sites(output)) == {'clinic'}
   assert 'clinic' not in operating_point.read_sites(served.saved_model_dir)
+  threshold = operating_point.read_sites(output)['clinic'].threshold
+  assert np.allclose(_served(output, paths)[serving.THRESHOLD_OUTPUT].numpy(), threshold)
 
   assert site_threshold.main(argv) == 2
   _, err = capsys.readouterr()
@@ -172,6 +201,18 @@ def test_a_version_without_a_card_cannot_be_adapted(push, site_scans, tmp_path, 
   _, err = capsys.readouterr()
   assert err.splitlines()[-1] == (f'site_threshold: error: {bare} cannot be adapted: {bare} '
                                   'has no model card to say which network it holds')
+  assert not os.path.exists(tmp_path / 'out')
+
+
+def test_a_version_deciding_at_a_graph_constant_cannot_be_adapted(push, site_scans, tmp_path,
+                                                                  monkeypatch):
+  served = push('busi_net')
+  _, paths = site_scans
+  monkeypatch.setattr(signatures, 'THRESHOLD_VARIABLE', 'not_in_this_version')
+  with pytest.raises(site_adaptation.AdaptationError,
+                     match="threshold as a constant of its graph"):
+    site_adaptation.adapt_version(served.saved_model_dir, 'clinic', paths,
+                                  str(tmp_path / 'out'), _sites_point(served))
   assert not os.path.exists(tmp_path / 'out')
 
 
