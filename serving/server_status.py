@@ -76,6 +76,7 @@ class ServerStatus:
     body = self._get(f'labels/{label}/metadata', absent=(400, 404))
     return None if body is None else int(body['model_spec']['version'])
 
+
 def wait_for(condition: Callable[[], bool], timeout_s: float, poll_s: float = 0.2) -> bool:
   """True as soon as `condition()` holds; False once `timeout_s` has passed without."""
   deadline = time.monotonic() + timeout_s
