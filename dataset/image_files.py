@@ -476,7 +476,5 @@ def group_key(fingerprints: Sequence[ImageFingerprint], max_bits: int,
         [ordered[i].sha256 for i in indices], [ordered[i].dhash for i in indices], max_bits)
     for i, g in zip(indices, first):
       groups.union(i, indices[g])
-  by_content: Dict[str, int] = {}
-  for i, f in enumerate(ordered):
-    groups.union(by_content.setdefault(f.sha256, i), i)
+  groups.union_equal(f.sha256 for f in ordered)
   return {f.relpath: ordered[groups.find(i)].sha256[:16] for i, f in enumerate(ordered)}
