@@ -72,12 +72,9 @@ def plan_splits(fingerprints: Sequence[image_files.ImageFingerprint],
       groups, labels, {f.relpath: f.sha256 for f in fingerprints},
       {f.relpath: f'{f.site}/{f.patient_id}' for f in fingerprints if f.patient_id})
   masks = {f.relpath: f.mask_relpaths for f in fingerprints}
-  dropped = []
-  if label_conflicts == 'drop':
-    for group in (g for g in duplicates if g.is_label_conflict):
-      reason = data_audit.conflict_reason(group)
-      dropped += [image_files.ExcludedFile(m.file, reason, masks[m.file])
-                  for m in group.files]
+  dropped = [image_files.ExcludedFile(m.file, data_audit.conflict_reason(g), masks[m.file])
+             for g in duplicates if label_conflicts == 'drop' and g.is_label_conflict
+             for m in g.files]
   kept = sorted(set(groups) - {d.file for d in dropped})
   by_path = {f.relpath: f for f in fingerprints}
   split_groups = _with_patients(kept, groups, by_path)
