@@ -341,12 +341,11 @@ def _site_counts(assignment: Mapping[str, str], labels: Mapping[str, str],
   ingested = collections.defaultdict(list)
   for relpath, split in assignment.items():
     ingested[site_of(relpath)].append((split, labels[relpath]))
-  excluded = {kind: collections.Counter(site_of(e.file) for e in entries)
-              for kind, entries in (('quarantined', quarantined), ('ignored', ignored))}
-  sites = sorted({*ingested, *excluded['quarantined'], *excluded['ignored']})
-  return {site: SiteCounts(len(ingested[site]), excluded['quarantined'][site],
-                           excluded['ignored'][site], *_counts(ingested[site], class_names))
-          for site in sites}
+  quarantined_at = collections.Counter(site_of(q.file) for q in quarantined)
+  ignored_at = collections.Counter(site_of(i.file) for i in ignored)
+  return {site: SiteCounts(len(ingested[site]), quarantined_at[site], ignored_at[site],
+                           *_counts(ingested[site], class_names))
+          for site in sorted({*ingested, *quarantined_at, *ignored_at})}
 
 
 def _counts(ingested: Sequence[Tuple[str, str]], class_names: Sequence[str]

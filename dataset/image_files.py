@@ -129,9 +129,7 @@ class SiteRoots:
 
   def site_of(self, relpath: str) -> str:
     """The site a run-level relpath belongs to."""
-    if not self.prefixed:
-      return self.roots[0][0]
-    return relpath.split('/', 1)[0]
+    return relpath.split('/', 1)[0] if self.prefixed else self.roots[0][0]
 
   def path(self, relpath: str) -> str:
     """The file behind a run-level relpath."""
