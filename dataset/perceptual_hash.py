@@ -116,4 +116,3 @@ def _within(value: int, radius: int) -> Iterable[int]:
   for flips in range(radius + 1):
     for bits in itertools.combinations(range(_BAND_BITS), flips):
       yield value ^ sum(1 << b for b in bits)
-
