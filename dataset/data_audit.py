@@ -304,10 +304,8 @@ def build(*, data_root: str, policy: DataPolicy, near_duplicate_max_bits: int,
     quarantined, ignored: the files not ingested, with the reason.
     notes: the remarks on ingested files.
   """
-  counts: Dict[str, Dict[str, int]] = collections.defaultdict(collections.Counter)
-  for relpath, split in assignment.items():
-    counts[split][labels[relpath]] += 1
-  class_counts = collections.Counter(labels[r] for r in assignment)
+  class_counts, split_counts = _counts(
+      [(split, labels[relpath]) for relpath, split in assignment.items()], policy.class_names)
   groups = tuple(
       dataclasses.replace(g, splits=tuple(sorted({assignment[m.file] for m in g.files
                                                   if m.file in assignment})))
@@ -319,10 +317,12 @@ def build(*, data_root: str, policy: DataPolicy, near_duplicate_max_bits: int,
       ingested=len(assignment),
       ingested_files=tuple(IngestedFile(relpath, split, tuple(masks.get(relpath, ())))
                            for relpath, split in sorted(assignment.items())),
-      class_counts={c: class_counts.get(c, 0) for c in policy.class_names},
+      class_counts=class_counts,
       independent_images_per_class=_independent_images(
-          assignment, labels, split_groups or _group_of(groups), policy.class_names),
-      split_counts={split: dict(sorted(c.items())) for split, c in sorted(counts.items())},
+          assignment, labels,
+          split_groups or {m.file: g.group_id for g in groups for m in g.files},
+          policy.class_names),
+      split_counts=split_counts,
       quarantined=tuple(sorted(quarantined, key=lambda q: q.file)),
       ignored=tuple(sorted(ignored, key=lambda i: i.file)),
       notes=tuple(sorted(notes, key=lambda n: (n.file, n.note))),
@@ -341,22 +341,22 @@ def _site_counts(assignment: Mapping[str, str], labels: Mapping[str, str],
   ingested = collections.defaultdict(list)
   for relpath, split in assignment.items():
     ingested[site_of(relpath)].append((split, labels[relpath]))
-  excluded = {kind: collections.Counter(site_of(e.file) for e in entries)
-              for kind, entries in (('quarantined', quarantined), ('ignored', ignored))}
-  sites = sorted({*ingested, *excluded['quarantined'], *excluded['ignored']})
-  counts = {}
-  for site in sites:
-    by_split: Dict[str, Dict[str, int]] = collections.defaultdict(collections.Counter)
-    for split, label in ingested[site]:
-      by_split[split][label] += 1
-    by_class = collections.Counter(label for _, label in ingested[site])
-    counts[site] = SiteCounts(
-        ingested=len(ingested[site]),
-        quarantined=excluded['quarantined'][site],
-        ignored=excluded['ignored'][site],
-        class_counts={c: by_class.get(c, 0) for c in class_names},
-        split_counts={split: dict(sorted(c.items())) for split, c in sorted(by_split.items())})
-  return counts
+  quarantined_at = collections.Counter(site_of(q.file) for q in quarantined)
+  ignored_at = collections.Counter(site_of(i.file) for i in ignored)
+  return {site: SiteCounts(len(ingested[site]), quarantined_at[site], ignored_at[site],
+                           *_counts(ingested[site], class_names))
+          for site in sorted({*ingested, *quarantined_at, *ignored_at})}
+
+
+def _counts(ingested: Sequence[Tuple[str, str]], class_names: Sequence[str]
+            ) -> Tuple[Dict[str, int], Dict[str, Dict[str, int]]]:
+  """Class -> images and split -> class -> images, of (split, class) pairs."""
+  by_split: Dict[str, Dict[str, int]] = collections.defaultdict(collections.Counter)
+  for split, label in ingested:
+    by_split[split][label] += 1
+  by_class = collections.Counter(label for _, label in ingested)
+  return ({c: by_class.get(c, 0) for c in class_names},
+          {split: dict(sorted(c.items())) for split, c in sorted(by_split.items())})
 
 
 def outcomes(audit: DataAudit) -> Dict[str, str]:
@@ -418,10 +418,6 @@ def _class_shortfalls(audit: DataAudit, policy: DataPolicy) -> List[str]:
   return [f'class {name!r}: {independent[name]} independent images, the '
           f'{needed} splits ({", ".join(policy.split_names)}) need at least {needed}'
           for name in policy.class_names if independent[name] < needed]
-
-
-def _group_of(groups: Sequence[DuplicateGroup]) -> Dict[str, str]:
-  return {m.file: g.group_id for g in groups for m in g.files}
 
 
 def _independent_images(assignment: Mapping[str, str], labels: Mapping[str, str],

@@ -25,10 +25,7 @@ def find_data_root(explicit: Optional[str] = None) -> Optional[str]:
   first default that exists; None if that one is not a folder."""
   configured = explicit or os.environ.get(ENV_VAR)
   candidates = [configured] if configured else DEFAULT_DIRS
-  for candidate in candidates:
-    if os.path.isdir(candidate):
-      return os.path.abspath(candidate)
-  return None
+  return next((os.path.abspath(c) for c in candidates if os.path.isdir(c)), None)
 
 
 def not_found_message(explicit: Optional[str] = None) -> str:

@@ -20,6 +20,7 @@ the usual rules, and the split ledger keeps images in their splits whatever
 export they come from next time.
 """
 
+import collections
 import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -98,7 +99,7 @@ def not_read(root: str, newest: int) -> List[image_files.ExcludedFile]:
   the files beside `exports/` and beside the exports, and the older exports."""
   folder = f'{root.rstrip("/")}/{EXPORTS_FOLDER}'
   names = export_names(root)
-  older = names[:-newest or len(names)] if newest else []
+  older = names[:-newest] if newest else []
   return ([image_files.ExcludedFile(name, f'beside {EXPORTS_FOLDER}/: only the dated '
                                           'exports are read')
            for name in image_files.entries(root)
@@ -117,9 +118,7 @@ def export_of(relpath: str) -> str:
   """The export a run-level relpath came from (`site/2026-11`, or `2026-11` for
   the default site); '' for an image of a site without exports."""
   match = _IN_RELPATH.match(relpath)
-  if not match:
-    return ''
-  return '/'.join(part for part in (match.group('site'), match.group('export')) if part)
+  return '/'.join(filter(None, match.group('site', 'export'))) if match else ''
 
 
 def first_copies(fingerprints: Sequence[image_files.ImageFingerprint]
@@ -148,9 +147,4 @@ def first_copies(fingerprints: Sequence[image_files.ImageFingerprint]
 
 def counts(ingested: Sequence[str]) -> Dict[str, int]:
   """Export -> ingested images, for the images of sites read as exports."""
-  found: Dict[str, int] = {}
-  for relpath in ingested:
-    export = export_of(relpath)
-    if export:
-      found[export] = found.get(export, 0) + 1
-  return dict(sorted(found.items()))
+  return dict(sorted(collections.Counter(filter(None, map(export_of, ingested))).items()))

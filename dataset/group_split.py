@@ -51,15 +51,13 @@ def assign_groups_to_splits(items: Sequence[Tuple[str, Hashable]],
   assignment: Dict[str, str] = {}
   for stratum in sorted(by_stratum):
     filled = {name: 0 for name in ratios}
-    for group_id in by_stratum[stratum]:
-      if group_id in fixed:
-        assignment[group_id] = fixed[group_id]
-        filled[fixed[group_id]] += len(members[group_id])
-    new = [g for g in by_stratum[stratum] if g not in fixed]
-    for group_id in sorted(new, key=lambda g: _shuffle_key(g, seed)):
+    # Fixed groups first, so that the new ones fill what they left.
+    for group_id in sorted(by_stratum[stratum],
+                           key=lambda g: (g not in fixed, _shuffle_key(g, seed))):
       size = len(members[group_id])
       after = sum(filled.values()) + size
-      split = max(ratios, key=lambda s: (shares[s] * after - filled[s], shares[s]))
+      split = fixed[group_id] if group_id in fixed else max(
+          ratios, key=lambda s: (shares[s] * after - filled[s], shares[s]))
       assignment[group_id] = split
       filled[split] += size
   return assignment

@@ -129,9 +129,7 @@ class SiteRoots:
 
   def site_of(self, relpath: str) -> str:
     """The site a run-level relpath belongs to."""
-    if not self.prefixed:
-      return self.roots[0][0]
-    return relpath.split('/', 1)[0]
+    return relpath.split('/', 1)[0] if self.prefixed else self.roots[0][0]
 
   def path(self, relpath: str) -> str:
     """The file behind a run-level relpath."""
@@ -143,10 +141,6 @@ class SiteRoots:
 
 # A data root: one folder, or the roots of a run's sites.
 Root = Union[str, SiteRoots]
-
-
-def _file_path(root: Root, relpath: str) -> str:
-  return root.path(relpath) if isinstance(root, SiteRoots) else os.path.join(root, relpath)
 
 
 def with_site(scan: FolderScan, site: str, prefix: str) -> FolderScan:
@@ -202,10 +196,9 @@ def scan_folder(root: str,
             ExcludedFile(image.relpath, f'unknown class folder {name!r} (known: {known})',
                          image.mask_relpaths)
             for image in scan.images)
-        quarantined.extend(scan.quarantined)
       else:
         images.extend(scan.images)
-        quarantined.extend(scan.quarantined)
+      quarantined.extend(scan.quarantined)
       ignored.extend(scan.ignored)
       if not scan.images and not scan.quarantined and not scan.ignored:
         ignored.append(ExcludedFile(name, 'empty class folder'))
@@ -287,9 +280,8 @@ def _scan_class(root: str, label: str) -> FolderScan:
     elif not is_image_name(name):
       quarantined.append(ExcludedFile(
           relpath, f'not an image file name (expected {", ".join(serving.IMAGE_EXTENSIONS)})'))
-    elif features.MASK_NAME_PATTERN.fullmatch(stem):
-      masks.setdefault(features.MASK_NAME_PATTERN.fullmatch(stem).group('stem'),
-                       []).append(relpath)
+    elif mask := features.MASK_NAME_PATTERN.fullmatch(stem):
+      masks.setdefault(mask.group('stem'), []).append(relpath)
     elif stem in stems:
       # Masks pair with images by stem, so a second image of the same stem
       # would make its masks ambiguous; the first in name order is kept.
@@ -309,8 +301,9 @@ def _scan_class(root: str, label: str) -> FolderScan:
 
 def read_bytes(root: Root, relpath: str) -> bytes:
   """The file's bytes; UnreadableFileError when it is gone or unreadable."""
+  path = root.path(relpath) if isinstance(root, SiteRoots) else os.path.join(root, relpath)
   try:
-    with fileio.open(_file_path(root, relpath), 'rb') as f:
+    with fileio.open(path, 'rb') as f:
       return f.read()
   except Exception as e:  # OSError, or TensorFlow's NotFoundError and the like.
     detail = getattr(e, 'message', None) or str(e)
@@ -476,7 +469,5 @@ def group_key(fingerprints: Sequence[ImageFingerprint], max_bits: int,
         [ordered[i].sha256 for i in indices], [ordered[i].dhash for i in indices], max_bits)
     for i, g in zip(indices, first):
       groups.union(i, indices[g])
-  by_content: Dict[str, int] = {}
-  for i, f in enumerate(ordered):
-    groups.union(by_content.setdefault(f.sha256, i), i)
+  groups.union_equal(f.sha256 for f in ordered)
   return {f.relpath: ordered[groups.find(i)].sha256[:16] for i, f in enumerate(ordered)}

@@ -102,15 +102,6 @@ def _no_rows(path: str, manifest: Manifest) -> str:
           'but no rows: it names no image; export it again')
 
 
-def problem(root: str, columns: configs.ManifestColumns) -> Optional[str]:
-  """Why the site's manifest cannot be read, or None."""
-  try:
-    read(root, columns)
-  except ManifestError as e:
-    return str(e)
-  return None
-
-
 def _required_columns(columns: configs.ManifestColumns) -> List[str]:
   """The label, the image template's columns and, when named, BI-RADS's.
 
@@ -126,13 +117,9 @@ def _read_csv(text: str, path: str) -> Manifest:
   try:
     reader = csv.reader(io.StringIO(text, newline=''))
     header = next(reader, [])
-    rows = []
-    for record in reader:
-      if not any(cell.strip() for cell in record):
-        continue
-      rows.append(ManifestRow(reader.line_num, {
-          name: (record[i].strip() if i < len(record) else '')
-          for i, name in enumerate(header)}))
+    rows = [ManifestRow(reader.line_num, {name: (record[i].strip() if i < len(record) else '')
+                                          for i, name in enumerate(header)})
+            for record in reader if any(cell.strip() for cell in record)]
   except csv.Error as e:
     raise ManifestError(f'manifest {path} is not valid CSV ({e})') from None
   return Manifest(tuple(name.strip() for name in header), rows, [])
@@ -245,15 +232,12 @@ def _with_missing_id_notes(images: List[image_files.ImageFile],
   named = {'patient': sum(bool(i.patient_id) for i in images),
            'device': sum(bool(i.device) for i in images)}
   def notes(image: image_files.ImageFile) -> Tuple[str, ...]:
-    found = []
-    for what, column, value in (('patient', columns.patient, image.patient_id),
-                                ('device', columns.device, image.device)):
-      if column and not value and named[what]:
-        found.append(f'no {what} ({column!r} is empty in {name}) while '
-                     f'{named[what]} other images name theirs; read as its own {what}')
-    return tuple(found)
-  return [dataclasses.replace(i, notes=(*i.notes, *notes(i))) if notes(i) else i
-          for i in images]
+    return tuple(f'no {what} ({column!r} is empty in {name}) while {named[what]} other '
+                 f'images name theirs; read as its own {what}'
+                 for what, column, value in (('patient', columns.patient, image.patient_id),
+                                             ('device', columns.device, image.device))
+                 if column and not value and named[what])
+  return [dataclasses.replace(i, notes=(*i.notes, *notes(i))) for i in images]
 
 
 def scan_manifest(root: str, columns: configs.ManifestColumns,

@@ -16,7 +16,7 @@ directly.
 """
 
 import itertools
-from typing import Dict, Iterable, List, Sequence, Set
+from typing import Dict, Hashable, Iterable, List, Sequence, Set
 
 import numpy as np
 from PIL import Image
@@ -32,10 +32,6 @@ def difference_hash(image: Image.Image) -> int:
   pixels = np.asarray(grey, dtype=np.int16)
   bits = (pixels[:, 1:] > pixels[:, :-1]).flatten()
   return int(''.join('1' if b else '0' for b in bits), 2)
-
-
-def hamming_distance(a: int, b: int) -> int:
-  return bin(a ^ b).count('1')
 
 
 class UnionFind:
@@ -55,6 +51,13 @@ class UnionFind:
     if root_i != root_j:
       self._parent[max(root_i, root_j)] = min(root_i, root_j)
 
+  def union_equal(self, keys: Iterable[Hashable]) -> Dict[Hashable, int]:
+    """Joins the members whose keys are equal; returns each key's first member."""
+    first: Dict[Hashable, int] = {}
+    for i, key in enumerate(keys):
+      self.union(first.setdefault(key, i), i)
+    return first
+
 
 def group_near_duplicates(content_hashes: Sequence[str],
                           perceptual_hashes: Sequence[int],
@@ -69,16 +72,13 @@ def group_near_duplicates(content_hashes: Sequence[str],
   if not 0 <= max_bits < HASH_BITS // 2:
     raise ValueError(f'max_bits must be in [0, {HASH_BITS // 2}), got {max_bits}')
   groups = UnionFind(len(content_hashes))
-  _union_equal(groups, content_hashes)
-  _union_equal(groups, perceptual_hashes)
-  representatives = {}
-  for i, value in enumerate(perceptual_hashes):
-    representatives.setdefault(value, i)
+  groups.union_equal(content_hashes)
+  representatives = groups.union_equal(perceptual_hashes)
   index = _BandIndex()
   radius = max_bits // _BANDS
   for value, i in representatives.items():
     for other in index.candidates(value, radius):
-      if hamming_distance(value, other) <= max_bits:
+      if (value ^ other).bit_count() <= max_bits:
         groups.union(i, representatives[other])
     index.add(value)
   return [groups.find(i) for i in range(len(content_hashes))]
@@ -116,16 +116,3 @@ def _within(value: int, radius: int) -> Iterable[int]:
   for flips in range(radius + 1):
     for bits in itertools.combinations(range(_BAND_BITS), flips):
       yield value ^ sum(1 << b for b in bits)
-
-
-def _union_equal(groups: UnionFind, keys: Iterable[str]) -> None:
-  for members in _buckets(keys):
-    for j in members[1:]:
-      groups.union(members[0], j)
-
-
-def _buckets(keys: Iterable) -> List[List[int]]:
-  by_key: Dict[object, List[int]] = {}
-  for i, key in enumerate(keys):
-    by_key.setdefault(key, []).append(i)
-  return [members for members in by_key.values() if len(members) > 1]

@@ -85,7 +85,11 @@ def _plain_scan(root: str, columns: configs.ManifestColumns,
 
 def _plain_layout_problem(site: configs.Site, class_names: Sequence[str]) -> Optional[str]:
   if manifest.is_manifest_site(site.root, site.columns):
-    return manifest.problem(site.root, site.columns)
+    try:
+      manifest.read(site.root, site.columns)
+    except manifest.ManifestError as e:
+      return str(e)
+    return None
   problem = image_files.layout_problem(site.root, class_names)
   if problem or any(fileio.isdir(os.path.join(site.root, name)) for name in class_names):
     return problem

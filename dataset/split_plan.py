@@ -72,29 +72,24 @@ def plan_splits(fingerprints: Sequence[image_files.ImageFingerprint],
       groups, labels, {f.relpath: f.sha256 for f in fingerprints},
       {f.relpath: f'{f.site}/{f.patient_id}' for f in fingerprints if f.patient_id})
   masks = {f.relpath: f.mask_relpaths for f in fingerprints}
-  dropped = []
-  if label_conflicts == 'drop':
-    for group in (g for g in duplicates if g.is_label_conflict):
-      reason = data_audit.conflict_reason(group)
-      dropped += [image_files.ExcludedFile(m.file, reason, masks[m.file])
-                  for m in group.files]
+  dropped = [image_files.ExcludedFile(m.file, data_audit.conflict_reason(g), masks[m.file])
+             for g in duplicates if label_conflicts == 'drop' and g.is_label_conflict
+             for m in g.files]
   kept = sorted(set(groups) - {d.file for d in dropped})
   by_path = {f.relpath: f for f in fingerprints}
   split_groups = _with_patients(kept, groups, by_path)
-  known = {sha: split for sha, split in ledger.items() if split in ratios}
+  # relpath -> its split in the ledger, of the images the ledger lists.
+  old = {path: ledger[by_path[path].sha256] for path in kept
+         if ledger.get(by_path[path].sha256) in ratios}
   old_splits: Dict[str, Set[str]] = collections.defaultdict(set)
-  for path in kept:
-    if by_path[path].sha256 in known:
-      old_splits[split_groups[path]].add(known[by_path[path].sha256])
+  for path, split in old.items():
+    old_splits[split_groups[path]].add(split)
   apart = {group for group, splits in old_splits.items() if len(splits) > 1}
-  assignment = {}
-  for path in (p for p in kept if split_groups[p] in apart):
-    if by_path[path].sha256 in known:
-      assignment[path] = (split_groups[path], known[by_path[path].sha256])
-    else:
-      dropped.append(image_files.ExcludedFile(
-          path, _joins_splits_reason(sorted(old_splits[split_groups[path]])),
-          masks[path]))
+  assignment = {path: (split_groups[path], split) for path, split in old.items()
+                if split_groups[path] in apart}
+  dropped += [image_files.ExcludedFile(
+                  path, _joins_splits_reason(sorted(old_splits[split_groups[path]])), masks[path])
+              for path in kept if split_groups[path] in apart and path not in old]
   placed = [path for path in kept if split_groups[path] not in apart]
   splits = group_split.assign_groups_to_splits(
       [(split_groups[path], (by_path[path].site, labels[path])) for path in placed],
