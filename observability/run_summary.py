@@ -75,9 +75,8 @@ class RunSummary:
 
   def format(self) -> str:
     lines = [f'Run {self.run_id}', '', 'Component wall time:']
-    for c in self.components:
-      note = ' (cached)' if c.cached else ''
-      lines.append(f'  {c.component:<22} {c.seconds:8.1f} s{note}')
+    lines += [f'  {c.component:<22} {c.seconds:8.1f} s{" (cached)" if c.cached else ""}'
+              for c in self.components]
     lines.append(f'  {"total":<22} {sum(c.seconds for c in self.components):8.1f} s')
     if self.operating_point:
       lines += ['', f'Operating point: {self.operating_point.summary_line()}']

@@ -68,6 +68,8 @@ class _Context:
   splits: Dict[str, examples_lib.SplitExamples]
   custom_config: Dict[str, Any]
   test_split: str
+  # The Trainer's serving model directory; None when no model was trained.
+  candidate: Optional[str]
 
 
 def report_path(output_dir: str, run_id: str) -> str:
@@ -118,12 +120,13 @@ def _context(record: run_record.RunRecord) -> _Context:
   test_split = (json.loads(evaluator['example_splits'])[0]
                 if evaluator.get('example_splits') else configs.EvaluationConfig().eval_split)
   if examples_uri:
-    for split in configs.SplitConfig().as_dict():
-      examples = examples_lib.read_split(examples_uri, split, class_names,
-                                         keep_payload=split == test_split)
-      if examples is not None:
-        splits[split] = examples
-  return _Context(record, class_names, splits, custom_config, test_split)
+    read = {split: examples_lib.read_split(examples_uri, split, class_names,
+                                           keep_payload=split == test_split)
+            for split in configs.SplitConfig().as_dict()}
+    splits = {split: examples for split, examples in read.items() if examples is not None}
+  model_uri = record.uri(names.TRAINER, 'Model')
+  candidate = path_utils.serving_model_dir(model_uri) if model_uri else None
+  return _Context(record, class_names, splits, custom_config, test_split, candidate)
 
 
 # --- Run summary -------------------------------------------------------------
@@ -474,11 +477,6 @@ def _training_section(context: _Context) -> List[str]:
 # --- Evaluation ----------------------------------------------------------------
 
 
-def _candidate_dir(record: run_record.RunRecord) -> Optional[str]:
-  model_uri = record.uri(names.TRAINER, 'Model')
-  return path_utils.serving_model_dir(model_uri) if model_uri else None
-
-
 def _metrics_against_baseline(context: _Context) -> List[str]:
   """The Evaluator's own numbers for both models: what the blessing compared."""
   summary = context.record.summary
@@ -507,16 +505,15 @@ def _metrics_against_baseline(context: _Context) -> List[str]:
 
 
 def _evaluation_section(context: _Context):
-  candidate = _candidate_dir(context.record)
   test = context.splits.get(context.test_split)
-  if candidate is None or test is None or not len(test):
+  if context.candidate is None or test is None or not len(test):
     return [html.paragraph('No trained model or no test examples in this run.')], None
   names = context.class_names
   known = test.labels >= 0
-  probabilities = examples_lib.predict(candidate, test.serialized)
+  probabilities = examples_lib.predict(context.candidate, test.serialized)
   labels, scores = test.labels[known], probabilities[known]
   malignant = list(names).index(features.MALIGNANT_CLASS)
-  point = operating_point.read(candidate)
+  point = operating_point.read(context.candidate)
   counts = curves.confusion_matrix(
       labels, _decisions(scores, malignant, point.threshold if point else None), len(names))
   decision = (f'decision at the malignant operating point ({point.threshold:.4f}; '
@@ -562,12 +559,11 @@ def _measured_row(name: str, scores: np.ndarray, labels: np.ndarray, threshold: 
 def _operating_point_section(context: _Context,
                              probabilities: Optional[np.ndarray]) -> List[str]:
   """The threshold, what the eval split promised and what the test split saw, per site."""
-  candidate = _candidate_dir(context.record)
-  test = context.splits.get(context.test_split)
-  point = operating_point.read(candidate) if candidate else None
-  if point is None or probabilities is None or test is None:
+  point = None if probabilities is None else operating_point.read(context.candidate)
+  if point is None:
     return [html.paragraph('This model was exported without an operating point: its '
                            'decision is the top class.')]
+  test = context.splits[context.test_split]
   known = test.labels >= 0
   labels, scores, sites = test.labels[known], probabilities[known], test.sites[known]
   malignant = list(context.class_names).index(features.MALIGNANT_CLASS)
@@ -580,7 +576,7 @@ def _operating_point_section(context: _Context,
            point.specificity.text(), 'n/a')]
   rows += [_measured_row(name, scores[keep], labels[keep], point.threshold, malignant)
            for name, keep in groups.items()]
-  for site, own in sorted(operating_point.read_sites(candidate).items()):
+  for site, own in sorted(operating_point.read_sites(context.candidate).items()):
     keep = sites == site
     rows.append((f'site {site}: its own threshold {own.threshold:.4f}, on its '
                  f'{own.split} scans', own.sensitivity.total + own.specificity.total,
@@ -660,12 +656,12 @@ def _radiologist_parts(birads: np.ndarray, labels: np.ndarray, scores: np.ndarra
 
 def _explanations_section(context: _Context,
                           probabilities: Optional[np.ndarray]) -> List[str]:
-  candidate = _candidate_dir(context.record)
-  if probabilities is None or candidate is None or 'model' not in context.custom_config:
+  if probabilities is None or 'model' not in context.custom_config:
     return [html.paragraph('No trained model to explain in this run.')]
   model_config = configs.model_config_from(context.custom_config)
   try:
-    model = grad_cam.load_serving_model(candidate, model_config, len(context.class_names))
+    model = grad_cam.load_serving_model(context.candidate, model_config,
+                                        len(context.class_names))
   except ValueError as e:
     return [html.paragraph(f'Grad-CAM needs the network rebuilt from models/model.py: {e}')]
   result = explanations_lib.explain(

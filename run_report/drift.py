@@ -43,12 +43,6 @@ def section_parts(result: drift_check.DriftResult) -> List[str]:
   return parts
 
 
-def _legend() -> str:
-  return ('<p class="note">'
-          f'<span style="color:{SERVED_COLOUR}">&#9632;</span> served model\'s data '
-          f'&nbsp; <span style="color:{NEW_COLOUR}">&#9632;</span> new data</p>')
-
-
 def _shares(feature: drift_check.FeatureDrift) -> str:
   """A categorical feature: one row per value, its share in each data set as a bar."""
   values = sorted(set(feature.served) | set(feature.new),
@@ -82,7 +76,9 @@ def _histograms(feature: drift_check.FeatureDrift) -> str:
           + ''.join(panels) + '</svg>'
           f'<figcaption>{html.text(feature.feature)}: share of images per bucket of '
           f'TFDV\'s histogram; both panels share the scales '
-          f'({low:.3g} to {high:.3g}, up to {top:.0%}).</figcaption></figure>' + _legend())
+          f'({low:.3g} to {high:.3g}, up to {top:.0%}).</figcaption></figure>'
+          f'<p class="note"><span style="color:{SERVED_COLOUR}">&#9632;</span> served '
+          f'model\'s data &nbsp; <span style="color:{NEW_COLOUR}">&#9632;</span> new data</p>')
 
 
 def _panel(buckets: Sequence[Sequence[float]], left: float, low: float, high: float,

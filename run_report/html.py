@@ -38,33 +38,26 @@ def text(value) -> str:
   return html.escape(str(value))
 
 
-def number(value, digits: int = 4) -> str:
-  """A float with `digits` decimals; "n/a" for an undefined one (NaN or None)."""
-  if value is None or isinstance(value, float):
-    return metric_values.text(value, digits)
-  return text(value)
-
-
 class Raw(str):
   """Markup that is already safe, e.g. a pass/fail badge."""
 
 
+def _cell(value) -> str:
+  if isinstance(value, Raw):
+    return f'<td>{value}</td>'
+  if value is None or isinstance(value, float):
+    return f'<td class="num">{metric_values.text(value)}</td>'
+  if isinstance(value, int) and not isinstance(value, bool):
+    return f'<td class="num">{text(value)}</td>'
+  return f'<td>{text(value)}</td>'
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence], caption: str = '') -> str:
-  """Cells are escaped unless passed as `Raw`; numbers are right-aligned."""
+  """Cells are escaped unless passed as `Raw`; numbers are right-aligned, "n/a" if undefined."""
   head = ''.join(f'<th>{text(h)}</th>' for h in headers)
-  body = []
-  for row in rows:
-    cells = []
-    for cell in row:
-      if isinstance(cell, Raw):
-        cells.append(f'<td>{cell}</td>')
-      elif cell is None or (isinstance(cell, (int, float)) and not isinstance(cell, bool)):
-        cells.append(f'<td class="num">{number(cell)}</td>')
-      else:
-        cells.append(f'<td>{text(cell)}</td>')
-    body.append('<tr>' + ''.join(cells) + '</tr>')
+  body = ''.join('<tr>' + ''.join(_cell(cell) for cell in row) + '</tr>' for row in rows)
   caption_html = f'<caption>{text(caption)}</caption>' if caption else ''
-  return f'<table>{caption_html}<tr>{head}</tr>{"".join(body)}</table>'
+  return f'<table>{caption_html}<tr>{head}</tr>{body}</table>'
 
 
 def badge(passed: bool, yes: str = 'pass', no: str = 'fail') -> Raw:
