@@ -48,6 +48,7 @@ from dataset import manifest
 from dataset import sites
 from models import operating_point
 from orchestration import config_flags
+from serving import model_card
 from serving import serving_dir
 from serving import site_adaptation
 
@@ -197,6 +198,19 @@ def site_point(site: configs.Site, version_dir: str, target: float,
                              split=op.SITE_EXPORT_SPLIT, site=site.name)
 
 
+def _update_card(version_dir: str) -> None:
+  """Lists the version's site thresholds, as now recorded, in its model card."""
+  try:
+    card = model_card.read_card(version_dir)
+  except model_card.DamagedCardError as e:
+    print(f'note: the model card was not updated: {e}', file=sys.stderr)
+    return
+  if card is not None:
+    model_card.write_card(version_dir, dataclasses.replace(card, site_thresholds={
+        name: point.threshold
+        for name, point in operating_point.read_sites(version_dir).items()}))
+
+
 def main(argv: Sequence[str]) -> int:
   args = _parse_args(argv)
   try:
@@ -224,6 +238,7 @@ def main(argv: Sequence[str]) -> int:
                          f'({existing.summary_line()}); give --replace to replace it')
       point = site_point(site, version_dir, target)
       replaced = operating_point.write_site(version_dir, point, replace=args.replace)
+      _update_card(version_dir)
   except (UsageError, operating_point.SiteRecordedError) as e:
     print(f'site_threshold: error: {e}', file=sys.stderr)
     return 2

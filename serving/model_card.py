@@ -74,7 +74,7 @@ class ModelCard:
   # their metrics are shown, not relied on.
   ungated_sites: List[str] = dataclasses.field(default_factory=list)
   # site -> the malignant threshold the site set from its own labelled scans
-  # (assets.extra/site_operating_points.json) when the card was written.
+  # (assets.extra/site_operating_points.json); site_threshold.py keeps it current.
   site_thresholds: Dict[str, float] = dataclasses.field(default_factory=dict)
   # The site whose scans this copy's batch-norm statistics were re-estimated
   # on (serving/site_adaptation.py); '' for the model as trained.
@@ -264,6 +264,15 @@ def card_files(card: ModelCard) -> Mapping[str, str]:
   return {os.path.join(serving.ASSETS_EXTRA, serving.MODEL_CARD_JSON_FILE): to_json(card),
           os.path.join(serving.ASSETS_EXTRA, serving.MODEL_CARD_MARKDOWN_FILE):
               to_markdown(card)}
+
+
+def write_card(version_dir: str, card: ModelCard) -> None:
+  """Writes the card's files into a version folder that is already pushed or staged."""
+  for relpath, text in card_files(card).items():
+    path = os.path.join(version_dir, relpath)
+    fileio.makedirs(os.path.dirname(path))
+    with fileio.open(path, 'w') as f:
+      f.write(text)
 
 
 class DamagedCardError(ValueError):

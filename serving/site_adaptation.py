@@ -112,11 +112,8 @@ def adapt_version(version_dir: str, site: str, scan_paths: Sequence[str], output
     if os.path.exists(site_points):
       os.remove(site_points)
     operating_point.write_site(staging, point)
-    files = model_card.card_files(dataclasses.replace(card, adapted_to_site=site,
-                                                      site_thresholds={}))
-    for relpath, text in files.items():
-      with open(os.path.join(staging, relpath), 'w') as f:
-        f.write(text)
+    model_card.write_card(staging, dataclasses.replace(card, adapted_to_site=site,
+                                                       site_thresholds={}))
     try:
       os.rename(staging, output_dir)
     except OSError:

@@ -25,10 +25,7 @@ def serve(examples_uri: str, model_dir: str, card=None) -> None:
       test_split='test', test_metrics={}, floors={}, regression_tolerance=0.0,
       baseline_version='', code_fingerprint='c', training_config={})
   version = os.path.join(model_dir, str(card.version))
-  for relpath, text in model_card.card_files(card).items():
-    os.makedirs(os.path.dirname(os.path.join(version, relpath)), exist_ok=True)
-    with open(os.path.join(version, relpath), 'w') as f:
-      f.write(text)
+  model_card.write_card(version, card)
   with open(os.path.join(version, serving.SAVED_MODEL_FILE), 'wb') as f:
     f.write(b'')
 

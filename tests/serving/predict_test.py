@@ -205,9 +205,7 @@ def test_the_served_version_and_its_card_are_shown(capsys, exported, tmp_path, i
       test_split='test', test_metrics={'accuracy': 0.875, 'auc_benign': 0.9},
       floors={'accuracy': 0.8}, regression_tolerance=0.0, baseline_version='',
       code_fingerprint='c', training_config={})
-  for relpath, text in model_card.card_files(card).items():
-    os.makedirs(os.path.dirname(base / '5' / relpath), exist_ok=True)
-    (base / '5' / relpath).write_text(text)
+  model_card.write_card(str(base / '5'), card)
   serving_ops.rollback(str(base), 5)          # 6 is newer; 5 is served
   status, results = _run_json(capsys, [image_folder, '--model-dir', str(base)])
   assert status == 0 and {r['version'] for r in results} == {5}

@@ -36,11 +36,7 @@ def model_base_dir(exported, tmp_path):
       test_split='test', test_metrics={'accuracy': 0.875, 'malignant_sensitivity': 0.8},
       floors={'accuracy': 0.8, 'malignant_sensitivity': 0.75}, regression_tolerance=0.0,
       baseline_version='', code_fingerprint='c', training_config={})
-  for relpath, text in model_card.card_files(card).items():
-    path = os.path.join(base, str(versions[1]), relpath)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, 'w') as f:
-      f.write(text)
+  model_card.write_card(os.path.join(base, str(versions[1])), card)
   serving_config.write_config_files(names.MODEL_NAME, base,
                                     serving_config.ServedVersions(versions[-1]))
   return base, versions

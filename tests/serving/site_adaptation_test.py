@@ -54,9 +54,7 @@ def push(tmp_path_factory):
           model_card_test._card(exported.operating_point), version=4,
           training_config={'model': dataclasses.asdict(model_config),
                            'class_names': list(features.CLASS_NAMES)})
-      for relpath, text in model_card.card_files(card).items():
-        with open(os.path.join(version_dir, relpath), 'w') as f:
-          f.write(text)
+      model_card.write_card(version_dir, card)
       operating_point.write_site(version_dir, dataclasses.replace(
           exported.operating_point, site='elsewhere', split='site_export'))
       pushed[family] = exported

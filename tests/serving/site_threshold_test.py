@@ -11,7 +11,9 @@ from contracts import features
 from contracts import names
 from contracts import operating_point as op
 from models import operating_point
+from serving import model_card
 from tests.fixtures import synthetic_busi
+from tests.serving import model_card_test
 
 import predict
 import site_threshold
@@ -38,6 +40,7 @@ def _run(capsys, *argv):
 def test_a_site_gets_the_trainer_rule_on_the_served_scores_and_keeps_it(
     capsys, version_dir, site_root):
   base = os.path.dirname(version_dir)
+  model_card.write_card(version_dir, model_card_test._card(operating_point.read(version_dir)))
   code, out, err = _run(capsys, '--site', 'clinic', '--data-root', f'clinic={site_root}',
                         '--model-dir', base, '--target-sensitivity', '0.5')
   assert code == 0, err
@@ -62,6 +65,9 @@ def test_a_site_gets_the_trainer_rule_on_the_served_scores_and_keeps_it(
   code, out, _ = _run(capsys, '--site', 'clinic', '--data-root', f'clinic={site_root}',
                       '--model-dir', version_dir, '--replace')
   assert code == 0 and 'replaced: ' in out
+  # The card, written at the push, lists the site's threshold as now recorded.
+  assert model_card.read_card(version_dir).site_thresholds == {
+      'clinic': operating_point.read_sites(version_dir)['clinic'].threshold}
   # The served model's own target (the Trainer's record) when none is given.
   assert operating_point.read_sites(version_dir)['clinic'].target_sensitivity == (
       operating_point.read(version_dir).target_sensitivity)
