@@ -2,7 +2,7 @@
 
 The summary covers the newest run of the pipeline: wall time per component
 (cached ones marked), the malignant operating point the Trainer chose for the
-served decision, the Evaluator's metrics (overall and per site), whether
+served decision and its "not sure" cut-off, the Evaluator's metrics (overall and per site), whether
 the model was blessed and, if not, which rule failed (naming the site when the
 per-site gate refused it), and where the Pusher put it: only what is on
 disk now, so a version deleted since its push is reported as missing; and
@@ -11,6 +11,7 @@ where the Trainer's weights started when a warm start was asked for.
 """
 
 import dataclasses
+import json
 import os
 from typing import Dict, List, Optional, Sequence
 
@@ -25,6 +26,7 @@ from contracts import metric_values
 from contracts import names
 from contracts import operating_point as op
 from dataset import data_audit
+from models import not_sure
 from models import operating_point
 from observability import metadata_run
 
@@ -60,6 +62,8 @@ class RunSummary:
       default_factory=dict)
   # Where the Trainer's weights started, when a warm start was asked for.
   warm_start: Optional[str] = None
+  # The Trainer's "not sure" cut-off (models/not_sure.py); None without one.
+  not_sure_cutoff: Optional[float] = None
 
   def site_lines(self) -> List[str]:
     """The per-site table, or nothing when the examples carry no site."""
@@ -82,6 +86,10 @@ class RunSummary:
       lines += ['', f'Operating point: {self.operating_point.summary_line()}']
       lines += [f'  site {site}: {point.summary_line()}'
                 for site, point in sorted(self.site_operating_points.items())]
+    if self.not_sure_cutoff is not None:
+      lines.append(f'Not sure: flagged when 1 - the largest score reaches '
+                   f'{self.not_sure_cutoff:.4f} (the least sure '
+                   f'{not_sure.FLAG_FRACTION:.0%} of the eval split)')
     if self.warm_start:
       lines += ['', self.warm_start]
     if self.metrics:
@@ -156,6 +164,12 @@ def summarize_run(run: metadata_run.MetadataRun,
     site_points = operating_point.read_sites(path_utils.serving_model_path(model.uri))
     if names.WARM_START_PROPERTY in model.custom_properties:
       warm_start = model.custom_properties[names.WARM_START_PROPERTY].string_value or None
+  cutoff = None
+  for model_run in run.outputs('ModelRun'):
+    path = os.path.join(model_run.uri, names.TRAINING_SUMMARY_FILE)
+    if fileio.exists(path):
+      with fileio.open(path, 'r') as f:
+        cutoff = json.load(f).get('not_sure_cutoff')
   for evaluation in run.outputs('ModelEvaluation'):
     if fileio.glob(os.path.join(evaluation.uri, 'metrics*')):
       metrics = evaluation_metrics.overall_metrics(evaluation.uri, class_names)
@@ -186,4 +200,4 @@ def summarize_run(run: metadata_run.MetadataRun,
     # version may not be the one served now.
     drift[0] += ' (cached: an earlier run\'s check of these examples)'
   return RunSummary(run.run_id, components, metrics, blessed, failed, baseline, pushed,
-                    audit, missing, sites, point, drift, site_points, warm_start)
+                    audit, missing, sites, point, drift, site_points, warm_start, cutoff)

@@ -58,6 +58,9 @@ def test_the_summary_names_each_site_with_its_own_threshold():
   site = dataclasses.replace(point, threshold=0.3, site='bus_bra')
   summary = run_summary.RunSummary('run', [], {}, True, [], None, None,
                                    operating_point=point,
-                                   site_operating_points={'bus_bra': site})
+                                   site_operating_points={'bus_bra': site},
+                                   not_sure_cutoff=0.41)
   text = summary.format()
-  assert f'Operating point: {point.summary_line()}\n  site bus_bra: {site.summary_line()}' in text
+  assert (f'Operating point: {point.summary_line()}\n  site bus_bra: {site.summary_line()}\n'
+          'Not sure: flagged when 1 - the largest score reaches 0.4100 (the least sure 20% '
+          'of the eval split)') in text

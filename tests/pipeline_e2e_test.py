@@ -123,6 +123,7 @@ def test_first_run_pushes_a_servable_model(workspace, first_run):
   assert 'Blessed: yes' in first_run.out
   assert 'malignant_sensitivity' in first_run.out
   assert 'Operating point: malignant threshold ' in first_run.out
+  assert 'Not sure: flagged when 1 - the largest score reaches ' in first_run.out
   assert first_run.served_before == () and len(first_run.served_after) == 1
   model = tf.saved_model.load(os.path.join(_model_base(workspace),
                                            str(first_run.served_after[0])))
