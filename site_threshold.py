@@ -29,7 +29,6 @@ than a threshold alone (bench/README.md, "Sites never seen").
 import argparse
 import dataclasses
 import os
-import shutil
 import sys
 from typing import List, Sequence, Tuple
 
@@ -165,20 +164,16 @@ def _adapted(site: configs.Site, version_dir: str, folder: str, target: float,
   paths = [path for path, _ in labelled_scans(site, list(features.CLASS_NAMES))]
   print(f'site {site.name}: adapting {version_dir} to {len(paths)} scans',
         file=sys.stderr, flush=True)
-  written = f'{folder}.new' if existed else folder
-  if os.path.exists(written):
-    shutil.rmtree(written)
   try:
     adapted = site_adaptation.adapt_version(
-        version_dir, site.name, paths, written,
-        lambda staged: site_point(site, staged, target, shown_as='the adapted copy'))
+        version_dir, site.name, paths, folder,
+        lambda staged: site_point(site, staged, target, shown_as='the adapted copy'),
+        replace=replace)
   except ValueError as e:
     raise UsageError(f'{version_dir} cannot be adapted: {e}') from None
   if existed:
-    shutil.rmtree(folder)
-    os.rename(written, folder)
     print(f'replaced: {folder}', file=sys.stderr)
-  return dataclasses.replace(adapted, version_dir=folder)
+  return adapted
 
 
 def site_point(site: configs.Site, version_dir: str, target: float,

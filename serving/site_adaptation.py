@@ -66,14 +66,16 @@ def decode_scans(paths: Sequence[str], image_size: int) -> np.ndarray:
 
 
 def adapt_version(version_dir: str, site: str, scan_paths: Sequence[str], output_dir: str,
-                  choose_point: Callable[[str], op.OperatingPoint]) -> AdaptedVersion:
-  """Writes `version_dir` adapted to `site`'s scans as the new folder `output_dir`.
+                  choose_point: Callable[[str], op.OperatingPoint],
+                  replace: bool = False) -> AdaptedVersion:
+  """Writes `version_dir` adapted to `site`'s scans as the folder `output_dir`.
 
   `choose_point` gets the adapted copy's folder before it is published and
   returns the site's operating point on its scores, which the copy then
-  decides at and records as the site's threshold.
+  decides at and records as the site's threshold. An existing `output_dir`
+  is replaced only with `replace`, once the new copy is complete.
   """
-  if os.path.exists(output_dir):
+  if os.path.exists(output_dir) and not replace:
     raise AdaptationError(f'{output_dir} exists already')
   card = model_card.read_card(version_dir)
   if card is None:
@@ -115,9 +117,13 @@ def adapt_version(version_dir: str, site: str, scan_paths: Sequence[str], output
     model_card.write_card(staging, dataclasses.replace(card, adapted_to_site=site,
                                                        site_thresholds={}))
     try:
+      if replace and os.path.exists(output_dir):
+        os.rename(output_dir, os.path.join(scratch, 'replaced'))  # removed with `scratch`
       os.rename(staging, output_dir)
     except OSError:
-      raise AdaptationError(f'{output_dir} exists already') from None
+      raise AdaptationError(f'{output_dir} exists already' if not replace else
+                            f'{output_dir} was changed by another command meanwhile; '
+                            'run again') from None
   return AdaptedVersion(output_dir, site, len(scan_paths), layers, point)
 
 

@@ -185,6 +185,8 @@ def test_site_threshold_adapts_then_sets_the_threshold_on_the_copy(
   assert site_threshold.main([*argv, '--replace']) == 0
   _, err = capsys.readouterr()
   assert f'replaced: {output}' in err
+  # Replaced by one rename of a folder staged under its own name: nothing is left beside it.
+  assert os.listdir(os.path.dirname(output)) == ['4']
 
 
 def test_a_version_without_a_card_cannot_be_adapted(push, site_scans, tmp_path, capsys):
