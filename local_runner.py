@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 
 def _stopped_while_starting(signum: int, _frame) -> None:
@@ -89,13 +89,11 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   return args
 
 
-def _beam_pipeline_args(args: argparse.Namespace) -> Optional[Tuple[str, ...]]:
-  """The Beam arguments of the flags; None: local.py's DirectRunner of --beam-workers."""
-  if args.beam_runner == 'portable':
-    return args.portable_beam_args + tuple(args.beam_arg)
-  if args.beam_arg:
-    return beam_runners.local_direct_args(args.beam_workers) + tuple(args.beam_arg)
-  return None
+def _beam_pipeline_args(args: argparse.Namespace) -> Tuple[str, ...]:
+  """The Beam arguments of the flags, --beam-arg last so that they override ours."""
+  runner_args = (args.portable_beam_args if args.beam_runner == 'portable'
+                 else beam_runners.local_direct_args(args.beam_workers))
+  return runner_args + tuple(args.beam_arg)
 
 
 def build_config(args: argparse.Namespace, data_root_dir: str = '',
@@ -111,7 +109,6 @@ def build_config(args: argparse.Namespace, data_root_dir: str = '',
       evaluation=config_flags.evaluation_config(args),
       keep_served_versions=args.keep_versions,
       enable_cache=not args.no_cache,
-      beam_workers=args.beam_workers,
       beam_pipeline_args=_beam_pipeline_args(args))
 
 
