@@ -316,17 +316,15 @@ def _trainer_shape(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 
 def build_configs(args: argparse.Namespace
                   ) -> Tuple[configs.PipelineConfig, kubeflow_configs.KubeflowConfig]:
-  node_selector = list(args.gpu_node_selector)
-  if args.gpu_type:
-    node_selector.append((kubeflow_configs.GPU_PRODUCT_LABEL, args.gpu_type))
-  gpu = dataclasses.replace(
-      kubeflow_configs.GpuPool(), count=args.gpus, resource=args.gpu_resource,
-      node_selector=tuple(node_selector))
-  if args.gpu_toleration:
-    gpu = dataclasses.replace(gpu, tolerations=tuple(args.gpu_toleration))
   if args.target == kubeflow_configs.VERTEX_TARGET:
     gpu = kubeflow_configs.GpuPool(count=args.gpus, resource=args.accelerator_type,
                                    tolerations=())
+  else:
+    gpu = kubeflow_configs.GpuPool(
+        count=args.gpus, resource=args.gpu_resource,
+        node_selector=tuple(args.gpu_node_selector) + (
+            ((kubeflow_configs.GPU_PRODUCT_LABEL, args.gpu_type),) if args.gpu_type else ()),
+        tolerations=tuple(args.gpu_toleration or kubeflow_configs.GpuPool.tolerations))
   platform = kubeflow_configs.KubeflowConfig(
       image=args.image,
       component_resources=kubeflow_configs.Resources(args.cpu, args.memory_gb),
