@@ -9,7 +9,6 @@ one path only: a typed execution parameter, or JSON in a `custom_config`
 import dataclasses
 import glob
 import hashlib
-import json
 import os
 import re
 from typing import Any, Dict, Optional, Tuple
@@ -403,6 +402,3 @@ def resolved_trainer_config(config: PipelineConfig) -> Dict[str, Any]:
   return with_trainer_parameters(config.trainer_custom_config(), config.training.epochs,
                                  config.training.warm_start)
 
-
-def to_json(config: PipelineConfig) -> str:
-  return json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True)
