@@ -55,16 +55,14 @@ def _storage_uri(flag: str):
   return parse
 
 
-def _positive(kind):
-  def parse(text: str):
-    try:
-      value = kind(text)
-    except ValueError:
-      value = -1
-    if value <= 0:
-      raise argparse.ArgumentTypeError(f'expected a positive number, got {text!r}')
-    return value
-  return parse
+def _positive(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    value = -1
+  if value <= 0:
+    raise argparse.ArgumentTypeError(f'expected a positive number, got {text!r}')
+  return value
 
 
 def _label(text: str) -> Tuple[str, str]:
@@ -157,15 +155,15 @@ def make_parser() -> argparse.ArgumentParser:
   config_flags.add_pipeline_flags(parser)
 
   pods = parser.add_argument_group('pods')
-  pods.add_argument('--cpu', type=_positive(float),
+  pods.add_argument('--cpu', type=_positive,
                     default=platform_defaults.component_resources.cpu,
                     help='CPU cores for each component but the Trainer')
-  pods.add_argument('--memory-gb', type=_positive(float),
+  pods.add_argument('--memory-gb', type=_positive,
                     default=platform_defaults.component_resources.memory_gb)
-  pods.add_argument('--trainer-cpu', type=_positive(float),
+  pods.add_argument('--trainer-cpu', type=_positive,
                     help=f'default {platform_defaults.trainer_resources.cpu:g}, '
                          'or the shape of --machine-type')
-  pods.add_argument('--trainer-memory-gb', type=_positive(float),
+  pods.add_argument('--trainer-memory-gb', type=_positive,
                     help=f'default {platform_defaults.trainer_resources.memory_gb:g}, '
                          'or the shape of --machine-type')
   pods.add_argument('--resources', type=_component_resources, action='append', default=[],
