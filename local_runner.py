@@ -159,10 +159,6 @@ def run(config: configs.PipelineConfig, retrain_unchanged: bool = False) -> int:
   return 0
 
 
-def _absolute(site: configs.Site) -> configs.Site:
-  return dataclasses.replace(site, root=os.path.abspath(site.root))
-
-
 def main(argv: List[str]) -> int:
   previous = run_failures.interrupt_on_termination()
   try:
@@ -199,7 +195,8 @@ def _main(argv: List[str]) -> int:
       print(f'--data-root: {_where(args.sites, site)}{problem}{hint}.', file=sys.stderr)
       return 2
   if args.sites:
-    sites = tuple(_absolute(site) for site in args.sites)
+    sites = tuple(dataclasses.replace(site, root=os.path.abspath(site.root))
+                  for site in args.sites)
   else:
     found = data_root.find_data_root()
     if found is None:
