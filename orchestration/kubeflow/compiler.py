@@ -119,7 +119,6 @@ def _correct_for_kfp_backend(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
   stops rather than training on the CPU when the node shows none. With a
   credentials secret, every container (the exit handler's too) names its key file.
   """
-  trainer_gpus = config.gpu.count
   deployment = json_format.ParseDict(
       json_format.MessageToDict(pipeline_spec.deployment_spec), _DeploymentConfig())
   for executor in deployment.executors.values():
@@ -129,8 +128,8 @@ def _correct_for_kfp_backend(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
     container = deployment.executors[
         pipeline_spec.components[component.id].executor_label].container
     container.resources.CopyFrom(component.platform_config)
-    if component.id == kubeflow_configs.TRAINER_ID and trainer_gpus > 0:
-      container.args.insert(0, str(trainer_gpus))
+    if component.id == kubeflow_configs.TRAINER_ID and config.gpu.count > 0:
+      container.args.insert(0, str(config.gpu.count))
       container.args.insert(0, kubeflow_entrypoint.REQUIRE_GPUS_FLAG)
     task = pipeline_dag(pipeline_spec).tasks[component.id]
     _name_output_parameter_producers(task)
