@@ -270,10 +270,6 @@ class OutputDirError(RuntimeError):
   """The output dir cannot be used; the message says why, on one line."""
 
 
-class OutputDirBusyError(OutputDirError):
-  """Another run holds the output dir's lock."""
-
-
 @contextlib.contextmanager
 def exclusive_output_dir(output_dir: str):
   """Holds an exclusive lock on `output_dir` while the body runs.
@@ -294,7 +290,7 @@ def exclusive_output_dir(output_dir: str):
       fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
       lock.seek(0)
-      raise OutputDirBusyError(
+      raise OutputDirError(
           f'--output-dir {output_dir} is in use by another run '
           f'({lock.read().strip() or "unknown process"}); wait for it to finish '
           'or choose another --output-dir.') from None
