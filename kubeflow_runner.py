@@ -350,12 +350,10 @@ def build_configs(args: argparse.Namespace
 
 
 def _beam_pipeline_args(args: argparse.Namespace) -> Tuple[str, ...]:
-  """The Beam arguments of the flags for every pod; --beam-workers 1 runs Beam in-process."""
-  runner = config_flags.BEAM_RUNNERS[args.beam_runner]
+  """The Beam arguments of the flags for every pod."""
   extra = [f'--job_endpoint={args.job_endpoint}'] * bool(args.job_endpoint)
-  if runner == beam_runners.DIRECT_RUNNER and args.beam_workers == 1:
-    extra += beam_runners.direct_args(1, in_process=True)
-  return beam_runners.beam_pipeline_args(runner, extra + args.beam_arg, args.image,
+  return beam_runners.beam_pipeline_args(config_flags.BEAM_RUNNERS[args.beam_runner],
+                                         extra + args.beam_arg, args.image,
                                          direct_num_workers=args.beam_workers)
 
 
