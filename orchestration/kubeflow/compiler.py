@@ -184,17 +184,13 @@ def _type_final_status_inputs(pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> 
             name].parameter_type = pipeline_spec_pb2.ParameterType.TASK_FINAL_STATUS
 
 
-def write_package(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
-                  platform_spec: pipeline_spec_pb2.PlatformSpec, path: str) -> None:
-  """One YAML document per spec, in the order the kfp client reads them."""
+def compile_package(pipeline: tfx.dsl.Pipeline,
+                    config: kubeflow_configs.KubeflowConfig, path: str) -> None:
+  """Writes one YAML document per spec, in the order the kfp client reads them."""
+  pipeline_spec, platform_spec = compile_specs(pipeline, config)
   documents = [json_format.MessageToDict(pipeline_spec)]
   if platform_spec.platforms:
     documents.append(json_format.MessageToDict(platform_spec))
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, 'w') as f:
     yaml.safe_dump_all(documents, f, sort_keys=True)
-
-
-def compile_package(pipeline: tfx.dsl.Pipeline,
-                    config: kubeflow_configs.KubeflowConfig, path: str) -> None:
-  write_package(*compile_specs(pipeline, config), path)
