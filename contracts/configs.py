@@ -347,13 +347,11 @@ class PipelineConfig:
     Those are the Trainer's own execution parameters (run parameters on
     Kubeflow), which its executor adds (`with_trainer_parameters`).
     """
-    training = dataclasses.asdict(self.training)
-    for name in TRAINER_PARAMETERS:
-      del training[name]
     return {
         'class_names': list(self.data.class_names),
         'model': dataclasses.asdict(self.model),
-        'training': training,
+        'training': {name: value for name, value in dataclasses.asdict(self.training).items()
+                     if name not in TRAINER_PARAMETERS},
         'models_code_sha256': models_code_fingerprint(),
     }
 
