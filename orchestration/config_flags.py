@@ -237,23 +237,7 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
                      help='rerun every component instead of reusing cached results')
 
   blessing = parser.add_argument_group('blessing and serving')
-  blessing.add_argument('--min-accuracy', type=float, default=defaults.evaluation.min_accuracy,
-                        help='floor on test accuracy '
-                             f'(default {defaults.evaluation.min_accuracy})')
-  blessing.add_argument('--min-malignant-recall', type=float,
-                        default=defaults.evaluation.min_malignant_recall,
-                        help='floor on malignant sensitivity '
-                             f'(default {defaults.evaluation.min_malignant_recall})')
-  blessing.add_argument('--regression-tolerance', type=float,
-                        default=defaults.evaluation.regression_tolerance,
-                        help='how far below the served model a candidate may fall')
-  blessing.add_argument('--min-site-malignant-examples', type=int,
-                        default=defaults.evaluation.min_site_malignant_examples,
-                        help='a site with at least this many malignant test scans must '
-                             'meet --min-malignant-recall and not regress there '
-                             f'(default {defaults.evaluation.min_site_malignant_examples})')
-  blessing.add_argument('--slice-by-device', action='store_true',
-                        help='also evaluate per scanner (device) and per site x device')
+  _add_evaluation_flags(blessing)
   blessing.add_argument('--keep-versions', type=int, default=defaults.keep_served_versions,
                         help='model versions kept in the serving directory '
                              f'(default {defaults.keep_served_versions})')
@@ -324,8 +308,29 @@ def training_config(args: argparse.Namespace) -> configs.TrainingConfig:
       warm_start=args.warm_start, warm_start_epochs=args.warm_start_epochs)
 
 
+def _add_evaluation_flags(parser) -> None:
+  """Adds the blessing flags to `parser` (an argument group); `evaluation_config` reads them."""
+  defaults = configs.EvaluationConfig()
+  parser.add_argument('--min-accuracy', type=float, default=defaults.min_accuracy,
+                      help=f'floor on test accuracy (default {defaults.min_accuracy})')
+  parser.add_argument('--min-malignant-recall', type=float,
+                      default=defaults.min_malignant_recall,
+                      help='floor on malignant sensitivity '
+                           f'(default {defaults.min_malignant_recall})')
+  parser.add_argument('--regression-tolerance', type=float,
+                      default=defaults.regression_tolerance,
+                      help='how far below the served model a candidate may fall')
+  parser.add_argument('--min-site-malignant-examples', type=int,
+                      default=defaults.min_site_malignant_examples,
+                      help='a site with at least this many malignant test scans must '
+                           'meet --min-malignant-recall and not regress there '
+                           f'(default {defaults.min_site_malignant_examples})')
+  parser.add_argument('--slice-by-device', action='store_true',
+                      help='also evaluate per scanner (device) and per site x device')
+
+
 def evaluation_config(args: argparse.Namespace) -> configs.EvaluationConfig:
-  """The blessing rules of the flags; the config checks them."""
+  """The blessing rules of `add_evaluation_flags`' flags; the config checks them."""
   return configs.EvaluationConfig(
       min_accuracy=args.min_accuracy, min_malignant_recall=args.min_malignant_recall,
       regression_tolerance=args.regression_tolerance,
