@@ -55,16 +55,14 @@ def _storage_uri(flag: str):
   return parse
 
 
-def _positive(kind):
-  def parse(text: str):
-    try:
-      value = kind(text)
-    except ValueError:
-      value = -1
-    if value <= 0:
-      raise argparse.ArgumentTypeError(f'expected a positive number, got {text!r}')
-    return value
-  return parse
+def _positive(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    value = -1
+  if value <= 0:
+    raise argparse.ArgumentTypeError(f'expected a positive number, got {text!r}')
+  return value
 
 
 def _label(text: str) -> Tuple[str, str]:
@@ -157,15 +155,15 @@ def make_parser() -> argparse.ArgumentParser:
   config_flags.add_pipeline_flags(parser)
 
   pods = parser.add_argument_group('pods')
-  pods.add_argument('--cpu', type=_positive(float),
+  pods.add_argument('--cpu', type=_positive,
                     default=platform_defaults.component_resources.cpu,
                     help='CPU cores for each component but the Trainer')
-  pods.add_argument('--memory-gb', type=_positive(float),
+  pods.add_argument('--memory-gb', type=_positive,
                     default=platform_defaults.component_resources.memory_gb)
-  pods.add_argument('--trainer-cpu', type=_positive(float),
+  pods.add_argument('--trainer-cpu', type=_positive,
                     help=f'default {platform_defaults.trainer_resources.cpu:g}, '
                          'or the shape of --machine-type')
-  pods.add_argument('--trainer-memory-gb', type=_positive(float),
+  pods.add_argument('--trainer-memory-gb', type=_positive,
                     help=f'default {platform_defaults.trainer_resources.memory_gb:g}, '
                          'or the shape of --machine-type')
   pods.add_argument('--resources', type=_component_resources, action='append', default=[],
@@ -316,17 +314,15 @@ def _trainer_shape(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 
 def build_configs(args: argparse.Namespace
                   ) -> Tuple[configs.PipelineConfig, kubeflow_configs.KubeflowConfig]:
-  node_selector = list(args.gpu_node_selector)
-  if args.gpu_type:
-    node_selector.append((kubeflow_configs.GPU_PRODUCT_LABEL, args.gpu_type))
-  gpu = dataclasses.replace(
-      kubeflow_configs.GpuPool(), count=args.gpus, resource=args.gpu_resource,
-      node_selector=tuple(node_selector))
-  if args.gpu_toleration:
-    gpu = dataclasses.replace(gpu, tolerations=tuple(args.gpu_toleration))
   if args.target == kubeflow_configs.VERTEX_TARGET:
     gpu = kubeflow_configs.GpuPool(count=args.gpus, resource=args.accelerator_type,
                                    tolerations=())
+  else:
+    gpu = kubeflow_configs.GpuPool(
+        count=args.gpus, resource=args.gpu_resource,
+        node_selector=tuple(args.gpu_node_selector) + (
+            ((kubeflow_configs.GPU_PRODUCT_LABEL, args.gpu_type),) if args.gpu_type else ()),
+        tolerations=tuple(args.gpu_toleration or kubeflow_configs.GpuPool.tolerations))
   platform = kubeflow_configs.KubeflowConfig(
       image=args.image,
       component_resources=kubeflow_configs.Resources(args.cpu, args.memory_gb),
@@ -354,12 +350,10 @@ def build_configs(args: argparse.Namespace
 
 
 def _beam_pipeline_args(args: argparse.Namespace) -> Tuple[str, ...]:
-  """The Beam arguments of the flags for every pod; --beam-workers 1 runs Beam in-process."""
-  runner = config_flags.BEAM_RUNNERS[args.beam_runner]
+  """The Beam arguments of the flags for every pod."""
   extra = [f'--job_endpoint={args.job_endpoint}'] * bool(args.job_endpoint)
-  if runner == beam_runners.DIRECT_RUNNER and args.beam_workers == 1:
-    extra += beam_runners.direct_args(1, in_process=True)
-  return beam_runners.beam_pipeline_args(runner, extra + args.beam_arg, args.image,
+  return beam_runners.beam_pipeline_args(config_flags.BEAM_RUNNERS[args.beam_runner],
+                                         extra + args.beam_arg, args.image,
                                          direct_num_workers=args.beam_workers)
 
 

@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 
 def _stopped_while_starting(signum: int, _frame) -> None:
@@ -89,13 +89,11 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
   return args
 
 
-def _beam_pipeline_args(args: argparse.Namespace) -> Optional[Tuple[str, ...]]:
-  """The Beam arguments of the flags; None: local.py's DirectRunner of --beam-workers."""
-  if args.beam_runner == 'portable':
-    return args.portable_beam_args + tuple(args.beam_arg)
-  if args.beam_arg:
-    return beam_runners.local_direct_args(args.beam_workers) + tuple(args.beam_arg)
-  return None
+def _beam_pipeline_args(args: argparse.Namespace) -> Tuple[str, ...]:
+  """The Beam arguments of the flags, --beam-arg last so that they override ours."""
+  runner_args = (args.portable_beam_args if args.beam_runner == 'portable'
+                 else beam_runners.local_direct_args(args.beam_workers))
+  return runner_args + tuple(args.beam_arg)
 
 
 def build_config(args: argparse.Namespace, data_root_dir: str = '',
@@ -111,7 +109,6 @@ def build_config(args: argparse.Namespace, data_root_dir: str = '',
       evaluation=config_flags.evaluation_config(args),
       keep_served_versions=args.keep_versions,
       enable_cache=not args.no_cache,
-      beam_workers=args.beam_workers,
       beam_pipeline_args=_beam_pipeline_args(args))
 
 
@@ -162,10 +159,6 @@ def run(config: configs.PipelineConfig, retrain_unchanged: bool = False) -> int:
   return 0
 
 
-def _absolute(site: configs.Site) -> configs.Site:
-  return dataclasses.replace(site, root=os.path.abspath(site.root))
-
-
 def main(argv: List[str]) -> int:
   previous = run_failures.interrupt_on_termination()
   try:
@@ -202,7 +195,8 @@ def _main(argv: List[str]) -> int:
       print(f'--data-root: {_where(args.sites, site)}{problem}{hint}.', file=sys.stderr)
       return 2
   if args.sites:
-    sites = tuple(_absolute(site) for site in args.sites)
+    sites = tuple(dataclasses.replace(site, root=os.path.abspath(site.root))
+                  for site in args.sites)
   else:
     found = data_root.find_data_root()
     if found is None:
@@ -276,10 +270,6 @@ class OutputDirError(RuntimeError):
   """The output dir cannot be used; the message says why, on one line."""
 
 
-class OutputDirBusyError(OutputDirError):
-  """Another run holds the output dir's lock."""
-
-
 @contextlib.contextmanager
 def exclusive_output_dir(output_dir: str):
   """Holds an exclusive lock on `output_dir` while the body runs.
@@ -300,7 +290,7 @@ def exclusive_output_dir(output_dir: str):
       fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
       lock.seek(0)
-      raise OutputDirBusyError(
+      raise OutputDirError(
           f'--output-dir {output_dir} is in use by another run '
           f'({lock.read().strip() or "unknown process"}); wait for it to finish '
           'or choose another --output-dir.') from None

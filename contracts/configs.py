@@ -9,7 +9,6 @@ one path only: a typed execution parameter, or JSON in a `custom_config`
 import dataclasses
 import glob
 import hashlib
-import json
 import os
 import re
 from typing import Any, Dict, Optional, Tuple
@@ -348,13 +347,11 @@ class PipelineConfig:
     Those are the Trainer's own execution parameters (run parameters on
     Kubeflow), which its executor adds (`with_trainer_parameters`).
     """
-    training = dataclasses.asdict(self.training)
-    for name in TRAINER_PARAMETERS:
-      del training[name]
     return {
         'class_names': list(self.data.class_names),
         'model': dataclasses.asdict(self.model),
-        'training': training,
+        'training': {name: value for name, value in dataclasses.asdict(self.training).items()
+                     if name not in TRAINER_PARAMETERS},
         'models_code_sha256': models_code_fingerprint(),
     }
 
@@ -403,6 +400,3 @@ def resolved_trainer_config(config: PipelineConfig) -> Dict[str, Any]:
   return with_trainer_parameters(config.trainer_custom_config(), config.training.epochs,
                                  config.training.warm_start)
 
-
-def to_json(config: PipelineConfig) -> str:
-  return json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True)

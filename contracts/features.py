@@ -44,6 +44,3 @@ IMAGE_XF = 'image_xf'            # float32 [size, size, 1], intensities in [0, 1
 MASK_XF = 'mask_xf'              # float32 [size, size, 1], 0 or 1
 LABEL_XF = 'label_xf'            # int64 index into CLASS_NAMES
 SITE_XF = 'site_xf'              # bytes: the site, passed through for per-site operating points
-
-# Raw features a client sends to the model; everything else is metadata.
-SERVING_RAW_KEYS = (IMAGE_KEY,)

@@ -113,6 +113,6 @@ def decision_at(probabilities: Mapping[str, float], threshold: float) -> Tuple[s
   applying a site's. A tie goes to the earlier class, as the signatures' argmax."""
   if probabilities[features.MALIGNANT_CLASS] >= threshold:
     return REFER_DECISION, features.MALIGNANT_CLASS
-  others = [name for name in probabilities if name != features.MALIGNANT_CLASS]
-  other = max(others, key=lambda name: (probabilities[name], -others.index(name)))
+  other = max((name for name in probabilities if name != features.MALIGNANT_CLASS),
+              key=probabilities.__getitem__)
   return other, other

@@ -36,23 +36,15 @@ class BeamArgsError(ValueError):
   """Beam arguments that cannot start a job; the message names what is missing."""
 
 
-def direct_args(num_workers: int, in_process: bool = False) -> Tuple[str, ...]:
-  """DirectRunner's running mode and worker count.
-
-  `in_process` runs Beam inside the calling process (one worker); otherwise
-  `num_workers` processes, 0 meaning one per core.
-  """
-  mode = 'in_memory' if in_process else 'multi_processing'
-  return (f'--direct_running_mode={mode}', f'--direct_num_workers={num_workers}')
-
-
 def local_direct_args(workers: int) -> Tuple[str, ...]:
-  """A local run's DirectRunner: 1, in this process; otherwise `workers` processes.
+  """DirectRunner, locally or in a Kubeflow pod: 1, in this process; otherwise
+  `workers` processes, 0 meaning one per core.
 
   On BUSI, in-process Beam took less CPU and half the peak memory of worker
   processes (bench/README.md); more data can need the processes.
   """
-  return direct_args(1, in_process=True) if workers == 1 else direct_args(workers)
+  mode = 'in_memory' if workers == 1 else 'multi_processing'
+  return (f'--direct_running_mode={mode}', f'--direct_num_workers={workers}')
 
 
 def _flag_names(args: Sequence[str]) -> set:
@@ -67,7 +59,8 @@ def beam_pipeline_args(runner: str, extra_args: Sequence[str], image: str,
     runner: one of RUNNERS.
     extra_args: `--flag=value` Beam options passed through; they override ours.
     image: the pipeline's container image, used for remote Beam workers.
-    direct_num_workers: DirectRunner processes per component pod.
+    direct_num_workers: DirectRunner processes per component pod, as
+      `local_direct_args` takes them.
   """
   if runner not in RUNNERS:
     raise BeamArgsError(f'--beam-runner must be one of {", ".join(RUNNERS)}, got {runner!r}')
@@ -79,7 +72,7 @@ def beam_pipeline_args(runner: str, extra_args: Sequence[str], image: str,
         ', '.join(f'--beam-arg={flag}=...' for flag in missing))
   args = [f'--runner={runner}']
   if runner == DIRECT_RUNNER:
-    args += direct_args(direct_num_workers)
+    args += local_direct_args(direct_num_workers)
   elif runner == DATAFLOW_RUNNER and '--sdk_container_image' not in given:
     args.append(f'--sdk_container_image={image}')
   elif runner == PORTABLE_RUNNER and '--environment_type' not in given:

@@ -9,6 +9,7 @@ that is no longer on disk. Such pushes are marked as no longer live, which
 TFX's cache does not reuse, so the Pusher runs and pushes again.
 """
 
+import contextlib
 import os
 import sqlite3
 from typing import List, Optional
@@ -29,11 +30,9 @@ def store_problem(metadata_path: str) -> Optional[str]:
   if not os.path.exists(metadata_path):
     return None
   try:
-    connection = sqlite3.connect(f'file:{metadata_path}?mode=ro', uri=True)
-    try:
+    read_only = f'file:{metadata_path}?mode=ro'
+    with contextlib.closing(sqlite3.connect(read_only, uri=True)) as connection:
       result = connection.execute('PRAGMA quick_check').fetchone()
-    finally:
-      connection.close()
   except sqlite3.Error as e:
     detail = str(e)
   else:

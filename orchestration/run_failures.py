@@ -103,8 +103,7 @@ def os_error(error: BaseException) -> Optional[str]:
 
 def advice(error: BaseException, output_dir: str) -> Optional[str]:
   """What to do about `error`, or None when it is not a failure this knows."""
-  causes = list(_chain(error))
-  for cause in causes:
+  for cause in _chain(error):
     if _is_disk_full(cause):
       return (f'The disk is full ({_one_line(cause)[:200]}). Free space on the disk that '
               f'holds {output_dir}, or pass another --output-dir, and rerun: the '

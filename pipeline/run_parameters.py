@@ -58,10 +58,9 @@ def fixed(config: configs.PipelineConfig) -> RunParameters:
 
 def runtime(config: configs.PipelineConfig) -> RunParameters:
   """Each value as a runtime parameter whose default is the configured value."""
-  values = fixed(config)
   return RunParameters(**{
       name: data_types.RuntimeParameter(name=name, ptype=type(value), default=value)
-      for name, value in dataclasses.asdict(values).items()})
+      for name, value in dataclasses.asdict(fixed(config)).items()})
 
 
 def parse_value(name: str, text: str) -> Union[str, int, float]:

@@ -119,7 +119,6 @@ def _correct_for_kfp_backend(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
   stops rather than training on the CPU when the node shows none. With a
   credentials secret, every container (the exit handler's too) names its key file.
   """
-  trainer_gpus = config.gpu.count
   deployment = json_format.ParseDict(
       json_format.MessageToDict(pipeline_spec.deployment_spec), _DeploymentConfig())
   for executor in deployment.executors.values():
@@ -129,8 +128,8 @@ def _correct_for_kfp_backend(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
     container = deployment.executors[
         pipeline_spec.components[component.id].executor_label].container
     container.resources.CopyFrom(component.platform_config)
-    if component.id == kubeflow_configs.TRAINER_ID and trainer_gpus > 0:
-      container.args.insert(0, str(trainer_gpus))
+    if component.id == kubeflow_configs.TRAINER_ID and config.gpu.count > 0:
+      container.args.insert(0, str(config.gpu.count))
       container.args.insert(0, kubeflow_entrypoint.REQUIRE_GPUS_FLAG)
     task = pipeline_dag(pipeline_spec).tasks[component.id]
     _name_output_parameter_producers(task)
@@ -185,17 +184,13 @@ def _type_final_status_inputs(pipeline_spec: pipeline_spec_pb2.PipelineSpec) -> 
             name].parameter_type = pipeline_spec_pb2.ParameterType.TASK_FINAL_STATUS
 
 
-def write_package(pipeline_spec: pipeline_spec_pb2.PipelineSpec,
-                  platform_spec: pipeline_spec_pb2.PlatformSpec, path: str) -> None:
-  """One YAML document per spec, in the order the kfp client reads them."""
+def compile_package(pipeline: tfx.dsl.Pipeline,
+                    config: kubeflow_configs.KubeflowConfig, path: str) -> None:
+  """Writes one YAML document per spec, in the order the kfp client reads them."""
+  pipeline_spec, platform_spec = compile_specs(pipeline, config)
   documents = [json_format.MessageToDict(pipeline_spec)]
   if platform_spec.platforms:
     documents.append(json_format.MessageToDict(platform_spec))
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, 'w') as f:
     yaml.safe_dump_all(documents, f, sort_keys=True)
-
-
-def compile_package(pipeline: tfx.dsl.Pipeline,
-                    config: kubeflow_configs.KubeflowConfig, path: str) -> None:
-  write_package(*compile_specs(pipeline, config), path)
