@@ -42,8 +42,7 @@ def ledger(model_dir: str) -> Dict[str, str]:
 
 def data_fingerprint(data: configs.DataConfig) -> str:
   """ImageExampleGen's fingerprint of the configured data (its driver's, not a copy)."""
-  return (driver.sites_fingerprint(data.sites) if data.sites
-          else driver.folder_fingerprint(data.data_root))
+  return driver.data_fingerprint(data.data_root, data.sites)
 
 
 def unchanged_since_served(model_dir: str, fingerprint: str,
