@@ -59,13 +59,10 @@ def unchanged_since_served(model_dir: str, fingerprint: str,
   judge it by the same rules.
   """
   card = served_card(model_dir)
-  if card is None or card.data.fingerprint != fingerprint:
-    return None
-  if card.code_fingerprint != model_card.code_fingerprint():
-    return None
-  if card.training_config != json.loads(json.dumps(dict(training_config), sort_keys=True)):
-    return None
-  if card.floors != dict(floors) or card.regression_tolerance != regression_tolerance:
+  if (card is None or card.data.fingerprint != fingerprint
+      or card.code_fingerprint != model_card.code_fingerprint()
+      or card.training_config != json.loads(json.dumps(dict(training_config), sort_keys=True))
+      or card.floors != dict(floors) or card.regression_tolerance != regression_tolerance):
     return None
   return (f'No new data: version {card.version} in service was trained on this very '
           f'data with this code and configuration (run {card.run_id or "unknown"}); '
