@@ -111,8 +111,7 @@ def choose(malignant_scores: np.ndarray, is_malignant: np.ndarray,
   if total == 0:
     logging.warning('Operating point: the eval split holds no malignant scan, so no '
                     'sensitivity can be shown; every scan will be referred.')
-    threshold = 0.0
-    count, bound, met = 0, None, False
+    threshold, bound, met = 0.0, None, False
   else:
     # Observed sensitivity count/total reaches the target from this count on.
     needed = max(1, int(np.ceil(target_sensitivity * total - 1e-9)))
