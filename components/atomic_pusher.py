@@ -250,8 +250,6 @@ class Executor(pusher_executor.Executor):
       return None
     blessing = artifact_utils.get_single_instance(
         input_dict[standard_component_specs.MODEL_BLESSING_KEY])
-    baseline = (blessing.get_string_custom_property(names.BASELINE_VERSION_PROPERTY)
-                if blessing.has_custom_property(names.BASELINE_VERSION_PROPERTY) else '')
     rules = rules_lib.recorded(blessing)
     model = artifact_utils.get_single_instance(
         input_dict[standard_component_specs.MODEL_KEY])
@@ -268,7 +266,8 @@ class Executor(pusher_executor.Executor):
             evaluation.uri, custom_config[CLASS_NAMES_KEY])),
         floors=rules.floors,
         regression_tolerance=rules.regression_tolerance,
-        baseline_version=baseline,
+        baseline_version=blessing.get_string_custom_property(
+            names.BASELINE_VERSION_PROPERTY),
         code_fingerprint=model_card.code_fingerprint(),
         training_config=json.loads(
             model.get_string_custom_property(names.TRAINING_CONFIG_PROPERTY)),
@@ -277,8 +276,7 @@ class Executor(pusher_executor.Executor):
         site_thresholds={site: point.threshold for site, point
                          in operating_point.read_sites(model_path).items()},
         operating_point=operating_point.read(model_path),
-        started_from=(model.get_string_custom_property(names.STARTED_FROM_PROPERTY)
-                      if model.has_custom_property(names.STARTED_FROM_PROPERTY) else ''))
+        started_from=model.get_string_custom_property(names.STARTED_FROM_PROPERTY))
 
 
 class ServingPusherSpec(standard_component_specs.PusherSpec):

@@ -20,7 +20,7 @@ version was trained on (its model card records ImageExampleGen's fingerprint).
 """
 
 import json
-from typing import Sequence, Tuple
+from typing import Sequence
 
 from absl import logging
 from tfx import v1 as tfx
@@ -37,14 +37,10 @@ def sites_parameter(sites: Sequence[configs.Site]) -> str:
   return json.dumps([[site.name, site.root] for site in sites])
 
 
-def _sites(parameter: str) -> Tuple[configs.Site, ...]:
-  return tuple(configs.Site(name, root) for name, root in json.loads(parameter or '[]'))
-
-
 def fingerprint_of(input_base: str, sites_json: str) -> str:
   """ImageExampleGen's fingerprint of the data it would read."""
-  sites = _sites(sites_json)
-  return driver.sites_fingerprint(sites) if sites else driver.folder_fingerprint(input_base)
+  sites = [configs.Site(name, root) for name, root in json.loads(sites_json or '[]')]
+  return driver.data_fingerprint(input_base, sites)
 
 
 def summary_line(fingerprint: str, served_model_dir: str) -> str:

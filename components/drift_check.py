@@ -170,10 +170,8 @@ def _text(distribution: Dict[str, float]) -> str:
 
 def _feature_stats(stats: statistics_pb2.DatasetFeatureStatisticsList, feature: str
                    ) -> Optional[statistics_pb2.FeatureNameStatistics]:
-  for candidate in stats.datasets[0].features:
-    if candidate.path.step and candidate.path.step[-1] == feature:
-      return candidate
-  return None
+  return next((candidate for candidate in stats.datasets[0].features
+               if candidate.path.step and candidate.path.step[-1] == feature), None)
 
 
 def _distribution(stats: statistics_pb2.DatasetFeatureStatisticsList,

@@ -26,7 +26,7 @@ slice; when a site fails, the blessing TFMA gave is withdrawn (NOT_BLESSED,
 import dataclasses
 import json
 import os
-from typing import Any, Dict, List, Mapping, Sequence, Union
+from typing import Any, Dict, List, Sequence, Union
 
 from absl import logging
 import tensorflow_model_analysis as tfma
@@ -62,18 +62,14 @@ FloatParameter = Union[float, data_types.RuntimeParameter]
 _RULE_TYPES = {field.name: field.type for field in dataclasses.fields(rules_lib.BlessingRules)}
 
 
-def rules_from(exec_properties: Mapping[str, Any]) -> rules_lib.BlessingRules:
-  """The run's blessing rules, checked as the configuration checks them."""
-  return rules_lib.BlessingRules(**{key: exec_properties[key] for key in _RULE_TYPES})
-
-
 class Executor(evaluator_executor.Executor):
   """TFX's Evaluator executor, given the served model as baseline."""
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
-    rules = rules_from(exec_properties)
+    # BlessingRules checks the values as the configuration checks them.
+    rules = rules_lib.BlessingRules(**{key: exec_properties[key] for key in _RULE_TYPES})
     eval_config = proto_utils.json_to_proto(
         exec_properties[standard_component_specs.EVAL_CONFIG_KEY], tfma.EvalConfig())
     exec_properties = {

@@ -42,8 +42,7 @@ def ledger(model_dir: str) -> Dict[str, str]:
 
 def data_fingerprint(data: configs.DataConfig) -> str:
   """ImageExampleGen's fingerprint of the configured data (its driver's, not a copy)."""
-  return (driver.sites_fingerprint(data.sites) if data.sites
-          else driver.folder_fingerprint(data.data_root))
+  return driver.data_fingerprint(data.data_root, data.sites)
 
 
 def unchanged_since_served(model_dir: str, fingerprint: str,
@@ -60,13 +59,10 @@ def unchanged_since_served(model_dir: str, fingerprint: str,
   judge it by the same rules.
   """
   card = served_card(model_dir)
-  if card is None or card.data.fingerprint != fingerprint:
-    return None
-  if card.code_fingerprint != model_card.code_fingerprint():
-    return None
-  if card.training_config != json.loads(json.dumps(dict(training_config), sort_keys=True)):
-    return None
-  if card.floors != dict(floors) or card.regression_tolerance != regression_tolerance:
+  if (card is None or card.data.fingerprint != fingerprint
+      or card.code_fingerprint != model_card.code_fingerprint()
+      or card.training_config != json.loads(json.dumps(dict(training_config), sort_keys=True))
+      or card.floors != dict(floors) or card.regression_tolerance != regression_tolerance):
     return None
   return (f'No new data: version {card.version} in service was trained on this very '
           f'data with this code and configuration (run {card.run_id or "unknown"}); '

@@ -150,14 +150,6 @@ def imagenet_weights_path() -> str:
   return str(path)
 
 
-def _conv_kernel(weight: np.ndarray) -> np.ndarray:
-  return weight.transpose(2, 3, 1, 0)  # OIHW -> HWIO
-
-
-def _depthwise_kernel(weight: np.ndarray) -> np.ndarray:
-  return weight.transpose(2, 3, 0, 1)  # (C, 1, H, W) -> (H, W, C, 1)
-
-
 def _torch_to_keras_names(model: keras.Model) -> List[Tuple[str, str, str]]:
   """(torch module, Keras layer, kind) for every layer that holds weights."""
   pairs = [('_conv_stem', 'stem_conv', 'conv'), ('_bn0', 'stem_bn', 'bn')]
@@ -183,12 +175,12 @@ def _has_top(model: keras.Model) -> bool:
 def _keras_weights(kind: str, module: str, state: Dict[str, np.ndarray]):
   """The Keras weight list of one torch module, in Keras' order."""
   if kind == 'conv':
-    return [_conv_kernel(state[f'{module}.weight'])]
+    return [state[f'{module}.weight'].transpose(2, 3, 1, 0)]  # OIHW -> HWIO
   if kind == 'depthwise':
-    return [_depthwise_kernel(state[f'{module}.weight'])]
+    # (C, 1, H, W) -> (H, W, C, 1)
+    return [state[f'{module}.weight'].transpose(2, 3, 0, 1)]
   if kind == 'bn':
-    return [state[f'{module}.{n}'] for n in ('weight', 'bias', 'running_mean',
-                                                 'running_var')]
+    return [state[f'{module}.{n}'] for n in ('weight', 'bias', 'running_mean', 'running_var')]
   return [state[f'{module}.weight'].T, state[f'{module}.bias']]
 
 

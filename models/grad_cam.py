@@ -32,8 +32,9 @@ def last_feature_map_layer(model: keras.Model) -> keras.layers.Layer:
 def explained_layer(model: keras.Model, model_name: str) -> Optional[keras.layers.Layer]:
   """The layer Grad-CAM explains for the family `model_name`, as its spec names it.
 
-  None lets `grad_cam` take the deepest spatial layer. lesion_net names its whole-image feature map: its deepest
-  spatial layers read the lesion crop, whose coordinates are not the image's.
+  None lets `grad_cam` take the deepest spatial layer. lesion_net names its
+  whole-image feature map: its deepest spatial layers read the lesion crop,
+  whose coordinates are not the image's.
   """
   layer_name = registry.spec(model_name).explained_layer
   return model.get_layer(layer_name) if layer_name else None

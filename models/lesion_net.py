@@ -162,11 +162,9 @@ class LesionCrop(layers.Layer):
 
 def _backbone(imagenet_weights: bool) -> keras.Model:
   """Lite0 of any input size, returning its stride-8, -16 and -32 maps."""
-  if imagenet_weights:
-    lite0 = efficientnet_lite.build_imagenet_efficientnet_lite0(None, include_top=False)
-  else:
-    lite0 = efficientnet_lite.build_efficientnet_lite0(None, include_top=False)
-  return efficientnet_lite.feature_extractor(lite0)
+  build = (efficientnet_lite.build_imagenet_efficientnet_lite0 if imagenet_weights
+           else efficientnet_lite.build_efficientnet_lite0)
+  return efficientnet_lite.feature_extractor(build(None, include_top=False))
 
 
 def _to_backbone_range(grey, name: str):

@@ -49,21 +49,19 @@ def build_seed_cnn(config: configs.ModelConfig, num_classes: int) -> keras.Model
   return keras.Model(inputs, outputs, name='seed_cnn')
 
 
-def _conv_bn(x, filters: int, stride: int, name: str):
+def _conv_bn(x, filters: int, stride: int, name: str, relu: bool = True):
   x = layers.Conv2D(filters, 3, strides=stride, padding='same', use_bias=False,
                     name=f'{name}_conv')(x)
   # Momentum 0.9: with ~20 steps an epoch, the default 0.99 leaves the moving
   # statistics far from the weights' and eval accuracy swings between epochs.
   x = layers.BatchNormalization(momentum=0.9, name=f'{name}_bn')(x)
-  return layers.Activation('relu', name=f'{name}_relu')(x)
+  return layers.Activation('relu', name=f'{name}_relu')(x) if relu else x
 
 
 def _residual_block(x, filters: int, stride: int, name: str):
   shortcut = x
   y = _conv_bn(x, filters, stride, f'{name}_a')
-  y = layers.Conv2D(filters, 3, padding='same', use_bias=False,
-                    name=f'{name}_b_conv')(y)
-  y = layers.BatchNormalization(momentum=0.9, name=f'{name}_b_bn')(y)
+  y = _conv_bn(y, filters, 1, f'{name}_b', relu=False)
   if stride != 1 or shortcut.shape[-1] != filters:
     shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False,
                              name=f'{name}_proj_conv')(shortcut)

@@ -20,15 +20,24 @@ served graph and the scores it was chosen on cannot move an eval scan across it.
 
 import dataclasses
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from absl import logging
 import numpy as np
 from scipy import stats
 import tensorflow as tf
 
+from contracts import features
 from contracts import operating_point as op
 from contracts import serving
+
+
+def malignant_index(class_names: Sequence[str]) -> int:
+  """The label index whose score the served decision's threshold applies to."""
+  if features.MALIGNANT_CLASS not in class_names:
+    raise ValueError(f'The served decision refers on the {features.MALIGNANT_CLASS!r} '
+                     f'score, which is not among the classes {", ".join(class_names)}')
+  return list(class_names).index(features.MALIGNANT_CLASS)
 
 
 def clopper_pearson(successes: int, total: int, confidence: float = op.CONFIDENCE):
@@ -102,8 +111,7 @@ def choose(malignant_scores: np.ndarray, is_malignant: np.ndarray,
   if total == 0:
     logging.warning('Operating point: the eval split holds no malignant scan, so no '
                     'sensitivity can be shown; every scan will be referred.')
-    threshold = 0.0
-    count, bound, met = 0, None, False
+    threshold, bound, met = 0.0, None, False
   else:
     # Observed sensitivity count/total reaches the target from this count on.
     needed = max(1, int(np.ceil(target_sensitivity * total - 1e-9)))

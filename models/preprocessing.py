@@ -38,10 +38,6 @@ def _png_height_width(encoded: tf.Tensor) -> tf.Tensor:
   return tf.reverse(width_height, [0])
 
 
-def _jpeg_height_width(encoded: tf.Tensor) -> tf.Tensor:
-  return tf.image.extract_jpeg_shape(encoded)[:2]
-
-
 def declared_height_width(encoded: tf.Tensor) -> tf.Tensor:
   """int32 [height, width] read from a PNG or JPEG header, without decoding.
 
@@ -55,7 +51,7 @@ def declared_height_width(encoded: tf.Tensor) -> tf.Tensor:
       tf.strings.length(encoded))])
   with tf.control_dependencies([checked]):
     return tf.cond(is_png, lambda: _png_height_width(encoded),
-                   lambda: _jpeg_height_width(encoded))
+                   lambda: tf.image.extract_jpeg_shape(encoded)[:2])
 
 
 def decode_image(encoded: tf.Tensor, size: int) -> tf.Tensor:

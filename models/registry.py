@@ -52,14 +52,10 @@ class ModelSpec:
   image_size_multiple: int = 1
 
 
-def _single(build_one: Callable[[configs.ModelConfig, int], keras.Model]) -> Builder:
-  """A builder for a family whose one network trains and serves."""
-
-  def build(config: configs.ModelConfig, num_classes: int):
-    model = build_one(config, num_classes)
-    return model, model
-
-  return build
+def _build_seed_cnn(config: configs.ModelConfig, num_classes: int):
+  """Its one network both trains and serves."""
+  model = model_lib.build_seed_cnn(config, num_classes)
+  return model, model
 
 
 # lesion_net's: its whole-image pass reads at most `lesion_net.MAX_CONTEXT_SIZE`
@@ -90,7 +86,7 @@ _SPECS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
     # The seed notebook's network, trained and served as the notebook had it,
     # at the notebook's input size.
     ModelSpec(name='seed_cnn',
-              build=_single(model_lib.build_seed_cnn),
+              build=_build_seed_cnn,
               compile=compiling.compile_seed_cnn,
               image_size=180,
               epochs=15,

@@ -18,14 +18,13 @@ threshold, else the more probable of the other classes) and
 `malignant_threshold` (float32 [N], the threshold it used), and `not_sure`
 (bool [N], models/not_sure.py: read by a radiologist whatever the decision;
 a separate flag, so `decision` keeps the operating point's meaning and the
-rates it was chosen for). A payload that is
-not a readable PNG/JPEG fails its request
-with InvalidArgumentError; one whose header declares too many pixels fails before
-anything is decoded (models/preprocessing.py).
-An empty batch gets empty outputs. Every export carries TF Serving's warm-up
-requests for both signatures (models/warmup.py) and the operating point's
-record (`assets.extra/operating_point.json`).
-docs/serving.md is the client-facing version of this contract.
+rates it was chosen for). A payload that is not a readable PNG/JPEG fails its
+request with InvalidArgumentError; one whose header declares too many pixels
+fails before anything is decoded (models/preprocessing.py). An empty batch
+gets empty outputs. Every export carries TF Serving's warm-up requests for
+both signatures (models/warmup.py) and the operating point's record
+(`assets.extra/operating_point.json`). docs/serving.md is the client-facing
+version of this contract.
 """
 
 from typing import Sequence
@@ -54,12 +53,9 @@ class _ServingModule(tf.Module):
                class_names: Sequence[str], temperature: float, malignant_threshold: float,
                not_sure_cutoff: float):
     super().__init__()
-    if features.MALIGNANT_CLASS not in class_names:
-      raise ValueError(f'The served decision refers on the {features.MALIGNANT_CLASS!r} '
-                       f'score, which is not among the classes {", ".join(class_names)}')
     self.model = model
     self._temperature = temperature
-    self._malignant_index = list(class_names).index(features.MALIGNANT_CLASS)
+    self._malignant_index = operating_point.malignant_index(class_names)
     # A variable, not a constant of the graph, so that a copy adapted to a
     # site (serving/site_adaptation.py) decides at that site's threshold.
     self.malignant_threshold = tf.Variable(float(malignant_threshold), trainable=False,

@@ -154,7 +154,7 @@ def train(model_config: configs.ModelConfig,
   strategy = strategy or tf.distribute.get_strategy()
   model_spec = registry.spec(model_config.name)
   keras.utils.set_random_seed(training_config.seed)
-  malignant = _malignant_index(class_names)
+  malignant = operating_point.malignant_index(class_names)
   labels = _train_labels(train_examples)
   _check_eval_split(eval_examples)
   steps_per_epoch = math.ceil(labels.size / training_config.batch_size)
@@ -253,14 +253,6 @@ def _temperature(model_spec: registry.ModelSpec, serving_model: keras.Model,
   if not model_spec.calibrated:
     return 1.0
   return calibration.fit_temperature(_scores(serving_model, eval_images, 1.0), eval_labels)
-
-
-def _malignant_index(class_names: Sequence[str]) -> int:
-  """The label index whose score the served decision's threshold applies to."""
-  if features.MALIGNANT_CLASS not in class_names:
-    raise ValueError(f'The served decision refers on the {features.MALIGNANT_CLASS!r} '
-                     f'score, which is not among the classes {", ".join(class_names)}')
-  return list(class_names).index(features.MALIGNANT_CLASS)
 
 
 def _fit(training_model: keras.Model, monitor: str,

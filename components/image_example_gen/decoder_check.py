@@ -33,14 +33,9 @@ def decoder_error(encoded: bytes) -> Optional[str]:
   try:
     _decode(tf.constant(encoded))
   except tf.errors.InvalidArgumentError as e:
-    detail = _op_words(e.message)
+    lines = [line.strip() for line in _NODE_NAME.sub('', e.message).splitlines()]
+    words = [line for line in lines if line and not _CONTEXT_LINE.match(line)]
     return (f"TensorFlow's image decoder, which Transform and the served model "
-            f'use, cannot read it ({detail}); re-save it as an 8-bit grey or '
-            'RGB PNG or JPEG')
+            f"use, cannot read it ({words[-1] if words else 'unreadable image'}); "
+            're-save it as an 8-bit grey or RGB PNG or JPEG')
   return None
-
-
-def _op_words(message: str) -> str:
-  lines = [line.strip() for line in _NODE_NAME.sub('', message).splitlines()]
-  words = [line for line in lines if line and not _CONTEXT_LINE.match(line)]
-  return words[-1] if words else 'unreadable image'

@@ -88,6 +88,11 @@ def sites_fingerprint(sites: Sequence[configs.Site]) -> str:
                                for site in sites)
 
 
+def data_fingerprint(root: str, sites: Sequence[configs.Site]) -> str:
+  """The fingerprint of the named sites, or of `root` where none are named."""
+  return sites_fingerprint(sites) if sites else folder_fingerprint(root)
+
+
 class _ImageFolderInputProcessor(input_processor.FileBasedInputProcessor):
 
   def __init__(self, input_base_uri: str, splits: Iterable[example_gen_pb2.Input.Split],
@@ -97,8 +102,7 @@ class _ImageFolderInputProcessor(input_processor.FileBasedInputProcessor):
     self._sites = tuple(sites)
 
   def resolve_span_and_version(self) -> Tuple[int, Optional[int]]:
-    self._fingerprint = (sites_fingerprint(self._sites) if self._sites
-                         else folder_fingerprint(self._input_base_uri))
+    self._fingerprint = data_fingerprint(self._input_base_uri, self._sites)
     return 0, None
 
 

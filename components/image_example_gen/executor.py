@@ -239,8 +239,7 @@ def _check_and_record_fingerprint(given: Optional[str], root: str,
   """
   if not given:
     return
-  now = (driver.sites_fingerprint(config.sites) if config.sites
-         else driver.folder_fingerprint(root))
+  now = driver.data_fingerprint(root, config.sites)
   if now != given:
     raise data_audit.DataAuditError(
         f'The data changed while this run read it ({given} before, {now} after), '
