@@ -41,10 +41,17 @@ def local_direct_args(workers: int) -> Tuple[str, ...]:
   `workers` processes, 0 meaning one per core.
 
   On BUSI, in-process Beam took less CPU and half the peak memory of worker
-  processes (bench/README.md); more data can need the processes.
+  processes (bench/README.md); more data can need the processes. In-process
+  DirectRunner is Beam's default, so it takes no argument at all, and without
+  Beam arguments TFX does not package its own installation for remote workers
+  (`dependency_utils.make_beam_dependency_flags`, TFX 1.16): a copy and an sdist
+  per Beam component, 4.8 s and 49 MB of /tmp that nothing removes, which
+  DirectRunner's workers never read. Worker processes and the portable runner
+  still cost that.
   """
-  mode = 'in_memory' if workers == 1 else 'multi_processing'
-  return (f'--direct_running_mode={mode}', f'--direct_num_workers={workers}')
+  if workers == 1:
+    return ()
+  return ('--direct_running_mode=multi_processing', f'--direct_num_workers={workers}')
 
 
 def _flag_names(args: Sequence[str]) -> set:
@@ -70,7 +77,8 @@ def beam_pipeline_args(runner: str, extra_args: Sequence[str], image: str,
     raise BeamArgsError(
         f'--beam-runner {runner} needs ' +
         ', '.join(f'--beam-arg={flag}=...' for flag in missing))
-  args = [f'--runner={runner}']
+  # DirectRunner is Beam's default runner: named, it would be an argument.
+  args = [] if runner == DIRECT_RUNNER else [f'--runner={runner}']
   if runner == DIRECT_RUNNER:
     args += local_direct_args(direct_num_workers)
   elif runner == DATAFLOW_RUNNER and '--sdk_container_image' not in given:

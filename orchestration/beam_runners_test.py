@@ -2,6 +2,9 @@
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
+from tfx.components.statistics_gen import executor as statistics_gen_executor
+from tfx.dsl.components.base import base_beam_executor
+from tfx.utils import dependency_utils
 
 from orchestration import beam_runners
 
@@ -15,7 +18,7 @@ def options(args):
 
 def test_direct_runner_uses_processes_sized_to_the_pod():
   parsed = options(beam_runners.beam_pipeline_args('DirectRunner', [], IMAGE, 3))
-  assert parsed['runner'] == 'DirectRunner'
+  assert parsed['runner'] is None   # Beam's default: DirectRunner
   assert parsed['direct_running_mode'] == 'multi_processing'
   assert parsed['direct_num_workers'] == 3
 
@@ -64,3 +67,15 @@ def test_a_local_run_keeps_one_worker_in_process_and_more_in_processes():
   per_core = options(beam_runners.local_direct_args(0))
   assert (per_core['direct_running_mode'], per_core['direct_num_workers']) == (
       'multi_processing', 0)
+
+
+@pytest.mark.parametrize('args', [beam_runners.local_direct_args(1),
+                                  beam_runners.beam_pipeline_args('DirectRunner', [], IMAGE, 1)])
+def test_in_process_beam_does_not_make_tfx_package_itself(args, monkeypatch):
+  def packaged():
+    raise AssertionError('TFX copied its installation into /tmp for remote workers')
+
+  monkeypatch.setattr(dependency_utils, 'build_ephemeral_package', packaged)
+  executor = statistics_gen_executor.Executor(
+      base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=list(args)))
+  assert executor._beam_pipeline_args == []   # pylint: disable=protected-access

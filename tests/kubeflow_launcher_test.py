@@ -109,8 +109,7 @@ def alert_package(pipeline_root, webhook):
 def compile_package(root, file_name: str, seed: int, alert_webhook: str = ''):
   """A package as kubeflow_runner.py compiles it, on the fake bucket, serving into `root`."""
   args = kubeflow_runner.parse_args(REQUIRED_FLAGS + [
-      '--epochs', '1', '--cpu', '1', '--gpus', '0',
-      '--beam-arg=--direct_running_mode=in_memory'] +
+      '--epochs', '1', '--cpu', '1', '--gpus', '0'] +
       ['--alert-webhook', alert_webhook] * bool(alert_webhook))
   pipeline_config, platform = kubeflow_runner.build_configs(args)
   pipeline_config = dataclasses.replace(

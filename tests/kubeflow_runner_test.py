@@ -125,7 +125,6 @@ def test_every_executor_is_a_container_of_the_configured_image(package):
     # Not a resolver (rejected by open-source KFP) nor an importer.
     assert executor.WhichOneof('spec') == 'container', task
     assert executor.container.image == IMAGE, task
-    assert '--runner=DirectRunner' in executor.container.args, task
 
 
 def test_every_task_runs_the_project_entrypoint_and_the_trainer_requires_its_gpus(package):

@@ -58,8 +58,8 @@ def run_executor(root: str, out: str, extra_properties=None, **overrides) -> str
           component_config.to_custom_config(config)),
       **(extra_properties or {}),
   }
-  context = base_beam_executor.BaseBeamExecutor.Context(
-      beam_pipeline_args=['--direct_running_mode=in_memory', '--direct_num_workers=1'])
+  # No Beam arguments: DirectRunner in this process (beam_runners.local_direct_args).
+  context = base_beam_executor.BaseBeamExecutor.Context()
   executor.Executor(context).Do(
       {}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
   return out

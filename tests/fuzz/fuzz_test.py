@@ -134,8 +134,8 @@ def _audit_only(config: configs.PipelineConfig):
           component_config.to_custom_config(
               component_config.ImageExampleGenConfig.from_data_config(config.data))),
   }
-  context = base_beam_executor.BaseBeamExecutor.Context(
-      beam_pipeline_args=['--direct_running_mode=in_memory', '--direct_num_workers=1'])
+  # No Beam arguments: DirectRunner in this process (beam_runners.local_direct_args).
+  context = base_beam_executor.BaseBeamExecutor.Context()
   executor.Executor(context).Do(
       {}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
   raise _AuditPassed(data_audit.read(examples.uri))
