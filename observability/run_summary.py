@@ -2,10 +2,11 @@
 
 The summary covers the newest run of the pipeline: wall time per component
 (cached ones marked), the malignant operating point the Trainer chose for the
-served decision and its "not sure" cut-off, the Evaluator's metrics (overall and per site), whether
-the model was blessed and, if not, which rule failed (naming the site when the
-per-site gate refused it), and where the Pusher put it: only what is on
-disk now, so a version deleted since its push is reported as missing; and
+served decision and its "not sure" cut-off, the Evaluator's metrics (overall
+and per site), whether the model was blessed and, if not, which rule failed
+(naming the site when the per-site gate refused it), and where the Pusher put
+it: only what is on disk now, so a version deleted since its push is reported
+as missing; and
 whether the data drifted from the served model's (components/drift_check.py), and
 where the Trainer's weights started when a warm start was asked for.
 """
