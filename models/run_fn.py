@@ -3,7 +3,7 @@
 import dataclasses
 import json
 import os
-from typing import List
+from typing import Any, Dict, List, Optional
 
 from absl import logging
 import tensorflow as tf
@@ -78,3 +78,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   with tf.io.gfile.GFile(
       os.path.join(fn_args.model_run_dir, names.TRAINING_SUMMARY_FILE), 'w') as f:
     json.dump(summary, f, indent=1, default=float)
+
+
+def read_training_summary(model_run_dir: str) -> Optional[Dict[str, Any]]:
+  """The summary `run_fn` wrote into a ModelRun folder; None where it wrote none."""
+  path = os.path.join(model_run_dir, names.TRAINING_SUMMARY_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)

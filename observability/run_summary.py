@@ -12,7 +12,6 @@ where the Trainer's weights started when a warm start was asked for.
 """
 
 import dataclasses
-import json
 import os
 from typing import Dict, List, Optional, Sequence
 
@@ -29,6 +28,7 @@ from contracts import operating_point as op
 from dataset import data_audit
 from models import not_sure
 from models import operating_point
+from models import run_fn
 from observability import metadata_run
 
 
@@ -167,10 +167,7 @@ def summarize_run(run: metadata_run.MetadataRun,
       warm_start = model.custom_properties[names.WARM_START_PROPERTY].string_value or None
   cutoff = None
   for model_run in run.outputs('ModelRun'):
-    path = os.path.join(model_run.uri, names.TRAINING_SUMMARY_FILE)
-    if fileio.exists(path):
-      with fileio.open(path, 'r') as f:
-        cutoff = json.load(f).get('not_sure_cutoff')
+    cutoff = (run_fn.read_training_summary(model_run.uri) or {}).get('not_sure_cutoff')
   for evaluation in run.outputs('ModelEvaluation'):
     if fileio.glob(os.path.join(evaluation.uri, 'metrics*')):
       metrics = evaluation_metrics.overall_metrics(evaluation.uri, class_names)

@@ -39,6 +39,7 @@ from dataset import data_audit
 from models import grad_cam
 from models import model as model_lib
 from models import operating_point
+from models import run_fn
 from observability import run_record
 from observability import run_summary
 from run_report import curves
@@ -453,11 +454,9 @@ def _data_section(context: _Context) -> List[str]:
 
 def _training_section(context: _Context) -> List[str]:
   model_run = context.record.uri(names.TRAINER, 'ModelRun')
-  summary_path = model_run and os.path.join(model_run, names.TRAINING_SUMMARY_FILE)
-  if not summary_path or not tf.io.gfile.exists(summary_path):
+  summary = run_fn.read_training_summary(model_run) if model_run else None
+  if summary is None:
     return [html.paragraph('The Trainer did not run, or wrote no training summary.')]
-  with tf.io.gfile.GFile(summary_path) as f:
-    summary = json.load(f)
   facts = [(k, summary[k]) for k in ('model', 'parameters', 'epochs_run') if k in summary]
   if 'temperature' in summary:
     facts.append(('temperature (fitted on eval)', f'{summary["temperature"]:.2f}'))
