@@ -83,8 +83,9 @@ def adapt_version(version_dir: str, site: str, scan_paths: Sequence[str], output
   model_config = configs.model_config_from(card.training_config)
   _, network = registry.build_model(model_config, len(card.training_config['class_names']))
   source = training_loop.warm_start_checkpoint(version_dir)
-  threshold_key = _ObjectGraph(tf.train.load_checkpoint(source)).key(
-      signatures.THRESHOLD_VARIABLE)
+  kept = tf.train.load_checkpoint(source)
+  graph = _ObjectGraph(kept)
+  threshold_key = graph.key(signatures.THRESHOLD_VARIABLE)
   if not threshold_key:
     raise AdaptationError(f'{version_dir} holds its decision\'s threshold as a constant of '
                           'its graph, so a copy could not decide at the site\'s: push a '
@@ -102,7 +103,7 @@ def adapt_version(version_dir: str, site: str, scan_paths: Sequence[str], output
     staging = os.path.join(scratch, 'version')
     shutil.copytree(version_dir, staging)
     adapted = training_loop.write_network(network, os.path.join(scratch, 'adapted'))
-    values = _adapted_values(source, adapted, expected=2 * layers)
+    values = _adapted_values(kept, graph, adapted, expected=2 * layers)
     staged_variables = training_loop.warm_start_checkpoint(staging)
     _save(values, staged_variables)
     point = choose_point(staging)
@@ -127,19 +128,19 @@ def adapt_version(version_dir: str, site: str, scan_paths: Sequence[str], output
   return AdaptedVersion(output_dir, site, len(scan_paths), layers, point)
 
 
-def _adapted_values(source: str, adapted: str, expected: int) -> Dict[str, np.ndarray]:
-  """`source`'s checkpoint values, by key, with `adapted`'s values of the network.
+def _adapted_values(kept, graph: '_ObjectGraph', adapted: str,
+                    expected: int) -> Dict[str, np.ndarray]:
+  """The values of checkpoint `kept` (its reader), by key, with `adapted`'s of the network.
 
   `adapted` holds the same network (`training_loop.write_network`), but a
   SavedModel may store a variable under another key than its layer path (a
   layer shared by two calls puts the network's variables under
   `model/variables/N`), so each of `adapted`'s keys is followed, by its path of
-  object names, through `source`'s object graph to the key `source` stores it
-  under. The keys, shapes and object graph stay `source`'s, so the SavedModel
+  object names, through `kept`'s object graph (`graph`) to the key `kept` stores
+  it under. The keys, shapes and object graph stay `kept`'s, so the SavedModel
   loads it as its own; only the batch-norm statistics can differ.
   """
-  kept, new = tf.train.load_checkpoint(source), tf.train.load_checkpoint(adapted)
-  graph = _ObjectGraph(kept)
+  new = tf.train.load_checkpoint(adapted)
   values = {key: kept.get_tensor(key) for key in kept.get_variable_to_dtype_map()}
   changed = 0
   for key in new.get_variable_to_dtype_map():
